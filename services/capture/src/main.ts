@@ -1,0 +1,3 @@
+import { startCaptureService } from './service/main.js';
+
+await startCaptureService();

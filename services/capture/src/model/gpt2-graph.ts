@@ -1,0 +1,184 @@
+import { blockHook, GraphBuilder, hookWidth, parseHook } from '@loupe/common';
+import type { Gpt2Config } from './gpt2-config.js';
+
+/**
+ * GPT-2 as an ONNX graph, written to be read beside Hugging Face's modeling_gpt2.py: embed, then per
+ * block ln_1 → attention → add, ln_2 → MLP → add, then ln_f and the tied unembedding. Every
+ * TransformerLens hook is a named graph output, so any subset can be fetched from one session.
+ *
+ * Inputs: input_ids and attention_mask [batch, seq] (int64; 1 = real token, 0 = padding), and one
+ * `steer.{L}` per layer [batch | 1, 1 | seq, d_model], added to blocks.{L}.hook_resid_pre; callers feed
+ * [1, 1, d_model] zeros for layers they do not steer. (An initializer-backed default would be neater,
+ * but onnxruntime-node only passes feeds for true graph inputs and silently drops the rest.)
+ */
+export const OPSET = 20;
+const MASKED_SCORE = -3.4028234663852886e38; // float32 lowest, as Hugging Face uses: never -inf, so no NaN rows
+
+export function steeringInput(layer: number): string {
+  return `steer.${layer}`;
+}
+
+/** Returns the graph's weight names; `weight` maps a checkpoint tensor name to an initializer. */
+export type WeightSource = (name: string, dims: number[]) => string;
+
+export interface Gpt2GraphOptions {
+  /** false builds the trunk only (no logits): capture never pays for an unembedding it discards. */
+  logits: boolean;
+}
+
+export function buildGpt2Graph(
+  g: GraphBuilder,
+  config: Gpt2Config,
+  weight: WeightSource,
+  options: Gpt2GraphOptions,
+): GraphBuilder {
+  const { dModel: d, nLayer, vocabSize } = config;
+  const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
+  const mask = g.input('attention_mask', 'int64', ['batch', 'seq']);
+  const declareHook = (name: string) => {
+    g.output(name, 'float32', ['batch', 'seq', hookWidth(parseHook(name, nLayer), config)]);
+    return name;
+  };
+
+  const { allowed, positions } = attentionMasks(g, ids, mask);
+  const tokenEmbed = g.op(
+    'Gather',
+    [weight('wte.weight', [vocabSize, d]), ids],
+    { axis: 0 },
+    declareHook('hook_embed'),
+  );
+  const posEmbed = g.op(
+    'Gather',
+    [weight('wpe.weight', [config.nPositions, d]), positions],
+    { axis: 0 },
+    declareHook('hook_pos_embed'),
+  );
+  let residual = g.op('Add', [tokenEmbed, posEmbed]);
+
+  for (let layer = 0; layer < nLayer; layer++) {
+    const steer = g.input(steeringInput(layer), 'float32', ['steer_batch', 'steer_positions', d]);
+    const residPre = g.op('Add', [residual, steer], {}, declareHook(blockHook(layer, 'hook_resid_pre')));
+    const attnIn = layerNorm(g, config, weight, `h.${layer}.ln_1`, residPre);
+    const attnOut = attention(g, config, weight, layer, attnIn, allowed, declareHook);
+    const residMid = g.op('Add', [residPre, attnOut], {}, declareHook(blockHook(layer, 'hook_resid_mid')));
+    const mlpOut = mlp(
+      g,
+      config,
+      weight,
+      layer,
+      layerNorm(g, config, weight, `h.${layer}.ln_2`, residMid),
+      declareHook,
+    );
+    residual = g.op('Add', [residMid, mlpOut], {}, declareHook(blockHook(layer, 'hook_resid_post')));
+  }
+
+  const normalized = layerNorm(g, config, weight, 'ln_f', residual, declareHook('ln_final.hook_normalized'));
+  if (options.logits) unembed(g, config, weight, normalized);
+  return g;
+}
+
+/**
+ * Position ids come from the mask (cumulative count of real tokens), so a text gets the same
+ * positions whether it is padded on the right, on the left, or not at all.
+ */
+function attentionMasks(g: GraphBuilder, ids: string, mask: string): { allowed: string; positions: string } {
+  const counted = g.op('CumSum', [mask, g.constInt64([1], [])]);
+  const positions = g.op('Max', [g.op('Sub', [counted, g.constInt64([1], [])]), g.constInt64([0], [])]);
+
+  // causal [seq, seq] lower triangle AND key mask [batch, 1, 1, seq] → [batch, 1, seq, seq]
+  const seqLen = g.op('Gather', [g.op('Shape', [ids]), g.constInt64([1], [])], { axis: 0 });
+  const square = g.op(
+    'Concat',
+    [g.op('Unsqueeze', [seqLen, g.constInt64([0])]), g.op('Unsqueeze', [seqLen, g.constInt64([0])])],
+    {
+      axis: 0,
+    },
+  );
+  const ones = g.op('ConstantOfShape', [square], { value: { dims: [1], dataType: 7, int64Data: [1] } });
+  const causal = g.op('Cast', [g.op('Trilu', [ones], { upper: 0 })], { to: 9 });
+  const keyMask = g.op('Cast', [g.op('Unsqueeze', [mask, g.constInt64([1, 2])])], { to: 9 });
+  const allowed = g.op('And', [causal, keyMask]);
+  return { allowed, positions };
+}
+
+function layerNorm(
+  g: GraphBuilder,
+  config: Gpt2Config,
+  weight: WeightSource,
+  prefix: string,
+  x: string,
+  outputName?: string,
+): string {
+  const d = config.dModel;
+  return g.op(
+    'LayerNormalization',
+    [x, weight(`${prefix}.weight`, [d]), weight(`${prefix}.bias`, [d])],
+    { axis: -1, epsilon: { float: config.layerNormEpsilon } },
+    outputName,
+  );
+}
+
+/** Conv1D as Hugging Face defines it: y = x·W + b with W stored [in, out]. */
+function conv1d(
+  g: GraphBuilder,
+  weight: WeightSource,
+  prefix: string,
+  x: string,
+  dims: [number, number],
+  outputName?: string,
+): string {
+  const product = g.op('MatMul', [x, weight(`${prefix}.weight`, dims)]);
+  return g.op('Add', [product, weight(`${prefix}.bias`, [dims[1]])], {}, outputName);
+}
+
+function attention(
+  g: GraphBuilder,
+  config: Gpt2Config,
+  weight: WeightSource,
+  layer: number,
+  x: string,
+  allowed: string,
+  hook: (name: string) => string,
+): string {
+  const { dModel: d, nHead } = config;
+  const headDim = d / nHead;
+  const qkv = conv1d(g, weight, `h.${layer}.attn.c_attn`, x, [d, 3 * d]);
+  const [q, k, v] = g.opMulti('Split', [qkv], 3, { axis: 2, num_outputs: 3 });
+  const heads = g.constInt64([0, 0, nHead, headDim]);
+  const split = (t: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [t, heads])], { perm });
+  const query = g.op('Mul', [split(q, [0, 2, 1, 3]), g.constFloat([1 / Math.sqrt(headDim)], [])]);
+  const keyT = split(k, [0, 2, 3, 1]);
+  const value = split(v, [0, 2, 1, 3]);
+  const scores = g.op('Where', [allowed, g.op('MatMul', [query, keyT]), g.constFloat([MASKED_SCORE], [])]);
+  const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), value]);
+  const merged = g.op('Reshape', [
+    g.op('Transpose', [context], { perm: [0, 2, 1, 3] }),
+    g.constInt64([0, 0, d]),
+  ]);
+  return conv1d(g, weight, `h.${layer}.attn.c_proj`, merged, [d, d], hook(blockHook(layer, 'hook_attn_out')));
+}
+
+function mlp(
+  g: GraphBuilder,
+  config: Gpt2Config,
+  weight: WeightSource,
+  layer: number,
+  x: string,
+  hook: (name: string) => string,
+): string {
+  const { dModel: d, dMlp } = config;
+  const pre = conv1d(g, weight, `h.${layer}.mlp.c_fc`, x, [d, dMlp], hook(blockHook(layer, 'mlp.hook_pre')));
+  const post = g.op('Gelu', [pre], { approximate: 'tanh' }, hook(blockHook(layer, 'mlp.hook_post')));
+  return conv1d(g, weight, `h.${layer}.mlp.c_proj`, post, [dMlp, d], hook(blockHook(layer, 'hook_mlp_out')));
+}
+
+/** logits = ln_f(x)·Wᵀ with W the (tied) [vocab, d] matrix, as a 2-D Gemm so W is used untransposed. */
+function unembed(g: GraphBuilder, config: Gpt2Config, weight: WeightSource, normalized: string): void {
+  const { dModel: d, vocabSize } = config;
+  const flat = g.op('Reshape', [normalized, g.constInt64([-1, d])]);
+  const logits2d = g.op('Gemm', [flat, weight('lm_head.weight', [vocabSize, d])], { transB: 1 });
+  const batchSeq = g.op('Slice', [g.op('Shape', [normalized]), g.constInt64([0]), g.constInt64([2])]);
+  const shape = g.op('Concat', [batchSeq, g.constInt64([vocabSize])], { axis: 0 });
+  g.op('Reshape', [logits2d, shape], {}, 'logits');
+  g.output('logits', 'float32', ['batch', 'seq', vocabSize]);
+}

@@ -1,0 +1,135 @@
+import { Rng, UserInputError } from '@loupe/common';
+import type { ForwardRequest, ForwardResult, ResidualAddition } from './gpt2-runner.js';
+
+export interface GenerateOptions {
+  maxTokens: number;
+  /** 0 = greedy */
+  temperature: number;
+  /** 0 = no top-k cut */
+  topK: number;
+  seed: number;
+  steering: ResidualAddition[];
+  stopAtEndOfText: boolean;
+}
+
+export interface Continuation {
+  ids: number[];
+  /** log p(token) under the run's own next-token distribution, before temperature and top-k */
+  logprobs: number[];
+}
+
+export interface GenerateLimits {
+  nPositions: number;
+  vocabSize: number;
+  endOfTextId: number | null;
+  maxNewTokens: number;
+}
+
+type Forward = (request: ForwardRequest) => Promise<ForwardResult>;
+
+/**
+ * Samples a steered and an unsteered continuation of the same prompt side by side. Each has its own
+ * random stream seeded identically, so where steering changes nothing the two stay identical and every
+ * difference is the steering's doing.
+ */
+export async function generatePair(
+  forward: Forward,
+  promptIds: number[],
+  options: GenerateOptions,
+  limits: GenerateLimits,
+): Promise<{ steered: Continuation; unsteered: Continuation }> {
+  validate(promptIds, options, limits);
+  const [steered, unsteered] = await Promise.all([
+    sample(forward, promptIds, options, options.steering, limits),
+    sample(forward, promptIds, options, [], limits),
+  ]);
+  return { steered, unsteered };
+}
+
+function validate(promptIds: number[], options: GenerateOptions, limits: GenerateLimits): void {
+  if (promptIds.length === 0) throw new UserInputError('empty prompt: at least one token is needed');
+  if (
+    !Number.isInteger(options.maxTokens) ||
+    options.maxTokens < 1 ||
+    options.maxTokens > limits.maxNewTokens
+  ) {
+    throw new UserInputError(`max_tokens must be 1-${limits.maxNewTokens}, got ${options.maxTokens}`);
+  }
+  if (promptIds.length + options.maxTokens > limits.nPositions) {
+    throw new UserInputError(
+      `prompt (${promptIds.length} tokens) + max_tokens (${options.maxTokens}) exceeds the context of ${limits.nPositions}`,
+      'TOO_LONG',
+    );
+  }
+  if (!(options.temperature >= 0) || !Number.isFinite(options.temperature)) {
+    throw new UserInputError(`temperature must be a finite number ≥ 0, got ${options.temperature}`);
+  }
+  if (!Number.isInteger(options.topK) || options.topK < 0)
+    throw new UserInputError(`top_k must be a whole number ≥ 0, got ${options.topK}`);
+}
+
+async function sample(
+  forward: Forward,
+  promptIds: number[],
+  options: GenerateOptions,
+  steering: ResidualAddition[],
+  limits: GenerateLimits,
+): Promise<Continuation> {
+  const rng = new Rng(options.seed);
+  const ids = [...promptIds];
+  const out: Continuation = { ids: [], logprobs: [] };
+  // No KV cache yet: each step re-runs the whole sequence (fine for short continuations on GPT-2).
+  for (let step = 0; step < options.maxTokens; step++) {
+    const result = await forward({ ids, hooks: [], logits: true, steering });
+    const logits = result.logits!.subarray(
+      (ids.length - 1) * limits.vocabSize,
+      ids.length * limits.vocabSize,
+    );
+    const logProbs = logSoftmax(logits);
+    const next = pick(logits, options, rng);
+    out.ids.push(next);
+    out.logprobs.push(logProbs[next]);
+    ids.push(next);
+    if (options.stopAtEndOfText && next === limits.endOfTextId) break;
+  }
+  return out;
+}
+
+export function logSoftmax(logits: Float32Array): Float64Array {
+  let max = Number.NEGATIVE_INFINITY;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const logZ = max + Math.log(sum);
+  return Float64Array.from(logits, (v) => v - logZ);
+}
+
+/** Greedy at temperature 0; otherwise softmax(logits / T) over the top-k, sampled with the run's RNG. */
+export function pick(
+  logits: Float32Array,
+  options: Pick<GenerateOptions, 'temperature' | 'topK'>,
+  rng: Rng,
+): number {
+  if (options.temperature === 0) return argmax(logits);
+  let candidates = Array.from(logits.keys());
+  if (options.topK > 0 && options.topK < logits.length) {
+    candidates.sort((a, b) => logits[b] - logits[a] || a - b);
+    candidates = candidates.slice(0, options.topK);
+  }
+  let max = Number.NEGATIVE_INFINITY;
+  for (const i of candidates) max = Math.max(max, logits[i]);
+  const weights = candidates.map((i) => Math.exp((logits[i] - max) / options.temperature));
+  const total = weights.reduce((a, b) => a + b, 0);
+  let threshold = rng.nextUniform() * total;
+  for (let k = 0; k < candidates.length; k++) {
+    threshold -= weights[k];
+    if (threshold <= 0) return candidates[k];
+  }
+  return candidates[candidates.length - 1];
+}
+
+function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}

@@ -1,0 +1,173 @@
+import path from 'node:path';
+import { type Logger, parseHook, UserInputError } from '@loupe/common';
+import ort from 'onnxruntime-node';
+import { steeringInput } from '../model/gpt2-graph.js';
+import { type ModelManifest, readManifest } from '../model/manifest.js';
+import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
+import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
+
+/** `strength · vector` added to blocks.{layer}.hook_resid_pre at every position. */
+export interface ResidualAddition {
+  layer: number;
+  vector: Float32Array;
+  strength: number;
+}
+
+export interface ForwardRequest {
+  ids: number[];
+  hooks: string[];
+  logits: boolean;
+  steering?: ResidualAddition[];
+}
+
+/** Per hook a [seq, width] row-major array; logits [seq, vocab] when asked for. */
+export interface ForwardResult {
+  hooks: Map<string, Float32Array>;
+  logits?: Float32Array;
+}
+
+/**
+ * One converted GPT-2 on ONNX Runtime. A forward pass over several requests right-pads them into one
+ * batch (the attention mask keeps each row identical to an unpadded run) and copies each row's
+ * unpadded part back out. Sessions open lazily: logits use model.onnx, hook-only work uses trunk.onnx,
+ * so capture never computes an unembedding it would throw away.
+ */
+export class Gpt2Runner {
+  private readonly sessions = new Map<'full' | 'trunk', Promise<OpenedSession>>();
+
+  private constructor(
+    readonly dir: string,
+    readonly manifest: ModelManifest,
+    readonly tokenizer: Gpt2Tokenizer,
+    private readonly settings: SessionSettings,
+    private readonly log?: Logger,
+  ) {}
+
+  static async load(dir: string, settings: SessionSettings, log?: Logger): Promise<Gpt2Runner> {
+    const manifest = await readManifest(dir);
+    const tokenizer = await Gpt2Tokenizer.load(dir, manifest.tokenizer);
+    return new Gpt2Runner(dir, manifest, tokenizer, settings, log);
+  }
+
+  get name(): string {
+    return this.manifest.name;
+  }
+
+  /** The provider of whichever session opened first (both use the same settings). */
+  async provider(): Promise<ExecutionProvider> {
+    return (await this.session('trunk')).provider;
+  }
+
+  /** Validates a request before it joins a batch, so one bad request cannot fail its neighbours. */
+  validate(request: ForwardRequest): void {
+    const { vocabSize, nPositions, nLayer, dModel } = this.manifest.dims;
+    if (request.ids.length === 0) throw new UserInputError('empty input: at least one token is needed');
+    if (request.ids.length > nPositions) {
+      throw new UserInputError(
+        `input has ${request.ids.length} tokens; model ${this.name} accepts at most ${nPositions}`,
+        'TOO_LONG',
+      );
+    }
+    for (const id of request.ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new UserInputError(`token id ${id} is outside the vocabulary 0-${vocabSize - 1}`);
+      }
+    }
+    for (const hook of request.hooks) parseHook(hook, nLayer);
+    for (const add of request.steering ?? []) {
+      if (!Number.isInteger(add.layer) || add.layer < 0 || add.layer >= nLayer) {
+        throw new UserInputError(
+          `steering layer ${add.layer} does not exist: model ${this.name} has layers 0-${nLayer - 1}`,
+        );
+      }
+      if (add.vector.length !== dModel) {
+        throw new UserInputError(
+          `steering vector for layer ${add.layer} has ${add.vector.length} values; d_model is ${dModel}`,
+        );
+      }
+      if (!Number.isFinite(add.strength) || add.vector.some((v) => !Number.isFinite(v))) {
+        throw new UserInputError(`steering for layer ${add.layer} contains a NaN or infinite value`);
+      }
+    }
+  }
+
+  async forward(requests: ForwardRequest[]): Promise<ForwardResult[]> {
+    if (requests.length === 0) return [];
+    for (const request of requests) this.validate(request);
+    const needLogits = requests.some((r) => r.logits);
+    const { session } = await this.session(needLogits ? 'full' : 'trunk');
+    const batch = requests.length;
+    const seq = Math.max(...requests.map((r) => r.ids.length));
+    const ids = new BigInt64Array(batch * seq);
+    const mask = new BigInt64Array(batch * seq);
+    requests.forEach((request, row) => {
+      request.ids.forEach((id, t) => {
+        ids[row * seq + t] = BigInt(id);
+        mask[row * seq + t] = 1n;
+      });
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', ids, [batch, seq]),
+      attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
+      ...this.steeringFeeds(requests),
+    };
+    const hookNames = [...new Set(requests.flatMap((r) => r.hooks))];
+    const fetches = needLogits ? [...hookNames, 'logits'] : hookNames;
+    const outputs = fetches.length === 0 ? {} : await session.run(feeds, fetches);
+    return requests.map((request, row) => {
+      const n = request.ids.length;
+      const take = (name: string) => unpadRow(outputs[name], row, seq, n);
+      return {
+        hooks: new Map(request.hooks.map((hook) => [hook, take(hook)])),
+        logits: request.logits ? take('logits') : undefined,
+      };
+    });
+  }
+
+  private steeringFeeds(requests: ForwardRequest[]): Record<string, ort.Tensor> {
+    const { dModel } = this.manifest.dims;
+    const perLayer = new Map<number, Float32Array>();
+    requests.forEach((request, row) => {
+      for (const add of request.steering ?? []) {
+        const values = perLayer.get(add.layer) ?? new Float32Array(requests.length * dModel);
+        perLayer.set(add.layer, values);
+        for (let i = 0; i < dModel; i++) values[row * dModel + i] += add.strength * add.vector[i];
+      }
+    });
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let layer = 0; layer < this.manifest.dims.nLayer; layer++) {
+      const values = perLayer.get(layer);
+      feeds[steeringInput(layer)] = values
+        ? new ort.Tensor('float32', values, [requests.length, 1, dModel])
+        : new ort.Tensor('float32', new Float32Array(dModel), [1, 1, dModel]);
+    }
+    return feeds;
+  }
+
+  private session(kind: 'full' | 'trunk'): Promise<OpenedSession> {
+    let opened = this.sessions.get(kind);
+    if (!opened) {
+      const file = path.join(this.dir, this.manifest.graphs[kind]);
+      opened = openSession(file, this.settings, this.log);
+      opened.catch(() => this.sessions.delete(kind));
+      this.sessions.set(kind, opened);
+    }
+    return opened;
+  }
+
+  async close(): Promise<void> {
+    for (const opened of this.sessions.values()) {
+      await (await opened.catch(() => null))?.session.release();
+    }
+    this.sessions.clear();
+  }
+}
+
+/** Copies row `row`'s first `n` positions out of a [batch, seq, width] output. */
+function unpadRow(tensor: ort.Tensor | undefined, row: number, seq: number, n: number): Float32Array {
+  if (!tensor) throw new Error('onnx runtime returned no tensor for a requested output');
+  const width = tensor.dims[2];
+  const data = tensor.data as Float32Array;
+  const start = row * seq * width;
+  return data.slice(start, start + n * width);
+}

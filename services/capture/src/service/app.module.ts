@@ -1,0 +1,16 @@
+import type { Logger, LoupeConfig } from '@loupe/common';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { CaptureController } from './capture.controller.js';
+import { ModelRegistry } from './model-registry.js';
+import { CONFIG, LOGGER } from './tokens.js';
+
+@Module({})
+export class CaptureModule {
+  static register(config: LoupeConfig, log: Logger): DynamicModule {
+    return {
+      module: CaptureModule,
+      controllers: [CaptureController],
+      providers: [{ provide: CONFIG, useValue: config }, { provide: LOGGER, useValue: log }, ModelRegistry],
+    };
+  }
+}

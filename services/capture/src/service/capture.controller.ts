@@ -1,0 +1,134 @@
+import { type LoupeConfig, UserInputError } from '@loupe/common';
+import type {
+  ActivationsRequest__Output,
+  ActivationsResponse,
+  GenerateRequest__Output,
+  GenerateResponse,
+  ModelInfoRequest__Output,
+  ModelInfoResponse,
+  ResidualSteering__Output,
+  TokenizeRequest__Output,
+  TokenizeResponse,
+} from '@loupe/common/grpc';
+import { Controller, Inject } from '@nestjs/common';
+import { GrpcMethod } from '@nestjs/microservices';
+import { generatePair } from '../runtime/generate.js';
+import { toResidualAdditions } from '../runtime/steering.js';
+import { ModelRegistry } from './model-registry.js';
+import { toWireTensor } from './tensors.js';
+import { CONFIG } from './tokens.js';
+
+const MAX_NEW_TOKENS = 256;
+
+/** Translates CaptureService RPCs to the runtime; no model logic lives here. */
+@Controller()
+export class CaptureController {
+  constructor(
+    private readonly models: ModelRegistry,
+    @Inject(CONFIG) private readonly config: LoupeConfig,
+  ) {}
+
+  @GrpcMethod('CaptureService', 'ModelInfo')
+  async modelInfo(request: ModelInfoRequest__Output): Promise<ModelInfoResponse> {
+    const { runner } = await this.models.get(request.model);
+    const { manifest } = runner;
+    return {
+      name: manifest.name,
+      nLayer: manifest.dims.nLayer,
+      dModel: manifest.dims.dModel,
+      nHead: manifest.dims.nHead,
+      dMlp: manifest.dims.dMlp,
+      nPositions: manifest.dims.nPositions,
+      vocabSize: manifest.dims.vocabSize,
+      hooks: manifest.hooks.map((hook) => ({ name: hook.name, width: hook.shape[2] })),
+      executionProvider: await runner.provider(),
+      sourceSha256: manifest.source.sha256,
+      converterVersion: manifest.converterVersion,
+    };
+  }
+
+  @GrpcMethod('CaptureService', 'Tokenize')
+  async tokenize(request: TokenizeRequest__Output): Promise<TokenizeResponse> {
+    const { runner } = await this.models.get(request.model);
+    const ids = runner.tokenizer.encode(this.checkText(request.text, 'text'));
+    return { ids, tokens: runner.tokenizer.tokenStrings(ids) };
+  }
+
+  @GrpcMethod('CaptureService', 'Activations')
+  async activations(request: ActivationsRequest__Output): Promise<ActivationsResponse> {
+    const served = await this.models.get(request.model);
+    const { runner } = served;
+    const ids =
+      request.input === 'ids'
+        ? (request.ids?.ids ?? [])
+        : runner.tokenizer.encode(this.checkText(request.text ?? '', 'text'));
+    if (request.hooks.length === 0 && !request.logits)
+      throw new UserInputError('ask for at least one hook or for logits');
+    const steering = this.steering(request.steering, runner.manifest.dims.nLayer);
+    const result = await served.forward({ ids, hooks: request.hooks, logits: request.logits, steering });
+    return {
+      ids,
+      tokens: runner.tokenizer.tokenStrings(ids),
+      activations: Object.fromEntries(
+        [...result.hooks].map(([hook, values]) => [hook, toWireTensor(values, ids.length)]),
+      ),
+      logits: result.logits ? toWireTensor(result.logits, ids.length) : undefined,
+    };
+  }
+
+  @GrpcMethod('CaptureService', 'Generate')
+  async generate(request: GenerateRequest__Output): Promise<GenerateResponse> {
+    const served = await this.models.get(request.model);
+    const { runner } = served;
+    const promptIds = runner.tokenizer.encode(this.checkText(request.prompt, 'prompt'));
+    const { dims, tokenizer } = runner.manifest;
+    const pair = await generatePair(
+      (forwardRequest) => served.forward(forwardRequest),
+      promptIds,
+      {
+        maxTokens: request.maxTokens,
+        temperature: request.temperature,
+        topK: request.topK,
+        seed: request.seed,
+        steering: this.steering(request.steering, dims.nLayer),
+        stopAtEndOfText: true,
+      },
+      {
+        nPositions: dims.nPositions,
+        vocabSize: dims.vocabSize,
+        endOfTextId: tokenizer.endOfTextId,
+        maxNewTokens: MAX_NEW_TOKENS,
+      },
+    );
+    const continuation = (c: { ids: number[]; logprobs: number[] }) => ({
+      ids: c.ids,
+      tokens: runner.tokenizer.tokenStrings(c.ids),
+      text: runner.tokenizer.decode(c.ids),
+      logprobs: c.logprobs,
+    });
+    return {
+      promptIds,
+      steered: continuation(pair.steered),
+      unsteered: continuation(pair.unsteered),
+      seed: request.seed,
+    };
+  }
+
+  private checkText(text: string, field: string): string {
+    if (text.length === 0) throw new UserInputError(`${field} is empty`);
+    if (text.length > this.config.maxTextChars) {
+      throw new UserInputError(
+        `${field} has ${text.length} characters; the limit is ${this.config.maxTextChars}`,
+        'TOO_LONG',
+      );
+    }
+    return text;
+  }
+
+  private steering(specs: ResidualSteering__Output[], nLayer: number) {
+    return toResidualAdditions(
+      specs.map((s) => ({ hook: s.hook, vector: s.vector, strength: s.strength })),
+      nLayer,
+    );
+  }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { runCommand } from './run-command.js';
+
+// Each action imports its module lazily: `loupe tokenize` must not pay for loading ONNX Runtime,
+// the database client or NestJS.
+const program = new Command()
+  .name('loupe')
+  .description('Loupe: an interpretability workbench for GPT-2 on ONNX Runtime')
+  .showHelpAfterError();
+
+const model = program.command('model').description('get and convert GPT-2 checkpoints');
+model
+  .command('convert')
+  .argument(
+    '<hf-dir>',
+    'Hugging Face checkpoint folder (config.json, model.safetensors, vocab.json, merges.txt)',
+  )
+  .requiredOption('--out <model-dir>', 'where to write the converted model')
+  .option('--name <name>', 'model name (default: the output folder name)')
+  .option('--force', 'replace an existing model folder')
+  .description('convert a checkpoint to an ONNX model folder with every hook as an output')
+  .action((dir: string, options) =>
+    runCommand(() => import('./commands/model.js').then((m) => m.convert(dir, options))),
+  );
+model
+  .command('pull')
+  .argument('<repo-id>', 'hub repository, e.g. gpt2 or openai-community/gpt2')
+  .option('--revision <rev>', 'branch, tag or commit', 'main')
+  .option('--out <model-dir>', 'converted model folder (default: $LOUPE_DATA_DIR/models/<repo name>)')
+  .option('--force', 'replace an existing model folder')
+  .description('download a checkpoint from the Hugging Face hub ($HF_ENDPOINT) and convert it')
+  .action((repo: string, options) =>
+    runCommand(() => import('./commands/model.js').then((m) => m.pull(repo, options))),
+  );
+
+program
+  .command('tokenize')
+  .requiredOption('--model <model-dir>', 'converted model folder')
+  .requiredOption('--text <text>', 'text to tokenize')
+  .description('print {"ids":[...],"tokens":[...]}')
+  .action((options) => runCommand(() => import('./commands/tokenize.js').then((m) => m.tokenize(options))));
+
+program
+  .command('activations')
+  .requiredOption('--model <model-dir>', 'converted model folder')
+  .requiredOption('--text <text>', 'text to run')
+  .option('--hooks <hooks>', 'comma-separated TransformerLens hook names', '')
+  .option('--logits', 'also print logits')
+  .option('--steer <json>', 'JSON list of {"hook":"blocks.L.hook_resid_pre","vector":[...],"strength":s}')
+  .option('--json', 'print JSON (the only output format)')
+  .description('run the model and print activations at the given hooks')
+  .action((options) =>
+    runCommand(() => import('./commands/activations.js').then((m) => m.activations(options))),
+  );
+
+program
+  .command('serve')
+  .description('start the Loupe services on this machine')
+  .action(() => runCommand(() => import('./commands/serve.js').then((m) => m.serve())));
+
+await program.parseAsync(process.argv);

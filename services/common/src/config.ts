@@ -1,0 +1,132 @@
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+
+/**
+ * Every environment variable Loupe reads, in one table. The README's configuration table is checked
+ * against this list by a test, and nothing else in the code base reads process.env.
+ */
+interface Variable<T> {
+  name: string;
+  default: string | undefined;
+  description: string;
+  parse(raw: string, name: string): T;
+}
+
+const text: Variable<string>['parse'] = (raw) => raw;
+const positiveInt: Variable<number>['parse'] = (raw, name) => {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0)
+    throw new ConfigError(`${name}="${raw}": expected a whole number ≥ 0`);
+  return value;
+};
+const oneOf =
+  <T extends string>(...allowed: T[]): Variable<T>['parse'] =>
+  (raw, name) => {
+    if ((allowed as string[]).includes(raw)) return raw as T;
+    throw new ConfigError(`${name}="${raw}": expected one of ${allowed.join(', ')}`);
+  };
+
+export type Device = 'cpu' | 'cuda' | 'auto';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+export const VARIABLES = {
+  dataDir: {
+    name: 'LOUPE_DATA_DIR',
+    default: './.loupe',
+    description: 'Where models, activation shards, SAE weights and the embedded database live',
+    parse: (raw: string) => path.resolve(raw),
+  },
+  databaseUrl: {
+    name: 'DATABASE_URL',
+    default: undefined,
+    description: 'Postgres (with pgvector) to use; unset starts the embedded PGlite server',
+    parse: text,
+  },
+  embeddedPgPort: {
+    name: 'LOUPE_EMBEDDED_PG_PORT',
+    default: '5439',
+    description: 'Loopback port of the embedded Postgres when DATABASE_URL is unset',
+    parse: positiveInt,
+  },
+  device: {
+    name: 'LOUPE_DEVICE',
+    default: 'auto',
+    description: 'ONNX Runtime execution provider: cpu, cuda, or auto (CUDA when it loads, else CPU)',
+    parse: oneOf<Device>('cpu', 'cuda', 'auto'),
+  },
+  intraOpThreads: {
+    name: 'LOUPE_THREADS',
+    default: '0',
+    description: 'ONNX Runtime intra-op threads per session (0 = one per physical core)',
+    parse: positiveInt,
+  },
+  model: {
+    name: 'LOUPE_MODEL',
+    default: 'gpt2',
+    description: 'Model served by default: a folder name under $LOUPE_DATA_DIR/models or a path',
+    parse: text,
+  },
+  captureAddress: {
+    name: 'LOUPE_CAPTURE_ADDR',
+    default: '127.0.0.1:50051',
+    description: 'host:port the capture gRPC service listens on and clients dial',
+    parse: text,
+  },
+  maxBatchTokens: {
+    name: 'LOUPE_MAX_BATCH_TOKENS',
+    default: '4096',
+    description: 'Upper bound on batch × sequence tokens in one forward pass (dynamic batching)',
+    parse: positiveInt,
+  },
+  batchWindowMs: {
+    name: 'LOUPE_BATCH_WINDOW_MS',
+    default: '2',
+    description: 'How long a request waits for others to share its forward pass',
+    parse: positiveInt,
+  },
+  maxTextChars: {
+    name: 'LOUPE_MAX_TEXT_CHARS',
+    default: '100000',
+    description: 'Longest text (characters) accepted by any request, before tokenizing',
+    parse: positiveInt,
+  },
+  logLevel: {
+    name: 'LOUPE_LOG_LEVEL',
+    default: 'info',
+    description: 'trace, debug, info, warn, error or silent',
+    parse: oneOf<LogLevel>('trace', 'debug', 'info', 'warn', 'error', 'silent'),
+  },
+  hfEndpoint: {
+    name: 'HF_ENDPOINT',
+    default: 'https://huggingface.co',
+    description: 'Hugging Face hub used by `loupe model pull`',
+    parse: (raw: string) => raw.replace(/\/+$/, ''),
+  },
+  hfToken: {
+    name: 'HF_TOKEN',
+    default: undefined,
+    description: 'Token for private or gated hub repositories (never logged)',
+    parse: text,
+  },
+} satisfies Record<string, Variable<unknown>>;
+
+type Vars = typeof VARIABLES;
+export type LoupeConfig = {
+  [K in keyof Vars]: Vars[K]['default'] extends string
+    ? ReturnType<Vars[K]['parse']>
+    : ReturnType<Vars[K]['parse']> | undefined;
+};
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): LoupeConfig {
+  const config: Record<string, unknown> = {};
+  for (const [key, variable] of Object.entries(VARIABLES) as [string, Variable<unknown>][]) {
+    const raw = env[variable.name] === '' ? undefined : env[variable.name];
+    const value = raw ?? variable.default;
+    config[key] = value === undefined ? undefined : variable.parse(value, variable.name);
+  }
+  return config as LoupeConfig;
+}
+
+export function modelsDir(config: Pick<LoupeConfig, 'dataDir'>): string {
+  return path.join(config.dataDir, 'models');
+}

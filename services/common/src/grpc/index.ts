@@ -1,0 +1,3 @@
+export type * from '../proto/index.js';
+export * from './protos.js';
+export * from './status.js';

@@ -1,0 +1,178 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { Gpt2Runner } from '@loupe/capture';
+import { allHooks } from '@loupe/common';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES } from '../fixtures/index.js';
+import { type CaptureApi, captureClient, floats } from '../support/grpc.js';
+import { convertedFixture, maxAbsDiff } from '../support/model.js';
+import { freePort, type RunningProcess, startProcess } from '../support/process.js';
+
+// The compiled capture service as a real process, spoken to over real gRPC.
+let service: RunningProcess;
+let client: CaptureApi;
+let runner: Gpt2Runner;
+
+beforeAll(async () => {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-capture-'));
+  const { modelDir } = await convertedFixture(FIXTURES.tiny);
+  await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
+  await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
+  const address = `127.0.0.1:${await freePort()}`;
+  service = startProcess('services/capture/dist/main.js', {
+    LOUPE_DATA_DIR: dataDir,
+    LOUPE_MODEL: 'tiny',
+    LOUPE_CAPTURE_ADDR: address,
+    LOUPE_DEVICE: 'cpu',
+    LOUPE_THREADS: '1',
+  });
+  client = await captureClient(address);
+  runner = await Gpt2Runner.load(path.join(dataDir, 'models', 'tiny'), { device: 'cpu', intraOpThreads: 1 });
+});
+
+afterAll(async () => {
+  client?.close();
+  await runner?.close();
+  await service?.stop();
+});
+
+async function expectGrpcError(call: Promise<unknown>, code: status, message: RegExp): Promise<void> {
+  const error = await call.then(
+    () => null,
+    (e: { code: number; details: string }) => e,
+  );
+  expect(error, 'the call should have failed').not.toBeNull();
+  expect({ code: error!.code, details: error!.details }).toMatchObject({ code });
+  expect(error!.details).toMatch(message);
+}
+
+describe('CaptureService over gRPC', () => {
+  it('describes the model and the provider it runs on', async () => {
+    const info = await client.ModelInfo({});
+    expect(info).toMatchObject({
+      name: 'tiny',
+      nLayer: 2,
+      dModel: 64,
+      nHead: 4,
+      dMlp: 256,
+      vocabSize: 50257,
+      executionProvider: 'cpu',
+    });
+    expect(info.hooks.map((h) => h.name)).toEqual(allHooks(2));
+    expect(info.hooks.find((h) => h.name === 'blocks.0.mlp.hook_post')?.width).toBe(256);
+  });
+
+  it('tokenizes with the real GPT-2 ids', async () => {
+    expect(await client.Tokenize({ text: 'Hello world' })).toEqual({
+      ids: [15496, 995],
+      tokens: ['Hello', ' world'],
+    });
+  });
+
+  it('returns activations identical to an in-process run, for text and for ids', async () => {
+    const hooks = ['blocks.1.mlp.hook_post', 'blocks.0.hook_resid_pre', 'ln_final.hook_normalized'];
+    const response = await client.Activations({ text: 'The capital of France is', hooks, logits: true });
+    const [local] = await runner.forward([{ ids: response.ids, hooks, logits: true }]);
+    for (const hook of hooks) {
+      const tensor = response.activations[hook];
+      expect(tensor.shape).toEqual([response.ids.length, hook.includes('mlp') ? 256 : 64]);
+      expect(maxAbsDiff(floats(tensor), local.hooks.get(hook)!)).toBe(0);
+    }
+    expect(maxAbsDiff(floats(response.logits), local.logits!)).toBe(0);
+    const byIds = await client.Activations({ ids: { ids: response.ids }, hooks });
+    expect(floats(byIds.activations[hooks[0]])).toEqual(floats(response.activations[hooks[0]]));
+  });
+
+  it('gives every one of many concurrent requests its own answer (dynamic batching)', async () => {
+    const texts = Array.from({ length: 12 }, (_, i) => `Request number ${i} says${' hello'.repeat(i)}`);
+    const hooks = ['blocks.1.hook_resid_post'];
+    const answers = await Promise.all(texts.map((text) => client.Activations({ text, hooks })));
+    for (const [i, answer] of answers.entries()) {
+      const [local] = await runner.forward([{ ids: answer.ids, hooks, logits: false }]);
+      expect(answer.ids).toEqual(runner.tokenizer.encode(texts[i]));
+      expect(maxAbsDiff(floats(answer.activations[hooks[0]]), local.hooks.get(hooks[0])!)).toBeLessThan(1e-5);
+    }
+  });
+
+  it('generates steered and unsteered continuations side by side with one seed', async () => {
+    const request = { prompt: 'Once upon a time', maxTokens: 8, temperature: 1, topK: 50, seed: 1234 };
+    const plain = await client.Generate(request);
+    expect(plain.steered.ids).toEqual(plain.unsteered.ids);
+    expect(plain.unsteered.ids).toHaveLength(8);
+    expect(plain.unsteered.logprobs.every((lp) => lp <= 0 && Number.isFinite(lp))).toBe(true);
+    expect(plain.unsteered.text).toBe(runner.tokenizer.decode(plain.unsteered.ids));
+    expect((await client.Generate(request)).unsteered.ids).toEqual(plain.unsteered.ids);
+    const vector = Array.from({ length: 64 }, (_, i) => (i % 2 ? 1 : -1));
+    const steered = await client.Generate({
+      ...request,
+      steering: [{ hook: 'blocks.0.hook_resid_pre', vector, strength: 8 }],
+    });
+    expect(steered.unsteered.ids).toEqual(plain.unsteered.ids);
+    expect(steered.steered.ids).not.toEqual(plain.unsteered.ids);
+  });
+
+  it('refuses bad input with clear messages and keeps serving', async () => {
+    await expectGrpcError(client.Tokenize({ text: '' }), status.INVALID_ARGUMENT, /text is empty/);
+    await expectGrpcError(
+      client.Activations({ text: 'word '.repeat(300), hooks: ['hook_embed'] }),
+      status.INVALID_ARGUMENT,
+      /input has \d+ tokens; model tiny accepts at most 256/,
+    );
+    await expectGrpcError(
+      client.Activations({ text: 'hi', hooks: ['blocks.7.hook_resid_pre'] }),
+      status.INVALID_ARGUMENT,
+      /unknown hook "blocks.7.hook_resid_pre": the model has layers 0-1/,
+    );
+    await expectGrpcError(
+      client.Activations({ text: 'hi', hooks: ['blocks.0.mlp'] }),
+      status.INVALID_ARGUMENT,
+      /unknown hook/,
+    );
+    await expectGrpcError(
+      client.ModelInfo({ model: 'gpt9' }),
+      status.NOT_FOUND,
+      /unknown model "gpt9"; available: tiny/,
+    );
+    await expectGrpcError(
+      client.Activations({
+        text: 'hi',
+        hooks: [],
+        steering: [{ hook: 'blocks.0.hook_resid_pre', vector: [1, 2], strength: 1 }],
+      }),
+      status.INVALID_ARGUMENT,
+      /ask for at least one hook/,
+    );
+    await expectGrpcError(
+      client.Activations({
+        text: 'hi',
+        hooks: ['hook_embed'],
+        steering: [{ hook: 'blocks.0.hook_resid_pre', vector: [1, 2], strength: 1 }],
+      }),
+      status.INVALID_ARGUMENT,
+      /has 2 values; d_model is 64/,
+    );
+    await expectGrpcError(
+      client.Activations({
+        text: 'hi',
+        hooks: ['hook_embed'],
+        steering: [{ hook: 'blocks.0.hook_mlp_out', vector: [], strength: 1 }],
+      }),
+      status.INVALID_ARGUMENT,
+      /cannot be steered; use blocks.\{L\}.hook_resid_pre/,
+    );
+    await expectGrpcError(
+      client.Generate({ prompt: 'hi', maxTokens: 0 }),
+      status.INVALID_ARGUMENT,
+      /max_tokens must be 1-256/,
+    );
+    await expectGrpcError(
+      client.Activations({ ids: { ids: [50257] }, hooks: ['hook_embed'] }),
+      status.INVALID_ARGUMENT,
+      /token id 50257 is outside the vocabulary/,
+    );
+    expect((await client.Tokenize({ text: 'still here' })).ids.length).toBeGreaterThan(0);
+    expect(service.child.exitCode).toBeNull();
+  });
+});
