@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { convertCheckpoint, Gpt2Runner, type ModelManifest } from '@loupe/capture';
+import { convertCheckpoint, Gpt2Runner, type ModelManifest, steeringInput } from '@loupe/capture';
 import { blockHook } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
@@ -39,6 +39,12 @@ export async function captureBench(): Promise<void> {
   const feeds = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.flat(), BigInt), [BATCH, SEQ]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(tokens).fill(1n), [BATCH, SEQ]),
+    ...Object.fromEntries(
+      Array.from({ length: dims.nLayer }, (_, layer) => [
+        steeringInput(layer),
+        new ort.Tensor('float32', new Float32Array(dims.dModel), [1, 1, dims.dModel]),
+      ]),
+    ),
   };
   const runs = 5;
   const rawSeconds = await medianSeconds(() => raw.run(feeds, ['logits']), runs);

@@ -55,6 +55,24 @@ program
   );
 
 program
+  .command('capture')
+  .requiredOption('--model <model-dir>', 'converted model folder')
+  .option(
+    '--dataset <path|default>',
+    'JSONL or text file, a folder of them, or the bundled corpus',
+    'default',
+  )
+  .requiredOption(
+    '--hooks <hooks>',
+    'comma-separated hooks: activation shards for each, neuron records for mlp.hook_post',
+  )
+  .option('--max-tokens <n>', 'stop after this many tokens', '1000000')
+  .option('--shard-windows <n>', 'windows (of 64 tokens) per activation shard file', '64')
+  .option('--checkpoint-shards <n>', 'shards between checkpoints (what a crash can lose)', '4')
+  .description('capture activation shards and neuron records over a dataset (resumable)')
+  .action((options) => runCommand(() => import('./commands/capture.js').then((m) => m.capture(options))));
+
+program
   .command('serve')
   .description('start the Loupe services on this machine')
   .action(() => runCommand(() => import('./commands/serve.js').then((m) => m.serve())));

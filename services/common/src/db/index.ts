@@ -1,3 +1,4 @@
 export * from './connect.js';
 export * from './embedded.js';
 export * from './migrate.js';
+export * from './open.js';

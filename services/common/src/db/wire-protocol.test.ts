@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { errorResponse, queryMessage, ReplyTracker, readMessages, readStartupFrame } from './wire-protocol.js';
+import {
+  errorResponse,
+  queryMessage,
+  ReplyTracker,
+  readMessages,
+  readStartupFrame,
+} from './wire-protocol.js';
 
 function message(type: string, body: Buffer): Buffer {
   const head = Buffer.alloc(5);
@@ -19,7 +25,10 @@ describe('wire protocol framing', () => {
     body.copy(packet, 8);
     const read = readStartupFrame(Buffer.concat([packet, Buffer.from('Q')]));
     expect(read?.size).toBe(packet.length);
-    expect(read?.frame).toMatchObject({ kind: 'startup', params: { user: 'postgres', search_path: '"sae", public' } });
+    expect(read?.frame).toMatchObject({
+      kind: 'startup',
+      params: { user: 'postgres', search_path: '"sae", public' },
+    });
     expect(readStartupFrame(packet.subarray(0, 10))).toBeNull();
   });
 
@@ -49,7 +58,11 @@ describe('wire protocol framing', () => {
 describe('ReplyTracker', () => {
   it('finds a final ReadyForQuery across arbitrary chunk boundaries', () => {
     // A DataRow whose payload looks like a ReadyForQuery must not fool it.
-    const reply = Buffer.concat([message('D', Buffer.from('Z\0\0\0\x05I')), message('C', Buffer.from('SELECT 1\0')), ready('T')]);
+    const reply = Buffer.concat([
+      message('D', Buffer.from('Z\0\0\0\x05I')),
+      message('C', Buffer.from('SELECT 1\0')),
+      ready('T'),
+    ]);
     for (let cut = 0; cut <= reply.length; cut++) {
       const t = new ReplyTracker();
       t.push(reply.subarray(0, cut));

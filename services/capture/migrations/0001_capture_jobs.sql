@@ -1,0 +1,69 @@
+-- Capture jobs: durable rows, resumable from their last checkpoint (windows_done), claimed by one
+-- worker at a time (heartbeat_at goes stale when a worker dies).
+CREATE TABLE capture_jobs (
+  id uuid PRIMARY KEY,
+  status text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+  phase text NOT NULL DEFAULT 'capture' CHECK (phase IN ('capture', 'records', 'done')),
+  model text NOT NULL,
+  model_sha256 text NOT NULL,
+  dataset text NOT NULL,
+  hooks text[] NOT NULL,
+  max_tokens bigint NOT NULL,
+  params jsonb NOT NULL,
+  params_key text NOT NULL,
+  total_windows bigint NOT NULL,
+  total_tokens bigint NOT NULL,
+  windows_done bigint NOT NULL DEFAULT 0,
+  tokens_done bigint NOT NULL DEFAULT 0,
+  worker text,
+  heartbeat_at timestamptz,
+  attempts integer NOT NULL DEFAULT 0,
+  error text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+CREATE INDEX capture_jobs_params_key ON capture_jobs (params_key);
+
+-- One safetensors file per (hook, shard): [tokens, width] float32 activations for SAE training.
+CREATE TABLE activation_shards (
+  job_id uuid NOT NULL REFERENCES capture_jobs (id) ON DELETE CASCADE,
+  hook text NOT NULL,
+  shard integer NOT NULL,
+  path text NOT NULL,
+  first_window bigint NOT NULL,
+  windows integer NOT NULL,
+  tokens bigint NOT NULL,
+  width integer NOT NULL,
+  PRIMARY KEY (job_id, hook, shard)
+);
+
+-- The token windows that records point at.
+CREATE TABLE record_windows (
+  job_id uuid NOT NULL REFERENCES capture_jobs (id) ON DELETE CASCADE,
+  window_index bigint NOT NULL,
+  document_id text NOT NULL,
+  start_token integer NOT NULL,
+  token_ids integer[] NOT NULL,
+  PRIMARY KEY (job_id, window_index)
+);
+
+-- Per neuron of an mlp.hook_post: statistics, histogram and top / random / quantile windows
+-- (each window as {"window": index, "values": [activation per token]}).
+CREATE TABLE neuron_records (
+  job_id uuid NOT NULL REFERENCES capture_jobs (id) ON DELETE CASCADE,
+  model text NOT NULL,
+  hook text NOT NULL,
+  neuron integer NOT NULL,
+  max_activation double precision NOT NULL,
+  min_activation double precision NOT NULL,
+  mean_activation double precision NOT NULL,
+  fraction_nonzero double precision NOT NULL,
+  tokens bigint NOT NULL,
+  histogram jsonb NOT NULL,
+  top jsonb NOT NULL,
+  random jsonb NOT NULL,
+  quantiles jsonb NOT NULL,
+  PRIMARY KEY (job_id, hook, neuron)
+);
+CREATE INDEX neuron_records_unit ON neuron_records (model, hook, neuron);

@@ -1,0 +1,403 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseHook, SafetensorsReader, UserInputError, writeSafetensors } from '@loupe/common';
+import type { Sql } from '@loupe/common/db';
+import type { Gpt2Runner } from '../runtime/gpt2-runner.js';
+import { readDataset } from './dataset.js';
+import {
+  type CaptureJobRow,
+  type CaptureParams,
+  checkpoint,
+  claimJob,
+  createJob,
+  findResumable,
+  finishJob,
+  keepAlive,
+} from './job-store.js';
+import {
+  DEFAULT_RECORD_SETTINGS,
+  type NeuronRecord,
+  NeuronRecordAccumulator,
+  restoreAccumulator,
+  snapshotAccumulator,
+} from './neuron-records.js';
+import { cutWindows, type Window } from './windows.js';
+
+export const DEFAULT_CAPTURE_PARAMS: CaptureParams = {
+  windowLength: 64,
+  minWindowLength: 16,
+  windowsPerShard: 64,
+  shardsPerCheckpoint: 4,
+  recordSeed: 0,
+};
+/** windows per forward pass: 16 × 64 = 1024 tokens keeps outputs of wide hooks to tens of MB */
+const WINDOWS_PER_FORWARD = 16;
+
+export interface CaptureRequest {
+  dataset: string;
+  hooks: string[];
+  maxTokens: number;
+  params?: Partial<CaptureParams>;
+}
+
+export interface CaptureProgress {
+  jobId: string;
+  phase: 'capture' | 'records' | 'done';
+  windowsDone: number;
+  totalWindows: number;
+  tokensDone: number;
+  totalTokens: number;
+}
+
+const isNeuronHook = (hook: string) => hook.endsWith('.mlp.hook_post');
+
+/**
+ * Creates the job for a capture request, or finds the unfinished job with identical parameters, which
+ * is how re-running a killed `loupe capture` resumes it.
+ */
+export async function prepareCaptureJob(
+  sql: Sql,
+  runner: Gpt2Runner,
+  request: CaptureRequest,
+): Promise<{ job: CaptureJobRow; resumed: boolean }> {
+  if (request.hooks.length === 0) throw new UserInputError('name at least one hook to capture');
+  for (const hook of request.hooks) parseHook(hook, runner.manifest.dims.nLayer);
+  if (!(request.maxTokens > 0))
+    throw new UserInputError(`max tokens must be positive, got ${request.maxTokens}`);
+  const params = { ...DEFAULT_CAPTURE_PARAMS, ...request.params };
+  const hooks = [...new Set(request.hooks)].sort();
+  const key = createHash('sha256')
+    .update(
+      JSON.stringify([runner.manifest.source.sha256, request.dataset, hooks, request.maxTokens, params]),
+    )
+    .digest('hex');
+  const existing = await findResumable(sql, key);
+  if (existing) return { job: existing, resumed: true };
+  const windows = await planWindows(runner, request.dataset, request.maxTokens, params);
+  if (windows.length === 0)
+    throw new UserInputError(
+      `dataset "${request.dataset}" gives no window of ≥ ${params.minWindowLength} tokens`,
+    );
+  const job = await createJob(sql, {
+    model: runner.name,
+    modelSha256: runner.manifest.source.sha256,
+    dataset: request.dataset,
+    hooks,
+    maxTokens: request.maxTokens,
+    params,
+    paramsKey: key,
+    totalWindows: windows.length,
+    totalTokens: windows.reduce((n, w) => n + w.ids.length, 0),
+  });
+  return { job, resumed: false };
+}
+
+async function planWindows(
+  runner: Gpt2Runner,
+  dataset: string,
+  maxTokens: number,
+  params: CaptureParams,
+): Promise<Window[]> {
+  const windows: Window[] = [];
+  const source = cutWindows(readDataset(dataset), (text) => runner.tokenizer.encode(text), {
+    length: params.windowLength,
+    minLength: params.minWindowLength,
+    maxTokens,
+  });
+  for await (const window of source) windows.push(window);
+  return windows;
+}
+
+/**
+ * Runs (or resumes) a capture job to the end. Work is checkpointed every few shards: shard files and
+ * record state are written first, then the job row's progress, so after a crash the row never points
+ * past what is on disk; redone shards overwrite identical files and upsert identical rows.
+ */
+export async function runCaptureJob(
+  sql: Sql,
+  runner: Gpt2Runner,
+  jobId: string,
+  options: { dataDir: string; worker: string; onProgress?: (p: CaptureProgress) => void },
+): Promise<void> {
+  const job = await claimJob(sql, jobId, options.worker);
+  if (!job) throw new UserInputError(`capture job ${jobId} is finished or running in another live process`);
+  if (job.modelSha256 !== runner.manifest.source.sha256) {
+    throw new UserInputError(`capture job ${jobId} was made with a different model (${job.model})`);
+  }
+  const stopHeartbeat = keepAlive(sql, job.id, options.worker);
+  try {
+    const dir = path.join(options.dataDir, 'capture', job.id);
+    const windows = await planWindows(runner, job.dataset, job.maxTokens, job.params);
+    if (windows.length !== job.totalWindows)
+      throw new Error(`dataset changed since job ${job.id} was planned`);
+    const report = (phase: CaptureProgress['phase'], windowsDone: number, tokensDone: number) =>
+      options.onProgress?.({
+        jobId: job.id,
+        phase,
+        windowsDone,
+        totalWindows: job.totalWindows,
+        tokensDone,
+        totalTokens: job.totalTokens,
+      });
+    const accumulators = await loadAccumulators(runner, job, dir);
+    if (job.phase === 'capture')
+      await capturePhase(sql, runner, job, windows, accumulators, dir, options.worker, report);
+    await recordsPhase(sql, runner, job, windows, accumulators, options.worker);
+    await finishJob(sql, job.id, options.worker, {});
+    report('done', job.totalWindows, job.totalTokens);
+  } catch (error) {
+    await finishJob(sql, job.id, options.worker, { error: (error as Error).message }).catch(() => {});
+    throw error;
+  } finally {
+    stopHeartbeat();
+  }
+}
+
+async function capturePhase(
+  sql: Sql,
+  runner: Gpt2Runner,
+  job: CaptureJobRow,
+  windows: Window[],
+  accumulators: Map<string, NeuronRecordAccumulator>,
+  dir: string,
+  worker: string,
+  report: (phase: CaptureProgress['phase'], windowsDone: number, tokensDone: number) => void,
+): Promise<void> {
+  const { windowsPerShard, shardsPerCheckpoint } = job.params;
+  let windowsDone = job.windowsDone;
+  let tokensDone = job.tokensDone;
+  let shardsSinceCheckpoint = 0;
+  for (let first = windowsDone; first < windows.length; first += windowsPerShard) {
+    const shardWindows = windows.slice(first, first + windowsPerShard);
+    const shard = first / windowsPerShard;
+    const perHook = await runWindows(runner, shardWindows, job.hooks);
+    for (const hook of job.hooks) {
+      const activations = perHook.get(hook)!;
+      const file = await writeShard(dir, job, hook, shard, shardWindows, activations);
+      const width =
+        activations.reduce((n, a) => n + a.length, 0) / shardWindows.reduce((n, w) => n + w.ids.length, 0);
+      await sql`
+        INSERT INTO activation_shards (job_id, hook, shard, path, first_window, windows, tokens, width)
+        VALUES (${job.id}, ${hook}, ${shard}, ${file}, ${first}, ${shardWindows.length},
+                ${shardWindows.reduce((n, w) => n + w.ids.length, 0)}, ${width})
+        ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
+      const accumulator = accumulators.get(hook);
+      if (accumulator) shardWindows.forEach((w, i) => accumulator.observe(w, activations[i]));
+    }
+    windowsDone = first + shardWindows.length;
+    tokensDone += shardWindows.reduce((n, w) => n + w.ids.length, 0);
+    shardsSinceCheckpoint++;
+    const last = windowsDone === windows.length;
+    if (shardsSinceCheckpoint >= shardsPerCheckpoint || last) {
+      await saveAccumulators(accumulators, dir, windowsDone, job.params.windowLength);
+      const owned = await checkpoint(sql, job.id, worker, {
+        windowsDone,
+        tokensDone,
+        phase: last ? 'records' : 'capture',
+      });
+      if (!owned) throw new Error(`capture job ${job.id} was taken over by another worker`);
+      await pruneSnapshots(dir, windowsDone);
+      shardsSinceCheckpoint = 0;
+    }
+    report('capture', windowsDone, tokensDone);
+  }
+}
+
+/** Runs windows through the trunk graph; per hook, one [tokens, width] array per window. */
+async function runWindows(
+  runner: Gpt2Runner,
+  windows: Window[],
+  hooks: string[],
+): Promise<Map<string, Float32Array[]>> {
+  const out = new Map<string, Float32Array[]>(hooks.map((h) => [h, []]));
+  for (let i = 0; i < windows.length; i += WINDOWS_PER_FORWARD) {
+    const batch = windows.slice(i, i + WINDOWS_PER_FORWARD);
+    const results = await runner.forward(batch.map((w) => ({ ids: w.ids, hooks, logits: false })));
+    for (const result of results) for (const hook of hooks) out.get(hook)!.push(result.hooks.get(hook)!);
+  }
+  return out;
+}
+
+async function writeShard(
+  dir: string,
+  job: CaptureJobRow,
+  hook: string,
+  shard: number,
+  windows: Window[],
+  activations: Float32Array[],
+): Promise<string> {
+  const file = path.join(dir, 'shards', hook, `${String(shard).padStart(6, '0')}.safetensors`);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tokens = windows.reduce((n, w) => n + w.ids.length, 0);
+  const width = activations[0].length / windows[0].ids.length;
+  const data = new Float32Array(tokens * width);
+  const offsets = new Int32Array(windows.length + 1);
+  activations.forEach((a, i) => {
+    data.set(a, offsets[i] * width);
+    offsets[i + 1] = offsets[i] + windows[i].ids.length;
+  });
+  await writeSafetensors(
+    file,
+    [
+      { name: 'activations', dtype: 'F32', shape: [tokens, width], data },
+      {
+        name: 'token_ids',
+        dtype: 'I32',
+        shape: [tokens],
+        data: Int32Array.from(windows.flatMap((w) => w.ids)),
+      },
+      {
+        name: 'window_index',
+        dtype: 'I32',
+        shape: [windows.length],
+        data: Int32Array.from(windows, (w) => w.index),
+      },
+      { name: 'window_offsets', dtype: 'I32', shape: [windows.length + 1], data: offsets },
+    ],
+    { hook, model: job.model, model_sha256: job.modelSha256, job: job.id, shard: String(shard) },
+  );
+  return file;
+}
+
+function snapshotFile(dir: string, hook: string, windowsDone: number): string {
+  return path.join(dir, 'records-state', `${hook}.${windowsDone}.safetensors`);
+}
+
+async function saveAccumulators(
+  accumulators: Map<string, NeuronRecordAccumulator>,
+  dir: string,
+  windowsDone: number,
+  windowLength: number,
+) {
+  for (const [hook, accumulator] of accumulators) {
+    const snapshot = snapshotAccumulator(accumulator, windowLength);
+    const file = snapshotFile(dir, hook, windowsDone);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await writeSafetensors(file, snapshot.tensors, snapshot.metadata);
+  }
+}
+
+/** Older snapshots are deleted only after the job row points at the newer one. */
+async function pruneSnapshots(dir: string, windowsDone: number): Promise<void> {
+  const stateDir = path.join(dir, 'records-state');
+  for (const file of await fs.readdir(stateDir).catch(() => [] as string[])) {
+    const done = Number(file.split('.').at(-2));
+    if (done !== windowsDone) await fs.rm(path.join(stateDir, file), { force: true });
+  }
+}
+
+async function loadAccumulators(
+  runner: Gpt2Runner,
+  job: CaptureJobRow,
+  dir: string,
+): Promise<Map<string, NeuronRecordAccumulator>> {
+  const accumulators = new Map<string, NeuronRecordAccumulator>();
+  for (const hook of job.hooks.filter(isNeuronHook)) {
+    const width = runner.manifest.dims.dMlp;
+    if (job.windowsDone === 0) {
+      accumulators.set(
+        hook,
+        new NeuronRecordAccumulator(width, { ...DEFAULT_RECORD_SETTINGS, seed: job.params.recordSeed }),
+      );
+      continue;
+    }
+    const reader = await SafetensorsReader.open(snapshotFile(dir, hook, job.windowsDone));
+    try {
+      const tensors = new Map<string, Float32Array | Float64Array | Int32Array>();
+      for (const info of reader.tensors.values()) {
+        const raw = await reader.readRaw(info.name);
+        const view =
+          info.dtype === 'F64'
+            ? new Float64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8)
+            : info.dtype === 'I32'
+              ? new Int32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)
+              : new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+        tensors.set(info.name, view);
+      }
+      accumulators.set(
+        hook,
+        restoreAccumulator(width, (name) => tensors.get(name)!, reader.metadata),
+      );
+    } finally {
+      await reader.close();
+    }
+  }
+  return accumulators;
+}
+
+/** Re-runs the random sample windows, builds the records and upserts them with their windows. */
+async function recordsPhase(
+  sql: Sql,
+  runner: Gpt2Runner,
+  job: CaptureJobRow,
+  windows: Window[],
+  accumulators: Map<string, NeuronRecordAccumulator>,
+  worker: string,
+): Promise<void> {
+  for (const [hook, accumulator] of accumulators) {
+    const sample = accumulator.plan().map((index) => windows[index]);
+    const activations = (await runWindows(runner, sample, [hook])).get(hook)!;
+    const records = accumulator.finish(new Map(sample.map((w, i) => [w.index, activations[i]])));
+    await saveRecords(sql, job, hook, records, windows);
+    if (
+      !(await checkpoint(sql, job.id, worker, {
+        windowsDone: job.totalWindows,
+        tokensDone: job.totalTokens,
+        phase: 'records',
+      }))
+    ) {
+      throw new Error(`capture job ${job.id} was taken over by another worker`);
+    }
+  }
+}
+
+async function saveRecords(
+  sql: Sql,
+  job: CaptureJobRow,
+  hook: string,
+  records: NeuronRecord[],
+  windows: Window[],
+): Promise<void> {
+  const referenced = new Set<number>();
+  for (const r of records) {
+    for (const w of [...r.top, ...r.random, ...r.quantiles.flatMap((q) => q.windows)])
+      referenced.add(w.window);
+  }
+  const windowRows = [...referenced]
+    .sort((a, b) => a - b)
+    .map((index) => ({
+      job_id: job.id,
+      window_index: index,
+      document_id: windows[index].documentId,
+      start_token: windows[index].start,
+      token_ids: windows[index].ids,
+    }));
+  const BATCH = 200;
+  for (let i = 0; i < windowRows.length; i += BATCH) {
+    await sql`INSERT INTO record_windows ${sql(windowRows.slice(i, i + BATCH))} ON CONFLICT (job_id, window_index) DO NOTHING`;
+  }
+  for (let i = 0; i < records.length; i += BATCH) {
+    const rows = records.slice(i, i + BATCH).map((r) => ({
+      job_id: job.id,
+      model: job.model,
+      hook,
+      neuron: r.neuron,
+      max_activation: r.stats.max,
+      min_activation: r.stats.min,
+      mean_activation: r.stats.mean,
+      fraction_nonzero: r.stats.fractionNonZero,
+      tokens: r.stats.tokens,
+      histogram: sql.json(r.histogram),
+      top: sql.json(r.top as unknown as Parameters<typeof sql.json>[0]),
+      random: sql.json(r.random as unknown as Parameters<typeof sql.json>[0]),
+      quantiles: sql.json(r.quantiles as unknown as Parameters<typeof sql.json>[0]),
+    }));
+    await sql`
+      INSERT INTO neuron_records ${sql(rows)}
+      ON CONFLICT (job_id, hook, neuron) DO UPDATE SET
+        max_activation = EXCLUDED.max_activation, min_activation = EXCLUDED.min_activation,
+        mean_activation = EXCLUDED.mean_activation, fraction_nonzero = EXCLUDED.fraction_nonzero, tokens = EXCLUDED.tokens,
+        histogram = EXCLUDED.histogram, top = EXCLUDED.top, random = EXCLUDED.random, quantiles = EXCLUDED.quantiles`;
+  }
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { UserInputError } from '@loupe/common';
+import type { Sql } from '@loupe/common/db';
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+export type JobPhase = 'capture' | 'records' | 'done';
+
+export interface CaptureJobRow {
+  id: string;
+  status: JobStatus;
+  phase: JobPhase;
+  model: string;
+  modelSha256: string;
+  dataset: string;
+  hooks: string[];
+  maxTokens: number;
+  params: CaptureParams;
+  paramsKey: string;
+  totalWindows: number;
+  totalTokens: number;
+  windowsDone: number;
+  tokensDone: number;
+  attempts: number;
+  error: string | null;
+}
+
+export interface CaptureParams {
+  windowLength: number;
+  minWindowLength: number;
+  windowsPerShard: number;
+  shardsPerCheckpoint: number;
+  recordSeed: number;
+}
+
+/** A worker that has not written a heartbeat for this long is taken to be dead. */
+export const STALE_AFTER_SECONDS = 30;
+
+const COLUMNS = `id, status, phase, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows,
+  total_tokens, windows_done, tokens_done, attempts, error`;
+
+function toRow(r: Record<string, unknown>): CaptureJobRow {
+  return {
+    id: r.id as string,
+    status: r.status as JobStatus,
+    phase: r.phase as JobPhase,
+    model: r.model as string,
+    modelSha256: r.model_sha256 as string,
+    dataset: r.dataset as string,
+    hooks: r.hooks as string[],
+    maxTokens: Number(r.max_tokens),
+    params: r.params as CaptureParams,
+    paramsKey: r.params_key as string,
+    totalWindows: Number(r.total_windows),
+    totalTokens: Number(r.total_tokens),
+    windowsDone: Number(r.windows_done),
+    tokensDone: Number(r.tokens_done),
+    attempts: Number(r.attempts),
+    error: (r.error as string | null) ?? null,
+  };
+}
+
+export async function createJob(
+  sql: Sql,
+  job: Omit<CaptureJobRow, 'id' | 'status' | 'phase' | 'windowsDone' | 'tokensDone' | 'attempts' | 'error'>,
+): Promise<CaptureJobRow> {
+  const [row] = await sql`
+    INSERT INTO capture_jobs (id, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows, total_tokens)
+    VALUES (${randomUUID()}, ${job.model}, ${job.modelSha256}, ${job.dataset}, ${job.hooks}, ${job.maxTokens},
+            ${sql.json(job.params as unknown as Parameters<typeof sql.json>[0])}, ${job.paramsKey}, ${job.totalWindows}, ${job.totalTokens})
+    RETURNING ${sql.unsafe(COLUMNS)}`;
+  return toRow(row);
+}
+
+export async function getJob(sql: Sql, id: string): Promise<CaptureJobRow> {
+  const [row] = await sql`SELECT ${sql.unsafe(COLUMNS)} FROM capture_jobs WHERE id = ${id}`;
+  if (!row) throw new UserInputError(`unknown capture job ${id}`, 'NOT_FOUND');
+  return toRow(row);
+}
+
+/** The newest unfinished job with the same parameters: rerunning a killed command resumes it. */
+export async function findResumable(sql: Sql, paramsKey: string): Promise<CaptureJobRow | null> {
+  const [row] = await sql`
+    SELECT ${sql.unsafe(COLUMNS)} FROM capture_jobs
+    WHERE params_key = ${paramsKey} AND status IN ('queued', 'running', 'failed')
+    ORDER BY created_at DESC LIMIT 1`;
+  return row ? toRow(row) : null;
+}
+
+/**
+ * Takes a job for this worker if it is queued, failed, or running under a worker whose heartbeat went
+ * stale. Row locking makes two workers racing for one job end with exactly one owner.
+ */
+export async function claimJob(sql: Sql, id: string, worker: string): Promise<CaptureJobRow | null> {
+  const [row] = await sql`
+    UPDATE capture_jobs SET status = 'running', worker = ${worker}, heartbeat_at = now(), updated_at = now(),
+           attempts = attempts + 1, error = NULL
+    WHERE id = (
+      SELECT id FROM capture_jobs
+      WHERE id = ${id}
+        AND (status IN ('queued', 'failed')
+             OR (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => ${STALE_AFTER_SECONDS}))))
+      FOR UPDATE SKIP LOCKED)
+    RETURNING ${sql.unsafe(COLUMNS)}`;
+  return row ? toRow(row) : null;
+}
+
+/** Records a checkpoint; refuses (returns false) if another worker has taken the job over. */
+export async function checkpoint(
+  sql: Sql,
+  id: string,
+  worker: string,
+  progress: { windowsDone: number; tokensDone: number; phase: JobPhase },
+): Promise<boolean> {
+  const rows = await sql`
+    UPDATE capture_jobs SET windows_done = ${progress.windowsDone}, tokens_done = ${progress.tokensDone},
+           phase = ${progress.phase}, heartbeat_at = now(), updated_at = now()
+    WHERE id = ${id} AND worker = ${worker} AND status = 'running'
+    RETURNING id`;
+  return rows.length === 1;
+}
+
+/** Keeps the claim alive between checkpoints (a long records phase, a slow shard). */
+export function keepAlive(sql: Sql, id: string, worker: string): () => void {
+  const timer = setInterval(
+    () => {
+      sql`UPDATE capture_jobs SET heartbeat_at = now() WHERE id = ${id} AND worker = ${worker} AND status = 'running'`.catch(
+        () => {},
+      );
+    },
+    (STALE_AFTER_SECONDS * 1000) / 3,
+  );
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export async function finishJob(
+  sql: Sql,
+  id: string,
+  worker: string,
+  outcome: { error?: string },
+): Promise<void> {
+  await sql`
+    UPDATE capture_jobs SET status = ${outcome.error ? 'failed' : 'done'}, phase = ${outcome.error ? sql`phase` : 'done'},
+           error = ${outcome.error ?? null}, finished_at = now(), updated_at = now(), heartbeat_at = NULL
+    WHERE id = ${id} AND worker = ${worker}`;
+}

@@ -1,0 +1,115 @@
+import { Rng } from '@loupe/common';
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_RECORD_SETTINGS,
+  NeuronRecordAccumulator,
+  type RecordSettings,
+  restoreAccumulator,
+  snapshotAccumulator,
+} from './neuron-records.js';
+import type { Window } from './windows.js';
+
+const WIDTH = 6;
+const LENGTH = 8;
+const settings: RecordSettings = {
+  ...DEFAULT_RECORD_SETTINGS,
+  topK: 5,
+  randomCount: 4,
+  sampleSize: 16,
+  perQuantile: 2,
+};
+
+function dataset(count: number, seed = 3): { window: Window; acts: Float32Array }[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: count }, (_, index) => {
+    const length = index % 7 === 0 ? LENGTH - 3 : LENGTH; // some short tails
+    const acts = Float32Array.from({ length: length * WIDTH }, () =>
+      rng.nextUniform() < 0.4 ? 0 : rng.nextNormal(),
+    );
+    return { window: { index, documentId: 'd', start: 0, ids: new Array(length).fill(1) }, acts };
+  });
+}
+
+function columnOf(acts: Float32Array, j: number): number[] {
+  const out: number[] = [];
+  for (let i = j; i < acts.length; i += WIDTH) out.push(acts[i]);
+  return out;
+}
+
+describe('neuron records', () => {
+  const data = dataset(200);
+  const byIndex = new Map(data.map((d) => [d.window.index, d.acts]));
+
+  function run(items = data): NeuronRecordAccumulator {
+    const acc = new NeuronRecordAccumulator(WIDTH, settings);
+    for (const { window, acts } of items) acc.observe(window, acts);
+    return acc;
+  }
+
+  it('keeps exactly the top-k windows by max activation, with their token values (brute force)', () => {
+    const records = run().finish(
+      new Map(
+        run()
+          .plan()
+          .map((w) => [w, byIndex.get(w)!]),
+      ),
+    );
+    for (let j = 0; j < WIDTH; j++) {
+      const expected = data
+        .map(({ window, acts }) => ({ window: window.index, max: Math.max(...columnOf(acts, j)) }))
+        .sort((a, b) => b.max - a.max || a.window - b.window)
+        .slice(0, settings.topK);
+      expect(records[j].top.map((t) => t.window)).toEqual(expected.map((e) => e.window));
+      for (const t of records[j].top) expect(t.values).toEqual(columnOf(byIndex.get(t.window)!, j));
+    }
+  });
+
+  it('computes statistics exactly and a histogram over the sample that covers every sampled token', () => {
+    const acc = run();
+    const records = acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])));
+    for (let j = 0; j < WIDTH; j++) {
+      const all = data.flatMap(({ acts }) => columnOf(acts, j));
+      const s = records[j].stats;
+      expect(s.max).toBeCloseTo(Math.max(...all), 6);
+      expect(s.min).toBeCloseTo(Math.min(...all), 6);
+      expect(s.mean).toBeCloseTo(all.reduce((a, b) => a + b, 0) / all.length, 9);
+      expect(s.fractionNonZero).toBeCloseTo(all.filter((a) => a > 0).length / all.length, 12);
+      const sampled = acc.plan().reduce((n, w) => n + byIndex.get(w)!.length / WIDTH, 0);
+      expect(records[j].histogram.counts.reduce((a, b) => a + b, 0)).toBe(sampled);
+    }
+  });
+
+  it('draws a uniform sample that does not depend on how the stream was split, and quantile bins within it', () => {
+    const acc = run();
+    expect(acc.plan()).toHaveLength(settings.sampleSize);
+    // the sample is the windows with the smallest hash priorities: recompute independently
+    const expected = data
+      .map(({ window }) => ({ w: window.index, p: acc.priority(window.index) }))
+      .sort((a, b) => a.p - b.p)
+      .slice(0, settings.sampleSize)
+      .map((x) => x.w);
+    expect(acc.plan()).toEqual(expected);
+    const records = acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])));
+    for (const record of records) {
+      expect(record.random.map((r) => r.window)).toEqual(expected.slice(0, settings.randomCount));
+      const maxOf = (w: number) => Math.max(...columnOf(byIndex.get(w)!, record.neuron));
+      const sampleMaxima = expected.map(maxOf).sort((a, b) => a - b);
+      const top = record.quantiles.at(-1)!;
+      expect(top.windows.length).toBeGreaterThan(0);
+      for (const w of top.windows)
+        expect(maxOf(w.window)).toBeGreaterThanOrEqual(sampleMaxima[Math.floor(0.99 * sampleMaxima.length)]);
+    }
+  });
+
+  it('restores from a snapshot mid-stream and ends identical to an uninterrupted pass', () => {
+    const first = run(data.slice(0, 77));
+    const snap = snapshotAccumulator(first, LENGTH);
+    const byName = new Map(snap.tensors.map((t) => [t.name, t.data]));
+    const resumed = restoreAccumulator(WIDTH, (name) => byName.get(name)!, snap.metadata);
+    for (const { window, acts } of data.slice(77)) resumed.observe(window, acts);
+    const whole = run();
+    const re = (acc: NeuronRecordAccumulator) =>
+      acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])));
+    expect(re(resumed)).toEqual(re(whole));
+  });
+});

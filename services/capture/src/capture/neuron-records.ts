@@ -1,0 +1,331 @@
+import { hashString, splitmix32 } from '@loupe/common';
+import type { Window } from './windows.js';
+
+/**
+ * Per-neuron records over a dataset, in the style of OpenAI's neuron viewer: the top windows by max
+ * activation, random windows, windows sampled from the quantiles of max activation, and statistics.
+ *
+ * One pass keeps, per neuron, the top-k windows with their token activations and running statistics;
+ * and, for a shared uniform random sample of windows (a bottom-k sketch over a seeded hash of the window
+ * index: deterministic, no RNG state to checkpoint), each neuron's max activation in those windows.
+ * `plan()` then says which sample windows to re-run for the random and quantile records and the
+ * histogram, and `finish()` turns their activations into records.
+ */
+export interface RecordSettings {
+  topK: number;
+  randomCount: number;
+  sampleSize: number;
+  /** quantile bin edges of per-window max activation over the random sample, e.g. [0.5, 0.75, 0.9, 0.99, 1] */
+  quantileEdges: number[];
+  perQuantile: number;
+  histogramBins: number;
+  seed: number;
+}
+
+export const DEFAULT_RECORD_SETTINGS: RecordSettings = {
+  topK: 20,
+  randomCount: 20,
+  sampleSize: 256,
+  quantileEdges: [0.5, 0.75, 0.9, 0.99, 1],
+  perQuantile: 5,
+  histogramBins: 32,
+  seed: 0,
+};
+
+export interface WindowActivations {
+  window: number;
+  /** activation of this neuron at each token of the window */
+  values: number[];
+}
+
+export interface NeuronRecord {
+  neuron: number;
+  stats: { max: number; min: number; mean: number; fractionNonZero: number; tokens: number };
+  histogram: { min: number; max: number; counts: number[] };
+  top: WindowActivations[];
+  random: WindowActivations[];
+  quantiles: { from: number; to: number; windows: WindowActivations[] }[];
+}
+
+interface TopEntry {
+  max: number;
+  window: number;
+  values: Float32Array;
+}
+
+interface SampleSlot {
+  window: number;
+  priority: number;
+  /** max activation of every neuron in this window */
+  maxima: Float32Array;
+}
+
+export class NeuronRecordAccumulator {
+  readonly top: TopEntry[][];
+  readonly stats: {
+    max: Float64Array;
+    min: Float64Array;
+    sum: Float64Array;
+    nonZero: Float64Array;
+    tokens: number;
+  };
+  sample: SampleSlot[] = [];
+  windowsSeen = 0;
+
+  constructor(
+    readonly width: number,
+    readonly settings: RecordSettings = DEFAULT_RECORD_SETTINGS,
+  ) {
+    this.top = Array.from({ length: width }, () => []);
+    this.stats = {
+      max: new Float64Array(width).fill(Number.NEGATIVE_INFINITY),
+      min: new Float64Array(width).fill(Number.POSITIVE_INFINITY),
+      sum: new Float64Array(width),
+      nonZero: new Float64Array(width),
+      tokens: 0,
+    };
+  }
+
+  /** The sample priority of a window: uniform in [0, 2^32), fixed by seed and index. */
+  priority(window: number): number {
+    return splitmix32(hashString(String(window), this.settings.seed >>> 0))();
+  }
+
+  /** Adds one window's activations, [tokens, width] row-major. */
+  observe(window: Window, activations: Float32Array): void {
+    const n = this.width;
+    const length = window.ids.length;
+    const maxima = new Float32Array(n).fill(Number.NEGATIVE_INFINITY);
+    const { stats } = this;
+    for (let t = 0; t < length; t++) {
+      const row = t * n;
+      for (let j = 0; j < n; j++) {
+        const a = activations[row + j];
+        if (a > maxima[j]) maxima[j] = a;
+        if (a < stats.min[j]) stats.min[j] = a;
+        stats.sum[j] += a;
+        if (a > 0) stats.nonZero[j] += 1;
+      }
+    }
+    stats.tokens += length;
+    const k = this.settings.topK;
+    for (let j = 0; j < n; j++) {
+      if (maxima[j] > stats.max[j]) stats.max[j] = maxima[j];
+      const heap = this.top[j];
+      if (heap.length < k || maxima[j] > heap[heap.length - 1].max) {
+        const values = new Float32Array(length);
+        for (let t = 0; t < length; t++) values[t] = activations[t * n + j];
+        insertSorted(heap, { max: maxima[j], window: window.index, values }, k);
+      }
+    }
+    this.offerSample(window.index, maxima);
+    this.windowsSeen++;
+  }
+
+  private offerSample(window: number, maxima: Float32Array): void {
+    const priority = this.priority(window);
+    const size = this.settings.sampleSize;
+    if (this.sample.length >= size && priority >= this.sample[this.sample.length - 1].priority) return;
+    const slot = { window, priority, maxima };
+    const at = this.sample.findIndex((s) => s.priority > priority);
+    if (at === -1) this.sample.push(slot);
+    else this.sample.splice(at, 0, slot);
+    if (this.sample.length > size) this.sample.pop();
+  }
+
+  /** Sample windows to re-run for the random and quantile records and the histogram: all of them. */
+  plan(): number[] {
+    return this.sample.map((s) => s.window);
+  }
+
+  /**
+   * Builds every neuron's record from the pass's state and the re-run activations of the sample
+   * windows (window index → [tokens, width]).
+   */
+  finish(sampleActivations: Map<number, Float32Array>): NeuronRecord[] {
+    const n = this.width;
+    const { settings, stats } = this;
+    const randomWindows = this.sample.slice(0, settings.randomCount).map((s) => s.window);
+    const column = (window: number, j: number): number[] => {
+      const acts = sampleActivations.get(window);
+      if (!acts) throw new Error(`sample window ${window} was not re-run`);
+      const values: number[] = [];
+      for (let i = j; i < acts.length; i += n) values.push(acts[i]);
+      return values;
+    };
+    const records: NeuronRecord[] = [];
+    for (let j = 0; j < n; j++) {
+      const histogram = {
+        min: stats.min[j],
+        max: stats.max[j],
+        counts: new Array<number>(settings.histogramBins).fill(0),
+      };
+      const span = histogram.max - histogram.min;
+      for (const slot of this.sample) {
+        for (const v of column(slot.window, j)) {
+          const bin =
+            span > 0
+              ? Math.min(
+                  settings.histogramBins - 1,
+                  Math.floor(((v - histogram.min) / span) * settings.histogramBins),
+                )
+              : 0;
+          histogram.counts[Math.max(0, bin)] += 1;
+        }
+      }
+      records.push({
+        neuron: j,
+        stats: {
+          max: stats.max[j],
+          min: stats.min[j],
+          mean: stats.tokens ? stats.sum[j] / stats.tokens : 0,
+          fractionNonZero: stats.tokens ? stats.nonZero[j] / stats.tokens : 0,
+          tokens: stats.tokens,
+        },
+        histogram,
+        top: this.top[j].map((e) => ({ window: e.window, values: Array.from(e.values) })),
+        random: randomWindows.map((window) => ({ window, values: column(window, j) })),
+        quantiles: this.quantileRecords(j, column),
+      });
+    }
+    return records;
+  }
+
+  /** Windows of the random sample binned by the quantiles of this neuron's max activation over the sample. */
+  private quantileRecords(
+    j: number,
+    column: (window: number, j: number) => number[],
+  ): NeuronRecord['quantiles'] {
+    const { quantileEdges, perQuantile } = this.settings;
+    const byMax = [...this.sample].sort((a, b) => a.maxima[j] - b.maxima[j] || a.priority - b.priority);
+    const bins: NeuronRecord['quantiles'] = [];
+    for (let b = 0; b + 1 < quantileEdges.length; b++) {
+      const from = Math.floor(quantileEdges[b] * byMax.length);
+      const to = Math.min(byMax.length, Math.ceil(quantileEdges[b + 1] * byMax.length));
+      const members = byMax
+        .slice(from, to)
+        .sort((x, y) => x.priority - y.priority)
+        .slice(0, perQuantile);
+      bins.push({
+        from: quantileEdges[b],
+        to: quantileEdges[b + 1],
+        windows: members.map((s) => ({ window: s.window, values: column(s.window, j) })),
+      });
+    }
+    return bins;
+  }
+}
+
+/** Keeps `list` sorted by max, descending, ties by window index, at most `limit` long. */
+function insertSorted(list: TopEntry[], entry: TopEntry, limit: number): void {
+  let at = list.length;
+  while (
+    at > 0 &&
+    (list[at - 1].max < entry.max || (list[at - 1].max === entry.max && list[at - 1].window > entry.window))
+  )
+    at--;
+  list.splice(at, 0, entry);
+  if (list.length > limit) list.pop();
+}
+
+/**
+ * The accumulator's whole state as tensors, so a capture job can checkpoint it in a safetensors file
+ * and a restarted job continues exactly where the snapshot was taken.
+ */
+export interface AccumulatorSnapshot {
+  tensors: {
+    name: string;
+    dtype: 'F32' | 'F64' | 'I32';
+    shape: number[];
+    data: Float32Array | Float64Array | Int32Array;
+  }[];
+  metadata: Record<string, string>;
+}
+
+export function snapshotAccumulator(acc: NeuronRecordAccumulator, windowLength: number): AccumulatorSnapshot {
+  const { width: n, settings } = acc;
+  const k = settings.topK;
+  const topMax = new Float32Array(n * k).fill(Number.NaN);
+  const topWindow = new Int32Array(n * k).fill(-1);
+  const topLength = new Int32Array(n * k);
+  const topValues = new Float32Array(n * k * windowLength);
+  acc.top.forEach((heap, j) =>
+    heap.forEach((entry, r) => {
+      const at = j * k + r;
+      topMax[at] = entry.max;
+      topWindow[at] = entry.window;
+      topLength[at] = entry.values.length;
+      topValues.set(entry.values, at * windowLength);
+    }),
+  );
+  const s = acc.sample.length;
+  const sampleMaxima = new Float32Array(s * n);
+  acc.sample.forEach((slot, i) => sampleMaxima.set(slot.maxima, i * n));
+  return {
+    tensors: [
+      { name: 'top.max', dtype: 'F32', shape: [n, k], data: topMax },
+      { name: 'top.window', dtype: 'I32', shape: [n, k], data: topWindow },
+      { name: 'top.length', dtype: 'I32', shape: [n, k], data: topLength },
+      { name: 'top.values', dtype: 'F32', shape: [n, k, windowLength], data: topValues },
+      { name: 'stats.max', dtype: 'F64', shape: [n], data: acc.stats.max },
+      { name: 'stats.min', dtype: 'F64', shape: [n], data: acc.stats.min },
+      { name: 'stats.sum', dtype: 'F64', shape: [n], data: acc.stats.sum },
+      { name: 'stats.nonZero', dtype: 'F64', shape: [n], data: acc.stats.nonZero },
+      { name: 'sample.window', dtype: 'I32', shape: [s], data: Int32Array.from(acc.sample, (x) => x.window) },
+      {
+        name: 'sample.priority',
+        dtype: 'F64',
+        shape: [s],
+        data: Float64Array.from(acc.sample, (x) => x.priority),
+      },
+      { name: 'sample.maxima', dtype: 'F32', shape: [s, n], data: sampleMaxima },
+    ],
+    metadata: {
+      tokens: String(acc.stats.tokens),
+      windowsSeen: String(acc.windowsSeen),
+      windowLength: String(windowLength),
+      settings: JSON.stringify(settings),
+    },
+  };
+}
+
+export function restoreAccumulator(
+  width: number,
+  read: (name: string) => Float32Array | Float64Array | Int32Array,
+  metadata: Record<string, string>,
+): NeuronRecordAccumulator {
+  const settings = JSON.parse(metadata.settings) as RecordSettings;
+  const windowLength = Number(metadata.windowLength);
+  const acc = new NeuronRecordAccumulator(width, settings);
+  const k = settings.topK;
+  const [topMax, topWindow, topLength, topValues] = ['top.max', 'top.window', 'top.length', 'top.values'].map(
+    read,
+  );
+  for (let j = 0; j < width; j++) {
+    for (let r = 0; r < k; r++) {
+      const at = j * k + r;
+      if (topWindow[at] < 0) break;
+      const start = at * windowLength;
+      acc.top[j].push({
+        max: topMax[at],
+        window: topWindow[at],
+        values: Float32Array.from(topValues.subarray(start, start + topLength[at])),
+      });
+    }
+  }
+  acc.stats.max.set(read('stats.max'));
+  acc.stats.min.set(read('stats.min'));
+  acc.stats.sum.set(read('stats.sum'));
+  acc.stats.nonZero.set(read('stats.nonZero'));
+  acc.stats.tokens = Number(metadata.tokens);
+  acc.windowsSeen = Number(metadata.windowsSeen);
+  const windows = read('sample.window');
+  const priorities = read('sample.priority');
+  const maxima = read('sample.maxima');
+  acc.sample = Array.from(windows, (window, i) => ({
+    window,
+    priority: priorities[i],
+    maxima: Float32Array.from(maxima.subarray(i * width, (i + 1) * width)),
+  }));
+  return acc;
+}

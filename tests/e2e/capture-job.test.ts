@@ -1,0 +1,186 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, claimJob, Gpt2Runner } from '@loupe/capture';
+import { SafetensorsReader } from '@loupe/common';
+import {
+  connect,
+  runMigrations,
+  type SpawnedEmbeddedPostgres,
+  type Sql,
+  spawnEmbeddedPostgres,
+} from '@loupe/common/db';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES } from '../fixtures/index.js';
+import { convertedFixture, maxAbsDiff } from '../support/model.js';
+import { freePort, REPO_ROOT, runCli } from '../support/process.js';
+
+// `loupe capture` as a real process against the embedded Postgres (its own process too), including a
+// kill -9 in the middle of a job and the resumed run that must end identical to an uninterrupted one.
+const HOOKS = ['blocks.1.mlp.hook_post', 'blocks.0.hook_resid_post'];
+const ARGS = [
+  '--dataset',
+  'default',
+  '--hooks',
+  HOOKS.join(','),
+  '--max-tokens',
+  '9000',
+  '--shard-windows',
+  '8',
+  '--checkpoint-shards',
+  '2',
+];
+
+let db: SpawnedEmbeddedPostgres;
+let sql: Sql;
+let modelDir: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-capture-job-'));
+  modelDir = (await convertedFixture(FIXTURES.tiny)).modelDir;
+  const port = await freePort();
+  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port });
+  env = {
+    LOUPE_DATA_DIR: path.join(scratch, 'data'),
+    LOUPE_EMBEDDED_PG_PORT: String(port),
+    LOUPE_THREADS: '1',
+  };
+  sql = connect(db.url, { schema: CAPTURE_SCHEMA });
+  await runMigrations(sql, { schema: CAPTURE_SCHEMA, dir: CAPTURE_MIGRATIONS_DIR });
+});
+
+afterAll(async () => {
+  await sql?.end();
+  await db?.stop();
+});
+
+async function capture(): Promise<{ job: string; resumed: boolean }> {
+  const { code, stdout, stderr } = await runCli(['capture', '--model', modelDir, ...ARGS], env);
+  expect(stderr).not.toMatch(/internal error/);
+  expect(code, stderr).toBe(0);
+  return JSON.parse(stdout);
+}
+
+/** Starts a capture and kills it with SIGKILL once it has passed `percent`% of its tokens. */
+async function captureKilledAt(percent: number): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [path.join(REPO_ROOT, 'services/cli/dist/main.js'), 'capture', '--model', modelDir, ...ARGS],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes(`capture: ${percent}%`)) {
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+    child.once('exit', () => reject(new Error(`capture ended before ${percent}%: ${stderr}`)));
+  });
+  await new Promise((resolve) => child.once('exit', resolve));
+}
+
+async function records(job: string) {
+  return sql`SELECT hook, neuron, max_activation, mean_activation, fraction_nonzero, tokens, histogram, top, random, quantiles
+             FROM neuron_records WHERE job_id = ${job} ORDER BY hook, neuron`;
+}
+
+describe('job claiming', () => {
+  it('gives a contested job to exactly one of several racing workers, and none while its heartbeat is fresh', async () => {
+    const [{ id }] = await sql`
+      INSERT INTO capture_jobs (id, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows, total_tokens)
+      VALUES (gen_random_uuid(), 'm', 's', 'd', '{}', 1, '{}', 'race', 1, 1) RETURNING id`;
+    const clients = Array.from({ length: 4 }, () => connect(db.url, { schema: 'capture', max: 1 }));
+    try {
+      const claims = await Promise.all(clients.map((client, i) => claimJob(client, id, `worker-${i}`)));
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      expect(await claimJob(sql, id, 'latecomer')).toBeNull();
+      await sql`UPDATE capture_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = ${id}`;
+      expect((await claimJob(sql, id, 'latecomer'))?.attempts).toBe(2);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+      await sql`DELETE FROM capture_jobs WHERE id = ${id}`;
+    }
+  });
+});
+
+describe('capture jobs', () => {
+  let reference: { job: string };
+
+  it('writes activation shards that equal a direct forward pass, and one record per neuron', async () => {
+    reference = await capture();
+    const [job] =
+      await sql`SELECT status, phase, windows_done, total_windows, tokens_done FROM capture_jobs WHERE id = ${reference.job}`;
+    expect(job).toMatchObject({ status: 'done', phase: 'done' });
+    expect(Number(job.windows_done)).toBe(Number(job.total_windows));
+    const shards =
+      await sql`SELECT hook, shard, path, tokens, width FROM activation_shards WHERE job_id = ${reference.job} ORDER BY hook, shard`;
+    expect(shards.reduce((n, s) => n + Number(s.tokens), 0)).toBe(2 * Number(job.tokens_done));
+    const runner = await Gpt2Runner.load(modelDir, { device: 'cpu', intraOpThreads: 1 });
+    try {
+      const shard = shards.find((s) => s.hook === HOOKS[0] && s.shard === 3)!;
+      const reader = await SafetensorsReader.open(shard.path);
+      const activations = await reader.readFloat32('activations');
+      const ids = Array.from(new Int32Array((await reader.readRaw('token_ids')).buffer.slice(0)));
+      const offsets = Array.from(new Int32Array((await reader.readRaw('window_offsets')).buffer.slice(0)));
+      await reader.close();
+      const [direct] = await runner.forward([
+        { ids: ids.slice(offsets[0], offsets[1]), hooks: [HOOKS[0]], logits: false },
+      ]);
+      expect(
+        maxAbsDiff(activations.subarray(0, direct.hooks.get(HOOKS[0])!.length), direct.hooks.get(HOOKS[0])!),
+      ).toBeLessThan(1e-5);
+    } finally {
+      await runner.close();
+    }
+    const rows = await records(reference.job);
+    expect(rows).toHaveLength(256); // d_mlp of the tiny model; resid_post gets shards only
+    const first = rows[0];
+    expect(first.top).toHaveLength(20);
+    expect(first.random).toHaveLength(20);
+    expect(first.quantiles).toHaveLength(4);
+    expect(Math.max(...first.top[0].values)).toBeCloseTo(first.max_activation, 5);
+    const [{ count }] =
+      await sql`SELECT count(*)::int AS count FROM record_windows WHERE job_id = ${reference.job}`;
+    expect(count).toBeGreaterThan(20);
+  });
+
+  it('resumes after kill -9 and ends with exactly the records of an uninterrupted run', async () => {
+    await captureKilledAt(50);
+    const [killed] =
+      await sql`SELECT id, status, windows_done, total_windows FROM capture_jobs WHERE id <> ${reference.job}`;
+    expect(killed.status).toBe('running');
+    expect(Number(killed.windows_done)).toBeGreaterThan(0);
+    expect(Number(killed.windows_done)).toBeLessThan(Number(killed.total_windows));
+    // the dead worker's heartbeat must go stale before another process may take the job over
+    await sql`UPDATE capture_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = ${killed.id}`;
+    const resumed = await capture();
+    expect(resumed).toMatchObject({ job: killed.id, resumed: true });
+    expect(await records(resumed.job)).toEqual(await records(reference.job));
+    const count = async (job: string) =>
+      (await sql`SELECT count(*)::int AS n FROM activation_shards WHERE job_id = ${job}`)[0].n;
+    expect(await count(resumed.job)).toBe(await count(reference.job));
+  });
+
+  it('refuses bad arguments with clear messages', async () => {
+    const badHook = await runCli(
+      ['capture', '--model', modelDir, '--hooks', 'blocks.5.mlp.hook_post', '--max-tokens', '100'],
+      env,
+    );
+    expect(badHook.code).toBe(2);
+    expect(badHook.stderr).toMatch(/unknown hook "blocks.5.mlp.hook_post"/);
+    const badDataset = await runCli(
+      ['capture', '--model', modelDir, '--dataset', '/nonexistent.jsonl', '--hooks', HOOKS[0]],
+      env,
+    );
+    expect(badDataset.code).toBe(2);
+    expect(badDataset.stderr).toMatch(/dataset "\/nonexistent.jsonl" does not exist/);
+  });
+});
