@@ -1,15 +1,26 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { convertCheckpoint, Gpt2Runner, type ModelManifest, steeringInput } from '@loupe/capture';
+import {
+  CAPTURE_MIGRATIONS_DIR,
+  CAPTURE_SCHEMA,
+  convertCheckpoint,
+  Gpt2Runner,
+  type ModelManifest,
+  prepareCaptureJob,
+  runCaptureJob,
+  steeringInput,
+} from '@loupe/capture';
 import { blockHook } from '@loupe/common';
+import { connect, runMigrations, spawnEmbeddedPostgres } from '@loupe/common/db';
 import ort from 'onnxruntime-node';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
-import { matmulRate } from './matmul-rate.js';
-import { fmt, medianSeconds, printTable } from './measure.js';
+import { interleaved, type MatmulProbe } from './matmul-rate.js';
+import { fmt, pct, printTable } from './measure.js';
 
 const BATCH = 8;
 const SEQ = 128;
+const CAPTURE_TOKENS = 8192;
 
 /** Model FLOPs per token at sequence length `seq`: projections, attention as computed (full T×T), logits. */
 export function flopsPerToken(dims: ModelManifest['dims'], seq: number, logits: boolean): number {
@@ -18,17 +29,18 @@ export function flopsPerToken(dims: ModelManifest['dims'], seq: number, logits: 
   return nLayer * perLayer + (logits ? 2 * d * vocabSize : 0);
 }
 
-export async function captureBench(): Promise<void> {
+export async function captureBench(probe: MatmulProbe): Promise<void> {
   const checkpoint = await ensureFixture(FIXTURES.gpt2Small);
   const modelDir = path.join(os.tmpdir(), 'loupe-bench-gpt2-small');
   await convertCheckpoint(checkpoint, modelDir, { force: true });
-  const rate = await matmulRate();
   const runner = await Gpt2Runner.load(modelDir, { device: 'cpu', intraOpThreads: 0 });
   const { dims } = runner.manifest;
   const tokens = BATCH * SEQ;
   const ids = Array.from({ length: BATCH }, (_, b) =>
     Array.from({ length: SEQ }, (_, t) => (b * 1000 + t * 37) % dims.vocabSize),
   );
+  const flopsLogits = flopsPerToken(dims, SEQ, true);
+  const flopsTrunk = flopsPerToken(dims, SEQ, false);
 
   // (a) the raw forward: ONNX Runtime directly, logits only, no Loupe code in the way
   const raw = await ort.InferenceSession.create(path.join(modelDir, 'model.onnx'), {
@@ -36,19 +48,14 @@ export async function captureBench(): Promise<void> {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
   });
+  const zeros = new ort.Tensor('float32', new Float32Array(dims.dModel), [1, 1, dims.dModel]);
   const feeds = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.flat(), BigInt), [BATCH, SEQ]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(tokens).fill(1n), [BATCH, SEQ]),
-    ...Object.fromEntries(
-      Array.from({ length: dims.nLayer }, (_, layer) => [
-        steeringInput(layer),
-        new ort.Tensor('float32', new Float32Array(dims.dModel), [1, 1, dims.dModel]),
-      ]),
-    ),
+    ...Object.fromEntries(Array.from({ length: dims.nLayer }, (_, layer) => [steeringInput(layer), zeros])),
   };
-  const runs = 5;
-  const rawSeconds = await medianSeconds(() => raw.run(feeds, ['logits']), runs);
-  const rawNoLogitsSeconds = await medianSeconds(() => raw.run(feeds, ['ln_final.hook_normalized']), runs);
+  const a = await interleaved(probe, () => raw.run(feeds, ['logits']));
+  const lnOnly = await interleaved(probe, () => raw.run(feeds, ['ln_final.hook_normalized']));
   await raw.release();
 
   // (b) Activations: residual and MLP hooks of every layer, through the runner (batching, unpadding)
@@ -60,60 +67,104 @@ export async function captureBench(): Promise<void> {
       blockHook(layer, 'mlp.hook_post'),
     );
   }
-  const withLogits = await medianSeconds(
-    () => runner.forward(ids.map((row) => ({ ids: row, hooks, logits: true }))),
-    runs,
+  const b = await interleaved(probe, () =>
+    runner.forward(ids.map((row) => ({ ids: row, hooks, logits: true }))),
   );
-  const hooksOnly = await medianSeconds(
-    () => runner.forward(ids.map((row) => ({ ids: row, hooks, logits: false }))),
-    runs,
+  const bTrunk = await interleaved(probe, () =>
+    runner.forward(ids.map((row) => ({ ids: row, hooks, logits: false }))),
   );
-  await runner.close();
 
-  const flopsLogits = flopsPerToken(dims, SEQ, true);
-  const flopsTrunk = flopsPerToken(dims, SEQ, false);
+  // (c) a capture job end to end on the bundled corpus: tokenize, forward, shards for every hook above,
+  // neuron records for every mlp.hook_post, checkpoints, the records pass and the database writes
+  const rateBefore = await probe.once();
+  const job = await captureJobSeconds(runner, hooks, CAPTURE_TOKENS);
+  const rateAfter = await probe.once();
+  await runner.close();
+  await fs.rm(modelDir, { recursive: true, force: true });
+
   const tps = (s: number) => tokens / s;
-  const pct = (x: number) => `${fmt(100 * x)}%`;
+  const peak = (flops: number, r: { rate: number }) =>
+    `${fmt(r.rate / 1e9)} GFLOP/s → ${fmt(r.rate / flops)} tok/s`;
+  const ofPeak = (s: number, flops: number, r: { rate: number }) => pct((tps(s) * flops) / r.rate);
+  const jobRate = (rateBefore + rateAfter) / 2;
   printTable(
-    `GPT-2 small shape (${fmt(dims.nLayer)} layers, d=${dims.dModel}), CPU, batch ${BATCH} × ${SEQ} tokens`,
+    `GPT-2 small shape (${dims.nLayer} layers, d=${dims.dModel}), CPU, batch ${BATCH} × ${SEQ} tokens`,
     [
-      {
-        measure: 'matmul rate (ORT, 1024×768 · 768×3072, weight prepacked)',
-        value: `${fmt(rate / 1e9, 1)} GFLOP/s`,
-        reference: '-',
-        ratio: '-',
-      },
       {
         measure: 'model FLOPs per token (with logits / trunk only)',
         value: `${fmt(flopsLogits / 1e9, 3)} / ${fmt(flopsTrunk / 1e9, 3)} GFLOP`,
+        reference: 'matmul 1024×768·768×3072, ORT, measured beside each row',
+        ratio: 'of peak',
+      },
+      {
+        measure: '(a) raw ORT forward, logits only',
+        value: `${fmt(tps(a.seconds))} tok/s`,
+        reference: peak(flopsLogits, a),
+        ratio: ofPeak(a.seconds, flopsLogits, a),
+      },
+      {
+        measure: '(b) Activations: resid_pre, resid_post, mlp.hook_post × 12 layers + logits',
+        value: `${fmt(tps(b.seconds))} tok/s`,
+        reference: peak(flopsLogits, b),
+        ratio: `${ofPeak(b.seconds, flopsLogits, b)}; hooks cost ${pct(b.seconds / b.rate / (a.seconds / a.rate) - 1)} over (a)`,
+      },
+      {
+        measure: "(b') the same hooks without logits (trunk graph)",
+        value: `${fmt(tps(bTrunk.seconds))} tok/s`,
+        reference: peak(flopsTrunk, bTrunk),
+        ratio: ofPeak(bTrunk.seconds, flopsTrunk, bTrunk),
+      },
+      {
+        measure: `(c) capture job end to end, same hooks, ${fmt(job.tokens)} tokens (shards, records, DB)`,
+        value: `${fmt(job.tokens / job.seconds)} tok/s`,
+        reference: `(b') at the same rate: ${fmt((tps(bTrunk.seconds) * jobRate) / bTrunk.rate)} tok/s`,
+        ratio: pct(job.tokens / job.seconds / ((tps(bTrunk.seconds) * jobRate) / bTrunk.rate)),
+      },
+      {
+        measure: '    of which the records pass (re-runs the 256-window sample)',
+        value: `${fmt(job.recordsSeconds, 1)} s`,
         reference: '-',
         ratio: '-',
       },
       {
-        measure: '(a) raw ORT forward, logits only',
-        value: `${fmt(tps(rawSeconds))} tok/s`,
-        reference: `matmul rate → ${fmt(rate / flopsLogits)} tok/s`,
-        ratio: pct((tps(rawSeconds) * flopsLogits) / rate),
-      },
-      {
-        measure: '(b) Activations: resid_pre/resid_post/mlp.hook_post × every layer + logits',
-        value: `${fmt(tps(withLogits))} tok/s`,
+        measure: 'full graph fetching ln_final only (does ORT skip unfetched logits?)',
+        value: `${fmt(tps(lnOnly.seconds))} tok/s`,
         reference: '(a)',
-        ratio: `cost +${pct(withLogits / rawSeconds - 1)}`,
-      },
-      {
-        measure: '(b′) same hooks, no logits (trunk graph)',
-        value: `${fmt(tps(hooksOnly))} tok/s`,
-        reference: `matmul rate → ${fmt(rate / flopsTrunk)} tok/s`,
-        ratio: pct((tps(hooksOnly) * flopsTrunk) / rate),
-      },
-      {
-        measure: 'full graph fetching ln_final only (does ORT skip the unfetched logits?)',
-        value: `${fmt(tps(rawNoLogitsSeconds))} tok/s`,
-        reference: '(a)',
-        ratio: `${fmt(rawSeconds / rawNoLogitsSeconds, 2)}× faster`,
+        ratio: `${fmt(a.seconds / a.rate / (lnOnly.seconds / lnOnly.rate), 2)}× (a)'s speed`,
       },
     ],
   );
-  await fs.rm(modelDir, { recursive: true, force: true });
+}
+
+async function captureJobSeconds(
+  runner: Gpt2Runner,
+  hooks: string[],
+  maxTokens: number,
+): Promise<{ seconds: number; tokens: number; recordsSeconds: number }> {
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-bench-capture-'));
+  const db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg') });
+  const sql = connect(db.url, { schema: CAPTURE_SCHEMA });
+  try {
+    await runMigrations(sql, { schema: CAPTURE_SCHEMA, dir: CAPTURE_MIGRATIONS_DIR });
+    const start = process.hrtime.bigint();
+    let recordsStart = 0n;
+    const { job } = await prepareCaptureJob(sql, runner, { dataset: 'default', hooks, maxTokens });
+    await runCaptureJob(sql, runner, job.id, {
+      dataDir: path.join(scratch, 'data'),
+      worker: 'bench',
+      onProgress: (p) => {
+        if (p.windowsDone === p.totalWindows && recordsStart === 0n) recordsStart = process.hrtime.bigint();
+      },
+    });
+    const end = process.hrtime.bigint();
+    return {
+      seconds: Number(end - start) / 1e9,
+      tokens: job.totalTokens,
+      recordsSeconds: Number(end - (recordsStart || end)) / 1e9,
+    };
+  } finally {
+    await sql.end();
+    await db.stop();
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
 }

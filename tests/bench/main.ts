@@ -1,8 +1,11 @@
 import os from 'node:os';
 import { captureBench } from './capture.js';
+import { MatmulProbe } from './matmul-rate.js';
 
 // `npm run bench`: hot paths with the reference each is compared against. Not a test: figures only.
 console.log(
   `# Loupe benchmarks\n\n${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), node ${process.version}`,
 );
-await captureBench();
+const probe = await MatmulProbe.create();
+await captureBench(probe);
+await probe.release();

@@ -3,35 +3,84 @@ import os from 'node:os';
 import path from 'node:path';
 import { GraphBuilder } from '@loupe/common';
 import ort from 'onnxruntime-node';
-import { medianSeconds } from './measure.js';
 
 /**
  * The machine's float32 matrix-multiply rate under ONNX Runtime: [m, k] · [k, n] with the weight as an
  * initializer (prepacked), the same situation as every GPT-2 projection. The reference for "fraction of
- * peak" figures.
+ * peak" figures. These machines are shared and their speed drifts by 2× within minutes, so callers
+ * measure it interleaved with the work they compare (see `interleaved`).
  */
-export async function matmulRate(m = 1024, k = 768, n = 3072, threads = 0): Promise<number> {
-  const g = new GraphBuilder();
-  const x = g.input('x', 'float32', [m, k]);
-  const w = g.inlineWeight(
-    'w',
-    [k, n],
-    Float32Array.from({ length: k * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5),
-  );
-  g.op('MatMul', [x, w], {}, 'y');
-  g.output('y', 'float32', [m, n]);
-  const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-mm-')), 'matmul.onnx');
-  await fs.writeFile(file, g.encode({ graphName: 'matmul', opset: 20 }));
-  const session = await ort.InferenceSession.create(file, {
-    intraOpNumThreads: threads,
-    graphOptimizationLevel: 'all',
-  });
-  const input = new ort.Tensor(
-    'float32',
-    Float32Array.from({ length: m * k }, (_, i) => (i % 13) / 13),
-    [m, k],
-  );
-  const seconds = await medianSeconds(() => session.run({ x: input }), 15, 3);
-  await session.release();
-  return (2 * m * k * n) / seconds;
+export class MatmulProbe {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly input: ort.Tensor,
+    readonly flops: number,
+  ) {}
+
+  static async create(m = 1024, k = 768, n = 3072): Promise<MatmulProbe> {
+    const g = new GraphBuilder();
+    const x = g.input('x', 'float32', [m, k]);
+    const w = g.inlineWeight(
+      'w',
+      [k, n],
+      Float32Array.from({ length: k * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5),
+    );
+    g.op('MatMul', [x, w], {}, 'y');
+    g.output('y', 'float32', [m, n]);
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-mm-')), 'matmul.onnx');
+    await fs.writeFile(file, g.encode({ graphName: 'matmul', opset: 20 }));
+    const session = await ort.InferenceSession.create(file, {
+      intraOpNumThreads: 0,
+      graphOptimizationLevel: 'all',
+    });
+    const input = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: m * k }, (_, i) => (i % 13) / 13),
+      [m, k],
+    );
+    const probe = new MatmulProbe(session, input, 2 * m * k * n);
+    await probe.once();
+    return probe;
+  }
+
+  /** FLOP/s of one best-of-3 burst. */
+  async once(): Promise<number> {
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      const start = process.hrtime.bigint();
+      await this.session.run({ x: this.input });
+      best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
+    }
+    return this.flops / best;
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/**
+ * Alternates a matmul burst and one run of `fn`, `rounds` times after a warm-up, and returns the
+ * median seconds of `fn` and the median matmul rate measured beside it.
+ */
+export async function interleaved(
+  probe: MatmulProbe,
+  fn: () => Promise<unknown>,
+  rounds = 5,
+): Promise<{ seconds: number; rate: number }> {
+  await fn();
+  const seconds: number[] = [];
+  const rates: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    rates.push(await probe.once());
+    const start = process.hrtime.bigint();
+    await fn();
+    seconds.push(Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  return { seconds: median(seconds), rate: median(rates) };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
 }

@@ -2,7 +2,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, claimJob, Gpt2Runner } from '@loupe/capture';
+import {
+  CAPTURE_MIGRATIONS_DIR,
+  CAPTURE_SCHEMA,
+  claimJob,
+  Gpt2Runner,
+  readNeuronRecord,
+} from '@loupe/capture';
 import { SafetensorsReader } from '@loupe/common';
 import {
   connect,
@@ -88,8 +94,12 @@ async function captureKilledAt(percent: number): Promise<void> {
 }
 
 async function records(job: string) {
-  return sql`SELECT hook, neuron, max_activation, mean_activation, fraction_nonzero, tokens, histogram, top, random, quantiles
-             FROM neuron_records WHERE job_id = ${job} ORDER BY hook, neuron`;
+  const rows =
+    await sql`SELECT hook, neuron, max_activation, mean_activation, fraction_nonzero, tokens, histogram,
+             top_windows, top_max, records_file FROM neuron_records WHERE job_id = ${job} ORDER BY hook, neuron`;
+  // the full per-token records of a few neurons, read back from the job's record file
+  const full = await Promise.all([0, 17, 255].map((n) => readNeuronRecord(rows[n].records_file, n)));
+  return { rows: rows.map(({ records_file: _, ...row }) => row), full };
 }
 
 describe('job claiming', () => {
@@ -140,13 +150,15 @@ describe('capture jobs', () => {
     } finally {
       await runner.close();
     }
-    const rows = await records(reference.job);
+    const { rows, full } = await records(reference.job);
     expect(rows).toHaveLength(256); // d_mlp of the tiny model; resid_post gets shards only
-    const first = rows[0];
+    const first = full[0];
     expect(first.top).toHaveLength(20);
+    expect(first.top.map((t) => t.window)).toEqual(rows[0].top_windows);
     expect(first.random).toHaveLength(20);
     expect(first.quantiles).toHaveLength(4);
-    expect(Math.max(...first.top[0].values)).toBeCloseTo(first.max_activation, 5);
+    expect(Math.max(...first.top[0].values)).toBeCloseTo(rows[0].max_activation, 5);
+    expect(rows[0].histogram.reduce((a: number, b: number) => a + b, 0)).toBeGreaterThan(0);
     const [{ count }] =
       await sql`SELECT count(*)::int AS count FROM record_windows WHERE job_id = ${reference.job}`;
     expect(count).toBeGreaterThan(20);

@@ -48,8 +48,10 @@ CREATE TABLE record_windows (
   PRIMARY KEY (job_id, window_index)
 );
 
--- Per neuron of an mlp.hook_post: statistics, histogram and top / random / quantile windows
--- (each window as {"window": index, "values": [activation per token]}).
+-- Per neuron of an mlp.hook_post: statistics, the activation histogram over the random sample (bins
+-- between min and max activation), the top windows by max activation, and where the full records
+-- (per-token values of top, random and quantile windows) are: one safetensors file per hook, one row
+-- per neuron in each of its tensors.
 CREATE TABLE neuron_records (
   job_id uuid NOT NULL REFERENCES capture_jobs (id) ON DELETE CASCADE,
   model text NOT NULL,
@@ -60,10 +62,10 @@ CREATE TABLE neuron_records (
   mean_activation double precision NOT NULL,
   fraction_nonzero double precision NOT NULL,
   tokens bigint NOT NULL,
-  histogram jsonb NOT NULL,
-  top jsonb NOT NULL,
-  random jsonb NOT NULL,
-  quantiles jsonb NOT NULL,
+  histogram integer[] NOT NULL,
+  top_windows integer[] NOT NULL,
+  top_max real[] NOT NULL,
+  records_file text NOT NULL,
   PRIMARY KEY (job_id, hook, neuron)
 );
 CREATE INDEX neuron_records_unit ON neuron_records (model, hook, neuron);

@@ -17,11 +17,12 @@ import {
 } from './job-store.js';
 import {
   DEFAULT_RECORD_SETTINGS,
-  type NeuronRecord,
   NeuronRecordAccumulator,
+  type RecordSet,
   restoreAccumulator,
   snapshotAccumulator,
 } from './neuron-records.js';
+import { writeRecordFile } from './record-file.js';
 import { cutWindows, type Window } from './windows.js';
 
 export const DEFAULT_CAPTURE_PARAMS: CaptureParams = {
@@ -143,7 +144,7 @@ export async function runCaptureJob(
     const accumulators = await loadAccumulators(runner, job, dir);
     if (job.phase === 'capture')
       await capturePhase(sql, runner, job, windows, accumulators, dir, options.worker, report);
-    await recordsPhase(sql, runner, job, windows, accumulators, options.worker);
+    await recordsPhase(sql, runner, job, windows, accumulators, dir, options.worker);
     await finishJob(sql, job.id, options.worker, {});
     report('done', job.totalWindows, job.totalTokens);
   } catch (error) {
@@ -183,7 +184,7 @@ async function capturePhase(
                 ${shardWindows.reduce((n, w) => n + w.ids.length, 0)}, ${width})
         ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
       const accumulator = accumulators.get(hook);
-      if (accumulator) shardWindows.forEach((w, i) => accumulator.observe(w, activations[i]));
+      if (accumulator) for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i]);
     }
     windowsDone = first + shardWindows.length;
     tokensDone += shardWindows.reduce((n, w) => n + w.ids.length, 0);
@@ -233,10 +234,10 @@ async function writeShard(
   const width = activations[0].length / windows[0].ids.length;
   const data = new Float32Array(tokens * width);
   const offsets = new Int32Array(windows.length + 1);
-  activations.forEach((a, i) => {
+  for (const [i, a] of activations.entries()) {
     data.set(a, offsets[i] * width);
     offsets[i + 1] = offsets[i] + windows[i].ids.length;
-  });
+  }
   await writeSafetensors(
     file,
     [
@@ -326,20 +327,27 @@ async function loadAccumulators(
   return accumulators;
 }
 
-/** Re-runs the random sample windows, builds the records and upserts them with their windows. */
+/** Re-runs the random sample windows, writes each hook's record file and upserts the rows. */
 async function recordsPhase(
   sql: Sql,
   runner: Gpt2Runner,
   job: CaptureJobRow,
   windows: Window[],
   accumulators: Map<string, NeuronRecordAccumulator>,
+  dir: string,
   worker: string,
 ): Promise<void> {
   for (const [hook, accumulator] of accumulators) {
     const sample = accumulator.plan().map((index) => windows[index]);
     const activations = (await runWindows(runner, sample, [hook])).get(hook)!;
-    const records = accumulator.finish(new Map(sample.map((w, i) => [w.index, activations[i]])));
-    await saveRecords(sql, job, hook, records, windows);
+    const set = accumulator.finish(
+      new Map(sample.map((w, i) => [w.index, activations[i]])),
+      job.params.windowLength,
+    );
+    const file = path.join(dir, 'records', `${hook}.safetensors`);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await writeRecordFile(file, set, { hook, model: job.model, job: job.id });
+    await saveRecordRows(sql, job, hook, set, windows, file);
     if (
       !(await checkpoint(sql, job.id, worker, {
         windowsDone: job.totalWindows,
@@ -352,18 +360,17 @@ async function recordsPhase(
   }
 }
 
-async function saveRecords(
+async function saveRecordRows(
   sql: Sql,
   job: CaptureJobRow,
   hook: string,
-  records: NeuronRecord[],
+  set: RecordSet,
   windows: Window[],
+  file: string,
 ): Promise<void> {
-  const referenced = new Set<number>();
-  for (const r of records) {
-    for (const w of [...r.top, ...r.random, ...r.quantiles.flatMap((q) => q.windows)])
-      referenced.add(w.window);
-  }
+  const referenced = new Set<number>(
+    [...set.topWindows, ...set.randomWindows, ...set.quantileWindows].filter((w) => w >= 0),
+  );
   const windowRows = [...referenced]
     .sort((a, b) => a - b)
     .map((index) => ({
@@ -373,31 +380,38 @@ async function saveRecords(
       start_token: windows[index].start,
       token_ids: windows[index].ids,
     }));
-  const BATCH = 200;
+  const BATCH = 500;
   for (let i = 0; i < windowRows.length; i += BATCH) {
     await sql`INSERT INTO record_windows ${sql(windowRows.slice(i, i + BATCH))} ON CONFLICT (job_id, window_index) DO NOTHING`;
   }
-  for (let i = 0; i < records.length; i += BATCH) {
-    const rows = records.slice(i, i + BATCH).map((r) => ({
-      job_id: job.id,
-      model: job.model,
-      hook,
-      neuron: r.neuron,
-      max_activation: r.stats.max,
-      min_activation: r.stats.min,
-      mean_activation: r.stats.mean,
-      fraction_nonzero: r.stats.fractionNonZero,
-      tokens: r.stats.tokens,
-      histogram: sql.json(r.histogram),
-      top: sql.json(r.top as unknown as Parameters<typeof sql.json>[0]),
-      random: sql.json(r.random as unknown as Parameters<typeof sql.json>[0]),
-      quantiles: sql.json(r.quantiles as unknown as Parameters<typeof sql.json>[0]),
-    }));
+  const k = set.settings.topK;
+  const bins = set.settings.histogramBins;
+  for (let first = 0; first < set.width; first += BATCH) {
+    const rows = [];
+    for (let j = first; j < Math.min(set.width, first + BATCH); j++) {
+      const top = Array.from(set.topWindows.subarray(j * k, (j + 1) * k)).filter((w) => w >= 0);
+      rows.push({
+        job_id: job.id,
+        model: job.model,
+        hook,
+        neuron: j,
+        max_activation: set.max[j],
+        min_activation: set.min[j],
+        mean_activation: set.mean[j],
+        fraction_nonzero: set.fractionNonZero[j],
+        tokens: set.tokens,
+        histogram: Array.from(set.histogram.subarray(j * bins, (j + 1) * bins)),
+        top_windows: top,
+        top_max: Array.from(set.topMax.subarray(j * k, j * k + top.length)),
+        records_file: file,
+      });
+    }
     await sql`
       INSERT INTO neuron_records ${sql(rows)}
       ON CONFLICT (job_id, hook, neuron) DO UPDATE SET
         max_activation = EXCLUDED.max_activation, min_activation = EXCLUDED.min_activation,
         mean_activation = EXCLUDED.mean_activation, fraction_nonzero = EXCLUDED.fraction_nonzero, tokens = EXCLUDED.tokens,
-        histogram = EXCLUDED.histogram, top = EXCLUDED.top, random = EXCLUDED.random, quantiles = EXCLUDED.quantiles`;
+        histogram = EXCLUDED.histogram, top_windows = EXCLUDED.top_windows, top_max = EXCLUDED.top_max,
+        records_file = EXCLUDED.records_file`;
   }
 }

@@ -1,12 +1,17 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Rng } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_RECORD_SETTINGS,
+  type NeuronRecord,
   NeuronRecordAccumulator,
   type RecordSettings,
   restoreAccumulator,
   snapshotAccumulator,
 } from './neuron-records.js';
+import { neuronRecord, readNeuronRecord, writeRecordFile } from './record-file.js';
 import type { Window } from './windows.js';
 
 const WIDTH = 6;
@@ -40,6 +45,11 @@ describe('neuron records', () => {
   const data = dataset(200);
   const byIndex = new Map(data.map((d) => [d.window.index, d.acts]));
 
+  function records(acc: NeuronRecordAccumulator): NeuronRecord[] {
+    const set = acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])), LENGTH);
+    return Array.from({ length: WIDTH }, (_, j) => neuronRecord(set, j));
+  }
+
   function run(items = data): NeuronRecordAccumulator {
     const acc = new NeuronRecordAccumulator(WIDTH, settings);
     for (const { window, acts } of items) acc.observe(window, acts);
@@ -47,35 +57,29 @@ describe('neuron records', () => {
   }
 
   it('keeps exactly the top-k windows by max activation, with their token values (brute force)', () => {
-    const records = run().finish(
-      new Map(
-        run()
-          .plan()
-          .map((w) => [w, byIndex.get(w)!]),
-      ),
-    );
+    const result = records(run());
     for (let j = 0; j < WIDTH; j++) {
       const expected = data
         .map(({ window, acts }) => ({ window: window.index, max: Math.max(...columnOf(acts, j)) }))
         .sort((a, b) => b.max - a.max || a.window - b.window)
         .slice(0, settings.topK);
-      expect(records[j].top.map((t) => t.window)).toEqual(expected.map((e) => e.window));
-      for (const t of records[j].top) expect(t.values).toEqual(columnOf(byIndex.get(t.window)!, j));
+      expect(result[j].top.map((t) => t.window)).toEqual(expected.map((e) => e.window));
+      for (const t of result[j].top) expect(t.values).toEqual(columnOf(byIndex.get(t.window)!, j));
     }
   });
 
   it('computes statistics exactly and a histogram over the sample that covers every sampled token', () => {
     const acc = run();
-    const records = acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])));
+    const result = records(acc);
     for (let j = 0; j < WIDTH; j++) {
       const all = data.flatMap(({ acts }) => columnOf(acts, j));
-      const s = records[j].stats;
+      const s = result[j].stats;
       expect(s.max).toBeCloseTo(Math.max(...all), 6);
       expect(s.min).toBeCloseTo(Math.min(...all), 6);
       expect(s.mean).toBeCloseTo(all.reduce((a, b) => a + b, 0) / all.length, 9);
       expect(s.fractionNonZero).toBeCloseTo(all.filter((a) => a > 0).length / all.length, 12);
       const sampled = acc.plan().reduce((n, w) => n + byIndex.get(w)!.length / WIDTH, 0);
-      expect(records[j].histogram.counts.reduce((a, b) => a + b, 0)).toBe(sampled);
+      expect(result[j].histogram.counts.reduce((a, b) => a + b, 0)).toBe(sampled);
     }
   });
 
@@ -89,8 +93,7 @@ describe('neuron records', () => {
       .slice(0, settings.sampleSize)
       .map((x) => x.w);
     expect(acc.plan()).toEqual(expected);
-    const records = acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])));
-    for (const record of records) {
+    for (const record of records(acc)) {
       expect(record.random.map((r) => r.window)).toEqual(expected.slice(0, settings.randomCount));
       const maxOf = (w: number) => Math.max(...columnOf(byIndex.get(w)!, record.neuron));
       const sampleMaxima = expected.map(maxOf).sort((a, b) => a - b);
@@ -107,9 +110,20 @@ describe('neuron records', () => {
     const byName = new Map(snap.tensors.map((t) => [t.name, t.data]));
     const resumed = restoreAccumulator(WIDTH, (name) => byName.get(name)!, snap.metadata);
     for (const { window, acts } of data.slice(77)) resumed.observe(window, acts);
-    const whole = run();
-    const re = (acc: NeuronRecordAccumulator) =>
-      acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])));
-    expect(re(resumed)).toEqual(re(whole));
+    expect(records(resumed)).toEqual(records(run()));
+  });
+
+  it('reads one neuron back from the record file exactly as built in memory', async () => {
+    const acc = run();
+    const set = acc.finish(new Map(acc.plan().map((w) => [w, byIndex.get(w)!])), LENGTH);
+    const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-records-')), 'records.safetensors');
+    await writeRecordFile(file, set, { hook: 'test' });
+    for (const j of [0, 3, WIDTH - 1]) expect(await readNeuronRecord(file, j)).toEqual(neuronRecord(set, j));
+    // every window keeps its own length: values stop at the window's last token
+    for (let j = 0; j < WIDTH; j++) {
+      const record = await readNeuronRecord(file, j);
+      const all = [...record.top, ...record.random, ...record.quantiles.flatMap((q) => q.windows)];
+      for (const w of all) expect(w.values).toHaveLength(w.window % 7 === 0 ? LENGTH - 3 : LENGTH);
+    }
   });
 });

@@ -38,6 +38,29 @@ export interface WindowActivations {
   values: number[];
 }
 
+/** Every neuron's records of one hook, dense; see `finish`. */
+export interface RecordSet {
+  width: number;
+  windowLength: number;
+  settings: RecordSettings;
+  tokens: number;
+  max: Float64Array;
+  min: Float64Array;
+  mean: Float64Array;
+  fractionNonZero: Float64Array;
+  /** [neuron, bin] over [min, max] of that neuron */
+  histogram: Int32Array;
+  topWindows: Int32Array;
+  topMax: Float32Array;
+  topValues: Float32Array;
+  /** the same random windows for every neuron */
+  randomWindows: Int32Array;
+  randomValues: Float32Array;
+  quantileWindows: Int32Array;
+  quantileValues: Float32Array;
+}
+
+/** One neuron's records as API consumers see them. */
 export interface NeuronRecord {
   neuron: number;
   stats: { max: number; min: number; mean: number; fractionNonZero: number; tokens: number };
@@ -139,78 +162,99 @@ export class NeuronRecordAccumulator {
   }
 
   /**
-   * Builds every neuron's record from the pass's state and the re-run activations of the sample
-   * windows (window index → [tokens, width]).
+   * Builds every neuron's records from the pass's state and the re-run activations of the sample
+   * windows (window index → [tokens, width]), as dense arrays ready for one safetensors file: values
+   * are [neuron, window, token], NaN past a window's end, window -1 where a slot is empty.
    */
-  finish(sampleActivations: Map<number, Float32Array>): NeuronRecord[] {
+  finish(sampleActivations: Map<number, Float32Array>, windowLength: number): RecordSet {
     const n = this.width;
     const { settings, stats } = this;
+    const L = windowLength;
+    const k = settings.topK;
+    const bins = settings.quantileEdges.length - 1;
+    const perBin = settings.perQuantile;
     const randomWindows = this.sample.slice(0, settings.randomCount).map((s) => s.window);
-    const column = (window: number, j: number): number[] => {
-      const acts = sampleActivations.get(window);
-      if (!acts) throw new Error(`sample window ${window} was not re-run`);
-      const values: number[] = [];
-      for (let i = j; i < acts.length; i += n) values.push(acts[i]);
-      return values;
+    const sampleActs = this.sample.map((slot) => {
+      const acts = sampleActivations.get(slot.window);
+      if (!acts) throw new Error(`sample window ${slot.window} was not re-run`);
+      return acts;
+    });
+    const actsOf = new Map(this.sample.map((slot, i) => [slot.window, sampleActs[i]]));
+    const set: RecordSet = {
+      width: n,
+      windowLength: L,
+      settings,
+      tokens: stats.tokens,
+      max: Float64Array.from(stats.max),
+      min: Float64Array.from(stats.min),
+      mean: Float64Array.from(stats.sum, (sum) => (stats.tokens ? sum / stats.tokens : 0)),
+      fractionNonZero: Float64Array.from(stats.nonZero, (c) => (stats.tokens ? c / stats.tokens : 0)),
+      histogram: new Int32Array(n * settings.histogramBins),
+      topWindows: new Int32Array(n * k).fill(-1),
+      topMax: new Float32Array(n * k).fill(Number.NaN),
+      topValues: new Float32Array(n * k * L).fill(Number.NaN),
+      randomWindows: Int32Array.from(randomWindows),
+      randomValues: new Float32Array(n * randomWindows.length * L).fill(Number.NaN),
+      quantileWindows: new Int32Array(n * bins * perBin).fill(-1),
+      quantileValues: new Float32Array(n * bins * perBin * L).fill(Number.NaN),
     };
-    const records: NeuronRecord[] = [];
+    const copyColumn = (acts: Float32Array, j: number, target: Float32Array, at: number) => {
+      for (let t = 0, i = j; i < acts.length; t++, i += n) target[at + t] = acts[i];
+    };
     for (let j = 0; j < n; j++) {
-      const histogram = {
-        min: stats.min[j],
-        max: stats.max[j],
-        counts: new Array<number>(settings.histogramBins).fill(0),
-      };
-      const span = histogram.max - histogram.min;
-      for (const slot of this.sample) {
-        for (const v of column(slot.window, j)) {
-          const bin =
-            span > 0
-              ? Math.min(
-                  settings.histogramBins - 1,
-                  Math.floor(((v - histogram.min) / span) * settings.histogramBins),
-                )
-              : 0;
-          histogram.counts[Math.max(0, bin)] += 1;
+      for (const [r, entry] of this.top[j].entries()) {
+        set.topWindows[j * k + r] = entry.window;
+        set.topMax[j * k + r] = entry.max;
+        set.topValues.set(entry.values, (j * k + r) * L);
+      }
+      for (const [r, window] of randomWindows.entries()) {
+        copyColumn(actsOf.get(window)!, j, set.randomValues, (j * randomWindows.length + r) * L);
+      }
+      for (const [b, windows] of this.quantileWindowsOf(j).entries()) {
+        for (const [p, window] of windows.entries()) {
+          const slot = (j * bins + b) * perBin + p;
+          set.quantileWindows[slot] = window;
+          copyColumn(actsOf.get(window)!, j, set.quantileValues, slot * L);
         }
       }
-      records.push({
-        neuron: j,
-        stats: {
-          max: stats.max[j],
-          min: stats.min[j],
-          mean: stats.tokens ? stats.sum[j] / stats.tokens : 0,
-          fractionNonZero: stats.tokens ? stats.nonZero[j] / stats.tokens : 0,
-          tokens: stats.tokens,
-        },
-        histogram,
-        top: this.top[j].map((e) => ({ window: e.window, values: Array.from(e.values) })),
-        random: randomWindows.map((window) => ({ window, values: column(window, j) })),
-        quantiles: this.quantileRecords(j, column),
-      });
+      this.histogramOf(
+        j,
+        sampleActs,
+        set.histogram.subarray(j * settings.histogramBins, (j + 1) * settings.histogramBins),
+      );
     }
-    return records;
+    return set;
+  }
+
+  /** Token activations of every sample window, binned between this neuron's dataset min and max. */
+  private histogramOf(j: number, sampleActs: Float32Array[], counts: Int32Array): void {
+    const n = this.width;
+    const min = this.stats.min[j];
+    const span = this.stats.max[j] - min;
+    const bins = counts.length;
+    for (const acts of sampleActs) {
+      for (let i = j; i < acts.length; i += n) {
+        const bin = span > 0 ? Math.floor(((acts[i] - min) / span) * bins) : 0;
+        counts[Math.min(bins - 1, Math.max(0, bin))] += 1;
+      }
+    }
   }
 
   /** Windows of the random sample binned by the quantiles of this neuron's max activation over the sample. */
-  private quantileRecords(
-    j: number,
-    column: (window: number, j: number) => number[],
-  ): NeuronRecord['quantiles'] {
+  private quantileWindowsOf(j: number): number[][] {
     const { quantileEdges, perQuantile } = this.settings;
     const byMax = [...this.sample].sort((a, b) => a.maxima[j] - b.maxima[j] || a.priority - b.priority);
-    const bins: NeuronRecord['quantiles'] = [];
+    const bins: number[][] = [];
     for (let b = 0; b + 1 < quantileEdges.length; b++) {
       const from = Math.floor(quantileEdges[b] * byMax.length);
       const to = Math.min(byMax.length, Math.ceil(quantileEdges[b + 1] * byMax.length));
-      const members = byMax
-        .slice(from, to)
-        .sort((x, y) => x.priority - y.priority)
-        .slice(0, perQuantile);
-      bins.push({
-        from: quantileEdges[b],
-        to: quantileEdges[b + 1],
-        windows: members.map((s) => ({ window: s.window, values: column(s.window, j) })),
-      });
+      bins.push(
+        byMax
+          .slice(from, to)
+          .sort((x, y) => x.priority - y.priority)
+          .slice(0, perQuantile)
+          .map((s) => s.window),
+      );
     }
     return bins;
   }
@@ -249,18 +293,18 @@ export function snapshotAccumulator(acc: NeuronRecordAccumulator, windowLength: 
   const topWindow = new Int32Array(n * k).fill(-1);
   const topLength = new Int32Array(n * k);
   const topValues = new Float32Array(n * k * windowLength);
-  acc.top.forEach((heap, j) =>
-    heap.forEach((entry, r) => {
+  for (const [j, heap] of acc.top.entries()) {
+    for (const [r, entry] of heap.entries()) {
       const at = j * k + r;
       topMax[at] = entry.max;
       topWindow[at] = entry.window;
       topLength[at] = entry.values.length;
       topValues.set(entry.values, at * windowLength);
-    }),
-  );
+    }
+  }
   const s = acc.sample.length;
   const sampleMaxima = new Float32Array(s * n);
-  acc.sample.forEach((slot, i) => sampleMaxima.set(slot.maxima, i * n));
+  for (const [i, slot] of acc.sample.entries()) sampleMaxima.set(slot.maxima, i * n);
   return {
     tensors: [
       { name: 'top.max', dtype: 'F32', shape: [n, k], data: topMax },

@@ -4,7 +4,11 @@ import { vector } from '@electric-sql/pglite-pgvector';
 import { lockDataDir } from './data-dir-lock.js';
 import { PgliteWireServer } from './wire-server.js';
 
-export { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from './embedded-process.js';
+export {
+  type SpawnEmbeddedPostgresOptions,
+  type SpawnedEmbeddedPostgres,
+  spawnEmbeddedPostgres,
+} from './embedded-process.js';
 
 export interface EmbeddedPostgres {
   url: string;

@@ -237,7 +237,12 @@ export class PgliteWireServer {
   private kick(): void {
     if (this.pumping) return;
     this.pumping = this.pump()
-      .catch((err: unknown) => this.report(err))
+      .catch((err: unknown) => {
+        this.report(err);
+        // Drop the client we were serving, so a backend that keeps failing cannot spin this loop.
+        this.owner?.socket.destroy();
+        this.owner = null;
+      })
       .finally(() => {
         this.pumping = null;
         if (this.hasWork()) this.kick();
@@ -264,12 +269,13 @@ export class PgliteWireServer {
         await this.execute(s, startup);
         // We cannot tell what PGlite resets on a startup packet; re-apply search_path next time.
         this.appliedSearchPath = null;
-        if (s.pending.length > 0) this.waiting.push(s);
+        this.requeue(s);
         continue;
       }
       if (s.pending.length === 0) {
+        if (this.owner !== s) continue;
         // The owner is between messages (open transaction or mid exchange): everyone waits for it.
-        if (this.owner === s) this.armIdleTimer(s);
+        this.armIdleTimer(s);
         return;
       }
       if (this.owner !== s) {
@@ -281,9 +287,13 @@ export class PgliteWireServer {
       const status = await this.execute(s, batch.length === 1 ? batch[0] : Buffer.concat(batch));
       if (status === 'I') {
         this.owner = null;
-        if (s.pending.length > 0 && !s.closed) this.waiting.push(s);
+        this.requeue(s);
       }
     }
+  }
+
+  private requeue(s: Session): void {
+    if (s.pending.length > 0 && !s.closed && !this.waiting.includes(s)) this.waiting.push(s);
   }
 
   private async execute(s: Session, message: Buffer): Promise<'I' | 'T' | 'E' | null> {

@@ -215,6 +215,30 @@ export class SafetensorsReader {
     return Buffer.from(bytes.buffer, 0, info.byteLength);
   }
 
+  /**
+   * Rows `first .. first + count - 1` along the first axis, read alone: how a record of one neuron
+   * comes out of a file holding every neuron's.
+   */
+  async readRows(name: string, first: number, count: number): Promise<Buffer> {
+    const info = this.info(name);
+    const rows = info.shape[0] ?? 0;
+    if (
+      !Number.isInteger(first) ||
+      !Number.isInteger(count) ||
+      first < 0 ||
+      count < 0 ||
+      first + count > rows
+    ) {
+      throw new CheckpointError(
+        `${basename(this.path)}: rows ${first}..${first + count - 1} of "${name}" are outside 0..${rows - 1}`,
+      );
+    }
+    const rowBytes = rows === 0 ? 0 : info.byteLength / rows;
+    const bytes = new Uint8Array(new ArrayBuffer(count * rowBytes));
+    await readFully(this.fh, bytes, info.byteOffset + first * rowBytes, basename(this.path));
+    return Buffer.from(bytes.buffer, 0, bytes.byteLength);
+  }
+
   async readFloat32(name: string): Promise<Float32Array> {
     const info = this.info(name);
     if (!isFloatDtype(info.dtype)) {
