@@ -121,7 +121,7 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
         ratio: pct(job.tokens / job.seconds / ((tps(bTrunk.seconds) * jobRate) / bTrunk.rate)),
       },
       {
-        measure: '    of which the records pass (re-runs the 256-window sample)',
+        measure: '    of which the records pass (256-window sample read from shards)',
         value: `${fmt(job.recordsSeconds, 1)} s`,
         reference: '-',
         ratio: '-',

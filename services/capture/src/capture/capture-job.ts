@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseHook, SafetensorsReader, UserInputError, writeSafetensors } from '@loupe/common';
+import { parseHook, SafetensorsReader, syncFiles, UserInputError, writeSafetensors } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import type { Gpt2Runner } from '../runtime/gpt2-runner.js';
 import { readDataset } from './dataset.js';
@@ -144,7 +144,7 @@ export async function runCaptureJob(
     const accumulators = await loadAccumulators(runner, job, dir);
     if (job.phase === 'capture')
       await capturePhase(sql, runner, job, windows, accumulators, dir, options.worker, report);
-    await recordsPhase(sql, runner, job, windows, accumulators, dir, options.worker);
+    await recordsPhase(sql, job, windows, accumulators, dir, options.worker);
     await finishJob(sql, job.id, options.worker, {});
     report('done', job.totalWindows, job.totalTokens);
   } catch (error) {
@@ -169,6 +169,7 @@ async function capturePhase(
   let windowsDone = job.windowsDone;
   let tokensDone = job.tokensDone;
   let shardsSinceCheckpoint = 0;
+  const unsynced: string[] = [];
   for (let first = windowsDone; first < windows.length; first += windowsPerShard) {
     const shardWindows = windows.slice(first, first + windowsPerShard);
     const shard = first / windowsPerShard;
@@ -176,6 +177,7 @@ async function capturePhase(
     for (const hook of job.hooks) {
       const activations = perHook.get(hook)!;
       const file = await writeShard(dir, job, hook, shard, shardWindows, activations);
+      unsynced.push(file);
       const width =
         activations.reduce((n, a) => n + a.length, 0) / shardWindows.reduce((n, w) => n + w.ids.length, 0);
       await sql`
@@ -191,6 +193,7 @@ async function capturePhase(
     shardsSinceCheckpoint++;
     const last = windowsDone === windows.length;
     if (shardsSinceCheckpoint >= shardsPerCheckpoint || last) {
+      await syncFiles(unsynced.splice(0));
       await saveAccumulators(accumulators, dir, windowsDone, job.params.windowLength);
       const owned = await checkpoint(sql, job.id, worker, {
         windowsDone,
@@ -228,7 +231,7 @@ async function writeShard(
   windows: Window[],
   activations: Float32Array[],
 ): Promise<string> {
-  const file = path.join(dir, 'shards', hook, `${String(shard).padStart(6, '0')}.safetensors`);
+  const file = shardFile(dir, hook, shard);
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tokens = windows.reduce((n, w) => n + w.ids.length, 0);
   const width = activations[0].length / windows[0].ids.length;
@@ -257,8 +260,13 @@ async function writeShard(
       { name: 'window_offsets', dtype: 'I32', shape: [windows.length + 1], data: offsets },
     ],
     { hook, model: job.model, model_sha256: job.modelSha256, job: job.id, shard: String(shard) },
+    { sync: false },
   );
   return file;
+}
+
+function shardFile(dir: string, hook: string, shard: number): string {
+  return path.join(dir, 'shards', hook, `${String(shard).padStart(6, '0')}.safetensors`);
 }
 
 function snapshotFile(dir: string, hook: string, windowsDone: number): string {
@@ -327,10 +335,42 @@ async function loadAccumulators(
   return accumulators;
 }
 
-/** Re-runs the random sample windows, writes each hook's record file and upserts the rows. */
+/** Activations of the given windows, [tokens, width] each, read back from the job's shard files. */
+async function readShardWindows(
+  dir: string,
+  hook: string,
+  indices: number[],
+  windowsPerShard: number,
+): Promise<Map<number, Float32Array>> {
+  const byShard = new Map<number, number[]>();
+  for (const index of indices) {
+    const shard = Math.floor(index / windowsPerShard);
+    byShard.set(shard, [...(byShard.get(shard) ?? []), index]);
+  }
+  const out = new Map<number, Float32Array>();
+  for (const [shard, members] of byShard) {
+    const reader = await SafetensorsReader.open(shardFile(dir, hook, shard));
+    try {
+      const offsets = new Int32Array((await reader.readRaw('window_offsets')).buffer);
+      for (const index of members) {
+        const local = index - shard * windowsPerShard;
+        const rows = await reader.readRows(
+          'activations',
+          offsets[local],
+          offsets[local + 1] - offsets[local],
+        );
+        out.set(index, new Float32Array(rows.buffer, 0, rows.byteLength / 4));
+      }
+    } finally {
+      await reader.close();
+    }
+  }
+  return out;
+}
+
+/** Builds each hook's records from the random sample (read from the shards), writes the record file, upserts the rows. */
 async function recordsPhase(
   sql: Sql,
-  runner: Gpt2Runner,
   job: CaptureJobRow,
   windows: Window[],
   accumulators: Map<string, NeuronRecordAccumulator>,
@@ -338,12 +378,8 @@ async function recordsPhase(
   worker: string,
 ): Promise<void> {
   for (const [hook, accumulator] of accumulators) {
-    const sample = accumulator.plan().map((index) => windows[index]);
-    const activations = (await runWindows(runner, sample, [hook])).get(hook)!;
-    const set = accumulator.finish(
-      new Map(sample.map((w, i) => [w.index, activations[i]])),
-      job.params.windowLength,
-    );
+    const sample = await readShardWindows(dir, hook, accumulator.plan(), job.params.windowsPerShard);
+    const set = accumulator.finish(sample, job.params.windowLength);
     const file = path.join(dir, 'records', `${hook}.safetensors`);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await writeRecordFile(file, set, { hook, model: job.model, job: job.id });

@@ -8,7 +8,7 @@ import type { Window } from './windows.js';
  * One pass keeps, per neuron, the top-k windows with their token activations and running statistics;
  * and, for a shared uniform random sample of windows (a bottom-k sketch over a seeded hash of the window
  * index: deterministic, no RNG state to checkpoint), each neuron's max activation in those windows.
- * `plan()` then says which sample windows to re-run for the random and quantile records and the
+ * `plan()` then says which sample windows to read back (from the shards) for the random and quantile records and the
  * histogram, and `finish()` turns their activations into records.
  */
 export interface RecordSettings {
@@ -156,13 +156,13 @@ export class NeuronRecordAccumulator {
     if (this.sample.length > size) this.sample.pop();
   }
 
-  /** Sample windows to re-run for the random and quantile records and the histogram: all of them. */
+  /** Sample windows whose activations `finish` needs (random and quantile records, histogram): all of them. */
   plan(): number[] {
     return this.sample.map((s) => s.window);
   }
 
   /**
-   * Builds every neuron's records from the pass's state and the re-run activations of the sample
+   * Builds every neuron's records from the pass's state and the activations of the sample
    * windows (window index → [tokens, width]), as dense arrays ready for one safetensors file: values
    * are [neuron, window, token], NaN past a window's end, window -1 where a slot is empty.
    */
@@ -176,7 +176,7 @@ export class NeuronRecordAccumulator {
     const randomWindows = this.sample.slice(0, settings.randomCount).map((s) => s.window);
     const sampleActs = this.sample.map((slot) => {
       const acts = sampleActivations.get(slot.window);
-      if (!acts) throw new Error(`sample window ${slot.window} was not re-run`);
+      if (!acts) throw new Error(`sample window ${slot.window} was not provided`);
       return acts;
     });
     const actsOf = new Map(this.sample.map((slot, i) => [slot.window, sampleActs[i]]));

@@ -305,10 +305,19 @@ function encodeHeader(
   return out;
 }
 
+export interface WriteOptions {
+  /**
+   * fsync before the rename (default true). Writers of many large files that are made durable together
+   * later (activation shards, synced at a job checkpoint) turn it off.
+   */
+  sync?: boolean;
+}
+
 export async function writeSafetensors(
   path: string,
   tensors: TensorToWrite[],
   metadata?: Record<string, string>,
+  options: WriteOptions = {},
 ): Promise<void> {
   if (!HOST_IS_LITTLE_ENDIAN) throw new Error('safetensors writing needs a little-endian host');
   const seen = new Set<string>();
@@ -321,7 +330,7 @@ export async function writeSafetensors(
       const bytes = await resolveData(t, elementCount(t.shape) * dtypeByteSize(t.dtype));
       await writeFully(fh, bytes);
     }
-    await fh.sync();
+    if (options.sync ?? true) await fh.sync();
     await fh.close();
   } catch (err) {
     await fh.close().catch(() => undefined);
@@ -329,4 +338,16 @@ export async function writeSafetensors(
     throw err;
   }
   await rename(tmp, path);
+}
+
+/** fsyncs files written with `sync: false`, making them durable together. */
+export async function syncFiles(paths: Iterable<string>): Promise<void> {
+  for (const path of paths) {
+    const fh = await open(path, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
 }
