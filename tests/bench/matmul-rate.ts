@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { GraphBuilder } from '@loupe/common';
 import ort from 'onnxruntime-node';
 
@@ -45,6 +46,7 @@ export class MatmulProbe {
 
   /** FLOP/s of one best-of-3 burst. */
   async once(): Promise<number> {
+    await delay(30);
     let best = Number.POSITIVE_INFINITY;
     for (let i = 0; i < 3; i++) {
       const start = process.hrtime.bigint();
@@ -72,7 +74,10 @@ export async function interleaved(
   const seconds: number[] = [];
   const rates: number[] = [];
   for (let i = 0; i < rounds; i++) {
+    // a pause lets the other session's spinning worker threads go idle before each measurement
+    await delay(30);
     rates.push(await probe.once());
+    await delay(30);
     const start = process.hrtime.bigint();
     await fn();
     seconds.push(Number(process.hrtime.bigint() - start) / 1e9);

@@ -7,7 +7,9 @@ import {
   CAPTURE_SCHEMA,
   claimJob,
   Gpt2Runner,
+  prepareCaptureJob,
   readNeuronRecord,
+  runCaptureJob,
 } from '@loupe/capture';
 import { SafetensorsReader } from '@loupe/common';
 import {
@@ -105,8 +107,9 @@ async function records(job: string) {
 describe('job claiming', () => {
   it('gives a contested job to exactly one of several racing workers, and none while its heartbeat is fresh', async () => {
     const [{ id }] = await sql`
-      INSERT INTO capture_jobs (id, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows, total_tokens)
-      VALUES (gen_random_uuid(), 'm', 's', 'd', '{}', 1, '{}', 'race', 1, 1) RETURNING id`;
+      INSERT INTO capture_jobs (id, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows,
+                                total_tokens, windows_sha256)
+      VALUES (gen_random_uuid(), 'm', 's', 'd', '{}', 1, '{}', 'race', 1, 1, 'h') RETURNING id`;
     const clients = Array.from({ length: 4 }, () => connect(db.url, { schema: 'capture', max: 1 }));
     try {
       const claims = await Promise.all(clients.map((client, i) => claimJob(client, id, `worker-${i}`)));
@@ -171,14 +174,33 @@ describe('capture jobs', () => {
     expect(killed.status).toBe('running');
     expect(Number(killed.windows_done)).toBeGreaterThan(0);
     expect(Number(killed.windows_done)).toBeLessThan(Number(killed.total_windows));
-    // the dead worker's heartbeat must go stale before another process may take the job over
-    await sql`UPDATE capture_jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = ${killed.id}`;
+    // the killed worker's heartbeat is still fresh: the rerun sees its process is gone and takes over
     const resumed = await capture();
     expect(resumed).toMatchObject({ job: killed.id, resumed: true });
     expect(await records(resumed.job)).toEqual(await records(reference.job));
     const count = async (job: string) =>
       (await sql`SELECT count(*)::int AS n FROM activation_shards WHERE job_id = ${job}`)[0].n;
     expect(await count(resumed.job)).toBe(await count(reference.job));
+  });
+
+  it('retires a job whose dataset changed under it, with a clear message', async () => {
+    const dataset = path.join(os.tmpdir(), `loupe-changing-${process.pid}.jsonl`);
+    const line = (text: string) => `${JSON.stringify({ text })}\n`;
+    await fs.writeFile(dataset, line('The first document talks about ships and the sea. '.repeat(8)));
+    const runner = await Gpt2Runner.load(modelDir, { device: 'cpu', intraOpThreads: 1 });
+    try {
+      const request = { dataset, hooks: [HOOKS[0]], maxTokens: 100 };
+      const { job } = await prepareCaptureJob(sql, runner, request);
+      await fs.writeFile(dataset, line('A different document about mountains and snow. '.repeat(8)));
+      await expect(
+        runCaptureJob(sql, runner, job.id, { dataDir: env.LOUPE_DATA_DIR, worker: 'test' }),
+      ).rejects.toThrow(/changed since capture job .* was planned; the job is retired/);
+      const [row] = await sql`SELECT status FROM capture_jobs WHERE id = ${job.id}`;
+      expect(row.status).toBe('cancelled');
+      expect((await prepareCaptureJob(sql, runner, request)).resumed).toBe(false);
+    } finally {
+      await runner.close();
+    }
   });
 
   it('refuses bad arguments with clear messages', async () => {

@@ -62,6 +62,36 @@ describe('checkpoint variants convert to the same semantics', () => {
   });
 });
 
+describe('the output folder is never something else deleted', () => {
+  it('refuses a non-empty folder without a model, and the checkpoint folder itself', async () => {
+    const checkpointDir = await variant({});
+    const precious = await fs.mkdtemp(path.join(scratch, 'precious-'));
+    await fs.writeFile(path.join(precious, 'notes.txt'), 'keep me');
+    await expect(convertCheckpoint(checkpointDir, precious, { force: true })).rejects.toThrow(
+      /not empty and holds no converted model/,
+    );
+    expect(await fs.readFile(path.join(precious, 'notes.txt'), 'utf8')).toBe('keep me');
+    await expect(convertCheckpoint(checkpointDir, checkpointDir, { force: true })).rejects.toThrow(
+      /is the checkpoint folder itself/,
+    );
+    expect((await fs.readdir(checkpointDir)).sort()).toEqual([
+      'config.json',
+      'merges.txt',
+      'model.safetensors',
+      'vocab.json',
+    ]);
+  });
+
+  it('replaces an existing model with --force', async () => {
+    const checkpointDir = await variant({});
+    const modelDir = path.join(scratch, 'replaced-model');
+    const first = await convertCheckpoint(checkpointDir, modelDir);
+    const second = await convertCheckpoint(checkpointDir, modelDir, { force: true });
+    expect(second.source.sha256).toBe(first.source.sha256);
+    expect((await fs.readdir(scratch)).filter((f) => f.startsWith('replaced-model.'))).toEqual([]);
+  });
+});
+
 describe('malformed checkpoints fail with the tensor or field named', () => {
   async function broken(mutate: (dir: string) => Promise<void>): Promise<string> {
     const dir = await fs.mkdtemp(path.join(scratch, 'broken-'));

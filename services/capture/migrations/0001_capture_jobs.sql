@@ -13,6 +13,8 @@ CREATE TABLE capture_jobs (
   params_key text NOT NULL,
   total_windows bigint NOT NULL,
   total_tokens bigint NOT NULL,
+  -- sha256 of every window's token ids: a resumed job refuses a dataset that changed under it
+  windows_sha256 text NOT NULL,
   windows_done bigint NOT NULL DEFAULT 0,
   tokens_done bigint NOT NULL DEFAULT 0,
   worker text,
@@ -23,7 +25,8 @@ CREATE TABLE capture_jobs (
   updated_at timestamptz NOT NULL DEFAULT now(),
   finished_at timestamptz
 );
-CREATE INDEX capture_jobs_params_key ON capture_jobs (params_key);
+-- at most one unfinished job per parameter set, so two identical commands started together share it
+CREATE UNIQUE INDEX capture_jobs_one_unfinished ON capture_jobs (params_key) WHERE status IN ('queued', 'running', 'failed');
 
 -- One safetensors file per (hook, shard): [tokens, width] float32 activations for SAE training.
 CREATE TABLE activation_shards (

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseHook, SafetensorsReader, syncFiles, UserInputError, writeSafetensors } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import type { Gpt2Runner } from '../runtime/gpt2-runner.js';
-import { readDataset } from './dataset.js';
+import { DEFAULT_DATASET, readDataset } from './dataset.js';
 import {
   type CaptureJobRow,
   type CaptureParams,
@@ -13,7 +14,10 @@ import {
   createJob,
   findResumable,
   finishJob,
+  getJob,
   keepAlive,
+  retireJob,
+  STALE_AFTER_SECONDS,
 } from './job-store.js';
 import {
   DEFAULT_RECORD_SETTINGS,
@@ -64,34 +68,62 @@ export async function prepareCaptureJob(
 ): Promise<{ job: CaptureJobRow; resumed: boolean }> {
   if (request.hooks.length === 0) throw new UserInputError('name at least one hook to capture');
   for (const hook of request.hooks) parseHook(hook, runner.manifest.dims.nLayer);
-  if (!(request.maxTokens > 0))
-    throw new UserInputError(`max tokens must be positive, got ${request.maxTokens}`);
-  const params = { ...DEFAULT_CAPTURE_PARAMS, ...request.params };
+  const params = checkParams(
+    { ...DEFAULT_CAPTURE_PARAMS, ...request.params },
+    runner.manifest.dims.nPositions,
+  );
+  if (!Number.isInteger(request.maxTokens) || request.maxTokens < params.minWindowLength) {
+    throw new UserInputError(
+      `max tokens must be a whole number ≥ ${params.minWindowLength} (one window), got ${request.maxTokens}`,
+    );
+  }
+  // a path is stored absolute, so resuming from another working directory finds the same data
+  const dataset = request.dataset === DEFAULT_DATASET ? DEFAULT_DATASET : path.resolve(request.dataset);
   const hooks = [...new Set(request.hooks)].sort();
   const key = createHash('sha256')
-    .update(
-      JSON.stringify([runner.manifest.source.sha256, request.dataset, hooks, request.maxTokens, params]),
-    )
+    .update(JSON.stringify([runner.manifest.source.sha256, dataset, hooks, request.maxTokens, params]))
     .digest('hex');
   const existing = await findResumable(sql, key);
   if (existing) return { job: existing, resumed: true };
-  const windows = await planWindows(runner, request.dataset, request.maxTokens, params);
-  if (windows.length === 0)
+  const windows = await planWindows(runner, dataset, request.maxTokens, params);
+  if (windows.length === 0) {
     throw new UserInputError(
       `dataset "${request.dataset}" gives no window of ≥ ${params.minWindowLength} tokens`,
     );
-  const job = await createJob(sql, {
+  }
+  const { job, created } = await createJob(sql, {
     model: runner.name,
     modelSha256: runner.manifest.source.sha256,
-    dataset: request.dataset,
+    dataset,
     hooks,
     maxTokens: request.maxTokens,
     params,
     paramsKey: key,
     totalWindows: windows.length,
     totalTokens: windows.reduce((n, w) => n + w.ids.length, 0),
+    windowsSha256: windowsHash(windows),
   });
-  return { job, resumed: false };
+  return { job, resumed: !created };
+}
+
+function checkParams(params: CaptureParams, nPositions: number): CaptureParams {
+  const whole = (value: number, name: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new UserInputError(`${name} must be a whole number in ${min}-${max}, got ${value}`);
+    }
+  };
+  whole(params.windowLength, 'window length', 1, nPositions);
+  whole(params.minWindowLength, 'minimum window length', 1, params.windowLength);
+  whole(params.windowsPerShard, 'windows per shard', 1);
+  whole(params.shardsPerCheckpoint, 'shards per checkpoint', 1);
+  whole(params.recordSeed, 'record seed', 0, 2 ** 32 - 1);
+  return params;
+}
+
+function windowsHash(windows: Window[]): string {
+  const hash = createHash('sha256');
+  for (const w of windows) hash.update(`${w.documentId}\0${w.start}\0${w.ids.join(',')}\n`);
+  return hash.digest('hex');
 }
 
 async function planWindows(
@@ -121,8 +153,13 @@ export async function runCaptureJob(
   jobId: string,
   options: { dataDir: string; worker: string; onProgress?: (p: CaptureProgress) => void },
 ): Promise<void> {
-  const job = await claimJob(sql, jobId, options.worker);
-  if (!job) throw new UserInputError(`capture job ${jobId} is finished or running in another live process`);
+  const job =
+    (await claimJob(sql, jobId, options.worker)) ?? (await claimFromDeadProcess(sql, jobId, options.worker));
+  if (!job) {
+    throw new UserInputError(
+      `capture job ${jobId} is finished, or running in another live process (a dead one's claim expires after ${STALE_AFTER_SECONDS} s)`,
+    );
+  }
   if (job.modelSha256 !== runner.manifest.source.sha256) {
     throw new UserInputError(`capture job ${jobId} was made with a different model (${job.model})`);
   }
@@ -130,8 +167,11 @@ export async function runCaptureJob(
   try {
     const dir = path.join(options.dataDir, 'capture', job.id);
     const windows = await planWindows(runner, job.dataset, job.maxTokens, job.params);
-    if (windows.length !== job.totalWindows)
-      throw new Error(`dataset changed since job ${job.id} was planned`);
+    if (windows.length !== job.totalWindows || windowsHash(windows) !== job.windowsSha256) {
+      const reason = `dataset "${job.dataset}" changed since capture job ${job.id} was planned; the job is retired, run the command again for a new one`;
+      await retireJob(sql, job.id, reason);
+      throw new UserInputError(reason);
+    }
     const report = (phase: CaptureProgress['phase'], windowsDone: number, tokensDone: number) =>
       options.onProgress?.({
         jobId: job.id,
@@ -141,7 +181,14 @@ export async function runCaptureJob(
         tokensDone,
         totalTokens: job.totalTokens,
       });
-    const accumulators = await loadAccumulators(runner, job, dir);
+    const accumulators = await loadAccumulators(runner, job, dir).catch(
+      async (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+        const reason = `capture job ${job.id}: its checkpoint files under ${dir} are missing (was LOUPE_DATA_DIR changed?); the job is retired, run the command again for a new one`;
+        await retireJob(sql, job.id, reason);
+        throw new UserInputError(reason);
+      },
+    );
     if (job.phase === 'capture')
       await capturePhase(sql, runner, job, windows, accumulators, dir, options.worker, report);
     await recordsPhase(sql, job, windows, accumulators, dir, options.worker);
@@ -170,29 +217,37 @@ async function capturePhase(
   let tokensDone = job.tokensDone;
   let shardsSinceCheckpoint = 0;
   const unsynced: string[] = [];
+  // Shard files of one shard are written while the next shard's forward pass runs.
+  let writing: Promise<unknown> = Promise.resolve();
   for (let first = windowsDone; first < windows.length; first += windowsPerShard) {
     const shardWindows = windows.slice(first, first + windowsPerShard);
     const shard = first / windowsPerShard;
+    const tokens = shardWindows.reduce((n, w) => n + w.ids.length, 0);
     const perHook = await runWindows(runner, shardWindows, job.hooks);
-    for (const hook of job.hooks) {
+    await writing;
+    writing = Promise.all(
+      job.hooks.map(async (hook) => {
+        const activations = perHook.get(hook)!;
+        const file = await writeShard(dir, job, hook, shard, shardWindows, activations);
+        unsynced.push(file);
+        await sql`
+          INSERT INTO activation_shards (job_id, hook, shard, path, first_window, windows, tokens, width)
+          VALUES (${job.id}, ${hook}, ${shard}, ${file}, ${first}, ${shardWindows.length}, ${tokens},
+                  ${activations[0].length / shardWindows[0].ids.length})
+          ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
+      }),
+    );
+    writing.catch(() => {}); // awaited below; this only keeps a failure from being reported as unhandled first
+    for (const [hook, accumulator] of accumulators) {
       const activations = perHook.get(hook)!;
-      const file = await writeShard(dir, job, hook, shard, shardWindows, activations);
-      unsynced.push(file);
-      const width =
-        activations.reduce((n, a) => n + a.length, 0) / shardWindows.reduce((n, w) => n + w.ids.length, 0);
-      await sql`
-        INSERT INTO activation_shards (job_id, hook, shard, path, first_window, windows, tokens, width)
-        VALUES (${job.id}, ${hook}, ${shard}, ${file}, ${first}, ${shardWindows.length},
-                ${shardWindows.reduce((n, w) => n + w.ids.length, 0)}, ${width})
-        ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
-      const accumulator = accumulators.get(hook);
-      if (accumulator) for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i]);
+      for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i]);
     }
     windowsDone = first + shardWindows.length;
-    tokensDone += shardWindows.reduce((n, w) => n + w.ids.length, 0);
+    tokensDone += tokens;
     shardsSinceCheckpoint++;
     const last = windowsDone === windows.length;
     if (shardsSinceCheckpoint >= shardsPerCheckpoint || last) {
+      await writing;
       await syncFiles(unsynced.splice(0));
       await saveAccumulators(accumulators, dir, windowsDone, job.params.windowLength);
       const owned = await checkpoint(sql, job.id, worker, {
@@ -205,6 +260,26 @@ async function capturePhase(
       shardsSinceCheckpoint = 0;
     }
     report('capture', windowsDone, tokensDone);
+  }
+}
+
+/**
+ * A job whose worker ran on this host under a process id that no longer exists (killed, crashed) can be
+ * taken over at once instead of after its heartbeat goes stale.
+ */
+async function claimFromDeadProcess(sql: Sql, jobId: string, worker: string): Promise<CaptureJobRow | null> {
+  const holder = (await getJob(sql, jobId)).worker;
+  const [host, pid] = (holder ?? '').split(':');
+  if (!holder || host !== os.hostname() || !/^\d+$/.test(pid ?? '') || processAlive(Number(pid))) return null;
+  return claimJob(sql, jobId, worker, { deadWorker: holder });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -235,16 +310,12 @@ async function writeShard(
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tokens = windows.reduce((n, w) => n + w.ids.length, 0);
   const width = activations[0].length / windows[0].ids.length;
-  const data = new Float32Array(tokens * width);
   const offsets = new Int32Array(windows.length + 1);
-  for (const [i, a] of activations.entries()) {
-    data.set(a, offsets[i] * width);
-    offsets[i + 1] = offsets[i] + windows[i].ids.length;
-  }
+  for (const [i, w] of windows.entries()) offsets[i + 1] = offsets[i] + w.ids.length;
   await writeSafetensors(
     file,
     [
-      { name: 'activations', dtype: 'F32', shape: [tokens, width], data },
+      { name: 'activations', dtype: 'F32', shape: [tokens, width], data: activations },
       {
         name: 'token_ids',
         dtype: 'I32',

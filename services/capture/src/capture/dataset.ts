@@ -26,7 +26,11 @@ export async function* readDataset(source: string): AsyncGenerator<Document> {
     );
   });
   if (stat.isDirectory()) {
-    const files = (await fs.readdir(location)).filter((f) => /\.(txt|jsonl)$/.test(f)).sort();
+    const entries = await fs.readdir(location, { withFileTypes: true });
+    const files = entries
+      .filter((e) => e.isFile() && /\.(txt|jsonl)$/.test(e.name))
+      .map((e) => e.name)
+      .sort();
     if (files.length === 0)
       throw new UserInputError(`dataset folder ${location} holds no .txt or .jsonl files`);
     for (const file of files) yield* readFile(path.join(location, file));
@@ -41,24 +45,28 @@ async function* readFile(file: string): AsyncGenerator<Document> {
     yield { id: name, text: await fs.readFile(file, 'utf8') };
     return;
   }
-  const lines = readline.createInterface({
-    input: createReadStream(file, 'utf8'),
-    crlfDelay: Number.POSITIVE_INFINITY,
-  });
+  const stream = createReadStream(file, 'utf8');
+  const lines = readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
   let lineNumber = 0;
-  for await (const line of lines) {
-    lineNumber++;
-    if (line.trim() === '') continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      throw new UserInputError(`${file}:${lineNumber}: not valid JSON`);
+  // a consumer that stops early (max tokens reached) must not leave the file open
+  try {
+    for await (const line of lines) {
+      lineNumber++;
+      if (line.trim() === '') continue;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        throw new UserInputError(`${file}:${lineNumber}: not valid JSON`);
+      }
+      const text = (parsed as { text?: unknown } | null)?.text;
+      if (typeof text !== 'string')
+        throw new UserInputError(`${file}:${lineNumber}: expected an object with a "text" string`);
+      yield { id: `${name}:${lineNumber}`, text };
     }
-    const text = (parsed as { text?: unknown } | null)?.text;
-    if (typeof text !== 'string')
-      throw new UserInputError(`${file}:${lineNumber}: expected an object with a "text" string`);
-    yield { id: `${name}:${lineNumber}`, text };
+  } finally {
+    lines.close();
+    stream.destroy();
   }
 }
 

@@ -18,6 +18,8 @@ export interface CaptureJobRow {
   paramsKey: string;
   totalWindows: number;
   totalTokens: number;
+  windowsSha256: string;
+  worker: string | null;
   windowsDone: number;
   tokensDone: number;
   attempts: number;
@@ -36,7 +38,7 @@ export interface CaptureParams {
 export const STALE_AFTER_SECONDS = 30;
 
 const COLUMNS = `id, status, phase, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows,
-  total_tokens, windows_done, tokens_done, attempts, error`;
+  total_tokens, windows_sha256, worker, windows_done, tokens_done, attempts, error`;
 
 function toRow(r: Record<string, unknown>): CaptureJobRow {
   return {
@@ -52,6 +54,8 @@ function toRow(r: Record<string, unknown>): CaptureJobRow {
     paramsKey: r.params_key as string,
     totalWindows: Number(r.total_windows),
     totalTokens: Number(r.total_tokens),
+    windowsSha256: r.windows_sha256 as string,
+    worker: (r.worker as string | null) ?? null,
     windowsDone: Number(r.windows_done),
     tokensDone: Number(r.tokens_done),
     attempts: Number(r.attempts),
@@ -59,16 +63,34 @@ function toRow(r: Record<string, unknown>): CaptureJobRow {
   };
 }
 
+/**
+ * Inserts a job unless an unfinished one with the same parameters exists (then returns that one), so
+ * two identical commands started at once end up sharing one job.
+ */
 export async function createJob(
   sql: Sql,
-  job: Omit<CaptureJobRow, 'id' | 'status' | 'phase' | 'windowsDone' | 'tokensDone' | 'attempts' | 'error'>,
-): Promise<CaptureJobRow> {
+  job: Omit<
+    CaptureJobRow,
+    'id' | 'status' | 'phase' | 'worker' | 'windowsDone' | 'tokensDone' | 'attempts' | 'error'
+  >,
+): Promise<{ job: CaptureJobRow; created: boolean }> {
   const [row] = await sql`
-    INSERT INTO capture_jobs (id, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows, total_tokens)
+    INSERT INTO capture_jobs (id, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows,
+                              total_tokens, windows_sha256)
     VALUES (${randomUUID()}, ${job.model}, ${job.modelSha256}, ${job.dataset}, ${job.hooks}, ${job.maxTokens},
-            ${sql.json(job.params as unknown as Parameters<typeof sql.json>[0])}, ${job.paramsKey}, ${job.totalWindows}, ${job.totalTokens})
+            ${sql.json(job.params as unknown as Parameters<typeof sql.json>[0])}, ${job.paramsKey}, ${job.totalWindows},
+            ${job.totalTokens}, ${job.windowsSha256})
+    ON CONFLICT (params_key) WHERE status IN ('queued', 'running', 'failed') DO NOTHING
     RETURNING ${sql.unsafe(COLUMNS)}`;
-  return toRow(row);
+  if (row) return { job: toRow(row), created: true };
+  const existing = await findResumable(sql, job.paramsKey);
+  if (!existing) throw new Error('capture job vanished between insert and lookup');
+  return { job: existing, created: false };
+}
+
+/** Takes a job out of the resumable set for good (its dataset or files no longer match). */
+export async function retireJob(sql: Sql, id: string, reason: string): Promise<void> {
+  await sql`UPDATE capture_jobs SET status = 'cancelled', error = ${reason}, finished_at = now(), updated_at = now() WHERE id = ${id}`;
 }
 
 export async function getJob(sql: Sql, id: string): Promise<CaptureJobRow> {
@@ -88,9 +110,14 @@ export async function findResumable(sql: Sql, paramsKey: string): Promise<Captur
 
 /**
  * Takes a job for this worker if it is queued, failed, or running under a worker whose heartbeat went
- * stale. Row locking makes two workers racing for one job end with exactly one owner.
+ * stale or that the caller knows to be dead (same host, process gone). Row locking makes two workers racing for one job end with exactly one owner.
  */
-export async function claimJob(sql: Sql, id: string, worker: string): Promise<CaptureJobRow | null> {
+export async function claimJob(
+  sql: Sql,
+  id: string,
+  worker: string,
+  options: { deadWorker?: string } = {},
+): Promise<CaptureJobRow | null> {
   const [row] = await sql`
     UPDATE capture_jobs SET status = 'running', worker = ${worker}, heartbeat_at = now(), updated_at = now(),
            attempts = attempts + 1, error = NULL
@@ -98,7 +125,8 @@ export async function claimJob(sql: Sql, id: string, worker: string): Promise<Ca
       SELECT id FROM capture_jobs
       WHERE id = ${id}
         AND (status IN ('queued', 'failed')
-             OR (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => ${STALE_AFTER_SECONDS}))))
+             OR (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => ${STALE_AFTER_SECONDS})))
+             OR (status = 'running' AND worker = ${options.deadWorker ?? null}))
       FOR UPDATE SKIP LOCKED)
     RETURNING ${sql.unsafe(COLUMNS)}`;
   return row ? toRow(row) : null;
@@ -142,5 +170,5 @@ export async function finishJob(
   await sql`
     UPDATE capture_jobs SET status = ${outcome.error ? 'failed' : 'done'}, phase = ${outcome.error ? sql`phase` : 'done'},
            error = ${outcome.error ?? null}, finished_at = now(), updated_at = now(), heartbeat_at = NULL
-    WHERE id = ${id} AND worker = ${worker}`;
+    WHERE id = ${id} AND worker = ${worker} AND status = 'running'`;
 }

@@ -120,14 +120,16 @@ export class NeuronRecordAccumulator {
     const length = window.ids.length;
     const maxima = new Float32Array(n).fill(Number.NEGATIVE_INFINITY);
     const { stats } = this;
+    // Hot loop (tokens × neurons per window): locals, not property loads, so V8 keeps it tight.
+    const { min, sum, nonZero } = stats;
     for (let t = 0; t < length; t++) {
       const row = t * n;
       for (let j = 0; j < n; j++) {
         const a = activations[row + j];
         if (a > maxima[j]) maxima[j] = a;
-        if (a < stats.min[j]) stats.min[j] = a;
-        stats.sum[j] += a;
-        if (a > 0) stats.nonZero[j] += 1;
+        if (a < min[j]) min[j] = a;
+        sum[j] += a;
+        if (a > 0) nonZero[j] += 1;
       }
     }
     stats.tokens += length;
@@ -198,8 +200,13 @@ export class NeuronRecordAccumulator {
       quantileWindows: new Int32Array(n * bins * perBin).fill(-1),
       quantileValues: new Float32Array(n * bins * perBin * L).fill(Number.NaN),
     };
-    const copyColumn = (acts: Float32Array, j: number, target: Float32Array, at: number) => {
-      for (let t = 0, i = j; i < acts.length; t++, i += n) target[at + t] = acts[i];
+    // Sample windows transposed once to [neuron, token], so every copy below is contiguous.
+    const columns = new Map<number, Float32Array>();
+    for (const [window, acts] of actsOf) columns.set(window, transpose(acts, acts.length / n, n));
+    const copyColumn = (window: number, j: number, target: Float32Array, at: number) => {
+      const column = columns.get(window)!;
+      const length = column.length / n;
+      target.set(column.subarray(j * length, (j + 1) * length), at);
     };
     for (let j = 0; j < n; j++) {
       for (const [r, entry] of this.top[j].entries()) {
@@ -208,18 +215,18 @@ export class NeuronRecordAccumulator {
         set.topValues.set(entry.values, (j * k + r) * L);
       }
       for (const [r, window] of randomWindows.entries()) {
-        copyColumn(actsOf.get(window)!, j, set.randomValues, (j * randomWindows.length + r) * L);
+        copyColumn(window, j, set.randomValues, (j * randomWindows.length + r) * L);
       }
       for (const [b, windows] of this.quantileWindowsOf(j).entries()) {
         for (const [p, window] of windows.entries()) {
           const slot = (j * bins + b) * perBin + p;
           set.quantileWindows[slot] = window;
-          copyColumn(actsOf.get(window)!, j, set.quantileValues, slot * L);
+          copyColumn(window, j, set.quantileValues, slot * L);
         }
       }
       this.histogramOf(
         j,
-        sampleActs,
+        columns.values(),
         set.histogram.subarray(j * settings.histogramBins, (j + 1) * settings.histogramBins),
       );
     }
@@ -227,14 +234,15 @@ export class NeuronRecordAccumulator {
   }
 
   /** Token activations of every sample window, binned between this neuron's dataset min and max. */
-  private histogramOf(j: number, sampleActs: Float32Array[], counts: Int32Array): void {
+  private histogramOf(j: number, columns: Iterable<Float32Array>, counts: Int32Array): void {
     const n = this.width;
     const min = this.stats.min[j];
     const span = this.stats.max[j] - min;
     const bins = counts.length;
-    for (const acts of sampleActs) {
-      for (let i = j; i < acts.length; i += n) {
-        const bin = span > 0 ? Math.floor(((acts[i] - min) / span) * bins) : 0;
+    for (const column of columns) {
+      const length = column.length / n;
+      for (let i = j * length; i < (j + 1) * length; i++) {
+        const bin = span > 0 ? Math.floor(((column[i] - min) / span) * bins) : 0;
         counts[Math.min(bins - 1, Math.max(0, bin))] += 1;
       }
     }
@@ -258,6 +266,12 @@ export class NeuronRecordAccumulator {
     }
     return bins;
   }
+}
+
+function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c];
+  return out;
 }
 
 /** Keeps `list` sorted by max, descending, ties by window index, at most `limit` long. */

@@ -15,7 +15,7 @@ export interface Gpt2Checkpoint {
   weights: SafetensorsReader;
   /** canonical name (no `transformer.` prefix) → stored tensor */
   tensors: Map<string, TensorInfo>;
-  /** true when lm_head.weight is absent or byte-identical to wte.weight */
+  /** true when config.json ties the embeddings (the default) or lm_head.weight equals wte.weight */
   tiedUnembedding: boolean;
 }
 
@@ -87,7 +87,7 @@ export async function openCheckpoint(dir: string): Promise<Gpt2Checkpoint> {
   }
   try {
     const tensors = canonicalTensors(weights, config);
-    const tiedUnembedding = await isTied(weights, tensors);
+    const tiedUnembedding = config.tieWordEmbeddings || (await isTied(weights, tensors));
     return { dir, config, weights, tensors, tiedUnembedding };
   } catch (error) {
     await weights.close();

@@ -25,9 +25,7 @@ export async function convertCheckpoint(
   outDir: string,
   options: ConvertOptions = {},
 ): Promise<ModelManifest> {
-  if (!options.force && (await exists(path.join(outDir, MANIFEST_FILE)))) {
-    throw new UserInputError(`${outDir} already holds a converted model; pass --force to replace it`);
-  }
+  await checkOutputFolder(checkpointDir, outDir, Boolean(options.force));
   const checkpoint = await openCheckpoint(checkpointDir);
   const staging = `${outDir.replace(/\/+$/, '')}.tmp-${process.pid}`;
   await fs.rm(staging, { recursive: true, force: true });
@@ -68,9 +66,7 @@ export async function convertCheckpoint(
     );
     const manifest = await describe(checkpoint, outDir, options);
     await fs.writeFile(path.join(staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
-    await fs.rm(outDir, { recursive: true, force: true });
-    await fs.mkdir(path.dirname(path.resolve(outDir)), { recursive: true });
-    await fs.rename(staging, outDir);
+    await replaceFolder(staging, outDir);
     return manifest;
   } catch (error) {
     await fs.rm(staging, { recursive: true, force: true });
@@ -158,6 +154,35 @@ async function describe(
     },
     createdAt: new Date().toISOString(),
   };
+}
+
+/**
+ * The output folder may be new, empty, or a converted model (replaced only with --force); anything else
+ * (a checkpoint, a folder of models, the checkpoint itself) is refused, never deleted.
+ */
+async function checkOutputFolder(checkpointDir: string, outDir: string, force: boolean): Promise<void> {
+  const out = path.resolve(outDir);
+  if (out === path.resolve(checkpointDir))
+    throw new UserInputError(`--out ${outDir} is the checkpoint folder itself`);
+  const entries = await fs.readdir(out).catch(() => null);
+  if (entries === null || entries.length === 0) return;
+  if (!entries.includes(MANIFEST_FILE)) {
+    throw new UserInputError(
+      `${outDir} is not empty and holds no converted model; choose a new or empty folder`,
+    );
+  }
+  if (!force)
+    throw new UserInputError(`${outDir} already holds a converted model; pass --force to replace it`);
+}
+
+/** Swaps the new folder in: the old model is moved aside first and deleted last, so a crash leaves one. */
+async function replaceFolder(staging: string, outDir: string): Promise<void> {
+  await fs.mkdir(path.dirname(path.resolve(outDir)), { recursive: true });
+  const aside = `${outDir.replace(/\/+$/, '')}.old-${process.pid}`;
+  const hadOld = await exists(outDir);
+  if (hadOld) await fs.rename(outDir, aside);
+  await fs.rename(staging, outDir);
+  if (hadOld) await fs.rm(aside, { recursive: true, force: true });
 }
 
 async function exists(file: string): Promise<boolean> {

@@ -9,6 +9,8 @@ export interface Gpt2Config {
   nHead: number;
   dMlp: number;
   layerNormEpsilon: number;
+  /** Hugging Face ties lm_head to wte unless tie_word_embeddings is false, whatever the file stores */
+  tieWordEmbeddings: boolean;
 }
 
 const SUPPORTED_ACTIVATIONS = ['gelu_new', 'gelu_pytorch_tanh'];
@@ -58,5 +60,6 @@ export function parseGpt2Config(json: unknown, source = 'config.json'): Gpt2Conf
     nHead,
     dMlp: raw.n_inner === null || raw.n_inner === undefined ? 4 * dModel : int('n_inner'),
     layerNormEpsilon: epsilon,
+    tieWordEmbeddings: raw.tie_word_embeddings !== false,
   };
 }

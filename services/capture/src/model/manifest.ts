@@ -56,7 +56,15 @@ export async function readManifest(modelDir: string): Promise<ModelManifest> {
       'UNKNOWN_MODEL',
     );
   }
-  const manifest = JSON.parse(text) as ModelManifest;
+  let manifest: ModelManifest;
+  try {
+    manifest = JSON.parse(text) as ModelManifest;
+  } catch (error) {
+    throw new UserInputError(
+      `${file} is not valid JSON (${(error as Error).message}); convert the model again`,
+      'UNKNOWN_MODEL',
+    );
+  }
   if (manifest.format !== 'loupe-model' || manifest.formatVersion !== 1) {
     throw new UserInputError(`${file}: not a Loupe model manifest of format version 1`, 'UNKNOWN_MODEL');
   }

@@ -62,16 +62,24 @@ export class DynamicBatcher {
     }
   }
 
-  /** Longest-first keeps padding low; a request too big for the budget still runs, alone. */
+  /**
+   * The oldest request always goes (so none waits behind a stream of others), joined by the longest
+   * compatible ones that fit the token budget, which keeps padding low. A request bigger than the
+   * budget still runs, alone.
+   */
   private takeBatch(): Pending[] {
-    const mode = this.queue[0]?.request.logits;
-    const candidates = this.queue.filter((p) => p.request.logits === mode);
-    candidates.sort((a, b) => b.request.ids.length - a.request.ids.length);
-    const batch: Pending[] = [];
-    for (const pending of candidates) {
-      const longest = batch[0]?.request.ids.length ?? pending.request.ids.length;
-      if (batch.length > 0 && longest * (batch.length + 1) > this.options.maxBatchTokens) break;
+    const [oldest, ...rest] = this.queue;
+    if (!oldest) return [];
+    const batch = [oldest];
+    let longest = oldest.request.ids.length;
+    const others = rest
+      .filter((p) => p.request.logits === oldest.request.logits)
+      .sort((a, b) => b.request.ids.length - a.request.ids.length);
+    for (const pending of others) {
+      const length = Math.max(longest, pending.request.ids.length);
+      if (length * (batch.length + 1) > this.options.maxBatchTokens) continue;
       batch.push(pending);
+      longest = length;
     }
     const taken = new Set(batch);
     this.queue = this.queue.filter((p) => !taken.has(p));

@@ -1,4 +1,4 @@
-import { Rng, UserInputError } from '@loupe/common';
+import { hashString, Rng, UserInputError } from '@loupe/common';
 import type { ForwardRequest, ForwardResult, ResidualAddition } from './gpt2-runner.js';
 
 export interface GenerateOptions {
@@ -55,7 +55,8 @@ function validate(promptIds: number[], options: GenerateOptions, limits: Generat
   ) {
     throw new UserInputError(`max_tokens must be 1-${limits.maxNewTokens}, got ${options.maxTokens}`);
   }
-  if (promptIds.length + options.maxTokens > limits.nPositions) {
+  // the last sampled token is never fed back, so prompt + max_tokens may exceed the context by one
+  if (promptIds.length + options.maxTokens - 1 > limits.nPositions) {
     throw new UserInputError(
       `prompt (${promptIds.length} tokens) + max_tokens (${options.maxTokens}) exceeds the context of ${limits.nPositions}`,
       'TOO_LONG',
@@ -75,7 +76,8 @@ async function sample(
   steering: ResidualAddition[],
   limits: GenerateLimits,
 ): Promise<Continuation> {
-  const rng = new Rng(options.seed);
+  // seeds are uint64 on the wire: hash the whole value, not just its low 32 bits
+  const rng = new Rng(hashString(String(options.seed)));
   const ids = [...promptIds];
   const out: Continuation = { ids: [], logprobs: [] };
   // No KV cache yet: each step re-runs the whole sequence (fine for short continuations on GPT-2).
@@ -85,6 +87,9 @@ async function sample(
       (ids.length - 1) * limits.vocabSize,
       ids.length * limits.vocabSize,
     );
+    if (!logits.every(Number.isFinite)) {
+      throw new UserInputError('the model produced non-finite logits (is the steering strength too large?)');
+    }
     const logProbs = logSoftmax(logits);
     const next = pick(logits, options, rng);
     out.ids.push(next);

@@ -163,11 +163,14 @@ export class Gpt2Runner {
   }
 }
 
-/** Copies row `row`'s first `n` positions out of a [batch, seq, width] output. */
+/**
+ * Row `row`'s first `n` positions of a [batch, seq, width] output: a view when the row has no padding
+ * (the common case in capture, where every window is full), a copy otherwise.
+ */
 function unpadRow(tensor: ort.Tensor | undefined, row: number, seq: number, n: number): Float32Array {
   if (!tensor) throw new Error('onnx runtime returned no tensor for a requested output');
   const width = tensor.dims[2];
   const data = tensor.data as Float32Array;
   const start = row * seq * width;
-  return data.slice(start, start + n * width);
+  return n === seq ? data.subarray(start, start + n * width) : data.slice(start, start + n * width);
 }

@@ -82,6 +82,9 @@ export class CaptureController {
     const { runner } = served;
     const promptIds = runner.tokenizer.encode(this.checkText(request.prompt, 'prompt'));
     const { dims, tokenizer } = runner.manifest;
+    const steering = this.steering(request.steering, dims.nLayer);
+    // checked before either continuation starts, so a bad request costs no forward pass
+    runner.validate({ ids: promptIds, hooks: [], logits: true, steering });
     const pair = await generatePair(
       (forwardRequest) => served.forward(forwardRequest),
       promptIds,
@@ -90,7 +93,7 @@ export class CaptureController {
         temperature: request.temperature,
         topK: request.topK,
         seed: request.seed,
-        steering: this.steering(request.steering, dims.nLayer),
+        steering,
         stopAtEndOfText: true,
       },
       {
@@ -127,7 +130,7 @@ export class CaptureController {
 
   private steering(specs: ResidualSteering__Output[], nLayer: number) {
     return toResidualAdditions(
-      specs.map((s) => ({ hook: s.hook, vector: s.vector, strength: s.strength })),
+      specs.map((s) => ({ hook: s.hook, vector: s.vector, strength: s.strength ?? undefined })),
       nLayer,
     );
   }

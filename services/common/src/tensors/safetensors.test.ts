@@ -190,6 +190,27 @@ describe('safetensors round trip', () => {
     }
   });
 
+  it('writes chunked data back to back, and reads rows of a tensor alone', async () => {
+    const file = join(dir, 'chunks.safetensors');
+    const rows = [Float32Array.of(1, 2, 3), Float32Array.of(4, 5, 6), Float32Array.of(7, 8, 9)];
+    await writeSafetensors(file, [{ name: 'm', dtype: 'F32', shape: [3, 3], data: rows }], undefined, {
+      sync: false,
+    });
+    const reader = await SafetensorsReader.open(file);
+    try {
+      expect(Array.from(await reader.readFloat32('m'))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(Array.from(new Float32Array((await reader.readRows('m', 1, 2)).buffer))).toEqual([
+        4, 5, 6, 7, 8, 9,
+      ]);
+      await expect(reader.readRows('m', 2, 2)).rejects.toThrow(/rows 2..3 of "m" are outside 0..2/);
+    } finally {
+      await reader.close();
+    }
+    await expect(
+      writeSafetensors(file, [{ name: 'm', dtype: 'F32', shape: [3, 3], data: rows.slice(1) }]),
+    ).rejects.toThrow(/got 24 bytes/);
+  });
+
   it('calls lazy producers one at a time, in order', async () => {
     const events: string[] = [];
     let live = 0;

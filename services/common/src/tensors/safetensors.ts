@@ -33,8 +33,11 @@ export interface TensorToWrite {
   name: string;
   dtype: Dtype;
   shape: number[];
-  /** The bytes, or a producer called only when it is this tensor's turn to be written. */
-  data: ArrayBufferView | (() => Promise<ArrayBufferView> | ArrayBufferView);
+  /**
+   * The bytes; or several chunks written back to back (no concatenated copy of large data); or a
+   * producer called only when it is this tensor's turn to be written.
+   */
+  data: ArrayBufferView | ArrayBufferView[] | (() => Promise<ArrayBufferView> | ArrayBufferView);
 }
 
 /** Same limit as the reference implementation: a larger header is a corrupt or hostile file. */
@@ -274,14 +277,15 @@ function checkTensorToWrite(t: TensorToWrite, seen: Set<string>): void {
   if (!isShape(t.shape)) throw new Error(`tensor "${t.name}": shape must be a list of non-negative integers`);
 }
 
-async function resolveData(t: TensorToWrite, expected: number): Promise<Uint8Array> {
-  const view = typeof t.data === 'function' ? await t.data() : t.data;
-  if (view.byteLength !== expected) {
+async function resolveData(t: TensorToWrite, expected: number): Promise<Uint8Array[]> {
+  const views = typeof t.data === 'function' ? [await t.data()] : Array.isArray(t.data) ? t.data : [t.data];
+  const got = views.reduce((n, v) => n + v.byteLength, 0);
+  if (got !== expected) {
     throw new Error(
-      `tensor "${t.name}": got ${view.byteLength} bytes, shape [${t.shape.join(', ')}] of ${t.dtype} needs ${expected}`,
+      `tensor "${t.name}": got ${got} bytes, shape [${t.shape.join(', ')}] of ${t.dtype} needs ${expected}`,
     );
   }
-  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return views.map((view) => new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
 }
 
 /** Header bytes, padded with spaces to a multiple of 8 so the data section starts aligned. */
@@ -327,8 +331,8 @@ export async function writeSafetensors(
   try {
     await writeFully(fh, encodeHeader(tensors, metadata));
     for (const t of tensors) {
-      const bytes = await resolveData(t, elementCount(t.shape) * dtypeByteSize(t.dtype));
-      await writeFully(fh, bytes);
+      for (const bytes of await resolveData(t, elementCount(t.shape) * dtypeByteSize(t.dtype)))
+        await writeFully(fh, bytes);
     }
     if (options.sync ?? true) await fh.sync();
     await fh.close();

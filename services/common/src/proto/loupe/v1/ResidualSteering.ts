@@ -6,10 +6,12 @@ export interface ResidualSteering {
   'hook'?: (string);
   'vector'?: (number | string)[];
   'strength'?: (number | string);
+  '_strength'?: "strength";
 }
 
 export interface ResidualSteering__Output {
   'hook': (string);
   'vector': (number)[];
-  'strength': (number);
+  'strength'?: (number);
+  '_strength'?: "strength";
 }
