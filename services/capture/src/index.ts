@@ -4,6 +4,7 @@ export * from './capture/job-store.js';
 export * from './capture/migrations.js';
 export * from './capture/neuron-records.js';
 export * from './capture/record-file.js';
+export * from './capture/window-reducer.js';
 export * from './capture/windows.js';
 export * from './hub/download.js';
 export * from './hub/hf-files.js';

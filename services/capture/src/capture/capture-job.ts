@@ -25,8 +25,10 @@ import {
   type RecordSet,
   restoreAccumulator,
   snapshotAccumulator,
+  type WindowReduction,
 } from './neuron-records.js';
 import { writeRecordFile } from './record-file.js';
+import { WindowReducer } from './window-reducer.js';
 import { cutWindows, type Window } from './windows.js';
 
 export const DEFAULT_CAPTURE_PARAMS: CaptureParams = {
@@ -189,8 +191,14 @@ export async function runCaptureJob(
         throw new UserInputError(reason);
       },
     );
-    if (job.phase === 'capture')
-      await capturePhase(sql, runner, job, windows, accumulators, dir, options.worker, report);
+    if (job.phase === 'capture') {
+      const reducer = await WindowReducer.create(runner.settings);
+      try {
+        await capturePhase(sql, runner, reducer, job, windows, accumulators, dir, options.worker, report);
+      } finally {
+        await reducer.release();
+      }
+    }
     await recordsPhase(sql, job, windows, accumulators, dir, options.worker);
     await finishJob(sql, job.id, options.worker, {});
     report('done', job.totalWindows, job.totalTokens);
@@ -205,6 +213,7 @@ export async function runCaptureJob(
 async function capturePhase(
   sql: Sql,
   runner: Gpt2Runner,
+  reducer: WindowReducer,
   job: CaptureJobRow,
   windows: Window[],
   accumulators: Map<string, NeuronRecordAccumulator>,
@@ -240,7 +249,8 @@ async function capturePhase(
     writing.catch(() => {}); // awaited below; this only keeps a failure from being reported as unhandled first
     for (const [hook, accumulator] of accumulators) {
       const activations = perHook.get(hook)!;
-      for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i]);
+      const reductions = await reduceWindows(reducer, shardWindows, activations, accumulator.width);
+      for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i], reductions[i]);
     }
     windowsDone = first + shardWindows.length;
     tokensDone += tokens;
@@ -249,7 +259,7 @@ async function capturePhase(
     if (shardsSinceCheckpoint >= shardsPerCheckpoint || last) {
       await writing;
       await syncFiles(unsynced.splice(0));
-      await saveAccumulators(accumulators, dir, windowsDone, job.params.windowLength);
+      await saveAccumulators(accumulators, dir, windowsDone);
       const owned = await checkpoint(sql, job.id, worker, {
         windowsDone,
         tokensDone,
@@ -281,6 +291,26 @@ function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Per-neuron reductions of the full-length windows in one ONNX Runtime call; shorter windows (document
+ * tails) are left to `observe`'s own reduction.
+ */
+async function reduceWindows(
+  reducer: WindowReducer,
+  windows: Window[],
+  activations: Float32Array[],
+  width: number,
+): Promise<(WindowReduction | undefined)[]> {
+  const length = Math.max(...windows.map((w) => w.ids.length));
+  const full = windows.flatMap((w, i) => (w.ids.length === length ? [i] : []));
+  const batch = new Float32Array(full.length * length * width);
+  for (const [k, i] of full.entries()) batch.set(activations[i], k * length * width);
+  const reduced = await reducer.reduce(batch, full.length, length, width);
+  const out: (WindowReduction | undefined)[] = new Array(windows.length);
+  for (const [k, i] of full.entries()) out[i] = reduced[k];
+  return out;
 }
 
 /** Runs windows through the trunk graph; per hook, one [tokens, width] array per window. */
@@ -348,10 +378,9 @@ async function saveAccumulators(
   accumulators: Map<string, NeuronRecordAccumulator>,
   dir: string,
   windowsDone: number,
-  windowLength: number,
 ) {
   for (const [hook, accumulator] of accumulators) {
-    const snapshot = snapshotAccumulator(accumulator, windowLength);
+    const snapshot = snapshotAccumulator(accumulator);
     const file = snapshotFile(dir, hook, windowsDone);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await writeSafetensors(file, snapshot.tensors, snapshot.metadata);
@@ -378,7 +407,10 @@ async function loadAccumulators(
     if (job.windowsDone === 0) {
       accumulators.set(
         hook,
-        new NeuronRecordAccumulator(width, { ...DEFAULT_RECORD_SETTINGS, seed: job.params.recordSeed }),
+        new NeuronRecordAccumulator(width, job.params.windowLength, {
+          ...DEFAULT_RECORD_SETTINGS,
+          seed: job.params.recordSeed,
+        }),
       );
       continue;
     }
@@ -450,7 +482,7 @@ async function recordsPhase(
 ): Promise<void> {
   for (const [hook, accumulator] of accumulators) {
     const sample = await readShardWindows(dir, hook, accumulator.plan(), job.params.windowsPerShard);
-    const set = accumulator.finish(sample, job.params.windowLength);
+    const set = accumulator.finish(sample);
     const file = path.join(dir, 'records', `${hook}.safetensors`);
     await fs.mkdir(path.dirname(file), { recursive: true });
     await writeRecordFile(file, set, { hook, model: job.model, job: job.id });

@@ -1,4 +1,5 @@
 import { hashString, splitmix32 } from '@loupe/common';
+import { TopWindows } from './top-windows.js';
 import type { Window } from './windows.js';
 
 /**
@@ -38,6 +39,35 @@ export interface WindowActivations {
   values: number[];
 }
 
+/** Per-neuron summary of one window's activations. */
+export interface WindowReduction {
+  max: Float32Array;
+  min: Float32Array;
+  sum: Float32Array;
+  nonZero: Float32Array;
+  /** the window as [neuron, token], when the reducer provides it */
+  columns?: Float32Array;
+}
+
+/** The plain reduction over a window's tokens: the reference the ONNX Runtime reducer is tested against. */
+export function reduceWindow(activations: Float32Array, length: number, width: number): WindowReduction {
+  const max = new Float32Array(width).fill(Number.NEGATIVE_INFINITY);
+  const min = new Float32Array(width).fill(Number.POSITIVE_INFINITY);
+  const sum = new Float32Array(width);
+  const nonZero = new Float32Array(width);
+  for (let t = 0; t < length; t++) {
+    const row = t * width;
+    for (let j = 0; j < width; j++) {
+      const a = activations[row + j];
+      if (a > max[j]) max[j] = a;
+      if (a < min[j]) min[j] = a;
+      sum[j] += a;
+      if (a > 0) nonZero[j] += 1;
+    }
+  }
+  return { max, min, sum, nonZero };
+}
+
 /** Every neuron's records of one hook, dense; see `finish`. */
 export interface RecordSet {
   width: number;
@@ -70,12 +100,6 @@ export interface NeuronRecord {
   quantiles: { from: number; to: number; windows: WindowActivations[] }[];
 }
 
-interface TopEntry {
-  max: number;
-  window: number;
-  values: Float32Array;
-}
-
 interface SampleSlot {
   window: number;
   priority: number;
@@ -84,7 +108,7 @@ interface SampleSlot {
 }
 
 export class NeuronRecordAccumulator {
-  readonly top: TopEntry[][];
+  readonly top: TopWindows;
   readonly stats: {
     max: Float64Array;
     min: Float64Array;
@@ -97,9 +121,10 @@ export class NeuronRecordAccumulator {
 
   constructor(
     readonly width: number,
+    readonly windowLength: number,
     readonly settings: RecordSettings = DEFAULT_RECORD_SETTINGS,
   ) {
-    this.top = Array.from({ length: width }, () => []);
+    this.top = new TopWindows(width, settings.topK, windowLength);
     this.stats = {
       max: new Float64Array(width).fill(Number.NEGATIVE_INFINITY),
       min: new Float64Array(width).fill(Number.POSITIVE_INFINITY),
@@ -114,36 +139,37 @@ export class NeuronRecordAccumulator {
     return splitmix32(hashString(String(window), this.settings.seed >>> 0))();
   }
 
-  /** Adds one window's activations, [tokens, width] row-major. */
-  observe(window: Window, activations: Float32Array): void {
+  /**
+   * Adds one window's activations, [tokens, width] row-major. `reduction` (its per-neuron max, min, sum
+   * and non-zero count) may be computed elsewhere, e.g. by ONNX Runtime for a whole shard at once; it
+   * defaults to `reduceWindow`.
+   */
+  observe(
+    window: Window,
+    activations: Float32Array,
+    reduction = reduceWindow(activations, window.ids.length, this.width),
+  ): void {
     const n = this.width;
     const length = window.ids.length;
-    const maxima = new Float32Array(n).fill(Number.NEGATIVE_INFINITY);
     const { stats } = this;
-    // Hot loop (tokens × neurons per window): locals, not property loads, so V8 keeps it tight.
-    const { min, sum, nonZero } = stats;
-    for (let t = 0; t < length; t++) {
-      const row = t * n;
-      for (let j = 0; j < n; j++) {
-        const a = activations[row + j];
-        if (a > maxima[j]) maxima[j] = a;
-        if (a < min[j]) min[j] = a;
-        sum[j] += a;
-        if (a > 0) nonZero[j] += 1;
-      }
+    const { min, max, sum, nonZero } = stats;
+    const maxima = reduction.max;
+    for (let j = 0; j < n; j++) {
+      if (reduction.min[j] < min[j]) min[j] = reduction.min[j];
+      if (maxima[j] > max[j]) max[j] = maxima[j];
+      sum[j] += reduction.sum[j];
+      nonZero[j] += reduction.nonZero[j];
     }
     stats.tokens += length;
-    const k = this.settings.topK;
+    const { top } = this;
     for (let j = 0; j < n; j++) {
-      if (maxima[j] > stats.max[j]) stats.max[j] = maxima[j];
-      const heap = this.top[j];
-      if (heap.length < k || maxima[j] > heap[heap.length - 1].max) {
-        const values = new Float32Array(length);
-        for (let t = 0; t < length; t++) values[t] = activations[t * n + j];
-        insertSorted(heap, { max: maxima[j], window: window.index, values }, k);
-      }
+      if (!top.admits(j, maxima[j])) continue;
+      top.insert(j, maxima[j], window.index, length, (values, at) => {
+        if (reduction.columns) values.set(reduction.columns.subarray(j * length, (j + 1) * length), at);
+        else for (let t = 0; t < length; t++) values[at + t] = activations[t * n + j];
+      });
     }
-    this.offerSample(window.index, maxima);
+    this.offerSample(window.index, Float32Array.from(maxima));
     this.windowsSeen++;
   }
 
@@ -168,11 +194,10 @@ export class NeuronRecordAccumulator {
    * windows (window index → [tokens, width]), as dense arrays ready for one safetensors file: values
    * are [neuron, window, token], NaN past a window's end, window -1 where a slot is empty.
    */
-  finish(sampleActivations: Map<number, Float32Array>, windowLength: number): RecordSet {
+  finish(sampleActivations: Map<number, Float32Array>): RecordSet {
     const n = this.width;
     const { settings, stats } = this;
-    const L = windowLength;
-    const k = settings.topK;
+    const L = this.windowLength;
     const bins = settings.quantileEdges.length - 1;
     const perBin = settings.perQuantile;
     const randomWindows = this.sample.slice(0, settings.randomCount).map((s) => s.window);
@@ -192,9 +217,9 @@ export class NeuronRecordAccumulator {
       mean: Float64Array.from(stats.sum, (sum) => (stats.tokens ? sum / stats.tokens : 0)),
       fractionNonZero: Float64Array.from(stats.nonZero, (c) => (stats.tokens ? c / stats.tokens : 0)),
       histogram: new Int32Array(n * settings.histogramBins),
-      topWindows: new Int32Array(n * k).fill(-1),
-      topMax: new Float32Array(n * k).fill(Number.NaN),
-      topValues: new Float32Array(n * k * L).fill(Number.NaN),
+      topWindows: this.top.window.slice(),
+      topMax: this.top.max.slice(),
+      topValues: this.top.values.slice(),
       randomWindows: Int32Array.from(randomWindows),
       randomValues: new Float32Array(n * randomWindows.length * L).fill(Number.NaN),
       quantileWindows: new Int32Array(n * bins * perBin).fill(-1),
@@ -209,11 +234,6 @@ export class NeuronRecordAccumulator {
       target.set(column.subarray(j * length, (j + 1) * length), at);
     };
     for (let j = 0; j < n; j++) {
-      for (const [r, entry] of this.top[j].entries()) {
-        set.topWindows[j * k + r] = entry.window;
-        set.topMax[j * k + r] = entry.max;
-        set.topValues.set(entry.values, (j * k + r) * L);
-      }
       for (const [r, window] of randomWindows.entries()) {
         copyColumn(window, j, set.randomValues, (j * randomWindows.length + r) * L);
       }
@@ -251,18 +271,24 @@ export class NeuronRecordAccumulator {
   /** Windows of the random sample binned by the quantiles of this neuron's max activation over the sample. */
   private quantileWindowsOf(j: number): number[][] {
     const { quantileEdges, perQuantile } = this.settings;
-    const byMax = [...this.sample].sort((a, b) => a.maxima[j] - b.maxima[j] || a.priority - b.priority);
+    const size = this.sample.length;
+    // rank of each sample window by (max activation, priority); the sample is in priority order, so
+    // ties on max fall back to index order
+    const maxima = Float32Array.from(this.sample, (slot) => slot.maxima[j]);
+    const order = Uint32Array.from({ length: size }, (_, i) => i).sort(
+      (a, b) => maxima[a] - maxima[b] || a - b,
+    );
+    const rank = new Uint32Array(size);
+    for (const [r, i] of order.entries()) rank[i] = r;
     const bins: number[][] = [];
     for (let b = 0; b + 1 < quantileEdges.length; b++) {
-      const from = Math.floor(quantileEdges[b] * byMax.length);
-      const to = Math.min(byMax.length, Math.ceil(quantileEdges[b + 1] * byMax.length));
-      bins.push(
-        byMax
-          .slice(from, to)
-          .sort((x, y) => x.priority - y.priority)
-          .slice(0, perQuantile)
-          .map((s) => s.window),
-      );
+      const from = Math.floor(quantileEdges[b] * size);
+      const to = Math.min(size, Math.ceil(quantileEdges[b + 1] * size));
+      const members: number[] = [];
+      for (let i = 0; i < size && members.length < perQuantile; i++) {
+        if (rank[i] >= from && rank[i] < to) members.push(this.sample[i].window);
+      }
+      bins.push(members);
     }
     return bins;
   }
@@ -272,18 +298,6 @@ function transpose(values: Float32Array, rows: number, cols: number): Float32Arr
   const out = new Float32Array(values.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c];
   return out;
-}
-
-/** Keeps `list` sorted by max, descending, ties by window index, at most `limit` long. */
-function insertSorted(list: TopEntry[], entry: TopEntry, limit: number): void {
-  let at = list.length;
-  while (
-    at > 0 &&
-    (list[at - 1].max < entry.max || (list[at - 1].max === entry.max && list[at - 1].window > entry.window))
-  )
-    at--;
-  list.splice(at, 0, entry);
-  if (list.length > limit) list.pop();
 }
 
 /**
@@ -300,22 +314,10 @@ export interface AccumulatorSnapshot {
   metadata: Record<string, string>;
 }
 
-export function snapshotAccumulator(acc: NeuronRecordAccumulator, windowLength: number): AccumulatorSnapshot {
-  const { width: n, settings } = acc;
+export function snapshotAccumulator(acc: NeuronRecordAccumulator): AccumulatorSnapshot {
+  const { width: n, settings, windowLength } = acc;
   const k = settings.topK;
-  const topMax = new Float32Array(n * k).fill(Number.NaN);
-  const topWindow = new Int32Array(n * k).fill(-1);
-  const topLength = new Int32Array(n * k);
-  const topValues = new Float32Array(n * k * windowLength);
-  for (const [j, heap] of acc.top.entries()) {
-    for (const [r, entry] of heap.entries()) {
-      const at = j * k + r;
-      topMax[at] = entry.max;
-      topWindow[at] = entry.window;
-      topLength[at] = entry.values.length;
-      topValues.set(entry.values, at * windowLength);
-    }
-  }
+  const { max: topMax, window: topWindow, length: topLength, values: topValues } = acc.top;
   const s = acc.sample.length;
   const sampleMaxima = new Float32Array(s * n);
   for (const [i, slot] of acc.sample.entries()) sampleMaxima.set(slot.maxima, i * n);
@@ -354,23 +356,12 @@ export function restoreAccumulator(
 ): NeuronRecordAccumulator {
   const settings = JSON.parse(metadata.settings) as RecordSettings;
   const windowLength = Number(metadata.windowLength);
-  const acc = new NeuronRecordAccumulator(width, settings);
-  const k = settings.topK;
-  const [topMax, topWindow, topLength, topValues] = ['top.max', 'top.window', 'top.length', 'top.values'].map(
-    read,
-  );
-  for (let j = 0; j < width; j++) {
-    for (let r = 0; r < k; r++) {
-      const at = j * k + r;
-      if (topWindow[at] < 0) break;
-      const start = at * windowLength;
-      acc.top[j].push({
-        max: topMax[at],
-        window: topWindow[at],
-        values: Float32Array.from(topValues.subarray(start, start + topLength[at])),
-      });
-    }
-  }
+  const acc = new NeuronRecordAccumulator(width, windowLength, settings);
+  acc.top.max.set(read('top.max'));
+  acc.top.window.set(read('top.window'));
+  acc.top.length.set(read('top.length'));
+  acc.top.values.set(read('top.values'));
+  acc.top.recount();
   acc.stats.max.set(read('stats.max'));
   acc.stats.min.set(read('stats.min'));
   acc.stats.sum.set(read('stats.sum'));

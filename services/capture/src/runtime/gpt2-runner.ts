@@ -39,7 +39,7 @@ export class Gpt2Runner {
     readonly dir: string,
     readonly manifest: ModelManifest,
     readonly tokenizer: Gpt2Tokenizer,
-    private readonly settings: SessionSettings,
+    readonly settings: SessionSettings,
     private readonly log?: Logger,
   ) {}
 

@@ -20,12 +20,13 @@ export interface OpenedSession {
  * to CPU with a log line saying why; an explicit `cuda` that cannot load is an error, not a silent CPU run.
  */
 export async function openSession(
-  file: string,
+  model: string | Uint8Array,
   settings: SessionSettings,
   log?: Logger,
 ): Promise<OpenedSession> {
-  // Severity 3 (errors only) hides ONNX Runtime's notice that the steering inputs are overridable
-  // initializers, which is intended; the CUDA probe is silenced entirely and logged by us instead.
+  const file = typeof model === 'string' ? model : '(in-memory graph)';
+  // Errors only (severity 3): ONNX Runtime's warnings are about choices made on purpose here; the CUDA
+  // probe is silenced entirely and its outcome logged by us instead.
   const options = (provider: ExecutionProvider): ort.InferenceSession.SessionOptions => ({
     executionProviders: [provider],
     logSeverityLevel: provider === 'cuda' && settings.device === 'auto' ? 4 : 3,
@@ -38,7 +39,7 @@ export async function openSession(
   });
   if (settings.device !== 'cpu') {
     try {
-      const session = await ort.InferenceSession.create(file, options('cuda'));
+      const session = await create(model, options('cuda'));
       log?.info({ file, provider: 'cuda' }, 'onnx runtime session on CUDA');
       return { session, provider: 'cuda' };
     } catch (error) {
@@ -51,7 +52,7 @@ export async function openSession(
       log?.info({ file, provider: 'cpu', reason: firstLine(error) }, 'CUDA provider unavailable, using CPU');
     }
   }
-  const session = await ort.InferenceSession.create(file, options('cpu'));
+  const session = await create(model, options('cpu'));
   log?.info(
     { file, provider: 'cpu', threads: settings.intraOpThreads || 'default' },
     'onnx runtime session on CPU',
@@ -61,4 +62,13 @@ export async function openSession(
 
 function firstLine(error: unknown): string {
   return String((error as Error)?.message ?? error).split('\n')[0];
+}
+
+function create(
+  model: string | Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+): Promise<ort.InferenceSession> {
+  return typeof model === 'string'
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
 }
