@@ -16,7 +16,7 @@ export async function serve(): Promise<void> {
     process.stderr.write(
       `loupe: no model at ${modelDir} yet; requests will say so until one is there. Get one with\n` +
         `  npx loupe model pull ${config.model}\n` +
-        `or, offline: npm run fixtures && npx loupe model convert tests/.fixtures/tiny --out ${modelDir}\n`,
+        `or, offline: npm run fixtures -- tiny && npx loupe model convert tests/.fixtures/tiny --out ${modelDir}\n`,
     );
   }
   const { startCaptureService } = await import('@loupe/capture/service');
