@@ -141,8 +141,8 @@ describe('capture jobs', () => {
       const shard = shards.find((s) => s.hook === HOOKS[0] && s.shard === 3)!;
       const reader = await SafetensorsReader.open(shard.path);
       const activations = await reader.readFloat32('activations');
-      const ids = Array.from(new Int32Array((await reader.readRaw('token_ids')).buffer.slice(0)));
-      const offsets = Array.from(new Int32Array((await reader.readRaw('window_offsets')).buffer.slice(0)));
+      const ids = Array.from(await reader.readArray('token_ids'), Number);
+      const offsets = Array.from(await reader.readArray('window_offsets'), Number);
       await reader.close();
       const [direct] = await runner.forward([
         { ids: ids.slice(offsets[0], offsets[1]), hooks: [HOOKS[0]], logits: false },

@@ -418,14 +418,10 @@ async function loadAccumulators(
     try {
       const tensors = new Map<string, Float32Array | Float64Array | Int32Array>();
       for (const info of reader.tensors.values()) {
-        const raw = await reader.readRaw(info.name);
-        const view =
-          info.dtype === 'F64'
-            ? new Float64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8)
-            : info.dtype === 'I32'
-              ? new Int32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4)
-              : new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-        tensors.set(info.name, view);
+        tensors.set(
+          info.name,
+          (await reader.readArray(info.name)) as Float32Array | Float64Array | Int32Array,
+        );
       }
       accumulators.set(
         hook,
@@ -454,15 +450,11 @@ async function readShardWindows(
   for (const [shard, members] of byShard) {
     const reader = await SafetensorsReader.open(shardFile(dir, hook, shard));
     try {
-      const offsets = new Int32Array((await reader.readRaw('window_offsets')).buffer);
+      const offsets = await reader.readArray('window_offsets');
       for (const index of members) {
         const local = index - shard * windowsPerShard;
-        const rows = await reader.readRows(
-          'activations',
-          offsets[local],
-          offsets[local + 1] - offsets[local],
-        );
-        out.set(index, new Float32Array(rows.buffer, 0, rows.byteLength / 4));
+        const [start, end] = [Number(offsets[local]), Number(offsets[local + 1])];
+        out.set(index, (await reader.readRowsArray('activations', start, end - start)) as Float32Array);
       }
     } finally {
       await reader.close();

@@ -52,10 +52,10 @@ export async function readNeuronRecord(file: string, neuron: number): Promise<Ne
   const reader = await SafetensorsReader.open(file);
   try {
     const settings = JSON.parse(reader.metadata.settings) as RecordSettings;
-    const rows = async (name: string) => reader.readRows(name, neuron, 1);
-    const f64 = async (name: string) => new Float64Array((await rows(name)).buffer);
-    const f32 = async (name: string) => new Float32Array((await rows(name)).buffer);
-    const i32 = async (name: string) => new Int32Array((await rows(name)).buffer);
+    const row = (name: string) => reader.readRowsArray(name, neuron, 1);
+    const f64 = async (name: string) => (await row(name)) as Float64Array;
+    const f32 = async (name: string) => (await row(name)) as Float32Array;
+    const i32 = async (name: string) => (await row(name)) as Int32Array;
     const one: RecordSet = {
       width: 1,
       windowLength: Number(reader.metadata.window_length),
@@ -69,7 +69,7 @@ export async function readNeuronRecord(file: string, neuron: number): Promise<Ne
       topWindows: await i32('top.window'),
       topMax: await f32('top.max'),
       topValues: await f32('top.values'),
-      randomWindows: new Int32Array((await reader.readRaw('random.window')).buffer),
+      randomWindows: (await reader.readArray('random.window')) as Int32Array,
       randomValues: await f32('random.values'),
       quantileWindows: await i32('quantile.window'),
       quantileValues: await f32('quantile.values'),

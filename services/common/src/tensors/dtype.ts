@@ -130,3 +130,45 @@ export function float32ToBfloat16(src: Float32Array): Uint16Array {
   }
   return out;
 }
+
+export type TypedArrayOf =
+  | Float64Array
+  | Float32Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array
+  | Uint16Array
+  | BigInt64Array;
+
+/**
+ * The natural typed-array view of little-endian bytes of a dtype (F16 and BF16 as their raw 16-bit
+ * words). `buffer` must be aligned for the element size, as readers' fresh buffers are.
+ */
+export function typedView(
+  dtype: Dtype,
+  buffer: ArrayBufferLike,
+  byteOffset = 0,
+  byteLength = buffer.byteLength - byteOffset,
+): TypedArrayOf {
+  const count = byteLength / dtypeByteSize(dtype);
+  switch (dtype) {
+    case 'F64':
+      return new Float64Array(buffer, byteOffset, count);
+    case 'F32':
+      return new Float32Array(buffer, byteOffset, count);
+    case 'F16':
+    case 'BF16':
+      return new Uint16Array(buffer, byteOffset, count);
+    case 'I64':
+      return new BigInt64Array(buffer, byteOffset, count);
+    case 'I32':
+      return new Int32Array(buffer, byteOffset, count);
+    case 'I16':
+      return new Int16Array(buffer, byteOffset, count);
+    case 'I8':
+      return new Int8Array(buffer, byteOffset, count);
+    default:
+      return new Uint8Array(buffer, byteOffset, count);
+  }
+}

@@ -11,6 +11,8 @@ import {
   float16ToFloat32,
   isDtype,
   isFloatDtype,
+  type TypedArrayOf,
+  typedView,
 } from './dtype.js';
 
 /**
@@ -240,6 +242,18 @@ export class SafetensorsReader {
     const bytes = new Uint8Array(new ArrayBuffer(count * rowBytes));
     await readFully(this.fh, bytes, info.byteOffset + first * rowBytes, basename(this.path));
     return Buffer.from(bytes.buffer, 0, bytes.byteLength);
+  }
+
+  /** The tensor as its dtype's typed array (see `typedView`). */
+  async readArray(name: string): Promise<TypedArrayOf> {
+    const raw = await this.readRaw(name);
+    return typedView(this.info(name).dtype, raw.buffer, 0, raw.byteLength);
+  }
+
+  /** `readRows` as its dtype's typed array. */
+  async readRowsArray(name: string, first: number, count: number): Promise<TypedArrayOf> {
+    const raw = await this.readRows(name, first, count);
+    return typedView(this.info(name).dtype, raw.buffer, 0, raw.byteLength);
   }
 
   async readFloat32(name: string): Promise<Float32Array> {
