@@ -174,8 +174,19 @@ describe('capture jobs', () => {
     expect(killed.status).toBe('running');
     expect(Number(killed.windows_done)).toBeGreaterThan(0);
     expect(Number(killed.windows_done)).toBeLessThan(Number(killed.total_windows));
+    // a half-written shard as a kill can leave it
+    const partial = path.join(
+      env.LOUPE_DATA_DIR,
+      'capture',
+      killed.id,
+      'shards',
+      HOOKS[0],
+      '000099.safetensors.tmp-1',
+    );
+    await fs.writeFile(partial, 'half a file');
     // the killed worker's heartbeat is still fresh: the rerun sees its process is gone and takes over
     const resumed = await capture();
+    await expect(fs.access(partial)).rejects.toThrow();
     expect(resumed).toMatchObject({ job: killed.id, resumed: true });
     expect(await records(resumed.job)).toEqual(await records(reference.job));
     const count = async (job: string) =>

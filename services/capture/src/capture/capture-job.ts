@@ -168,6 +168,7 @@ export async function runCaptureJob(
   const stopHeartbeat = keepAlive(sql, job.id, options.worker);
   try {
     const dir = path.join(options.dataDir, 'capture', job.id);
+    await removePartialFiles(dir);
     const windows = await planWindows(runner, job.dataset, job.maxTokens, job.params);
     if (windows.length !== job.totalWindows || windowsHash(windows) !== job.windowsSha256) {
       const reason = `dataset "${job.dataset}" changed since capture job ${job.id} was planned; the job is retired, run the command again for a new one`;
@@ -270,6 +271,14 @@ async function capturePhase(
       shardsSinceCheckpoint = 0;
     }
     report('capture', windowsDone, tokensDone);
+  }
+}
+
+/** Half-written files (`*.tmp-<pid>`) of a killed worker; the claim makes this process their only writer. */
+async function removePartialFiles(dir: string): Promise<void> {
+  const entries = await fs.readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (/\.tmp-\d+$/.test(entry)) await fs.rm(path.join(dir, entry), { force: true });
   }
 }
 
