@@ -27,6 +27,7 @@ beforeAll(async () => {
     LOUPE_CAPTURE_ADDR: address,
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
+    LOUPE_EMBEDDED_PG_PORT: String(await freePort()),
   });
   client = await captureClient(address);
   runner = await Gpt2Runner.load(path.join(dataDir, 'models', 'tiny'), { device: 'cpu', intraOpThreads: 1 });
@@ -111,6 +112,80 @@ describe('CaptureService over gRPC', () => {
     });
     expect(steered.unsteered.ids).toEqual(plain.unsteered.ids);
     expect(steered.steered.ids).not.toEqual(plain.unsteered.ids);
+  });
+
+  it('runs a capture job it was asked for and serves the neuron records it made', async () => {
+    const hook = 'blocks.1.mlp.hook_post';
+    const started = await client.StartCapture({ dataset: 'default', hooks: [hook], maxTokens: 3000 });
+    expect(started).toMatchObject({ model: 'tiny', hooks: [hook], totalTokens: 3000 });
+    let job = started;
+    for (let i = 0; i < 240 && job.status !== 'done' && job.status !== 'failed'; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      job = await client.GetCaptureJob({ id: started.id });
+    }
+    expect(job).toMatchObject({ status: 'done', phase: 'done', windowsDone: job.totalWindows, error: '' });
+    const record = await client.NeuronRecord({ hook, neuron: 7 });
+    expect(record).toMatchObject({ model: 'tiny', hook, neuron: 7, jobId: started.id, tokens: 3000 });
+    expect(record.top).toHaveLength(20);
+    expect(record.random).toHaveLength(20);
+    expect(record.quantiles.map((q) => [q.from, q.to])).toEqual([
+      [0.5, 0.75],
+      [0.75, 0.9],
+      [0.9, 0.99],
+      [0.99, 1],
+    ]);
+    const windowMax = (w: { values: number[] }) => Math.max(...w.values);
+    expect(windowMax(record.top[0])).toBeCloseTo(record.maxActivation, 5);
+    for (let i = 1; i < record.top.length; i++)
+      expect(windowMax(record.top[i])).toBeLessThanOrEqual(windowMax(record.top[i - 1]));
+    for (const w of [...record.top, ...record.random]) {
+      expect(w.ids.length).toBe(w.values.length);
+      expect(w.tokens).toEqual(runner.tokenizer.tokenStrings(w.ids));
+    }
+    // the record's values are the model's activations on those tokens
+    const [direct] = await runner.forward([{ ids: record.top[0].ids, hooks: [hook], logits: false }]);
+    const column = Array.from(
+      { length: record.top[0].ids.length },
+      (_, t) => direct.hooks.get(hook)![t * 256 + 7],
+    );
+    expect(maxAbsDiff(column, record.top[0].values)).toBeLessThan(1e-5);
+    expect(record.histogram.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+
+    await expectGrpcError(
+      client.StartCapture({ dataset: '/etc', hooks: [hook], maxTokens: 100 }),
+      status.INVALID_ARGUMENT,
+      /must be "default" or a path inside/,
+    );
+    await expectGrpcError(
+      client.StartCapture({ dataset: 'default', hooks: [hook], maxTokens: 0 }),
+      status.INVALID_ARGUMENT,
+      /max_tokens must be/,
+    );
+    await expectGrpcError(
+      client.GetCaptureJob({ id: '00000000-0000-0000-0000-000000000000' }),
+      status.NOT_FOUND,
+      /unknown capture job/,
+    );
+    await expectGrpcError(
+      client.GetCaptureJob({ id: 'nope' }),
+      status.INVALID_ARGUMENT,
+      /not a capture job id/,
+    );
+    await expectGrpcError(
+      client.NeuronRecord({ hook, neuron: 256 }),
+      status.INVALID_ARGUMENT,
+      /neurons 0-255/,
+    );
+    await expectGrpcError(
+      client.NeuronRecord({ hook: 'blocks.1.hook_resid_post', neuron: 1 }),
+      status.INVALID_ARGUMENT,
+      /mlp.hook_post only/,
+    );
+    await expectGrpcError(
+      client.NeuronRecord({ hook: 'blocks.0.mlp.hook_post', neuron: 1 }),
+      status.NOT_FOUND,
+      /no records for tiny\/blocks.0.mlp.hook_post\/1 yet/,
+    );
   });
 
   it('refuses bad input with clear messages and keeps serving', async () => {

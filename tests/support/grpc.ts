@@ -2,12 +2,17 @@ import * as grpc from '@grpc/grpc-js';
 import {
   type ActivationsRequest,
   type ActivationsResponse__Output,
+  type CaptureJob__Output,
   type CaptureProto,
   type GenerateRequest,
   type GenerateResponse__Output,
+  type GetCaptureJobRequest,
   loadProto,
   type ModelInfoRequest,
   type ModelInfoResponse__Output,
+  type NeuronRecordRequest,
+  type NeuronRecordResponse__Output,
+  type StartCaptureRequest,
   type TokenizeRequest,
   type TokenizeResponse__Output,
 } from '@loupe/common/grpc';
@@ -18,6 +23,9 @@ export interface CaptureApi {
   Tokenize(request: TokenizeRequest): Promise<TokenizeResponse__Output>;
   Activations(request: ActivationsRequest): Promise<ActivationsResponse__Output>;
   Generate(request: GenerateRequest): Promise<GenerateResponse__Output>;
+  StartCapture(request: StartCaptureRequest): Promise<CaptureJob__Output>;
+  GetCaptureJob(request: GetCaptureJobRequest): Promise<CaptureJob__Output>;
+  NeuronRecord(request: NeuronRecordRequest): Promise<NeuronRecordResponse__Output>;
   close(): void;
 }
 
@@ -37,7 +45,9 @@ export async function captureClient(address: string): Promise<CaptureApi> {
       ](request, (error, value) => (error ? reject(error) : resolve(value)));
     });
   const methods = Object.fromEntries(
-    ['ModelInfo', 'Tokenize', 'Activations', 'Generate'].map((name) => [name, call(name)]),
+    ['ModelInfo', 'Tokenize', 'Activations', 'Generate', 'StartCapture', 'GetCaptureJob', 'NeuronRecord'].map(
+      (name) => [name, call(name)],
+    ),
   ) as unknown as Omit<CaptureApi, 'close'>;
   return { ...methods, close: () => client.close() };
 }

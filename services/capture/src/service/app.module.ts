@@ -1,7 +1,10 @@
 import type { Logger, LoupeConfig } from '@loupe/common';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { CaptureController } from './capture.controller.js';
+import { CaptureJobs } from './capture-jobs.js';
+import { CaptureDatabase } from './database.js';
 import { ModelRegistry } from './model-registry.js';
+import { NeuronRecords } from './neuron-records.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
 @Module({})
@@ -10,7 +13,14 @@ export class CaptureModule {
     return {
       module: CaptureModule,
       controllers: [CaptureController],
-      providers: [{ provide: CONFIG, useValue: config }, { provide: LOGGER, useValue: log }, ModelRegistry],
+      providers: [
+        { provide: CONFIG, useValue: config },
+        { provide: LOGGER, useValue: log },
+        ModelRegistry,
+        CaptureDatabase,
+        CaptureJobs,
+        NeuronRecords,
+      ],
     };
   }
 }

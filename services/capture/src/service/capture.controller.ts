@@ -2,11 +2,16 @@ import { type LoupeConfig, UserInputError } from '@loupe/common';
 import type {
   ActivationsRequest__Output,
   ActivationsResponse,
+  CaptureJob,
   GenerateRequest__Output,
   GenerateResponse,
+  GetCaptureJobRequest__Output,
   ModelInfoRequest__Output,
   ModelInfoResponse,
+  NeuronRecordRequest__Output,
+  NeuronRecordResponse,
   ResidualSteering__Output,
+  StartCaptureRequest__Output,
   TokenizeRequest__Output,
   TokenizeResponse,
 } from '@loupe/common/grpc';
@@ -14,7 +19,9 @@ import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { generatePair } from '../runtime/generate.js';
 import { toResidualAdditions } from '../runtime/steering.js';
+import { CaptureJobs } from './capture-jobs.js';
 import { ModelRegistry } from './model-registry.js';
+import { NeuronRecords } from './neuron-records.js';
 import { toWireTensor } from './tensors.js';
 import { CONFIG } from './tokens.js';
 
@@ -25,6 +32,8 @@ const MAX_NEW_TOKENS = 256;
 export class CaptureController {
   constructor(
     private readonly models: ModelRegistry,
+    private readonly jobs: CaptureJobs,
+    private readonly records: NeuronRecords,
     @Inject(CONFIG) private readonly config: LoupeConfig,
   ) {}
 
@@ -115,6 +124,26 @@ export class CaptureController {
       unsteered: continuation(pair.unsteered),
       seed: request.seed,
     };
+  }
+
+  @GrpcMethod('CaptureService', 'StartCapture')
+  startCapture(request: StartCaptureRequest__Output): Promise<CaptureJob> {
+    return this.jobs.start({
+      model: request.model,
+      dataset: request.dataset,
+      hooks: request.hooks,
+      maxTokens: request.maxTokens,
+    });
+  }
+
+  @GrpcMethod('CaptureService', 'GetCaptureJob')
+  getCaptureJob(request: GetCaptureJobRequest__Output): Promise<CaptureJob> {
+    return this.jobs.get(request.id);
+  }
+
+  @GrpcMethod('CaptureService', 'NeuronRecord')
+  neuronRecord(request: NeuronRecordRequest__Output): Promise<NeuronRecordResponse> {
+    return this.records.get(request);
   }
 
   private checkText(text: string, field: string): string {

@@ -4,14 +4,21 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { ActivationsRequest as _loupe_v1_ActivationsRequest, ActivationsRequest__Output as _loupe_v1_ActivationsRequest__Output } from './loupe/v1/ActivationsRequest.js';
 import type { ActivationsResponse as _loupe_v1_ActivationsResponse, ActivationsResponse__Output as _loupe_v1_ActivationsResponse__Output } from './loupe/v1/ActivationsResponse.js';
+import type { CaptureJob as _loupe_v1_CaptureJob, CaptureJob__Output as _loupe_v1_CaptureJob__Output } from './loupe/v1/CaptureJob.js';
 import type { CaptureServiceClient as _loupe_v1_CaptureServiceClient, CaptureServiceDefinition as _loupe_v1_CaptureServiceDefinition } from './loupe/v1/CaptureService.js';
 import type { Continuation as _loupe_v1_Continuation, Continuation__Output as _loupe_v1_Continuation__Output } from './loupe/v1/Continuation.js';
 import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Output as _loupe_v1_GenerateRequest__Output } from './loupe/v1/GenerateRequest.js';
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from './loupe/v1/GenerateResponse.js';
+import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from './loupe/v1/GetCaptureJobRequest.js';
 import type { HookInfo as _loupe_v1_HookInfo, HookInfo__Output as _loupe_v1_HookInfo__Output } from './loupe/v1/HookInfo.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from './loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from './loupe/v1/ModelInfoResponse.js';
+import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from './loupe/v1/NeuronRecordRequest.js';
+import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronRecordResponse__Output as _loupe_v1_NeuronRecordResponse__Output } from './loupe/v1/NeuronRecordResponse.js';
+import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
+import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from './loupe/v1/ResidualSteering.js';
+import type { StartCaptureRequest as _loupe_v1_StartCaptureRequest, StartCaptureRequest__Output as _loupe_v1_StartCaptureRequest__Output } from './loupe/v1/StartCaptureRequest.js';
 import type { Tensor as _loupe_v1_Tensor, Tensor__Output as _loupe_v1_Tensor__Output } from './loupe/v1/Tensor.js';
 import type { TokenIds as _loupe_v1_TokenIds, TokenIds__Output as _loupe_v1_TokenIds__Output } from './loupe/v1/TokenIds.js';
 import type { TokenizeRequest as _loupe_v1_TokenizeRequest, TokenizeRequest__Output as _loupe_v1_TokenizeRequest__Output } from './loupe/v1/TokenizeRequest.js';
@@ -26,14 +33,21 @@ export interface ProtoGrpcType {
     v1: {
       ActivationsRequest: MessageTypeDefinition<_loupe_v1_ActivationsRequest, _loupe_v1_ActivationsRequest__Output>
       ActivationsResponse: MessageTypeDefinition<_loupe_v1_ActivationsResponse, _loupe_v1_ActivationsResponse__Output>
+      CaptureJob: MessageTypeDefinition<_loupe_v1_CaptureJob, _loupe_v1_CaptureJob__Output>
       CaptureService: SubtypeConstructor<typeof grpc.Client, _loupe_v1_CaptureServiceClient> & { service: _loupe_v1_CaptureServiceDefinition }
       Continuation: MessageTypeDefinition<_loupe_v1_Continuation, _loupe_v1_Continuation__Output>
       GenerateRequest: MessageTypeDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateRequest__Output>
       GenerateResponse: MessageTypeDefinition<_loupe_v1_GenerateResponse, _loupe_v1_GenerateResponse__Output>
+      GetCaptureJobRequest: MessageTypeDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_GetCaptureJobRequest__Output>
       HookInfo: MessageTypeDefinition<_loupe_v1_HookInfo, _loupe_v1_HookInfo__Output>
       ModelInfoRequest: MessageTypeDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoRequest__Output>
       ModelInfoResponse: MessageTypeDefinition<_loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoResponse__Output>
+      NeuronRecordRequest: MessageTypeDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordRequest__Output>
+      NeuronRecordResponse: MessageTypeDefinition<_loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordResponse__Output>
+      QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
+      RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
       ResidualSteering: MessageTypeDefinition<_loupe_v1_ResidualSteering, _loupe_v1_ResidualSteering__Output>
+      StartCaptureRequest: MessageTypeDefinition<_loupe_v1_StartCaptureRequest, _loupe_v1_StartCaptureRequest__Output>
       Tensor: MessageTypeDefinition<_loupe_v1_Tensor, _loupe_v1_Tensor__Output>
       TokenIds: MessageTypeDefinition<_loupe_v1_TokenIds, _loupe_v1_TokenIds__Output>
       TokenizeRequest: MessageTypeDefinition<_loupe_v1_TokenizeRequest, _loupe_v1_TokenizeRequest__Output>

@@ -5,10 +5,15 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { ActivationsRequest as _loupe_v1_ActivationsRequest, ActivationsRequest__Output as _loupe_v1_ActivationsRequest__Output } from '../../loupe/v1/ActivationsRequest.js';
 import type { ActivationsResponse as _loupe_v1_ActivationsResponse, ActivationsResponse__Output as _loupe_v1_ActivationsResponse__Output } from '../../loupe/v1/ActivationsResponse.js';
+import type { CaptureJob as _loupe_v1_CaptureJob, CaptureJob__Output as _loupe_v1_CaptureJob__Output } from '../../loupe/v1/CaptureJob.js';
 import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Output as _loupe_v1_GenerateRequest__Output } from '../../loupe/v1/GenerateRequest.js';
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from '../../loupe/v1/GenerateResponse.js';
+import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from '../../loupe/v1/GetCaptureJobRequest.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from '../../loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from '../../loupe/v1/ModelInfoResponse.js';
+import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from '../../loupe/v1/NeuronRecordRequest.js';
+import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronRecordResponse__Output as _loupe_v1_NeuronRecordResponse__Output } from '../../loupe/v1/NeuronRecordResponse.js';
+import type { StartCaptureRequest as _loupe_v1_StartCaptureRequest, StartCaptureRequest__Output as _loupe_v1_StartCaptureRequest__Output } from '../../loupe/v1/StartCaptureRequest.js';
 import type { TokenizeRequest as _loupe_v1_TokenizeRequest, TokenizeRequest__Output as _loupe_v1_TokenizeRequest__Output } from '../../loupe/v1/TokenizeRequest.js';
 import type { TokenizeResponse as _loupe_v1_TokenizeResponse, TokenizeResponse__Output as _loupe_v1_TokenizeResponse__Output } from '../../loupe/v1/TokenizeResponse.js';
 
@@ -31,6 +36,15 @@ export interface CaptureServiceClient extends grpc.Client {
   generate(argument: _loupe_v1_GenerateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_GenerateResponse__Output>): grpc.ClientUnaryCall;
   generate(argument: _loupe_v1_GenerateRequest, callback: grpc.requestCallback<_loupe_v1_GenerateResponse__Output>): grpc.ClientUnaryCall;
   
+  GetCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  GetCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  GetCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  GetCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
@@ -39,6 +53,24 @@ export interface CaptureServiceClient extends grpc.Client {
   modelInfo(argument: _loupe_v1_ModelInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
   modelInfo(argument: _loupe_v1_ModelInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
   modelInfo(argument: _loupe_v1_ModelInfoRequest, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
+  
+  NeuronRecord(argument: _loupe_v1_NeuronRecordRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  NeuronRecord(argument: _loupe_v1_NeuronRecordRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  NeuronRecord(argument: _loupe_v1_NeuronRecordRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  NeuronRecord(argument: _loupe_v1_NeuronRecordRequest, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  neuronRecord(argument: _loupe_v1_NeuronRecordRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  neuronRecord(argument: _loupe_v1_NeuronRecordRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  neuronRecord(argument: _loupe_v1_NeuronRecordRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  neuronRecord(argument: _loupe_v1_NeuronRecordRequest, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  
+  StartCapture(argument: _loupe_v1_StartCaptureRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  StartCapture(argument: _loupe_v1_StartCaptureRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  StartCapture(argument: _loupe_v1_StartCaptureRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  StartCapture(argument: _loupe_v1_StartCaptureRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  startCapture(argument: _loupe_v1_StartCaptureRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  startCapture(argument: _loupe_v1_StartCaptureRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  startCapture(argument: _loupe_v1_StartCaptureRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  startCapture(argument: _loupe_v1_StartCaptureRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   
   Tokenize(argument: _loupe_v1_TokenizeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_TokenizeResponse__Output>): grpc.ClientUnaryCall;
   Tokenize(argument: _loupe_v1_TokenizeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_TokenizeResponse__Output>): grpc.ClientUnaryCall;
@@ -56,7 +88,13 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
   
   Generate: grpc.handleUnaryCall<_loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse>;
   
+  GetCaptureJob: grpc.handleUnaryCall<_loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob>;
+  
   ModelInfo: grpc.handleUnaryCall<_loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse>;
+  
+  NeuronRecord: grpc.handleUnaryCall<_loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse>;
+  
+  StartCapture: grpc.handleUnaryCall<_loupe_v1_StartCaptureRequest__Output, _loupe_v1_CaptureJob>;
   
   Tokenize: grpc.handleUnaryCall<_loupe_v1_TokenizeRequest__Output, _loupe_v1_TokenizeResponse>;
   
@@ -65,6 +103,9 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
 export interface CaptureServiceDefinition extends grpc.ServiceDefinition {
   Activations: MethodDefinition<_loupe_v1_ActivationsRequest, _loupe_v1_ActivationsResponse, _loupe_v1_ActivationsRequest__Output, _loupe_v1_ActivationsResponse__Output>
   Generate: MethodDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateResponse, _loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse__Output>
+  GetCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
   ModelInfo: MethodDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse__Output>
+  NeuronRecord: MethodDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse__Output>
+  StartCapture: MethodDefinition<_loupe_v1_StartCaptureRequest, _loupe_v1_CaptureJob, _loupe_v1_StartCaptureRequest__Output, _loupe_v1_CaptureJob__Output>
   Tokenize: MethodDefinition<_loupe_v1_TokenizeRequest, _loupe_v1_TokenizeResponse, _loupe_v1_TokenizeRequest__Output, _loupe_v1_TokenizeResponse__Output>
 }

@@ -1,0 +1,127 @@
+import os from 'node:os';
+import path from 'node:path';
+import { type Logger, type LoupeConfig, LoupeError, UserInputError } from '@loupe/common';
+import type { CaptureJob } from '@loupe/common/grpc';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { prepareCaptureJob, runCaptureJob } from '../capture/capture-job.js';
+import { DEFAULT_DATASET } from '../capture/dataset.js';
+import { type CaptureJobRow, getJob } from '../capture/job-store.js';
+import { CaptureDatabase } from './database.js';
+import { ModelRegistry } from './model-registry.js';
+import { CONFIG, LOGGER } from './tokens.js';
+
+const MAX_CAPTURE_TOKENS = 100_000_000;
+
+/**
+ * Queues capture jobs and runs them one at a time in this process. A job left running by a process
+ * that died is picked up again once its claim can be taken (see `claimJob`).
+ */
+@Injectable()
+export class CaptureJobs implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly worker = `${os.hostname()}:${process.pid}`;
+  private draining: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly database: CaptureDatabase,
+    private readonly models: ModelRegistry,
+    @Inject(CONFIG) private readonly config: LoupeConfig,
+    @Inject(LOGGER) private readonly log: Logger,
+  ) {}
+
+  async start(request: {
+    model: string;
+    dataset: string;
+    hooks: string[];
+    maxTokens: number;
+  }): Promise<CaptureJob> {
+    if (
+      !Number.isInteger(request.maxTokens) ||
+      request.maxTokens <= 0 ||
+      request.maxTokens > MAX_CAPTURE_TOKENS
+    ) {
+      throw new UserInputError(`max_tokens must be 1-${MAX_CAPTURE_TOKENS}, got ${request.maxTokens}`);
+    }
+    const sql = await this.database.sql();
+    const { runner } = await this.models.get(request.model);
+    const { job } = await prepareCaptureJob(sql, runner, {
+      dataset: this.datasetPath(request.dataset),
+      hooks: request.hooks,
+      maxTokens: request.maxTokens,
+    });
+    this.drain();
+    return toMessage(job);
+  }
+
+  async get(id: string): Promise<CaptureJob> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new UserInputError(`"${id}" is not a capture job id (a UUID)`);
+    return toMessage(await getJob(await this.database.sql(), id));
+  }
+
+  /** Clients name datasets inside the data directory only; the service never reads other paths for them. */
+  private datasetPath(dataset: string): string {
+    if (dataset === '' || dataset === DEFAULT_DATASET) return DEFAULT_DATASET;
+    const root = path.join(this.config.dataDir, 'datasets');
+    const resolved = path.resolve(root, dataset);
+    if (!resolved.startsWith(`${root}${path.sep}`)) {
+      throw new UserInputError(`dataset "${dataset}" must be "default" or a path inside ${root}`);
+    }
+    return resolved;
+  }
+
+  onApplicationBootstrap(): void {
+    // jobs queued (or interrupted) before a restart: only if the database is already configured
+    if (this.config.databaseUrl) this.drain();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    await this.draining?.catch(() => {});
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = this.runQueued()
+      .catch((error: Error) => this.log.error({ err: error }, 'capture worker stopped'))
+      .finally(() => {
+        this.draining = null;
+      });
+  }
+
+  private async runQueued(): Promise<void> {
+    const sql = await this.database.sql();
+    const tried = new Set<string>();
+    while (!this.stopped) {
+      const [next] = await sql`
+        SELECT id, model FROM capture_jobs WHERE status IN ('queued', 'running') AND id <> ALL(${[...tried]}::uuid[])
+        ORDER BY created_at LIMIT 1`;
+      if (!next) return;
+      tried.add(next.id);
+      try {
+        const { runner } = await this.models.get(next.model);
+        this.log.info({ job: next.id }, 'capture job started');
+        await runCaptureJob(sql, runner, next.id, { dataDir: this.config.dataDir, worker: this.worker });
+        this.log.info({ job: next.id }, 'capture job done');
+      } catch (error) {
+        const level = error instanceof LoupeError ? 'warn' : 'error';
+        this.log[level]({ job: next.id, err: (error as Error).message }, 'capture job not run to the end');
+      }
+    }
+  }
+}
+
+function toMessage(job: CaptureJobRow): CaptureJob {
+  return {
+    id: job.id,
+    status: job.status,
+    phase: job.phase,
+    model: job.model,
+    dataset: job.dataset,
+    hooks: job.hooks,
+    windowsDone: job.windowsDone,
+    totalWindows: job.totalWindows,
+    tokensDone: job.tokensDone,
+    totalTokens: job.totalTokens,
+    error: job.error ?? '',
+  };
+}

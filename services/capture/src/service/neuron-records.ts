@@ -1,0 +1,71 @@
+import { parseHook, UserInputError } from '@loupe/common';
+import type { NeuronRecordResponse, RecordWindow } from '@loupe/common/grpc';
+import { Injectable } from '@nestjs/common';
+import type { WindowActivations } from '../capture/neuron-records.js';
+import { readNeuronRecord } from '../capture/record-file.js';
+import { CaptureDatabase } from './database.js';
+import { ModelRegistry } from './model-registry.js';
+
+/** A neuron's records from the newest finished capture job that recorded its hook. */
+@Injectable()
+export class NeuronRecords {
+  constructor(
+    private readonly database: CaptureDatabase,
+    private readonly models: ModelRegistry,
+  ) {}
+
+  async get(request: { model: string; hook: string; neuron: number }): Promise<NeuronRecordResponse> {
+    const { runner } = await this.models.get(request.model);
+    const { dims } = runner.manifest;
+    const ref = parseHook(request.hook, dims.nLayer);
+    if (ref.kind !== 'block' || ref.hook !== 'mlp.hook_post') {
+      throw new UserInputError(
+        `neuron records exist for blocks.{L}.mlp.hook_post only, not "${request.hook}"`,
+      );
+    }
+    if (!Number.isInteger(request.neuron) || request.neuron < 0 || request.neuron >= dims.dMlp) {
+      throw new UserInputError(
+        `neuron ${request.neuron} does not exist: ${request.hook} has neurons 0-${dims.dMlp - 1}`,
+      );
+    }
+    const sql = await this.database.sql();
+    const [row] = await sql`
+      SELECT r.job_id, r.records_file FROM neuron_records r JOIN capture_jobs j ON j.id = r.job_id
+      WHERE r.model = ${runner.name} AND r.hook = ${request.hook} AND r.neuron = ${request.neuron} AND j.status = 'done'
+      ORDER BY j.finished_at DESC LIMIT 1`;
+    if (!row) {
+      throw new UserInputError(
+        `no records for ${runner.name}/${request.hook}/${request.neuron} yet: run a capture job on that hook`,
+        'NOT_FOUND',
+      );
+    }
+    const record = await readNeuronRecord(row.records_file, request.neuron);
+    const used = [...record.top, ...record.random, ...record.quantiles.flatMap((q) => q.windows)].map(
+      (w) => w.window,
+    );
+    const windows = new Map<number, number[]>();
+    for (const w of await sql`
+      SELECT window_index, token_ids FROM record_windows WHERE job_id = ${row.job_id} AND window_index = ANY(${[...new Set(used)]})`) {
+      windows.set(Number(w.window_index), w.token_ids as number[]);
+    }
+    const toWire = (w: WindowActivations): RecordWindow => {
+      const ids = windows.get(w.window) ?? [];
+      return { window: w.window, ids, tokens: runner.tokenizer.tokenStrings(ids), values: w.values };
+    };
+    return {
+      model: runner.name,
+      hook: request.hook,
+      neuron: request.neuron,
+      jobId: row.job_id,
+      maxActivation: record.stats.max,
+      minActivation: record.stats.min,
+      meanActivation: record.stats.mean,
+      fractionNonzero: record.stats.fractionNonZero,
+      tokens: record.stats.tokens,
+      histogram: record.histogram.counts,
+      top: record.top.map(toWire),
+      random: record.random.map(toWire),
+      quantiles: record.quantiles.map((q) => ({ from: q.from, to: q.to, windows: q.windows.map(toWire) })),
+    };
+  }
+}
