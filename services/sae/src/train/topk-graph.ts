@@ -1,0 +1,251 @@
+import { GraphBuilder } from '@loupe/common';
+import { type AdamSettings, adamStep, adamUpdate, DEFAULT_ADAM } from './adam-ops.js';
+import { normaliseRows, removeParallelComponent } from './decoder-norm-ops.js';
+
+/** Shape of a TopK SAE: input width d, latent width m, k latents kept per vector. */
+export interface TopKShape {
+  d: number;
+  m: number;
+  k: number;
+}
+
+/** Parameter names, in the order every graph takes and returns them. */
+export const TOPK_PARAMS = ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const;
+export type TopKParam = (typeof TOPK_PARAMS)[number];
+
+export function paramShape(shape: TopKShape, name: TopKParam): number[] {
+  switch (name) {
+    case 'W_enc':
+      return [shape.d, shape.m];
+    case 'b_enc':
+      return [shape.m];
+    case 'W_dec':
+      return [shape.m, shape.d];
+    case 'b_dec':
+      return [shape.d];
+  }
+}
+
+/**
+ * Graph I/O names. Step graph inputs: x, the parameters, `m_<p>` / `v_<p>` moments, lr, t; outputs:
+ * `new_<p>`, `new_m_<p>`, `new_v_<p>`, loss, l0, top_indices, latent_counts. The gradients graph has
+ * the same x and parameter inputs and returns loss plus `grad_<p>` (raw, before any projection).
+ */
+export const io = {
+  moment: (kind: 'm' | 'v', p: TopKParam) => `${kind}_${p}`,
+  updated: (p: TopKParam) => `new_${p}`,
+  updatedMoment: (kind: 'm' | 'v', p: TopKParam) => `new_${kind}_${p}`,
+  grad: (p: TopKParam) => `grad_${p}`,
+};
+
+/**
+ * How the k selected latents meet the decoder and the gradients. `dense` scatters them into a [B, m]
+ * activation matrix and uses plain MatMuls (simple, and the reference the other is tested against);
+ * `sparse` gathers the k decoder rows per vector and scatter-adds the weight gradients, so only the
+ * encoder's forward MatMul costs O(B·d·m) and the rest O(B·k·d), as EleutherAI's sparsify does.
+ */
+export type TopKKernel = 'dense' | 'sparse';
+
+interface Forward {
+  x: string;
+  batch: string;
+  centred: string;
+  pre: string;
+  topValues: string;
+  topIndices: string;
+  /** dense: the [B, m] activations */
+  acts?: string;
+  /** sparse: the selected decoder rows [B, k, d] and the indices flattened to [B·k, 1] */
+  rows?: string;
+  flatIndices?: string;
+  error: string;
+  loss: string;
+}
+
+/**
+ * Forward pass. Loss normalisation: mean over the batch of the squared reconstruction error summed
+ * over d, i.e. (1/B)·Σ_b ||x_b − x̂_b||². Adam is nearly invariant to the scale, so the choice only
+ * matters for comparing loss numbers; this one is the per-vector squared error, independent of B.
+ */
+function forward(g: GraphBuilder, shape: TopKShape, kernel: TopKKernel): Forward {
+  const x = g.input('x', 'float32', ['batch', shape.d]);
+  for (const p of TOPK_PARAMS) g.input(p, 'float32', paramShape(shape, p));
+  const batch = g.op('Cast', [g.op('Gather', [g.op('Shape', [x]), g.constInt64([0], [], 'zero')])], {
+    to: 1,
+  });
+  const centred = g.op('Sub', [x, 'b_dec']);
+  const pre = g.op('Add', [g.op('MatMul', [centred, 'W_enc']), 'b_enc']);
+  // ReLU before TopK: a selected latent with a negative pre-activation contributes zero, as in
+  // sparsify, so L0 can fall below k when fewer than k latents are positive.
+  const relu = g.op('Relu', [pre]);
+  const [topValues, topIndices] = g.opMulti('TopK', [relu, g.constInt64([shape.k], [1], 'k')], 2, {
+    axis: 1,
+    largest: 1,
+    sorted: 0,
+  });
+  let decoded: string;
+  const parts: Partial<Forward> = {};
+  if (kernel === 'dense') {
+    const zeros = g.op('ConstantOfShape', [g.op('Shape', [pre])]);
+    parts.acts = g.op('ScatterElements', [zeros, topIndices, topValues], { axis: 1 });
+    decoded = g.op('MatMul', [parts.acts, 'W_dec']);
+  } else {
+    parts.rows = g.op('Gather', ['W_dec', topIndices], { axis: 0 });
+    parts.flatIndices = g.op('Reshape', [topIndices, g.constInt64([-1, 1], [2], 'flat_shape')]);
+    // [B, 1, k] · [B, k, d] → [B, 1, d]
+    const weights = g.op('Unsqueeze', [topValues, g.constInt64([1], [1], 'axis1')]);
+    decoded = g.op('Squeeze', [g.op('MatMul', [weights, parts.rows]), g.constInt64([1], [1], 'axis1')]);
+  }
+  const recon = g.op('Add', [decoded, 'b_dec']);
+  const error = g.op('Sub', [recon, x]);
+  const squared = g.op('ReduceSum', [g.op('Mul', [error, error])], { keepdims: 0 });
+  const loss = g.op('Div', [squared, batch], {}, 'loss');
+  return { x, batch, centred, pre, topValues, topIndices, error, loss, ...parts };
+}
+
+type Gradients = Record<TopKParam, string>;
+
+/**
+ * Hand-written backward pass. Only the k selected latents per row carry gradient: the gradient with
+ * respect to each selected activation is masked by ReLU's derivative and flows back to the encoder
+ * through those latents alone.
+ */
+function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
+  const two = g.constFloat([2], [], 'two');
+  // dL/dx̂ = 2(x̂ − x)/B
+  const dRecon = g.op('Div', [g.op('Mul', [f.error, two]), f.batch]);
+  const rows0 = g.constInt64([0], [1], 'axis0');
+  const positive = g.op('Cast', [g.op('Greater', [f.topValues, g.constFloat([0], [], 'zero_f')])], {
+    to: 1,
+  });
+  let dDec: string;
+  let dEnc: string;
+  let dBiasEnc: string;
+  if (f.acts) {
+    dDec = g.op('MatMul', [g.op('Transpose', [f.acts], { perm: [1, 0] }), dRecon]);
+    const dActs = g.op('MatMul', [dRecon, g.op('Transpose', ['W_dec'], { perm: [1, 0] })]);
+    const dTop = g.op('Mul', [g.op('GatherElements', [dActs, f.topIndices], { axis: 1 }), positive]);
+    const zeros = g.op('ConstantOfShape', [g.op('Shape', [f.pre])]);
+    const dPre = g.op('ScatterElements', [zeros, f.topIndices, dTop], { axis: 1 });
+    dEnc = g.op('MatMul', [g.op('Transpose', [f.centred], { perm: [1, 0] }), dPre]);
+    dBiasEnc = g.op('ReduceSum', [dPre, rows0], { keepdims: 0 });
+  } else if (f.rows && f.flatIndices) {
+    const axis1 = g.constInt64([1], [1], 'axis1');
+    const axis2 = g.constInt64([2], [1], 'axis2');
+    // dL/d(selected activation) = dRecon_b · W_dec[idx]: [B, k, d] · [B, d, 1] → [B, k]
+    const dTopRaw = g.op('Squeeze', [g.op('MatMul', [f.rows, g.op('Unsqueeze', [dRecon, axis2])]), axis2]);
+    const dTop = g.op('Mul', [dTopRaw, positive]);
+    const flatRows = g.constInt64([-1, shape.d], [2], 'flat_rows');
+    const zerosMd = g.op('ConstantOfShape', [g.constInt64([shape.m, shape.d], [2], 'm_by_d')]);
+    // Outer products per selected latent, summed into its row. ScatterND's add runs in index order on
+    // CPU, which keeps the result deterministic there.
+    const scatterRows = (coefficients: string, vectors: string) =>
+      g.op(
+        'ScatterND',
+        [
+          zerosMd,
+          f.flatIndices as string,
+          g.op('Reshape', [
+            g.op('Mul', [g.op('Unsqueeze', [coefficients, axis2]), g.op('Unsqueeze', [vectors, axis1])]),
+            flatRows,
+          ]),
+        ],
+        { reduction: 'add' },
+      );
+    dDec = scatterRows(f.topValues, dRecon);
+    dEnc = g.op('Transpose', [scatterRows(dTop, f.centred)], { perm: [1, 0] });
+    const zerosM = g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]);
+    dBiasEnc = g.op(
+      'ScatterND',
+      [zerosM, f.flatIndices, g.op('Reshape', [dTop, g.constInt64([-1], [1], 'flat')])],
+      { reduction: 'add' },
+    );
+  } else {
+    throw new Error('forward pass left neither dense activations nor gathered rows');
+  }
+  // b_dec enters twice: added to x̂ directly, and subtracted from x before the encoder.
+  const direct = g.op('ReduceSum', [dRecon, rows0], { keepdims: 0 });
+  const viaEncoder = g.op('MatMul', ['W_enc', dBiasEnc]);
+  const dBiasDec = g.op('Sub', [direct, viaEncoder]);
+  return { W_enc: dEnc, b_enc: dBiasEnc, W_dec: dDec, b_dec: dBiasDec };
+}
+
+/** A graph returning the loss and the raw gradients, for gradient checks and debugging. */
+export function buildTopKGradientGraph(shape: TopKShape, kernel: TopKKernel = 'sparse'): Uint8Array {
+  const g = new GraphBuilder();
+  const f = forward(g, shape, kernel);
+  const grads = backward(g, shape, f);
+  g.output(f.loss, 'float32', []);
+  for (const p of TOPK_PARAMS) {
+    g.op('Identity', [grads[p]], {}, io.grad(p));
+    g.output(io.grad(p), 'float32', paramShape(shape, p));
+  }
+  return g.encode({ graphName: 'sae_topk_gradients', opset: 20 });
+}
+
+export interface StepGraphOptions {
+  adam?: AdamSettings;
+  /** remove the decoder gradient's component along each (unit) decoder row before Adam; default true */
+  projectDecoderGradient?: boolean;
+  /** default 'sparse' */
+  kernel?: TopKKernel;
+}
+
+/**
+ * One full training step: forward, backward, Adam on every parameter, then decoder rows renormalised to
+ * unit norm. Parameters and moments are inputs and outputs, never initializers, so one session serves
+ * every step and the caller can feed each step's outputs straight back in.
+ */
+export function buildTopKStepGraph(shape: TopKShape, options: StepGraphOptions = {}): Uint8Array {
+  const settings = options.adam ?? DEFAULT_ADAM;
+  const g = new GraphBuilder();
+  const f = forward(g, shape, options.kernel ?? 'sparse');
+  for (const p of TOPK_PARAMS) {
+    g.input(io.moment('m', p), 'float32', paramShape(shape, p));
+    g.input(io.moment('v', p), 'float32', paramShape(shape, p));
+  }
+  const lr = g.input('lr', 'float32', []);
+  const t = g.input('t', 'float32', []);
+  const grads = backward(g, shape, f);
+  if (options.projectDecoderGradient ?? true) {
+    grads.W_dec = removeParallelComponent(g, grads.W_dec, 'W_dec');
+  }
+  const step = adamStep(g, settings, lr, t);
+  for (const p of TOPK_PARAMS) {
+    const updated = adamUpdate(g, settings, step, {
+      param: p,
+      grad: grads[p],
+      m: io.moment('m', p),
+      v: io.moment('v', p),
+    });
+    if (p === 'W_dec') normaliseRows(g, updated.param, io.updated(p));
+    else g.op('Identity', [updated.param], {}, io.updated(p));
+    g.op('Identity', [updated.m], {}, io.updatedMoment('m', p));
+    g.op('Identity', [updated.v], {}, io.updatedMoment('v', p));
+  }
+  for (const p of TOPK_PARAMS) g.output(io.updated(p), 'float32', paramShape(shape, p));
+  for (const p of TOPK_PARAMS) {
+    g.output(io.updatedMoment('m', p), 'float32', paramShape(shape, p));
+    g.output(io.updatedMoment('v', p), 'float32', paramShape(shape, p));
+  }
+  g.output(f.loss, 'float32', []);
+  // L0: latents actually nonzero per vector, averaged over the batch (≤ k because of the ReLU).
+  // Counts come from the selected values alone, so the sparse kernel never builds a [B, m] tensor.
+  const firing = g.op('Cast', [g.op('Greater', [f.topValues, g.constFloat([0], [], 'zero_f')])], { to: 1 });
+  g.op(
+    'ScatterND',
+    [
+      g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]),
+      g.op('Reshape', [f.topIndices, g.constInt64([-1, 1], [2], 'flat_shape')]),
+      g.op('Reshape', [firing, g.constInt64([-1], [1], 'flat')]),
+    ],
+    { reduction: 'add' },
+    'latent_counts',
+  );
+  g.op('Div', [g.op('ReduceSum', [firing], { keepdims: 0 }), f.batch], {}, 'l0');
+  g.op('Identity', [f.topIndices], {}, 'top_indices');
+  g.output('l0', 'float32', []);
+  g.output('latent_counts', 'float32', [shape.m]);
+  g.output('top_indices', 'int64', ['batch', shape.k]);
+  return g.encode({ graphName: 'sae_topk_step', opset: 20 });
+}
