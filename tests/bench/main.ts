@@ -1,11 +1,14 @@
 import os from 'node:os';
 import { captureBench } from './capture.js';
 import { MatmulProbe } from './matmul-rate.js';
+import { saeBench } from './sae.js';
 
 // `npm run bench`: hot paths with the reference each is compared against. Not a test: figures only.
 console.log(
   `# Loupe benchmarks\n\n${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), node ${process.version}`,
 );
 const probe = await MatmulProbe.create();
-await captureBench(probe);
+const only = process.argv[2];
+if (!only || only === 'capture') await captureBench(probe);
+if (!only || only === 'sae') await saeBench(probe);
 await probe.release();
