@@ -71,6 +71,40 @@ program
   .description('capture activation shards and neuron records over a dataset (resumable)')
   .action((options) => runCommand(() => import('./commands/capture.js').then((m) => m.capture(options))));
 
+const sae = program.command('sae').description('train sparse autoencoders on captured activations');
+sae
+  .command('train')
+  .requiredOption(
+    '--activations <path>',
+    'a capture job folder, a folder of activation shards, or one safetensors file of vectors',
+  )
+  .option(
+    '--tensor <name>',
+    'tensor to read (default: "activations" in shards, else the only 2-D float tensor)',
+  )
+  .option('--hook <hook>', 'hook to read when a capture job folder holds several')
+  .option('--arch <arch>', 'architecture: topk (batchtopk, relu, jumprelu to come)', 'topk')
+  .requiredOption('--width <m>', 'number of latents')
+  .option('--k <k>', 'latents kept per vector (topk)', '32')
+  .requiredOption('--steps <n>', 'training steps')
+  .option('--batch <b>', 'vectors per step', '4096')
+  .option('--lr <lr>', "Adam learning rate (default: 2e-4 / sqrt(width / 16384), sparsify's rule)")
+  .option('--seed <s>', 'seed for initialisation and shuffling', '0')
+  .option('--shuffle-buffer <n>', 'vectors held by the shuffle buffer (bounds memory)', '65536')
+  .option('--holdout <percent>', 'percentage of vectors, from the end, kept out of training', '0')
+  .option('--normalize', 'scale activations to unit mean squared norm (folded into the saved weights)')
+  .option('--normalize-vectors <n>', 'vectors to estimate the normalisation scale on', '65536')
+  .option('--dead-window <tokens>', 'a latent is dead when it has not fired in this many tokens', '10000000')
+  .option(
+    '--eval-vectors <n>',
+    'held-out vectors to report reconstruction metrics on (with --holdout; plain TypeScript, so few)',
+    '512',
+  )
+  .requiredOption('--out <sae-dir>', 'folder to write (SAELens layout: cfg.json + sae_weights.safetensors)')
+  .option('--force', 'replace an SAE already in --out')
+  .description('train an SAE with a progress bar; prints a JSON summary')
+  .action((options) => runCommand(() => import('./commands/sae.js').then((m) => m.train(options))));
+
 program
   .command('serve')
   .description('start the Loupe services on this machine')

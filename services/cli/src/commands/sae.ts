@@ -1,0 +1,160 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { loadConfig, UserInputError } from '@loupe/common';
+import {
+  ActivationDataset,
+  CFG_FILE,
+  evaluateHeldOut,
+  openActivationSource,
+  SAE_ARCHITECTURES,
+  TRAINABLE_ARCHITECTURES,
+  type TrainableArchitecture,
+  trainSae,
+  WEIGHTS_FILE,
+  writeSaeLens,
+} from '@loupe/sae';
+import { progressBar } from '../progress.js';
+import { printJson } from '../run-command.js';
+
+interface TrainOptions {
+  activations: string;
+  tensor?: string;
+  hook?: string;
+  arch: string;
+  width: string;
+  k: string;
+  steps: string;
+  batch: string;
+  lr?: string;
+  seed: string;
+  shuffleBuffer: string;
+  holdout: string;
+  normalize?: boolean;
+  normalizeVectors: string;
+  deadWindow: string;
+  evalVectors: string;
+  out: string;
+  force?: boolean;
+}
+
+function whole(value: string, flag: string, min = 1): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new UserInputError(`${flag} must be a whole number ≥ ${min}, got ${value}`);
+  return n;
+}
+
+function positiveNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UserInputError(`${flag} must be a positive number, got ${value}`);
+  return n;
+}
+
+function percent(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n >= 100)
+    throw new UserInputError(`${flag} must be a percentage in [0, 100), got ${value}`);
+  return n / 100;
+}
+
+function architecture(value: string): TrainableArchitecture {
+  if ((TRAINABLE_ARCHITECTURES as readonly string[]).includes(value)) return value as TrainableArchitecture;
+  const known = ['topk', 'batchtopk', 'relu', 'jumprelu', ...SAE_ARCHITECTURES];
+  throw new UserInputError(
+    known.includes(value)
+      ? `--arch ${value} cannot be trained yet; implemented: ${TRAINABLE_ARCHITECTURES.join(', ')}`
+      : `--arch ${value} is unknown; implemented: ${TRAINABLE_ARCHITECTURES.join(', ')}`,
+  );
+}
+
+/** Refuses to mix a new SAE into a folder that already holds one, unless told to replace it. */
+async function checkOut(dir: string, force: boolean): Promise<void> {
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  if (!force && (entries.includes(CFG_FILE) || entries.includes(WEIGHTS_FILE)))
+    throw new UserInputError(`--out ${dir} already holds an SAE; pass --force to replace it`);
+}
+
+/** `loupe sae train`: trains in this process and writes an SAELens folder. */
+export async function train(options: TrainOptions): Promise<void> {
+  const config = loadConfig();
+  const arch = architecture(options.arch);
+  const width = whole(options.width, '--width');
+  const settings = {
+    architecture: arch,
+    width,
+    k: whole(options.k, '--k'),
+    steps: whole(options.steps, '--steps'),
+    batchSize: whole(options.batch, '--batch'),
+    lr: options.lr === undefined ? undefined : positiveNumber(options.lr, '--lr'),
+    seed: whole(options.seed, '--seed', 0),
+    shuffleCapacity: whole(options.shuffleBuffer, '--shuffle-buffer'),
+    heldOutFraction: percent(options.holdout, '--holdout'),
+    normaliseVectors: options.normalize ? whole(options.normalizeVectors, '--normalize-vectors') : 0,
+    deadWindowTokens: whole(options.deadWindow, '--dead-window'),
+    device: config.device,
+    intraOpThreads: config.intraOpThreads,
+  };
+  const evalVectors = whole(options.evalVectors, '--eval-vectors', 0);
+  const out = path.resolve(options.out);
+  await checkOut(out, options.force ?? false);
+  const source = await openActivationSource(options.activations, {
+    tensor: options.tensor,
+    hook: options.hook,
+  });
+  process.stderr.write(
+    `training ${arch} SAE: ${source.rows} vectors of width ${source.width}${source.hook ? ` at ${source.hook}` : ''}, width ${width}, k ${settings.k}\n`,
+  );
+  const bar = progressBar('training');
+  try {
+    const result = await trainSae(source, {
+      ...settings,
+      onProgress: (p) =>
+        bar.update(
+          p.step,
+          p.steps,
+          `loss ${p.loss.toPrecision(4)} L0 ${p.l0.toFixed(1)} dead ${(100 * p.deadFraction).toFixed(1)}%`,
+        ),
+    });
+    bar.stop();
+    await writeSaeLens(out, result.sae, {
+      trained_by: 'loupe sae train',
+      steps: settings.steps,
+      batch_size: settings.batchSize,
+      lr: result.lr,
+      seed: settings.seed,
+      source: path.resolve(options.activations),
+      train_vectors: result.trainVectors,
+      held_out_vectors: result.heldOutVectors,
+    });
+    // Raw vectors: the saved weights have any normalisation folded in.
+    const heldOut = new ActivationDataset(source, {
+      batchSize: settings.batchSize,
+      shuffleCapacity: 1,
+      seed: settings.seed,
+      heldOutFraction: settings.heldOutFraction,
+    });
+    const evaluation = await evaluateHeldOut(result.sae, heldOut, evalVectors);
+    await printJson({
+      out,
+      architecture: arch,
+      dIn: source.width,
+      dSae: width,
+      k: settings.k,
+      steps: settings.steps,
+      tokens: result.final.tokens,
+      loss: result.final.loss,
+      l0: result.final.l0,
+      deadFraction: result.final.deadFraction,
+      deadWindowTokens: Math.min(settings.deadWindowTokens, result.final.tokens),
+      lr: result.lr,
+      activationScale: result.activationScale,
+      trainVectors: result.trainVectors,
+      heldOutVectors: result.heldOutVectors,
+      provider: result.provider,
+      heldOut: evaluation,
+    });
+  } finally {
+    bar.stop();
+  }
+}
