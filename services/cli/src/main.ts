@@ -104,6 +104,25 @@ sae
   .option('--force', 'replace an SAE already in --out')
   .description('train an SAE with a progress bar; prints a JSON summary')
   .action((options) => runCommand(() => import('./commands/sae.js').then((m) => m.train(options))));
+sae
+  .command('import')
+  .argument(
+    '<saelens-dir>',
+    'a SAELens folder (cfg.json + sae_weights.safetensors): standard, topk or jumprelu',
+  )
+  .option('--id <id>', 'library id (default: <model>:<hook>:<weights hash>)')
+  .description('add an SAE to the library and its features (decoder directions) to the feature store')
+  .action((dir: string, options) =>
+    runCommand(() => import('./commands/sae.js').then((m) => m.importCommand(dir, options))),
+  );
+sae
+  .command('export')
+  .argument('<sae-id>', 'library id, as printed by import')
+  .requiredOption('--out <dir>', 'new or empty folder to write the SAELens files to')
+  .description('write a library SAE out as a SAELens folder')
+  .action((id: string, options) =>
+    runCommand(() => import('./commands/sae.js').then((m) => m.exportCommand(id, options))),
+  );
 
 program
   .command('serve')

@@ -20,3 +20,4 @@ export * from './train/decoder-norm-ops.js';
 export * from './train/init.js';
 export * from './train/topk-graph.js';
 export * from './train/trainer.js';
+export * from './store/sae-library.js';

@@ -1,12 +1,17 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, UserInputError } from '@loupe/common';
+import { openDatabase, type Sql } from '@loupe/common/db';
 import {
   ActivationDataset,
   CFG_FILE,
   evaluateHeldOut,
+  exportSae,
+  importSae,
   openActivationSource,
   SAE_ARCHITECTURES,
+  SAE_MIGRATIONS_DIR,
+  SAE_SCHEMA,
   TRAINABLE_ARCHITECTURES,
   type TrainableArchitecture,
   trainSae,
@@ -157,4 +162,38 @@ export async function train(options: TrainOptions): Promise<void> {
   } finally {
     bar.stop();
   }
+}
+
+async function withSaeDatabase<T>(action: (sql: Sql, dataDir: string) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const db = await openDatabase(config, {
+    schema: SAE_SCHEMA,
+    migrationsDir: SAE_MIGRATIONS_DIR,
+    applicationName: 'loupe-cli',
+  });
+  try {
+    return await action(db.sql, config.dataDir);
+  } finally {
+    await db.close();
+  }
+}
+
+/** `loupe sae import <dir>`: a SAELens folder into the library and the feature store. */
+export async function importCommand(dir: string, options: { id?: string }): Promise<void> {
+  const row = await withSaeDatabase((sql, dataDir) => importSae(sql, dataDir, dir, options));
+  await printJson({
+    id: row.id,
+    model: row.model,
+    hook: row.hook,
+    architecture: row.architecture,
+    dIn: row.dIn,
+    dSae: row.dSae,
+    path: row.weightsPath,
+  });
+}
+
+/** `loupe sae export <id> --out <dir>`: a library SAE as a SAELens folder. */
+export async function exportCommand(id: string, options: { out: string }): Promise<void> {
+  const row = await withSaeDatabase((sql) => exportSae(sql, id, options.out));
+  await printJson({ id: row.id, out: path.resolve(options.out) });
 }

@@ -1,0 +1,79 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UserInputError } from '@loupe/common';
+import type { Sql } from '@loupe/common/db';
+import { CFG_FILE, readSaeLens, WEIGHTS_FILE } from '../format/saelens.js';
+import { type SaeRow, saveFeatures } from './features.js';
+
+const SAE_FILES = [CFG_FILE, WEIGHTS_FILE];
+
+/** Where imported SAEs live: one SAELens folder per SAE id under the data directory. */
+export function saeDir(dataDir: string, id: string): string {
+  return path.join(dataDir, 'sae', id);
+}
+
+/**
+ * Takes a SAELens folder into the library: validates it by reading it, copies it under the data
+ * directory, and stores one feature row per latent (decoder direction in pgvector). Re-importing the
+ * same id replaces it.
+ */
+export async function importSae(
+  sql: Sql,
+  dataDir: string,
+  source: string,
+  options: { id?: string } = {},
+): Promise<SaeRow> {
+  const sae = await readSaeLens(source);
+  const { config } = sae;
+  const weightsHash = createHash('sha256')
+    .update(await fs.readFile(path.join(source, WEIGHTS_FILE)))
+    .digest('hex');
+  const id = options.id ?? defaultId(config.modelName, config.hookName, weightsHash);
+  const target = saeDir(dataDir, id);
+  const staging = `${target}.tmp-${process.pid}`;
+  await fs.rm(staging, { recursive: true, force: true });
+  await fs.mkdir(staging, { recursive: true });
+  for (const file of SAE_FILES) await fs.copyFile(path.join(source, file), path.join(staging, file));
+  await fs.rm(target, { recursive: true, force: true });
+  await fs.rename(staging, target);
+  const row: SaeRow = {
+    id,
+    model: config.modelName ?? 'unknown',
+    hook: config.hookName ?? 'unknown',
+    architecture: config.architecture,
+    dIn: config.dIn,
+    dSae: config.dSae,
+    cfg: JSON.parse(await fs.readFile(path.join(target, CFG_FILE), 'utf8')) as Record<string, unknown>,
+    weightsPath: target,
+  };
+  await saveFeatures(sql, row, sae.weights.W_dec);
+  return row;
+}
+
+/** Writes a library SAE back out as a SAELens folder (byte for byte what was imported). */
+export async function exportSae(sql: Sql, id: string, outDir: string): Promise<SaeRow> {
+  const [row] =
+    await sql`SELECT id, model, hook, architecture, d_in, d_sae, cfg, weights_path FROM saes WHERE id = ${id}`;
+  if (!row) throw new UserInputError(`unknown SAE "${id}"`, 'NOT_FOUND');
+  const existing = await fs.readdir(outDir).catch(() => [] as string[]);
+  if (existing.length > 0)
+    throw new UserInputError(`${outDir} is not empty; export into a new or empty folder`);
+  await fs.mkdir(outDir, { recursive: true });
+  for (const file of SAE_FILES) await fs.copyFile(path.join(row.weights_path, file), path.join(outDir, file));
+  return {
+    id: row.id,
+    model: row.model,
+    hook: row.hook,
+    architecture: row.architecture,
+    dIn: row.d_in,
+    dSae: row.d_sae,
+    cfg: row.cfg,
+    weightsPath: row.weights_path,
+  };
+}
+
+function defaultId(model: string | null, hook: string | null, weightsHash: string): string {
+  const part = (s: string | null) => (s ?? 'unknown').replace(/[^A-Za-z0-9._-]/g, '-');
+  return `${part(model)}:${part(hook)}:${weightsHash.slice(0, 12)}`;
+}
