@@ -257,16 +257,30 @@ export class SafetensorsReader {
   }
 
   async readFloat32(name: string): Promise<Float32Array> {
-    const info = this.info(name);
-    if (!isFloatDtype(info.dtype)) {
+    return this.toFloat32(name, await this.readRaw(this.checkFloat(name)));
+  }
+
+  /** `readRows` converted to float32, like `readFloat32`. */
+  async readRowsFloat32(name: string, first: number, count: number): Promise<Float32Array> {
+    return this.toFloat32(name, await this.readRows(this.checkFloat(name), first, count));
+  }
+
+  private checkFloat(name: string): string {
+    const { dtype } = this.info(name);
+    if (!isFloatDtype(dtype)) {
       throw new CheckpointError(
-        `${basename(this.path)}: tensor "${name}" is ${info.dtype}; only F64, F32, F16 and BF16 convert to float32`,
+        `${basename(this.path)}: tensor "${name}" is ${dtype}; only F64, F32, F16 and BF16 convert to float32`,
       );
     }
     if (!HOST_IS_LITTLE_ENDIAN) throw new Error('safetensors reading needs a little-endian host');
-    const raw = await this.readRaw(name);
-    const count = info.byteLength / dtypeByteSize(info.dtype);
-    switch (info.dtype) {
+    return name;
+  }
+
+  /** Bytes of a float tensor (a fresh buffer at offset 0, so views are aligned) as float32. */
+  private toFloat32(name: string, raw: Buffer): Float32Array {
+    const { dtype } = this.info(name);
+    const count = raw.byteLength / dtypeByteSize(dtype);
+    switch (dtype) {
       case 'F32':
         return new Float32Array(raw.buffer, 0, count);
       case 'F64':

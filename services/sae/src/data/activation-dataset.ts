@@ -56,7 +56,7 @@ export class ActivationDataset {
   async *epoch(index: number): AsyncGenerator<Batch> {
     const rng = Rng.derive(this.settings.seed, `sae/data/epoch/${index}`);
     const pieces = shuffled(piecesInRange(this.source, 0, this.trainRows), rng);
-    const batches = shuffledBatches(readPieces(pieces, this.width, this.chunkRows), {
+    const batches = shuffledBatches(readPieces(pieces, this.chunkRows), {
       width: this.width,
       batchSize: this.settings.batchSize,
       capacity: this.settings.shuffleCapacity,
@@ -74,14 +74,14 @@ export class ActivationDataset {
   /** The held-out vectors in source order, in chunks of at most `maxRows`. */
   async *heldOut(maxRows = this.chunkRows): AsyncGenerator<Batch> {
     const pieces = piecesInRange(this.source, this.trainRows, this.source.rows);
-    for await (const data of readPieces(pieces, this.width, maxRows))
+    for await (const data of readPieces(pieces, maxRows))
       yield this.scaled({ data, rows: data.length / this.width });
   }
 
   /** The first `count` training vectors in source order (for estimating statistics), unscaled. */
   async *head(count: number): AsyncGenerator<Batch> {
     const pieces = piecesInRange(this.source, 0, Math.min(count, this.trainRows));
-    for await (const data of readPieces(pieces, this.width, this.chunkRows))
+    for await (const data of readPieces(pieces, this.chunkRows))
       yield { data, rows: data.length / this.width };
   }
 

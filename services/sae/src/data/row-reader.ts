@@ -1,4 +1,4 @@
-import { bfloat16ToFloat32, float16ToFloat32, SafetensorsReader } from '@loupe/common';
+import { SafetensorsReader } from '@loupe/common';
 import type { ActivationSegment, ActivationSource } from './activation-source.js';
 
 /** Rows `first .. first + count - 1` of one segment. */
@@ -27,7 +27,6 @@ export function piecesInRange(source: ActivationSource, start: number, end: numb
  */
 export async function* readPieces(
   pieces: readonly RowPiece[],
-  width: number,
   maxRows: number,
 ): AsyncGenerator<Float32Array> {
   for (const piece of pieces) {
@@ -35,34 +34,10 @@ export async function* readPieces(
     try {
       for (let done = 0; done < piece.count; done += maxRows) {
         const count = Math.min(maxRows, piece.count - done);
-        yield await readFloatRows(reader, piece.segment, piece.first + done, count, width);
+        yield await reader.readRowsFloat32(piece.segment.tensor, piece.first + done, count);
       }
     } finally {
       await reader.close();
     }
-  }
-}
-
-async function readFloatRows(
-  reader: SafetensorsReader,
-  segment: ActivationSegment,
-  first: number,
-  count: number,
-  width: number,
-): Promise<Float32Array> {
-  const raw = await reader.readRows(segment.tensor, first, count);
-  const n = count * width;
-  // readRows returns a fresh buffer at offset 0, so these views are aligned.
-  switch (segment.dtype) {
-    case 'F32':
-      return new Float32Array(raw.buffer, 0, n);
-    case 'F64':
-      return Float32Array.from(new Float64Array(raw.buffer, 0, n));
-    case 'F16':
-      return float16ToFloat32(new Uint16Array(raw.buffer, 0, n));
-    case 'BF16':
-      return bfloat16ToFloat32(new Uint16Array(raw.buffer, 0, n));
-    default:
-      throw new Error(`segment dtype ${segment.dtype} was not checked when the source was opened`);
   }
 }
