@@ -6,7 +6,11 @@ import { type ModelManifest, readManifest } from '../model/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
 
-/** `strength · vector` added to blocks.{layer}.hook_resid_pre at every position. */
+/**
+ * `strength · vector` added to blocks.{layer}.hook_resid_pre: one d_model vector for every position
+ * (steering), or one per position, [tokens, d_model] row-major (splicing in an SAE reconstruction as
+ * a difference, zero-ablating a position, patching).
+ */
 export interface ResidualAddition {
   layer: number;
   vector: Float32Array;
@@ -80,9 +84,9 @@ export class Gpt2Runner {
           `steering layer ${add.layer} does not exist: model ${this.name} has layers 0-${nLayer - 1}`,
         );
       }
-      if (add.vector.length !== dModel) {
+      if (add.vector.length !== dModel && add.vector.length !== request.ids.length * dModel) {
         throw new UserInputError(
-          `steering vector for layer ${add.layer} has ${add.vector.length} values; d_model is ${dModel}`,
+          `steering vector for layer ${add.layer} has ${add.vector.length} values; d_model is ${dModel} (or ${request.ids.length} × ${dModel} for one per position)`,
         );
       }
       if (!Number.isFinite(add.strength) || add.vector.some((v) => !Number.isFinite(v))) {
@@ -109,7 +113,7 @@ export class Gpt2Runner {
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [batch, seq]),
       attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
-      ...this.steeringFeeds(requests),
+      ...this.steeringFeeds(requests, seq),
     };
     const hookNames = [...new Set(requests.flatMap((r) => r.hooks))];
     const fetches = needLogits ? [...hookNames, 'logits'] : hookNames;
@@ -124,22 +128,34 @@ export class Gpt2Runner {
     });
   }
 
-  private steeringFeeds(requests: ForwardRequest[]): Record<string, ort.Tensor> {
-    const { dModel } = this.manifest.dims;
-    const perLayer = new Map<number, Float32Array>();
-    requests.forEach((request, row) => {
-      for (const add of request.steering ?? []) {
-        const values = perLayer.get(add.layer) ?? new Float32Array(requests.length * dModel);
-        perLayer.set(add.layer, values);
-        for (let i = 0; i < dModel; i++) values[row * dModel + i] += add.strength * add.vector[i];
-      }
-    });
+  /**
+   * One `steer.{L}` input per layer: [1, 1, d] zeros when no request steers it, [batch, 1, d] when all
+   * of its additions are per-vector, [batch, seq, d] when any is per position (padding stays zero).
+   */
+  private steeringFeeds(requests: ForwardRequest[], seq: number): Record<string, ort.Tensor> {
+    const { dModel, nLayer } = this.manifest.dims;
     const feeds: Record<string, ort.Tensor> = {};
-    for (let layer = 0; layer < this.manifest.dims.nLayer; layer++) {
-      const values = perLayer.get(layer);
-      feeds[steeringInput(layer)] = values
-        ? new ort.Tensor('float32', values, [requests.length, 1, dModel])
-        : new ort.Tensor('float32', new Float32Array(dModel), [1, 1, dModel]);
+    for (let layer = 0; layer < nLayer; layer++) {
+      const additions = requests.map((r) => (r.steering ?? []).filter((a) => a.layer === layer));
+      if (additions.every((a) => a.length === 0)) {
+        feeds[steeringInput(layer)] = new ort.Tensor('float32', new Float32Array(dModel), [1, 1, dModel]);
+        continue;
+      }
+      const perPosition = additions.some((list) => list.some((a) => a.vector.length !== dModel));
+      const positions = perPosition ? seq : 1;
+      const values = new Float32Array(requests.length * positions * dModel);
+      for (const [row, list] of additions.entries()) {
+        const tokens = perPosition ? requests[row].ids.length : 1;
+        for (const add of list) {
+          const broadcast = add.vector.length === dModel;
+          for (let t = 0; t < tokens; t++) {
+            const target = (row * positions + t) * dModel;
+            const source = broadcast ? 0 : t * dModel;
+            for (let i = 0; i < dModel; i++) values[target + i] += add.strength * add.vector[source + i];
+          }
+        }
+      }
+      feeds[steeringInput(layer)] = new ort.Tensor('float32', values, [requests.length, positions, dModel]);
     }
     return feeds;
   }
