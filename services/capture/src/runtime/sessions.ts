@@ -1,6 +1,20 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import type { Device, Logger } from '@loupe/common';
 import { LoupeError } from '@loupe/common';
 import ort from 'onnxruntime-node';
+
+/**
+ * Whether onnxruntime-node was installed with its CUDA provider (ONNXRUNTIME_NODE_INSTALL_CUDA at
+ * install time). Checked before trying, because a failed CUDA load prints native errors on stderr.
+ */
+function cudaProviderInstalled(): boolean {
+  const require = createRequire(import.meta.url);
+  const root = path.dirname(require.resolve('onnxruntime-node/package.json'));
+  const bin = path.join(root, 'bin', 'napi-v6', process.platform, process.arch);
+  return existsSync(path.join(bin, 'libonnxruntime_providers_cuda.so'));
+}
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -37,7 +51,9 @@ export async function openSession(
     enableCpuMemArena: true,
     enableMemPattern: true,
   });
-  if (settings.device !== 'cpu') {
+  if (settings.device === 'auto' && !cudaProviderInstalled()) {
+    log?.info({ file, provider: 'cpu', reason: 'the CUDA provider is not installed' }, 'using CPU');
+  } else if (settings.device !== 'cpu') {
     try {
       const session = await create(model, options('cuda'));
       log?.info({ file, provider: 'cuda' }, 'onnx runtime session on CUDA');
