@@ -1,5 +1,5 @@
 import { Rng } from '@loupe/common';
-import type { TopKParam, TopKShape } from './topk-graph.js';
+import type { TopKParam } from './topk-graph.js';
 
 export type TopKParameters = Record<TopKParam, Float32Array>;
 
@@ -7,12 +7,15 @@ export type TopKParameters = Record<TopKParam, Float32Array>;
  * Initial TopK SAE parameters: decoder rows are random unit vectors (a normalised Gaussian is uniform on
  * the sphere), the encoder is the decoder's transpose so each latent starts by reading the direction it
  * writes, b_enc = 0, and b_dec is the mean of a first batch so the encoder sees centred data from step 1.
+ * `decoderNorm` scales the rows for architectures whose decoder norms are free (ReLU-L1 starts them small,
+ * following Anthropic's April 2024 update, so the initial reconstruction is not dominated by m latents).
  */
 export function initTopK(
-  shape: TopKShape,
+  shape: { d: number; m: number },
   seed: number,
   firstBatch: Float32Array,
   batchSize: number,
+  decoderNorm = 1,
 ): TopKParameters {
   const { d, m } = shape;
   const rng = Rng.derive(seed, 'sae/W_dec');
@@ -22,7 +25,7 @@ export function initTopK(
     let norm = 0;
     for (const value of v) norm += value * value;
     norm = Math.sqrt(norm);
-    for (let j = 0; j < d; j++) wDec[row * d + j] = v[j] / norm;
+    for (let j = 0; j < d; j++) wDec[row * d + j] = (decoderNorm * v[j]) / norm;
   }
   const wEnc = new Float32Array(d * m);
   for (let row = 0; row < m; row++) {

@@ -41,3 +41,187 @@ export function referenceLoss(
   }
   return { loss: total / rows, minGap, minAbsPre, rowsBelowK };
 }
+
+/** Parameters of the dense SAEs in float64 (or float32) arrays; JumpReLU adds `log_threshold`. */
+export type ReferenceParams = {
+  W_enc: ArrayLike<number>;
+  b_enc: ArrayLike<number>;
+  W_dec: ArrayLike<number>;
+  b_dec: ArrayLike<number>;
+  log_threshold?: ArrayLike<number>;
+};
+
+/** Pre-activations (x_b − b_dec)·W_enc + b_enc of one row, in float64. */
+function preActivations(
+  d: number,
+  m: number,
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  b: number,
+): Float64Array {
+  const pre = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    let s = p.b_enc[i];
+    for (let j = 0; j < d; j++) s += (x[b * d + j] - p.b_dec[j]) * p.W_enc[j * m + i];
+    pre[i] = s;
+  }
+  return pre;
+}
+
+/** ||x_b − (f·W_dec + b_dec)||² of one row. */
+function rowSquaredError(
+  d: number,
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  b: number,
+  f: Float64Array,
+): number {
+  let total = 0;
+  for (let j = 0; j < d; j++) {
+    let recon = p.b_dec[j];
+    for (let i = 0; i < f.length; i++) if (f[i] !== 0) recon += f[i] * p.W_dec[i * d + j];
+    total += (recon - x[b * d + j]) ** 2;
+  }
+  return total;
+}
+
+/**
+ * ReLU SAE loss with the decoder-norm-weighted L1 penalty, from the definition:
+ * (1/B)·Σ_b ||x_b − x̂_b||² + λ·(1/B)·Σ_b Σ_i ReLU(pre_bi)·||W_dec[i]||. Also returns the smallest
+ * |pre-activation|, so a caller can pick inputs where finite differences do not straddle a ReLU kink.
+ */
+export function referenceReluL1Loss(
+  shape: { d: number; m: number },
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  rows: number,
+  lambda: number,
+): { loss: number; mse: number; minAbsPre: number } {
+  const { d, m } = shape;
+  const norms = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += p.W_dec[i * d + j] ** 2;
+    norms[i] = Math.sqrt(s);
+  }
+  let squared = 0;
+  let penalty = 0;
+  let minAbsPre = Number.POSITIVE_INFINITY;
+  for (let b = 0; b < rows; b++) {
+    const pre = preActivations(d, m, p, x, b);
+    const f = pre.map((v) => Math.max(0, v));
+    for (let i = 0; i < m; i++) {
+      minAbsPre = Math.min(minAbsPre, Math.abs(pre[i]));
+      penalty += f[i] * norms[i];
+    }
+    squared += rowSquaredError(d, p, x, b, f);
+  }
+  return { loss: (squared + lambda * penalty) / rows, mse: squared / rows, minAbsPre };
+}
+
+/**
+ * BatchTopK SAE loss from the definition: ReLU pre-activations, the k·B largest over the whole batch
+ * kept, (1/B)·Σ_b ||x_b − x̂_b||². Also returns the gap between the k·B-th and next value (the selection
+ * is stable under perturbations smaller than that), the smallest |pre-activation|, how many kept values
+ * are zero, and the smallest kept positive activation.
+ */
+export function referenceBatchTopKLoss(
+  shape: { d: number; m: number; k: number },
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  rows: number,
+): { loss: number; minGap: number; minAbsPre: number; keptZeros: number; minKept: number } {
+  const { d, m, k } = shape;
+  const relu: Float64Array[] = [];
+  let minAbsPre = Number.POSITIVE_INFINITY;
+  for (let b = 0; b < rows; b++) {
+    const pre = preActivations(d, m, p, x, b);
+    for (const v of pre) minAbsPre = Math.min(minAbsPre, Math.abs(v));
+    relu.push(pre.map((v) => Math.max(0, v)));
+  }
+  const flat = relu.flatMap((row, b) => Array.from(row, (value, i) => ({ value, b, i })));
+  flat.sort((a, c) => c.value - a.value);
+  const keep = k * rows;
+  const kept = flat.slice(0, keep);
+  const minGap =
+    keep < flat.length && kept[keep - 1].value > 0
+      ? kept[keep - 1].value - flat[keep].value
+      : Number.POSITIVE_INFINITY;
+  const acts = relu.map(() => new Float64Array(m));
+  for (const { value, b, i } of kept) acts[b][i] = value;
+  let squared = 0;
+  for (let b = 0; b < rows; b++) squared += rowSquaredError(d, p, x, b, acts[b]);
+  const positive = kept.filter((e) => e.value > 0);
+  return {
+    loss: squared / rows,
+    minGap,
+    minAbsPre,
+    keptZeros: keep - positive.length,
+    minKept: positive.length ? positive[positive.length - 1].value : Number.POSITIVE_INFINITY,
+  };
+}
+
+/**
+ * JumpReLU SAE loss from the definition (θ = exp(log_threshold), H(0) = 0), and, since that loss is
+ * piecewise constant in θ, the straight-through pseudo-gradient with respect to log_threshold written
+ * out from the pseudo-derivatives stated in jumprelu-graph.ts, in float64. Also returns the smallest
+ * |pre − θ| (finite differences elsewhere must not cross a jump), the smallest distance of |pre − θ| to
+ * the kernel's edge ε/2, and how many entries fall inside the kernel window.
+ */
+export function referenceJumpReluLoss(
+  shape: { d: number; m: number },
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  rows: number,
+  lambda: number,
+  bandwidth: number,
+): {
+  loss: number;
+  mse: number;
+  logThresholdPseudoGrad: Float64Array;
+  minAbsShift: number;
+  minEdgeDistance: number;
+  inWindow: number;
+} {
+  const { d, m } = shape;
+  const logTheta = p.log_threshold;
+  if (!logTheta) throw new Error('JumpReLU parameters need log_threshold');
+  const theta = Float64Array.from({ length: m }, (_, i) => Math.exp(logTheta[i]));
+  const pseudo = new Float64Array(m);
+  let squared = 0;
+  let fired = 0;
+  let minAbsShift = Number.POSITIVE_INFINITY;
+  let minEdgeDistance = Number.POSITIVE_INFINITY;
+  let inWindow = 0;
+  for (let b = 0; b < rows; b++) {
+    const pre = preActivations(d, m, p, x, b);
+    const f = pre.map((v, i) => (v > theta[i] ? v : 0));
+    for (const v of f) if (v !== 0) fired++;
+    squared += rowSquaredError(d, p, x, b, f);
+    const residual = new Float64Array(d);
+    for (let j = 0; j < d; j++) {
+      let recon = p.b_dec[j];
+      for (let i = 0; i < m; i++) recon += f[i] * p.W_dec[i * d + j];
+      residual[j] = recon - x[b * d + j];
+    }
+    for (let i = 0; i < m; i++) {
+      const shift = pre[i] - theta[i];
+      minAbsShift = Math.min(minAbsShift, Math.abs(shift));
+      minEdgeDistance = Math.min(minEdgeDistance, Math.abs(Math.abs(shift) - bandwidth / 2));
+      if (Math.abs(shift) >= bandwidth / 2) continue;
+      inWindow++;
+      // dL/df_bi, then ∂f/∂θ = −θ/ε and the L0 term's ∂H/∂θ = −1/ε, times θ for the log parametrisation
+      let dF = 0;
+      for (let j = 0; j < d; j++) dF += (2 / rows) * residual[j] * p.W_dec[i * d + j];
+      pseudo[i] += theta[i] * (dF * (-theta[i] / bandwidth) + (lambda / rows) * (-1 / bandwidth));
+    }
+  }
+  return {
+    loss: (squared + lambda * fired) / rows,
+    mse: squared / rows,
+    logThresholdPseudoGrad: pseudo,
+    minAbsShift,
+    minEdgeDistance,
+    inWindow,
+  };
+}
