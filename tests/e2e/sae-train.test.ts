@@ -98,26 +98,78 @@ describe('loupe sae train', () => {
     expect(sae_.cosine).toBeGreaterThan(0.8);
   });
 
-  it('refuses architectures it cannot train yet, listing those it can', async () => {
-    const run = await runCli(
-      [
-        'sae',
-        'train',
-        '--activations',
-        vectors,
-        '--arch',
-        'jumprelu',
-        '--width',
-        '8',
-        '--steps',
-        '1',
-        '--out',
-        path.join(scratch, 'x'),
-      ],
-      env,
+  it.each([
+    ['relu', 'standard', []],
+    ['batchtopk', 'jumprelu', ['--k', '6']],
+    ['jumprelu', 'jumprelu', []],
+  ])(
+    'trains %s into a SAELens %s folder that reconstructs better than the zero baseline',
+    async (arch, savedAs, extra) => {
+      const out = path.join(scratch, `sae-${arch}`);
+      const run = await runCli(
+        [
+          'sae',
+          'train',
+          '--activations',
+          vectors,
+          '--arch',
+          arch,
+          '--width',
+          '192',
+          ...extra,
+          '--steps',
+          '300',
+          '--batch',
+          '512',
+          '--lr',
+          '5e-3',
+          '--seed',
+          '1',
+          '--out',
+          out,
+        ],
+        env,
+      );
+      expect(run.stderr).not.toMatch(/internal error/);
+      expect(run.code, run.stderr).toBe(0);
+      const sae = await readSaeLens(out);
+      expect(sae.config).toMatchObject({ architecture: savedAs, dIn: D, dSae: 192 });
+      if (savedAs === 'jumprelu') expect(sae.weights.threshold?.every((t) => t > 0)).toBe(true);
+      const rows = 1000;
+      const x = new SparseMixSource(dictionary, mix, 98).batch(rows);
+      const withSae = new ReconstructionAccumulator(D);
+      withSae.add(x, reconstruct(sae, x, rows), rows);
+      const withZero = new ReconstructionAccumulator(D);
+      withZero.add(x, new Float32Array(x.length), rows);
+      // centred: a broken encoder that leaves only b_dec scores about 1, whatever the data's mean
+    expect(withSae.result().fvu).toBeLessThan(0.7);
+    expect(withSae.result().mse).toBeLessThan(withZero.result().mse);
+    },
+  );
+
+  it('refuses an architecture it cannot train, listing those it can', async () => {
+    const args = (arch: string) => [
+      'sae',
+      'train',
+      '--activations',
+      vectors,
+      '--arch',
+      arch,
+      '--width',
+      '8',
+      '--steps',
+      '1',
+      '--out',
+      path.join(scratch, 'x'),
+    ];
+    const standard = await runCli(args('standard'), env);
+    expect(standard.code).toBe(2);
+    expect(standard.stderr).toMatch(
+      /--arch standard can be imported but not trained; train one of: topk, batchtopk, relu, jumprelu/,
     );
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/--arch jumprelu cannot be trained yet; implemented: topk/);
+    const gated = await runCli(args('gated'), env);
+    expect(gated.code).toBe(2);
+    expect(gated.stderr).toMatch(/--arch gated is unknown/);
   });
 
   it('names a missing tensor and lists the file’s tensors', async () => {

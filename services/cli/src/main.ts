@@ -83,9 +83,10 @@ sae
     'tensor to read (default: "activations" in shards, else the only 2-D float tensor)',
   )
   .option('--hook <hook>', 'hook to read when a capture job folder holds several')
-  .option('--arch <arch>', 'architecture: topk (batchtopk, relu, jumprelu to come)', 'topk')
+  .option('--arch <arch>', 'architecture: topk, batchtopk, relu (L1) or jumprelu', 'topk')
   .requiredOption('--width <m>', 'number of latents')
-  .option('--k <k>', 'latents kept per vector (topk)', '32')
+  .option('--k <k>', 'latents kept per vector (topk; on average for batchtopk)', '32')
+  .option('--sparsity <c>', 'relu: L1 coefficient (default 0.5); jumprelu: L0 coefficient (default 0.1)')
   .requiredOption('--steps <n>', 'training steps')
   .option('--batch <b>', 'vectors per step', '4096')
   .option('--lr <lr>', "Adam learning rate (default: 2e-4 / sqrt(width / 16384), sparsify's rule)")

@@ -28,6 +28,7 @@ interface TrainOptions {
   arch: string;
   width: string;
   k: string;
+  sparsity?: string;
   steps: string;
   batch: string;
   lr?: string;
@@ -65,11 +66,11 @@ function percent(value: string, flag: string): number {
 
 function architecture(value: string): TrainableArchitecture {
   if ((TRAINABLE_ARCHITECTURES as readonly string[]).includes(value)) return value as TrainableArchitecture;
-  const known = ['topk', 'batchtopk', 'relu', 'jumprelu', ...SAE_ARCHITECTURES];
+  const readable = (SAE_ARCHITECTURES as readonly string[]).includes(value);
   throw new UserInputError(
-    known.includes(value)
-      ? `--arch ${value} cannot be trained yet; implemented: ${TRAINABLE_ARCHITECTURES.join(', ')}`
-      : `--arch ${value} is unknown; implemented: ${TRAINABLE_ARCHITECTURES.join(', ')}`,
+    readable
+      ? `--arch ${value} can be imported but not trained; train one of: ${TRAINABLE_ARCHITECTURES.join(', ')}`
+      : `--arch ${value} is unknown; train one of: ${TRAINABLE_ARCHITECTURES.join(', ')}`,
   );
 }
 
@@ -89,6 +90,7 @@ export async function train(options: TrainOptions): Promise<void> {
     architecture: arch,
     width,
     k: whole(options.k, '--k'),
+    sparsity: options.sparsity === undefined ? undefined : positiveNumber(options.sparsity, '--sparsity'),
     steps: whole(options.steps, '--steps'),
     batchSize: whole(options.batch, '--batch'),
     lr: options.lr === undefined ? undefined : positiveNumber(options.lr, '--lr'),
