@@ -142,8 +142,8 @@ describe('loupe sae train', () => {
       const withZero = new ReconstructionAccumulator(D);
       withZero.add(x, new Float32Array(x.length), rows);
       // centred: a broken encoder that leaves only b_dec scores about 1, whatever the data's mean
-    expect(withSae.result().fvu).toBeLessThan(0.7);
-    expect(withSae.result().mse).toBeLessThan(withZero.result().mse);
+      expect(withSae.result().fvu).toBeLessThan(0.7);
+      expect(withSae.result().mse).toBeLessThan(withZero.result().mse);
     },
   );
 
