@@ -1,5 +1,5 @@
 import { Rng } from '@loupe/common';
-import { TopKTrainer } from '@loupe/sae';
+import { SaeTrainer, TopKTrainer } from '@loupe/sae';
 import { interleaved, type MatmulProbe } from './matmul-rate.js';
 import { fmt, pct, printTable } from './measure.js';
 
@@ -39,6 +39,30 @@ export async function saeBench(probe: MatmulProbe): Promise<void> {
     } finally {
       await trainer.release();
     }
+  }
+  // ReLU-L1 is dense by nature: every latent reaches the decoder and the gradients
+  const relu = await SaeTrainer.create(
+    {
+      shape: { d: D, m: WIDTH },
+      architecture: { kind: 'relu', l1: 0.5, l1WarmupSteps: 0 },
+      seed: 1,
+      device: 'cpu',
+      intraOpThreads: 0,
+    },
+    batch,
+    BATCH,
+  );
+  try {
+    const { seconds, rate } = await interleaved(probe, () => relu.step(batch, BATCH, 1e-4), 1);
+    const bound = rate / denseFlopsPerVector;
+    rows.push({
+      measure: `ReLU-L1 (dense): training step, batch ${BATCH}`,
+      value: `${fmt(BATCH / seconds)} vectors/s (${fmt(seconds, 2)} s/step)`,
+      reference: `dense bound at ${fmt(rate / 1e9)} GFLOP/s: ${fmt(bound)} vectors/s`,
+      ratio: pct(BATCH / seconds / bound),
+    });
+  } finally {
+    await relu.release();
   }
   printTable(`SAE training, d=${D}, width ${fmt(WIDTH)}, CPU`, rows);
 }
