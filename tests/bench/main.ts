@@ -2,6 +2,7 @@ import os from 'node:os';
 import { captureBench } from './capture.js';
 import { MatmulProbe } from './matmul-rate.js';
 import { saeBench } from './sae.js';
+import { vectorSearchBench } from './vector-search.js';
 
 // `npm run bench`: hot paths with the reference each is compared against. Not a test: figures only.
 console.log(
@@ -11,4 +12,5 @@ const probe = await MatmulProbe.create();
 const only = process.argv[2];
 if (!only || only === 'capture') await captureBench(probe);
 if (!only || only === 'sae') await saeBench(probe);
+if (!only || only === 'search') await vectorSearchBench();
 await probe.release();
