@@ -67,7 +67,7 @@ export async function prepareCaptureJob(
   sql: Sql,
   runner: Gpt2Runner,
   request: CaptureRequest,
-): Promise<{ job: CaptureJobRow; resumed: boolean }> {
+): Promise<{ job: CaptureJobRow; resumed: boolean; windows?: Window[] }> {
   if (request.hooks.length === 0) throw new UserInputError('name at least one hook to capture');
   for (const hook of request.hooks) parseHook(hook, runner.manifest.dims.nLayer);
   const params = checkParams(
@@ -105,7 +105,8 @@ export async function prepareCaptureJob(
     totalTokens: windows.reduce((n, w) => n + w.ids.length, 0),
     windowsSha256: windowsHash(windows),
   });
-  return { job, resumed: !created };
+  // the planned windows go back to the caller so that running the job in this process tokenizes once
+  return { job, resumed: !created, windows };
 }
 
 function checkParams(params: CaptureParams, nPositions: number): CaptureParams {
@@ -153,7 +154,13 @@ export async function runCaptureJob(
   sql: Sql,
   runner: Gpt2Runner,
   jobId: string,
-  options: { dataDir: string; worker: string; onProgress?: (p: CaptureProgress) => void },
+  options: {
+    dataDir: string;
+    worker: string;
+    onProgress?: (p: CaptureProgress) => void;
+    /** the windows prepareCaptureJob planned, when it ran in this process (checked against the job) */
+    windows?: Window[];
+  },
 ): Promise<void> {
   const job =
     (await claimJob(sql, jobId, options.worker)) ?? (await claimFromDeadProcess(sql, jobId, options.worker));
@@ -169,7 +176,7 @@ export async function runCaptureJob(
   try {
     const dir = path.join(options.dataDir, 'capture', job.id);
     await removePartialFiles(dir);
-    const windows = await planWindows(runner, job.dataset, job.maxTokens, job.params);
+    const windows = options.windows ?? (await planWindows(runner, job.dataset, job.maxTokens, job.params));
     if (windows.length !== job.totalWindows || windowsHash(windows) !== job.windowsSha256) {
       const reason = `dataset "${job.dataset}" changed since capture job ${job.id} was planned; the job is retired, run the command again for a new one`;
       await retireJob(sql, job.id, reason);

@@ -50,7 +50,7 @@ export async function capture(options: CaptureOptions): Promise<void> {
   });
   const bar = progressBar('capturing');
   try {
-    const { job, resumed } = await prepareCaptureJob(db.sql, runner, {
+    const { job, resumed, windows } = await prepareCaptureJob(db.sql, runner, {
       dataset: options.dataset,
       hooks,
       maxTokens,
@@ -62,6 +62,7 @@ export async function capture(options: CaptureOptions): Promise<void> {
     await runCaptureJob(db.sql, runner, job.id, {
       dataDir: config.dataDir,
       worker: `${os.hostname()}:${process.pid}`,
+      windows,
       onProgress: (p) => bar.update(p.tokensDone, p.totalTokens, p.phase),
     });
     bar.stop();
