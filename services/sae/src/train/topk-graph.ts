@@ -1,6 +1,7 @@
 import { GraphBuilder } from '@loupe/common';
 import { type AdamSettings, adamStep, adamUpdate, DEFAULT_ADAM } from './adam-ops.js';
 import { normaliseRows, removeParallelComponent } from './decoder-norm-ops.js';
+import { saeIo, saeParamShape } from './dense-sae-ops.js';
 
 /** Shape of a TopK SAE: input width d, latent width m, k latents kept per vector. */
 export interface TopKShape {
@@ -14,16 +15,7 @@ export const TOPK_PARAMS = ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const;
 export type TopKParam = (typeof TOPK_PARAMS)[number];
 
 export function paramShape(shape: TopKShape, name: TopKParam): number[] {
-  switch (name) {
-    case 'W_enc':
-      return [shape.d, shape.m];
-    case 'b_enc':
-      return [shape.m];
-    case 'W_dec':
-      return [shape.m, shape.d];
-    case 'b_dec':
-      return [shape.d];
-  }
+  return saeParamShape(shape, name);
 }
 
 /**
@@ -31,12 +23,7 @@ export function paramShape(shape: TopKShape, name: TopKParam): number[] {
  * `new_<p>`, `new_m_<p>`, `new_v_<p>`, loss, l0, top_indices, latent_counts. The gradients graph has
  * the same x and parameter inputs and returns loss plus `grad_<p>` (raw, before any projection).
  */
-export const io = {
-  moment: (kind: 'm' | 'v', p: TopKParam) => `${kind}_${p}`,
-  updated: (p: TopKParam) => `new_${p}`,
-  updatedMoment: (kind: 'm' | 'v', p: TopKParam) => `new_${kind}_${p}`,
-  grad: (p: TopKParam) => `grad_${p}`,
-};
+export const io = saeIo;
 
 /**
  * How the k selected latents meet the decoder and the gradients. `dense` scatters them into a [B, m]
