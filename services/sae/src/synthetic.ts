@@ -85,3 +85,17 @@ export function bestCosines(dictionary: SparseDictionary, decoder: Float32Array,
   }
   return best;
 }
+
+/**
+ * The known-answer benchmark the training tests share: 512 hidden unit directions in `d` dimensions,
+ * about 4 active per vector with coefficients in [0.5, 1.5], noise std 0.01.
+ */
+export function syntheticBenchmark(d = 64): { dictionary: SparseDictionary; source: SparseMixSource } {
+  const dictionary = randomDictionary(d, 512, 1);
+  const source = new SparseMixSource(
+    dictionary,
+    { activeProbability: 4 / 512, coefficientMin: 0.5, coefficientMax: 1.5, noiseStd: 0.01 },
+    2,
+  );
+  return { dictionary, source };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestCosines, randomDictionary, SparseMixSource } from '../synthetic.js';
+import { bestCosines, syntheticBenchmark } from '../synthetic.js';
 import { SaeTrainer } from './sae-trainer.js';
 
 /** Mean count per vector of pre-activations above θ: the L0 of threshold inference. */
@@ -42,12 +42,7 @@ describe('BatchTopK SAE on a synthetic sparse dictionary', () => {
     const k = 6;
     const batch = 1024;
     const steps = 500;
-    const dictionary = randomDictionary(d, 512, 1);
-    const source = new SparseMixSource(
-      dictionary,
-      { activeProbability: 4 / 512, coefficientMin: 0.5, coefficientMax: 1.5, noiseStd: 0.01 },
-      2,
-    );
+    const { dictionary, source } = syntheticBenchmark(d);
     const trainer = await SaeTrainer.create(
       { shape: { d, m }, architecture: { kind: 'batchtopk', k }, seed: 3, device: 'cpu', intraOpThreads: 2 },
       source.batch(batch),

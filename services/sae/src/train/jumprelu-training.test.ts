@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestCosines, randomDictionary, SparseMixSource } from '../synthetic.js';
+import { bestCosines, syntheticBenchmark } from '../synthetic.js';
 import { batchMean } from './init.js';
 import { SaeTrainer } from './sae-trainer.js';
 
@@ -28,12 +28,7 @@ describe('JumpReLU SAE on a synthetic sparse dictionary', () => {
     const m = 768;
     const batch = 1024;
     const steps = 500;
-    const dictionary = randomDictionary(d, 512, 1);
-    const source = new SparseMixSource(
-      dictionary,
-      { activeProbability: 4 / 512, coefficientMin: 0.5, coefficientMax: 1.5, noiseStd: 0.01 },
-      2,
-    );
+    const { dictionary, source } = syntheticBenchmark(d);
     const firstBatch = source.batch(batch);
     const variance = centredVariance(firstBatch, batch, d);
     const trainer = await SaeTrainer.create(

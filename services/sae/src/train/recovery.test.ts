@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestCosines, randomDictionary, SparseMixSource } from '../synthetic.js';
+import { bestCosines, syntheticBenchmark } from '../synthetic.js';
 import { TopKTrainer } from './trainer.js';
 
 /**
@@ -14,12 +14,7 @@ describe('TopK SAE on a synthetic sparse dictionary', () => {
   it('recovers at least 90% of the hidden directions at cosine > 0.9', async () => {
     const d = 64;
     const batch = 1024;
-    const dictionary = randomDictionary(d, 512, 1);
-    const source = new SparseMixSource(
-      dictionary,
-      { activeProbability: 4 / 512, coefficientMin: 0.5, coefficientMax: 1.5, noiseStd: 0.01 },
-      2,
-    );
+    const { dictionary, source } = syntheticBenchmark(d);
     const trainer = await TopKTrainer.create(
       { shape: { d, m: 768, k: 6 }, seed: 3, device: 'cpu', intraOpThreads: 2 },
       source.batch(batch),
