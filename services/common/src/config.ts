@@ -99,7 +99,8 @@ export const VARIABLES = {
   llmBaseUrl: {
     name: 'LOUPE_LLM_BASE_URL',
     default: undefined,
-    description: 'OpenAI-compatible chat-completions server (…/v1); unset uses the built-in statistical baseline',
+    description:
+      'OpenAI-compatible chat-completions server (…/v1); unset uses the built-in statistical baseline',
     parse: (raw: string) => raw.replace(/\/+$/, ''),
   },
   llmApiKey: {
@@ -129,7 +130,8 @@ export const VARIABLES = {
   embeddingsBaseUrl: {
     name: 'LOUPE_EMBEDDINGS_BASE_URL',
     default: undefined,
-    description: 'OpenAI-compatible /embeddings server for semantic explanation search; unset = full-text only',
+    description:
+      'OpenAI-compatible /embeddings server for semantic explanation search; unset = full-text only',
     parse: (raw: string) => raw.replace(/\/+$/, ''),
   },
   embeddingsModel: {
