@@ -9,6 +9,7 @@ export * from './format/sae-forward.js';
 export * from './format/sae-metrics.js';
 export * from './format/sae-model.js';
 export * from './format/saelens.js';
+export * from './infer/sae-encoder.js';
 export * from './run/evaluate-held-out.js';
 export * from './run/latent-activity.js';
 export * from './run/lr-schedule.js';
