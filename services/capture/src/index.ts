@@ -13,6 +13,7 @@ export * from './model/convert.js';
 export * from './model/gpt2-config.js';
 export * from './model/gpt2-graph.js';
 export * from './model/manifest.js';
+export * from './model/unembedding.js';
 export * from './runtime/generate.js';
 export * from './runtime/gpt2-runner.js';
 export * from './runtime/sessions.js';
