@@ -1,3 +1,4 @@
 export type * from '../proto/index.js';
+export * from './clients.js';
 export * from './protos.js';
 export * from './status.js';

@@ -20,37 +20,95 @@ export interface SplicedLoss {
   tokens: number;
 }
 
-export async function splicedLoss(runner: Gpt2Runner, sae: Sae, windows: number[][]): Promise<SplicedLoss> {
+/**
+ * The forward passes a splice needs, wherever the model runs: in this process (`runnerSpliceModel`)
+ * or behind the capture service (`captureSpliceModel`). The arithmetic stays in `splicedLossWith`.
+ */
+export interface SpliceModel {
+  dims: { nLayer: number; dModel: number; vocabSize: number };
+  /** the unmodified model: activations [tokens, width] at `hook` and logits [tokens, vocab] */
+  clean(ids: number[], hook: string): Promise<{ activations: Float32Array; logits: Float32Array }>;
+  /** logits [tokens, vocab] of one run per addition ([tokens, d_model]) at blocks.{layer}.hook_resid_pre */
+  withAdditions(ids: number[], layer: number, additions: Float32Array[]): Promise<Float32Array[]>;
+}
+
+export interface SpliceOptions {
+  /** x̂ for [rows, d_in] inputs; default the plain-TypeScript reference (fine for a few texts) */
+  reconstruct?: (x: Float32Array, rows: number) => Promise<Float32Array> | Float32Array;
+}
+
+/** The spliced loss with an in-process runner. */
+export function splicedLoss(
+  runner: Gpt2Runner,
+  sae: Sae,
+  windows: number[][],
+  options: SpliceOptions = {},
+): Promise<SplicedLoss> {
+  return splicedLossWith(runnerSpliceModel(runner), sae, windows, options);
+}
+
+export function runnerSpliceModel(runner: Gpt2Runner): SpliceModel {
+  return {
+    dims: runner.manifest.dims,
+    async clean(ids, hook) {
+      const [out] = await runner.forward([{ ids, hooks: [hook], logits: true }]);
+      return { activations: out.hooks.get(hook)!, logits: out.logits! };
+    },
+    async withAdditions(ids, layer, additions) {
+      const runs = await runner.forward(
+        additions.map((vector) => ({
+          ids,
+          hooks: [],
+          logits: true,
+          steering: [{ layer, vector, strength: 1 }],
+        })),
+      );
+      return runs.map((run) => run.logits!);
+    },
+  };
+}
+
+/** Checks that `sae` can be spliced into a model of these dimensions; returns the hook's layer. */
+export function spliceLayer(sae: Sae, dims: SpliceModel['dims']): number {
   const hook = sae.config.hookName ?? '';
-  const ref = parseHook(hook, runner.manifest.dims.nLayer);
+  const ref = parseHook(hook, dims.nLayer);
   if (ref.kind !== 'block' || ref.hook !== 'hook_resid_pre') {
     throw new UserInputError(
       `only blocks.{L}.hook_resid_pre SAEs can be spliced into the model, not "${hook}"`,
     );
   }
-  const { dModel, vocabSize } = runner.manifest.dims;
-  if (sae.config.dIn !== dModel)
-    throw new UserInputError(`the SAE reads ${sae.config.dIn} values; ${hook} has ${dModel}`);
+  if (sae.config.dIn !== dims.dModel)
+    throw new UserInputError(`the SAE reads ${sae.config.dIn} values; ${hook} has ${dims.dModel}`);
+  return ref.layer;
+}
+
+export async function splicedLossWith(
+  model: SpliceModel,
+  sae: Sae,
+  windows: number[][],
+  options: SpliceOptions = {},
+): Promise<SplicedLoss> {
+  const layer = spliceLayer(sae, model.dims);
+  const hook = sae.config.hookName!;
+  const { vocabSize } = model.dims;
+  const recon = options.reconstruct ?? ((x: Float32Array, rows: number) => reconstruct(sae, x, rows));
   const totals = { clean: 0, zero: 0, spliced: 0, kl: 0, tokens: 0 };
   for (const ids of windows) {
     if (ids.length < 2) continue;
-    const [clean] = await runner.forward([{ ids, hooks: [hook], logits: true }]);
-    const original = clean.hooks.get(hook)!;
-    const recon = reconstruct(sae, original, ids.length);
-    const delta = Float32Array.from(recon, (v, i) => v - original[i]);
+    const clean = await model.clean(ids, hook);
+    const original = clean.activations;
+    const xHat = await recon(original, ids.length);
+    const delta = Float32Array.from(xHat, (v, i) => v - original[i]);
     const minus = Float32Array.from(original, (v) => -v);
-    const [zero, spliced] = await runner.forward([
-      { ids, hooks: [], logits: true, steering: [{ layer: ref.layer, vector: minus, strength: 1 }] },
-      { ids, hooks: [], logits: true, steering: [{ layer: ref.layer, vector: delta, strength: 1 }] },
-    ]);
+    const [zero, spliced] = await model.withAdditions(ids, layer, [minus, delta]);
     for (let t = 0; t + 1 < ids.length; t++) {
       const at = (logits: Float32Array) => logits.subarray(t * vocabSize, (t + 1) * vocabSize);
-      const p = logSoftmax(at(clean.logits!));
-      const q = logSoftmax(at(spliced.logits!));
+      const p = logSoftmax(at(clean.logits));
+      const q = logSoftmax(at(spliced));
       const next = ids[t + 1];
       totals.clean -= p[next];
       totals.spliced -= q[next];
-      totals.zero -= logSoftmax(at(zero.logits!))[next];
+      totals.zero -= logSoftmax(at(zero))[next];
       let kl = 0;
       for (let v = 0; v < vocabSize; v++) kl += Math.exp(p[v]) * (p[v] - q[v]);
       totals.kl += kl;

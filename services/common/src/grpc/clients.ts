@@ -1,0 +1,125 @@
+import * as grpc from '@grpc/grpc-js';
+import { type ErrorCode, LoupeError } from '../errors.js';
+import type { CaptureProto, CaptureServiceClient, SaeProto, SaeServiceClient } from '../proto/index.js';
+import { loadProto } from './protos.js';
+import { ERROR_CODE_METADATA_KEY, GRPC_STATUS } from './status.js';
+
+/**
+ * Promise-returning clients of Loupe's gRPC services, typed from the generated client interfaces.
+ * Rejections are grpc `ServiceError`s (code, details, metadata) as the wire gave them; a service that
+ * calls another turns them into its own errors with `fromServiceError`.
+ */
+
+/** One unary method of a generated client, as a promise (the last overload is `(argument, callback)`). */
+type Unary<F> = F extends (
+  argument: infer Request,
+  callback: grpc.requestCallback<infer Response>,
+) => grpc.ClientUnaryCall
+  ? (request: Request, options?: { deadlineMs?: number }) => Promise<Response>
+  : never;
+
+type Promised<C, Names extends keyof C> = { [N in Names]: Unary<C[N]> } & {
+  /** resolves once the channel is connected (or rejects after `timeoutMs`) */
+  ready(timeoutMs?: number): Promise<void>;
+  close(): void;
+};
+
+const CAPTURE_METHODS = [
+  'ModelInfo',
+  'Tokenize',
+  'Activations',
+  'Generate',
+  'StartCapture',
+  'GetCaptureJob',
+  'NeuronRecord',
+] as const;
+
+const SAE_METHODS = [
+  'Train',
+  'GetTrainingJob',
+  'GetSae',
+  'ListSaes',
+  'Evaluate',
+  'Encode',
+  'Decode',
+  'NearestFeatures',
+  'FeatureRecords',
+  'FeatureStats',
+] as const;
+
+export type CaptureApi = Promised<CaptureServiceClient, (typeof CAPTURE_METHODS)[number]>;
+export type SaeApi = Promised<SaeServiceClient, (typeof SAE_METHODS)[number]>;
+
+export interface ClientOptions {
+  /** largest message received; logits of a long text are tens of megabytes */
+  maxMessageBytes?: number;
+}
+
+const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+
+/** A CaptureService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
+export function captureServiceClient(address: string, options: ClientOptions = {}): CaptureApi {
+  const proto = loadProto<CaptureProto>('capture');
+  const client = new proto.loupe.v1.CaptureService(
+    address,
+    grpc.credentials.createInsecure(),
+    channel(options),
+  );
+  return promised(client, CAPTURE_METHODS) as unknown as CaptureApi;
+}
+
+/** An SaeService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
+export function saeServiceClient(address: string, options: ClientOptions = {}): SaeApi {
+  const proto = loadProto<SaeProto>('sae');
+  const client = new proto.loupe.v1.SaeService(address, grpc.credentials.createInsecure(), channel(options));
+  return promised(client, SAE_METHODS) as unknown as SaeApi;
+}
+
+function channel(options: ClientOptions): grpc.ChannelOptions {
+  const max = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  return { 'grpc.max_receive_message_length': max, 'grpc.max_send_message_length': max };
+}
+
+type Callback = (error: grpc.ServiceError | null, value: unknown) => void;
+
+function promised(client: grpc.Client, methods: readonly string[]): Record<string, unknown> {
+  const api: Record<string, unknown> = {};
+  for (const method of methods) {
+    type UnaryCall = (
+      request: unknown,
+      options: grpc.CallOptions,
+      callback: Callback,
+    ) => grpc.ClientUnaryCall;
+    const call = (client as unknown as Record<string, UnaryCall>)[method].bind(client);
+    api[method] = (request: unknown, options: { deadlineMs?: number } = {}) =>
+      new Promise((resolve, reject) => {
+        const callOptions: grpc.CallOptions =
+          options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
+        call(request, callOptions, (error, value) => (error ? reject(error) : resolve(value)));
+      });
+  }
+  api.ready = (timeoutMs = 60_000) =>
+    new Promise<void>((resolve, reject) =>
+      client.waitForReady(Date.now() + timeoutMs, (error) => (error ? reject(error) : resolve())),
+    );
+  api.close = () => client.close();
+  return api;
+}
+
+const LOUPE_CODES = new Set(Object.keys(GRPC_STATUS));
+
+/**
+ * The error a service passes on when a call to another service failed: the callee's own Loupe error
+ * code (carried in metadata) and message when it gave one, so "unknown hook" stays INVALID_ARGUMENT;
+ * a callee that is down or timed out is UNAVAILABLE; anything else is a bug and stays one.
+ */
+export function fromServiceError(error: unknown, service: string): Error {
+  const e = error as Partial<grpc.ServiceError>;
+  if (typeof e?.code !== 'number') return error as Error;
+  const carried = e.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
+  if (typeof carried === 'string' && LOUPE_CODES.has(carried))
+    return new LoupeError(`${service}: ${e.details}`, carried as ErrorCode);
+  if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED)
+    return new LoupeError(`the ${service} is unavailable: ${e.details}`, 'UNAVAILABLE');
+  return new Error(`${service} failed: ${e.details ?? e.message}`);
+}

@@ -1,0 +1,3 @@
+import { startSaeService } from './service/main.js';
+
+await startSaeService();

@@ -1,0 +1,96 @@
+import type {
+  DecodeRequest__Output,
+  DecodeResponse,
+  EncodeRequest__Output,
+  EncodeResponse,
+  EvalMetrics,
+  EvaluateRequest__Output,
+  FeatureRecordsResponse,
+  FeatureRequest__Output,
+  FeatureStatsResponse,
+  GetSaeRequest__Output,
+  GetTrainingJobRequest__Output,
+  ListSaesRequest__Output,
+  ListSaesResponse,
+  NearestFeaturesRequest__Output,
+  NearestFeaturesResponse,
+  SaeInfo,
+  TrainingJob,
+  TrainRequest__Output,
+} from '@loupe/common/grpc';
+import { Controller } from '@nestjs/common';
+import { GrpcMethod } from '@nestjs/microservices';
+import { NotImplementedYet } from './grpc-error.filter.js';
+import { SaeEvaluation } from './sae-evaluation.js';
+import { SaeInference } from './sae-inference.js';
+import { toSaeInfo } from './sae-info.js';
+import { SaeRegistry } from './sae-registry.js';
+
+/** Translates SaeService RPCs to the providers; no SAE logic lives here. */
+@Controller()
+export class SaeController {
+  constructor(
+    private readonly saes: SaeRegistry,
+    private readonly inference: SaeInference,
+    private readonly evaluation: SaeEvaluation,
+  ) {}
+
+  @GrpcMethod('SaeService', 'GetSae')
+  async getSae(request: GetSaeRequest__Output): Promise<SaeInfo> {
+    return toSaeInfo(await this.saes.record(request.id), false);
+  }
+
+  @GrpcMethod('SaeService', 'ListSaes')
+  async listSaes(request: ListSaesRequest__Output): Promise<ListSaesResponse> {
+    const records = await this.saes.list({ model: request.model, hook: request.hook });
+    return { saes: records.map((record) => toSaeInfo(record, false)) };
+  }
+
+  @GrpcMethod('SaeService', 'Encode')
+  encode(request: EncodeRequest__Output): Promise<EncodeResponse> {
+    return this.inference.encode(request);
+  }
+
+  @GrpcMethod('SaeService', 'Decode')
+  decode(request: DecodeRequest__Output): Promise<DecodeResponse> {
+    return this.inference.decode(request);
+  }
+
+  @GrpcMethod('SaeService', 'NearestFeatures')
+  nearestFeatures(request: NearestFeaturesRequest__Output): Promise<NearestFeaturesResponse> {
+    return this.inference.nearest({
+      saeId: request.saeId,
+      query: request.query,
+      feature: request.feature ?? 0,
+      vector: request.vector ?? null,
+      k: request.k,
+      exact: request.exact,
+      efSearch: request.efSearch,
+    });
+  }
+
+  @GrpcMethod('SaeService', 'Evaluate')
+  evaluate(request: EvaluateRequest__Output): Promise<EvalMetrics> {
+    return this.evaluation.evaluate(request);
+  }
+
+  @GrpcMethod('SaeService', 'Train')
+  async train(_request: TrainRequest__Output): Promise<TrainingJob> {
+    throw new NotImplementedYet('Train: durable SAE training jobs are not served yet; use `loupe sae train`');
+  }
+
+  @GrpcMethod('SaeService', 'GetTrainingJob')
+  async getTrainingJob(_request: GetTrainingJobRequest__Output): Promise<TrainingJob> {
+    throw new NotImplementedYet('GetTrainingJob: durable SAE training jobs are not served yet');
+  }
+
+  @GrpcMethod('SaeService', 'FeatureRecords')
+  async featureRecords(_request: FeatureRequest__Output): Promise<FeatureRecordsResponse> {
+    throw new NotImplementedYet('FeatureRecords: feature records are not computed by this service yet');
+  }
+
+  @GrpcMethod('SaeService', 'FeatureStats')
+  async featureStats(_request: FeatureRequest__Output): Promise<FeatureStatsResponse> {
+    throw new NotImplementedYet('FeatureStats: feature statistics are not computed by this service yet');
+  }
+}
