@@ -124,6 +124,20 @@ sae
   .action((id: string, options) =>
     runCommand(() => import('./commands/sae.js').then((m) => m.exportCommand(id, options))),
   );
+sae
+  .command('features')
+  .argument('<sae-id>', 'library id, as printed by import')
+  .requiredOption('--activations <capture-job-dir>', "a capture job folder with shards for the SAE's hook")
+  .option(
+    '--model <model-dir>',
+    'converted model for logit tokens (default: $LOUPE_DATA_DIR/models/<SAE model>)',
+  )
+  .option('--no-logits', 'skip logit tokens')
+  .option('--rows <n>', 'token rows per encoder call (bounds memory: rows × d_sae floats)', '1024')
+  .description('compute feature statistics, records and logit tokens over captured activations')
+  .action((id: string, options) =>
+    runCommand(() => import('./commands/sae-features.js').then((m) => m.features(id, options))),
+  );
 
 program
   .command('serve')
