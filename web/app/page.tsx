@@ -1,0 +1,102 @@
+import { gql } from '@apollo/client';
+import { ErrorBox } from '@/components/error-box';
+import { query } from '@/lib/apollo';
+import { describeError } from '@/lib/graphql-errors';
+
+export const dynamic = 'force-dynamic';
+
+interface ModelsData {
+  models: {
+    edges: {
+      node: {
+        name: string;
+        nLayer: number;
+        dModel: number;
+        dMlp: number;
+        executionProvider: string;
+        hooks: { edges: { node: { name: string; width: number } }[] };
+      };
+    }[];
+  };
+}
+
+const MODELS = gql`
+  query HomeModels {
+    models {
+      edges {
+        node {
+          name
+          nLayer
+          dModel
+          dMlp
+          executionProvider
+          hooks(first: 200) {
+            edges {
+              node {
+                name
+                width
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+`;
+
+export default async function Home() {
+  let data: ModelsData | undefined;
+  try {
+    data = (await query<ModelsData>({ query: MODELS })).data;
+  } catch (error) {
+    return <ErrorBox {...describeError(error)} />;
+  }
+  return (
+    <>
+      <h1>Models</h1>
+      {data?.models.edges.map(({ node: model }) => (
+        <section key={model.name} className="model">
+          <h2>{model.name}</h2>
+          <p className="muted">
+            {model.nLayer} layers · d_model {model.dModel} · d_mlp {model.dMlp} · running on{' '}
+            {model.executionProvider}
+          </p>
+          <form action="/units/lookup" method="get" className="lookup">
+            <input type="hidden" name="model" value={model.name} />
+            <label>
+              hook{' '}
+              <select name="hook">
+                {model.hooks.edges
+                  .filter(({ node }) => node.name.endsWith('mlp.hook_post'))
+                  .map(({ node }) => (
+                    <option key={node.name} value={node.name}>
+                      {node.name} ({node.width})
+                    </option>
+                  ))}
+              </select>
+            </label>{' '}
+            <label>
+              neuron <input name="index" type="number" min={0} defaultValue={0} required />
+            </label>{' '}
+            <button type="submit">Open</button>
+          </form>
+          <details>
+            <summary>All hooks</summary>
+            <table>
+              <tbody>
+                {model.hooks.edges.map(({ node }) => (
+                  <tr key={node.name}>
+                    <td>
+                      <code>{node.name}</code>
+                    </td>
+                    <td>{node.width}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </details>
+        </section>
+      ))}
+    </>
+  );
+}
