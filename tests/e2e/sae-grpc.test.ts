@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
+import { Gpt2Tokenizer } from '@loupe/capture';
 import { Rng, writeSafetensors } from '@loupe/common';
 import {
   type Database,
@@ -10,7 +11,9 @@ import {
   spawnEmbeddedPostgres,
 } from '@loupe/common/db';
 import {
+  computeFeatureRecords,
   encode,
+  featureStats,
   importSae,
   reconstruct,
   SAE_MIGRATIONS_DIR,
@@ -44,6 +47,12 @@ let service: RunningProcess;
 let captureApi: CaptureApi;
 let sae: SaeApi;
 const saes = new Map<string, Sae>();
+const HELD_OUT_TEXTS = [
+  TEXT,
+  'Fellow citizens of the Senate and House of Representatives, I come before you.',
+];
+const JOB = '0b6f1d8e-2c44-4c1e-9a55-3f1f5b7e9a10';
+let heldOut: { x: Float32Array; n: number; ids: number[][] };
 
 function makeSae(architecture: SaeArchitecture, hook: string, seed: number): Sae {
   const rng = new Rng(seed);
@@ -128,7 +137,32 @@ beforeAll(async () => {
   capture = startProcess('services/capture/dist/main.js', env);
   service = startProcess('services/sae/dist/main.js', env);
   [captureApi, sae] = await Promise.all([captureClient(captureAddress), saeClient(saeAddress)]);
-});
+  heldOut = await writeHeldOut();
+}, 120_000);
+
+/**
+ * Held-out activations of two texts at HOOK, from the capture service: as a plain file, and as a
+ * capture job folder (activations with their token ids and windows, as capture jobs write shards).
+ */
+async function writeHeldOut(): Promise<{ x: Float32Array; n: number; ids: number[][] }> {
+  const runs = [];
+  for (const text of HELD_OUT_TEXTS) runs.push(await activationsOf(text, HOOK));
+  const x = Float32Array.from(runs.flatMap((r) => Array.from(r.x)));
+  const n = x.length / D;
+  await writeSafetensors(path.join(dataDir, 'held-out.safetensors'), [
+    { name: 'vectors', dtype: 'F32', shape: [n, D], data: x },
+  ]);
+  const offsets = Int32Array.from([0, runs[0].ids.length, n]);
+  const shard = path.join(dataDir, 'capture', JOB, 'shards', HOOK, '000000.safetensors');
+  await fs.mkdir(path.dirname(shard), { recursive: true });
+  await writeSafetensors(shard, [
+    { name: 'activations', dtype: 'F32', shape: [n, D], data: x },
+    { name: 'token_ids', dtype: 'I32', shape: [n], data: Int32Array.from(runs.flatMap((r) => r.ids)) },
+    { name: 'window_index', dtype: 'I32', shape: [2], data: Int32Array.from([0, 1]) },
+    { name: 'window_offsets', dtype: 'I32', shape: [3], data: offsets },
+  ]);
+  return { x, n, ids: runs.map((r) => r.ids) };
+}
 
 afterAll(async () => {
   sae?.close();
@@ -268,20 +302,7 @@ describe('SaeService over gRPC', () => {
   });
 
   it('evaluates held-out activations from a file and from a capture job folder', async () => {
-    const texts = [TEXT, 'Fellow citizens of the Senate and House of Representatives, I come before you.'];
-    const rows: Float32Array[] = [];
-    for (const text of texts) rows.push((await activationsOf(text, HOOK)).x);
-    const x = Float32Array.from(rows.flatMap((r) => Array.from(r)));
-    const n = x.length / D;
-    const file = path.join(dataDir, 'held-out.safetensors');
-    await writeSafetensors(file, [{ name: 'vectors', dtype: 'F32', shape: [n, D], data: x }]);
-    const job = '0b6f1d8e-2c44-4c1e-9a55-3f1f5b7e9a10';
-    const shardDir = path.join(dataDir, 'capture', job, 'shards', HOOK);
-    await fs.mkdir(shardDir, { recursive: true });
-    await writeSafetensors(path.join(shardDir, '000000.safetensors'), [
-      { name: 'activations', dtype: 'F32', shape: [n, D], data: x },
-    ]);
-
+    const { x, n } = heldOut;
     // float64 reference of the same figures
     const reference = saes.get(TOPK)!;
     const acts = encode(reference, x, n);
@@ -314,7 +335,7 @@ describe('SaeService over gRPC', () => {
     }
     for (const request of [
       { saeId: TOPK, activationsFile: 'held-out.safetensors' },
-      { saeId: TOPK, captureJobId: job },
+      { saeId: TOPK, captureJobId: JOB },
     ]) {
       const m = await sae.Evaluate(request);
       expect(m.vectors).toBe(n);
@@ -366,6 +387,55 @@ describe('SaeService over gRPC', () => {
     expect(m.ceClean!).toBeCloseTo(total / count, 5);
   });
 
+  it('serves feature statistics and records with token strings from the model vocabulary', async () => {
+    await expectGrpcError(
+      sae.FeatureStats({ saeId: TOPK, feature: 1 }),
+      status.NOT_FOUND,
+      /no feature records yet/,
+    );
+    await computeFeatureRecords(db.sql, dataDir, TOPK, path.join(dataDir, 'capture', JOB), {
+      device: 'cpu',
+      intraOpThreads: 1,
+      modelDir: path.join(dataDir, 'models', 'tiny'),
+    });
+    expect((await sae.GetSae({ id: TOPK })).hasFeatureRecords).toBe(true);
+    const tokenizer = await Gpt2Tokenizer.load(path.join(dataDir, 'models', 'tiny'));
+    const acts = encode(saes.get(TOPK)!, heldOut.x, heldOut.n);
+    // the feature that fires most often, so its records are not empty
+    const fired = Array.from({ length: D_SAE }, (_, f) => {
+      let c = 0;
+      for (let r = 0; r < heldOut.n; r++) if (acts[r * D_SAE + f] > 0) c++;
+      return c;
+    });
+    const feature = fired.indexOf(Math.max(...fired));
+    const stats = await sae.FeatureStats({ saeId: TOPK, feature });
+    const stored = await featureStats(db.sql, TOPK, feature);
+    expect(stats).toMatchObject({ saeId: TOPK, feature, tokens: heldOut.n, histogram: stored.histogram });
+    expect(stats.frequency).toBeCloseTo(fired[feature] / heldOut.n, 9);
+    expect(stats.positiveLogits.map((t) => t.id)).toEqual(stored.positiveLogits.map((t) => t.id));
+    expect(stats.positiveLogits.length).toBeGreaterThan(0);
+    for (const t of [...stats.positiveLogits, ...stats.negativeLogits])
+      expect(t.token).toBe(tokenizer.tokenStrings([t.id])[0]);
+    const records = await sae.FeatureRecords({ saeId: TOPK, feature });
+    expect(records.top.length).toBeGreaterThan(0);
+    for (const w of records.top) {
+      // token ids, and strings as the capture service shows them for the same text
+      expect(w.ids).toEqual(heldOut.ids[Number(w.window)].slice(0, w.ids.length));
+      const shown = await captureApi.Tokenize({
+        text: [TEXT, 'Fellow citizens of the Senate and House of Representatives, I come before you.'][
+          Number(w.window)
+        ],
+      });
+      expect(w.tokens).toEqual(shown.tokens.slice(0, w.ids.length));
+      expect(w.values).toHaveLength(w.ids.length);
+    }
+    await expectGrpcError(
+      sae.FeatureRecords({ saeId: TOPK, feature: D_SAE }),
+      status.NOT_FOUND,
+      /feature 96 is out of range/,
+    );
+  });
+
   it('says clearly what was wrong with a request', async () => {
     await expectGrpcError(sae.GetSae({ id: 'nope' }), status.NOT_FOUND, /unknown SAE "nope"; known: /);
     await expectGrpcError(sae.Encode({ saeId: 'nope', text: 'hi' }), status.NOT_FOUND, /unknown SAE "nope"/);
@@ -396,6 +466,7 @@ describe('SaeService over gRPC', () => {
       status.INVALID_ARGUMENT,
       /must name a file inside the data directory/,
     );
+    await expectGrpcError(sae.Train({}), status.UNIMPLEMENTED, /not served yet/);
     await expectGrpcError(
       sae.Evaluate({ saeId: TOPK, captureJobId: '0b6f1d8e-2c44-4c1e-9a55-000000000000' }),
       status.NOT_FOUND,

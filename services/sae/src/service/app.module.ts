@@ -2,10 +2,12 @@ import type { Logger, LoupeConfig } from '@loupe/common';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { CaptureClient } from './capture-client.js';
 import { SaeDatabase } from './database.js';
+import { FeatureData } from './feature-data.js';
 import { SaeController } from './sae.controller.js';
 import { SaeEvaluation } from './sae-evaluation.js';
 import { SaeInference } from './sae-inference.js';
 import { SaeRegistry } from './sae-registry.js';
+import { Tokenizers } from './tokenizers.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
 @Module({})
@@ -22,6 +24,8 @@ export class SaeModule {
         SaeRegistry,
         SaeInference,
         SaeEvaluation,
+        Tokenizers,
+        FeatureData,
       ],
     };
   }

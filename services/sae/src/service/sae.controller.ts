@@ -20,6 +20,7 @@ import type {
 } from '@loupe/common/grpc';
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
+import { FeatureData } from './feature-data.js';
 import { NotImplementedYet } from './grpc-error.filter.js';
 import { SaeEvaluation } from './sae-evaluation.js';
 import { SaeInference } from './sae-inference.js';
@@ -33,17 +34,20 @@ export class SaeController {
     private readonly saes: SaeRegistry,
     private readonly inference: SaeInference,
     private readonly evaluation: SaeEvaluation,
+    private readonly features: FeatureData,
   ) {}
 
   @GrpcMethod('SaeService', 'GetSae')
   async getSae(request: GetSaeRequest__Output): Promise<SaeInfo> {
-    return toSaeInfo(await this.saes.record(request.id), false);
+    const record = await this.saes.record(request.id);
+    return toSaeInfo(record, (await this.features.computed([record.id])).has(record.id));
   }
 
   @GrpcMethod('SaeService', 'ListSaes')
   async listSaes(request: ListSaesRequest__Output): Promise<ListSaesResponse> {
     const records = await this.saes.list({ model: request.model, hook: request.hook });
-    return { saes: records.map((record) => toSaeInfo(record, false)) };
+    const computed = await this.features.computed(records.map((r) => r.id));
+    return { saes: records.map((record) => toSaeInfo(record, computed.has(record.id))) };
   }
 
   @GrpcMethod('SaeService', 'Encode')
@@ -85,12 +89,12 @@ export class SaeController {
   }
 
   @GrpcMethod('SaeService', 'FeatureRecords')
-  async featureRecords(_request: FeatureRequest__Output): Promise<FeatureRecordsResponse> {
-    throw new NotImplementedYet('FeatureRecords: feature records are not computed by this service yet');
+  featureRecords(request: FeatureRequest__Output): Promise<FeatureRecordsResponse> {
+    return this.features.records(request);
   }
 
   @GrpcMethod('SaeService', 'FeatureStats')
-  async featureStats(_request: FeatureRequest__Output): Promise<FeatureStatsResponse> {
-    throw new NotImplementedYet('FeatureStats: feature statistics are not computed by this service yet');
+  featureStats(request: FeatureRequest__Output): Promise<FeatureStatsResponse> {
+    return this.features.stats(request);
   }
 }
