@@ -139,6 +139,30 @@ sae
     runCommand(() => import('./commands/sae-features.js').then((m) => m.features(id, options))),
   );
 
+const llmFlags = (command: Command) =>
+  command
+    .requiredOption('--records <file.json>', '{"top":[{"tokens":[...],"activations":[...]}],"random":[...]}')
+    .option('--simulator <kind>', 'baseline, logprobs or json (default: logprobs with an LLM, else baseline)')
+    .option(
+      '--llm-base-url <url>',
+      'OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: $LOUPE_LLM_BASE_URL)',
+    )
+    .option('--llm-model <model>', 'model name (default: $LOUPE_LLM_MODEL)')
+    .option('--seed <s>', 'seed for the bootstrap interval and example order', '0')
+    .option('--bootstrap <n>', 'bootstrap resamples for the 95% interval', '1000')
+    .option('--json', 'print JSON (the only output format)');
+llmFlags(program.command('score'))
+  .requiredOption('--explanation <text>', 'the explanation to score')
+  .option('--method <method>', 'simulation, detection or fuzzing', 'simulation')
+  .description('score an explanation against records: correlation of simulated and true activations')
+  .action((options) => runCommand(() => import('./commands/explain.js').then((m) => m.score(options))));
+llmFlags(program.command('explain'))
+  .option('--candidates <n>', 'explanations to ask for; the best by simulation is kept', '1')
+  .description(
+    'explain a unit from its records (statistical baseline without an LLM) and score it on held-out records',
+  )
+  .action((options) => runCommand(() => import('./commands/explain.js').then((m) => m.explain(options))));
+
 program
   .command('serve')
   .description('start the Loupe services on this machine')

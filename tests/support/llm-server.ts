@@ -1,0 +1,184 @@
+// A stand-in for an OpenAI-compatible chat-completions server, for tests of the explainer.
+//
+// It speaks the parts of the protocol the client depends on: POST /v1/chat/completions with a bearer key,
+// replies with choices[0].message.content, optional logprobs.content[{token,logprob,top_logprobs}] and
+// usage. Replies are scripted: a queue consumed in order, then a function of the request. A scripted
+// reply can be an HTTP error (429 with Retry-After, 500), a slow answer or a malformed body. Every request
+// is recorded, and the most requests ever in flight at once is counted, so tests can check the
+// concurrency limit without timing anything.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ScriptedTopLogprob {
+  token: string;
+  logprob: number;
+}
+
+export interface ScriptedLogprob extends ScriptedTopLogprob {
+  top_logprobs: ScriptedTopLogprob[];
+}
+
+export type LlmReply =
+  | {
+      content: string;
+      logprobs?: ScriptedLogprob[];
+      /** Omit to send usage counted as characters/4; null to send no usage at all. */
+      usage?: { prompt_tokens: number; completion_tokens: number } | null;
+      delayMs?: number;
+    }
+  | { status: number; body?: string; retryAfter?: string; delayMs?: number }
+  | { malformed: string; delayMs?: number };
+
+export interface RecordedRequest {
+  authorization: string | undefined;
+  // biome-ignore lint/suspicious/noExplicitAny: the request body is whatever the client sent
+  body: any;
+  /** The last user message: what the prompt asks about. */
+  lastUser: string;
+}
+
+export interface LlmServerOptions {
+  replies?: LlmReply[];
+  respond?: (request: RecordedRequest) => LlmReply;
+  /** When set, requests without `Authorization: Bearer <key>` get a 401. */
+  apiKey?: string;
+}
+
+export interface LlmServer {
+  /** Base URL as users configure it, ending in /v1. */
+  url: string;
+  requests: RecordedRequest[];
+  /** The most requests that were in flight at the same moment. */
+  maxConcurrent(): number;
+  /** Replies still queued. */
+  queue: LlmReply[];
+  close(): Promise<void>;
+}
+
+export async function startLlmServer(options: LlmServerOptions = {}): Promise<LlmServer> {
+  const requests: RecordedRequest[] = [];
+  const queue = [...(options.replies ?? [])];
+  let inFlight = 0;
+  let maxInFlight = 0;
+
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (chunk: Buffer) => {
+      raw += chunk.toString();
+    });
+    req.on('end', async () => {
+      if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: `no route ${req.method} ${req.url}` } }));
+        return;
+      }
+      if (options.apiKey && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: 'invalid api key' } }));
+        return;
+      }
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      try {
+        const body = JSON.parse(raw);
+        const users = (body.messages ?? []).filter((m: { role: string }) => m.role === 'user');
+        const recorded: RecordedRequest = {
+          authorization: req.headers.authorization,
+          body,
+          lastUser: users.at(-1)?.content ?? '',
+        };
+        requests.push(recorded);
+        const reply = queue.shift() ??
+          options.respond?.(recorded) ?? { status: 500, body: 'no reply scripted' };
+        if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+        if (res.destroyed || req.socket.destroyed) return;
+        if ('status' in reply) {
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          if (reply.retryAfter !== undefined) headers['retry-after'] = reply.retryAfter;
+          res.writeHead(reply.status, headers);
+          res.end(reply.body ?? JSON.stringify({ error: { message: `scripted ${reply.status}` } }));
+        } else if ('malformed' in reply) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(reply.malformed);
+        } else {
+          const usage =
+            reply.usage === null
+              ? undefined
+              : (reply.usage ?? {
+                  prompt_tokens: Math.ceil(raw.length / 4),
+                  completion_tokens: Math.ceil(reply.content.length / 4),
+                });
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              id: `chatcmpl-${requests.length}`,
+              object: 'chat.completion',
+              model: body.model,
+              choices: [
+                {
+                  index: 0,
+                  message: { role: 'assistant', content: reply.content },
+                  logprobs: body.logprobs && reply.logprobs ? { content: reply.logprobs } : null,
+                  finish_reason: 'stop',
+                },
+              ],
+              ...(usage
+                ? { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } }
+                : {}),
+            }),
+          );
+        }
+      } catch (error) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: String(error) } }));
+      } finally {
+        inFlight -= 1;
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    queue,
+    maxConcurrent: () => maxInFlight,
+    close: () =>
+      new Promise((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
+
+/**
+ * A line-format simulation reply (`token<TAB>N` per token) with log-probabilities laid out as a GPT
+ * tokenizer would: the token, a TAB, the digit (with `distribution` as its alternatives), a newline.
+ */
+export function lineReply(
+  tokens: readonly string[],
+  distributions: readonly Record<string, number>[],
+): LlmReply {
+  const logprobs: ScriptedLogprob[] = [];
+  const lines: string[] = [];
+  tokens.forEach((token, i) => {
+    const alternatives = Object.entries(distributions[i])
+      .map(([digit, p]) => ({ token: digit, logprob: Math.log(p) }))
+      .sort((a, b) => b.logprob - a.logprob);
+    const sampled = alternatives[0].token;
+    lines.push(`${token}\t${sampled}`);
+    const plain = (t: string): ScriptedLogprob => ({
+      token: t,
+      logprob: 0,
+      top_logprobs: [{ token: t, logprob: 0 }],
+    });
+    logprobs.push(plain(token), plain('\t'), {
+      token: sampled,
+      logprob: alternatives[0].logprob,
+      top_logprobs: alternatives,
+    });
+    if (i < tokens.length - 1) logprobs.push(plain('\n'));
+  });
+  return { content: lines.join('\n'), logprobs };
+}
