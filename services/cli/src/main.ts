@@ -95,14 +95,24 @@ sae
   .option('--holdout <percent>', 'percentage of vectors, from the end, kept out of training', '0')
   .option('--normalize', 'scale activations to unit mean squared norm (folded into the saved weights)')
   .option('--normalize-vectors <n>', 'vectors to estimate the normalisation scale on', '65536')
-  .option('--dead-window <tokens>', 'a latent is dead when it has not fired in this many tokens', '10000000')
+  .option(
+    '--dead-window <tokens>',
+    'a latent is dead when it has not fired in this many tokens (dense: fires on > 10% of them)',
+    '10000000',
+  )
+  .option('--auxk <alpha>', 'topk: AuxK coefficient for dead latents (0 turns it off; default 1/32)')
+  .option(
+    '--checkpoint-every <n>',
+    'steps between checkpoints in <out>/checkpoints (rerun to resume)',
+    '1000',
+  )
   .option(
     '--eval-vectors <n>',
     'held-out vectors to report reconstruction metrics on (with --holdout; plain TypeScript, so few)',
     '512',
   )
   .requiredOption('--out <sae-dir>', 'folder to write (SAELens layout: cfg.json + sae_weights.safetensors)')
-  .option('--force', 'replace an SAE already in --out')
+  .option('--force', 'replace an SAE already in --out and start over, ignoring its checkpoints')
   .description('train an SAE with a progress bar; prints a JSON summary')
   .action((options) => runCommand(() => import('./commands/sae.js').then((m) => m.train(options))));
 sae
@@ -138,6 +148,13 @@ sae
   .action((id: string, options) =>
     runCommand(() => import('./commands/sae-features.js').then((m) => m.features(id, options))),
   );
+
+const apikey = program.command('apikey').description('API keys for the GraphQL gateway (mutations need one)');
+apikey
+  .command('create')
+  .option('--name <name>', 'a label to tell keys apart', 'default')
+  .description('create a key and print it once (only its sha256 is stored)')
+  .action((options) => runCommand(() => import('./commands/apikey.js').then((m) => m.create(options))));
 
 const llmFlags = (command: Command) =>
   command

@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, UserInputError } from '@loupe/common';
 import { openDatabase, type Sql } from '@loupe/common/db';
@@ -41,7 +41,12 @@ interface TrainOptions {
   evalVectors: string;
   out: string;
   force?: boolean;
+  checkpointEvery: string;
+  auxk?: string;
 }
+
+/** Where `loupe sae train --out <dir>` keeps its checkpoints; rerunning the command resumes from them. */
+const CHECKPOINTS_DIR = 'checkpoints';
 
 function whole(value: string, flag: string, min = 1): number {
   const n = Number(value);
@@ -54,6 +59,12 @@ function positiveNumber(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0)
     throw new UserInputError(`${flag} must be a positive number, got ${value}`);
+  return n;
+}
+
+function nonNegativeNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new UserInputError(`${flag} must be a number ≥ 0, got ${value}`);
   return n;
 }
 
@@ -99,12 +110,17 @@ export async function train(options: TrainOptions): Promise<void> {
     heldOutFraction: percent(options.holdout, '--holdout'),
     normaliseVectors: options.normalize ? whole(options.normalizeVectors, '--normalize-vectors') : 0,
     deadWindowTokens: whole(options.deadWindow, '--dead-window'),
+    auxkCoefficient: options.auxk === undefined ? undefined : nonNegativeNumber(options.auxk, '--auxk'),
+    checkpointEvery: whole(options.checkpointEvery, '--checkpoint-every'),
     device: config.device,
     intraOpThreads: config.intraOpThreads,
   };
   const evalVectors = whole(options.evalVectors, '--eval-vectors', 0);
   const out = path.resolve(options.out);
   await checkOut(out, options.force ?? false);
+  const checkpointDir = path.join(out, CHECKPOINTS_DIR);
+  // --force starts over: checkpoints of an earlier run must not be resumed
+  if (options.force) await rm(checkpointDir, { recursive: true, force: true });
   const source = await openActivationSource(options.activations, {
     tensor: options.tensor,
     hook: options.hook,
@@ -116,14 +132,17 @@ export async function train(options: TrainOptions): Promise<void> {
   try {
     const result = await trainSae(source, {
       ...settings,
+      checkpointDir,
       onProgress: (p) =>
         bar.update(
           p.step,
           p.steps,
-          `loss ${p.loss.toPrecision(4)} L0 ${p.l0.toFixed(1)} dead ${(100 * p.deadFraction).toFixed(1)}%`,
+          `loss ${p.loss.toPrecision(4)} L0 ${p.l0.toFixed(1)} dead ${(100 * p.deadFraction).toFixed(1)}% dense ${(100 * p.denseFraction).toFixed(1)}%`,
         ),
     });
     bar.stop();
+    if (result.resumedFrom > 0)
+      process.stderr.write(`resumed from the checkpoint at step ${result.resumedFrom}\n`);
     await writeSaeLens(out, result.sae, {
       trained_by: 'loupe sae train',
       steps: settings.steps,
@@ -154,6 +173,10 @@ export async function train(options: TrainOptions): Promise<void> {
       l0: result.final.l0,
       deadFraction: result.final.deadFraction,
       deadWindowTokens: Math.min(settings.deadWindowTokens, result.final.tokens),
+      denseFraction: result.final.denseFraction,
+      denseThreshold: result.denseThreshold,
+      denseWindowTokens: result.final.denseWindowTokens,
+      resumedFrom: result.resumedFrom,
       lr: result.lr,
       activationScale: result.activationScale,
       trainVectors: result.trainVectors,

@@ -6,8 +6,11 @@ import { estimateActivationScale } from '../data/normalisation.js';
 import { foldActivationScale, type Sae, type SaeArchitecture, type SaeWeights } from '../format/sae-model.js';
 import type { DenseArchitecture } from '../train/architectures.js';
 import { SaeTrainer } from '../train/sae-trainer.js';
+import { DEFAULT_AUXK_COEFFICIENT } from '../train/topk-graph.js';
 import { TopKTrainer } from '../train/trainer.js';
-import { LatentActivity } from './latent-activity.js';
+import type { TrainerState } from '../train/trainer-state.js';
+import { latestCheckpoint, settingsHash, type TrainingCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { DENSE_FIRING_FRACTION, LatentActivity } from './latent-activity.js';
 import { defaultTopKLearningRate, learningRate } from './lr-schedule.js';
 
 /** Architectures `trainSae` trains. */
@@ -28,10 +31,16 @@ interface StepTrainer {
     batch: Float32Array,
     batchSize: number,
     lr: number,
-  ): Promise<{ loss: number; l0: number; latentCounts: Float32Array }>;
+    dead?: ArrayLike<number>,
+  ): Promise<{ loss: number; l0: number; latentCounts: Float32Array; auxLoss?: number }>;
+  snapshot(): TrainerState;
+  restore(state: TrainerState): void;
   release(): Promise<void>;
   readonly provider: string;
 }
+
+/** Default steps between checkpoints. */
+export const DEFAULT_CHECKPOINT_EVERY = 1000;
 
 export interface TrainSaeSettings {
   architecture: TrainableArchitecture;
@@ -49,19 +58,39 @@ export interface TrainSaeSettings {
   heldOutFraction: number;
   /** vectors to estimate the normalisation scale on; 0 trains on raw activations */
   normaliseVectors: number;
+  /** window for dead latents (and AuxK's dead mask) and for dense ones (see LatentActivity) */
   deadWindowTokens: number;
+  /** topk: AuxK's coefficient α; default 1/32, 0 turns AuxK off */
+  auxkCoefficient?: number;
   device: Device;
   intraOpThreads: number;
+  /**
+   * Folder for checkpoints; without it nothing is saved. With it, training resumes from the newest
+   * valid checkpoint there, and a checkpoint from other settings or data is refused.
+   */
+  checkpointDir?: string;
+  /** steps between checkpoints (and one after the last step); default 1000 */
+  checkpointEvery?: number;
   onProgress?: (progress: TrainProgress) => void;
+  /** after each checkpoint is durable */
+  onCheckpoint?: (step: number, file: string) => void;
 }
 
 export interface TrainProgress {
   step: number;
   steps: number;
   tokens: number;
+  /** the training objective (reconstruction, plus AuxK or the sparsity term where used) */
   loss: number;
   l0: number;
+  /** latents that have not fired over the last `deadWindowTokens` tokens (or at all, before that many) */
   deadFraction: number;
+  /** latents firing on > 10% (DENSE_FIRING_FRACTION) of the tokens of the last complete window */
+  denseFraction: number;
+  /** tokens the dense figure is over */
+  denseWindowTokens: number;
+  /** topk with AuxK: sparsify's normalised aux loss (0 while nothing is dead) */
+  auxLoss?: number;
 }
 
 export interface TrainSaeResult {
@@ -72,6 +101,10 @@ export interface TrainSaeResult {
   trainVectors: number;
   heldOutVectors: number;
   provider: string;
+  /** the step training resumed from (0 for a fresh start) */
+  resumedFrom: number;
+  deadWindowTokens: number;
+  denseThreshold: number;
 }
 
 /**
@@ -85,21 +118,26 @@ export async function trainSae(
 ): Promise<TrainSaeResult> {
   const { width, k, steps, batchSize, seed } = settings;
   if (k > width) throw new UserInputError(`--k ${k} is larger than --width ${width}`);
-  const probe = new ActivationDataset(source, {
+  const checkpointEvery = settings.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
+  if (!Number.isSafeInteger(checkpointEvery) || checkpointEvery < 1)
+    throw new UserInputError(`checkpoint interval must be a whole number ≥ 1, got ${checkpointEvery}`);
+  const auxkCoefficient =
+    settings.architecture === 'topk' ? (settings.auxkCoefficient ?? DEFAULT_AUXK_COEFFICIENT) : 0;
+  const hash = runHash(source, settings, auxkCoefficient);
+  const resume = settings.checkpointDir ? await latestCheckpoint(settings.checkpointDir, hash) : null;
+  const datasetSettings = {
     batchSize,
     shuffleCapacity: settings.shuffleCapacity,
     seed,
     heldOutFraction: settings.heldOutFraction,
-  });
-  const scale =
-    settings.normaliseVectors > 0 ? await estimateActivationScale(probe, settings.normaliseVectors) : 1;
-  const dataset = new ActivationDataset(source, {
-    batchSize,
-    shuffleCapacity: settings.shuffleCapacity,
-    seed,
-    heldOutFraction: settings.heldOutFraction,
-    scale,
-  });
+  };
+  const probe = new ActivationDataset(source, datasetSettings);
+  const scale = resume
+    ? resume.activationScale
+    : settings.normaliseVectors > 0
+      ? await estimateActivationScale(probe, settings.normaliseVectors)
+      : 1;
+  const dataset = new ActivationDataset(source, { ...datasetSettings, scale });
   const lr = settings.lr ?? defaultTopKLearningRate(width);
   const schedule = { base: lr, warmupSteps: Math.min(1000, Math.floor(steps / 10)), decayFraction: 0.2 };
 
@@ -110,7 +148,11 @@ export async function trainSae(
   const runtime = { seed, device: settings.device, intraOpThreads: settings.intraOpThreads };
   const topk =
     settings.architecture === 'topk'
-      ? await TopKTrainer.create({ shape, ...runtime }, first.value.data, first.value.rows)
+      ? await TopKTrainer.create(
+          { shape, ...runtime, ...(auxkCoefficient > 0 ? { auxk: { coefficient: auxkCoefficient } } : {}) },
+          first.value.data,
+          first.value.rows,
+        )
       : null;
   const dense = topk
     ? null
@@ -121,16 +163,39 @@ export async function trainSae(
       );
   const trainer: StepTrainer = (topk ?? dense)!;
   const activity = new LatentActivity(width, settings.deadWindowTokens);
-  let progress: TrainProgress = { step: 0, steps, tokens: 0, loss: Number.NaN, l0: 0, deadFraction: 1 };
+  let progress: TrainProgress = {
+    step: 0,
+    steps,
+    tokens: 0,
+    loss: Number.NaN,
+    l0: 0,
+    deadFraction: 1,
+    denseFraction: 0,
+    denseWindowTokens: 0,
+  };
+  const start = resume?.step ?? 0;
   try {
     let batch = first.value;
-    for (let step = 0; step < steps; step++) {
+    if (resume) {
+      if (resume.step > steps)
+        throw new Error(`checkpoint at step ${resume.step} is past the run's ${steps} steps`);
+      trainer.restore(resume.trainer);
+      activity.restore(resume.activity);
+      progress = resume.progress as unknown as TrainProgress;
+      // Re-seeded stream: batch `step` is the next to train on; the first is already drawn.
+      for (let skipped = 1; skipped < resume.step; skipped++) {
+        const next = await batches.next();
+        if (next.done) throw new Error('the batch stream ended while fast-forwarding');
+      }
+    }
+    for (let step = start; step < steps; step++) {
       if (step > 0) {
         const next = await batches.next();
         if (next.done) throw new Error('the batch stream ended');
         batch = next.value;
       }
-      const result = await trainer.step(batch.data, batch.rows, learningRate(schedule, step, steps));
+      const dead = auxkCoefficient > 0 ? activity.deadMask() : undefined;
+      const result = await trainer.step(batch.data, batch.rows, learningRate(schedule, step, steps), dead);
       activity.record(result.latentCounts, batch.rows);
       progress = {
         step: step + 1,
@@ -139,8 +204,24 @@ export async function trainSae(
         loss: result.loss,
         l0: result.l0,
         deadFraction: activity.deadFraction(),
+        denseFraction: activity.denseFraction(),
+        denseWindowTokens: activity.denseWindowTokens,
+        ...(result.auxLoss === undefined ? {} : { auxLoss: result.auxLoss }),
       };
       settings.onProgress?.(progress);
+      const done = step + 1;
+      if (settings.checkpointDir && (done % checkpointEvery === 0 || done === steps)) {
+        const checkpoint: TrainingCheckpoint = {
+          settingsHash: hash,
+          step: done,
+          activationScale: scale,
+          trainer: trainer.snapshot(),
+          activity: activity.snapshot(),
+          progress: progress as unknown as Record<string, number>,
+        };
+        const file = await writeCheckpoint(settings.checkpointDir, checkpoint);
+        settings.onCheckpoint?.(done, file);
+      }
     }
     const params = (topk ?? dense)!.parameters();
     // Copies: the trainer's tensors are released below.
@@ -174,11 +255,37 @@ export async function trainSae(
       trainVectors: dataset.trainRows,
       heldOutVectors: dataset.heldOutRows,
       provider: trainer.provider,
+      resumedFrom: start,
+      deadWindowTokens: settings.deadWindowTokens,
+      denseThreshold: DENSE_FIRING_FRACTION,
     };
   } finally {
     await batches.return(undefined);
     await trainer.release();
   }
+}
+
+/**
+ * What determines the run's result: every training setting (not the device or thread count, which a
+ * resumed run may change at the cost of bit-identity) and the data's identity (location, shape, hook).
+ */
+function runHash(source: ActivationSource, settings: TrainSaeSettings, auxkCoefficient: number): string {
+  return settingsHash({
+    data: { location: source.location, rows: source.rows, width: source.width, hook: source.hook },
+    architecture: settings.architecture,
+    width: settings.width,
+    k: settings.k,
+    sparsity: settings.sparsity,
+    steps: settings.steps,
+    batchSize: settings.batchSize,
+    lr: settings.lr,
+    seed: settings.seed,
+    shuffleCapacity: settings.shuffleCapacity,
+    heldOutFraction: settings.heldOutFraction,
+    normaliseVectors: settings.normaliseVectors,
+    deadWindowTokens: settings.deadWindowTokens,
+    auxkCoefficient,
+  });
 }
 
 /** The step graph's settings for the dense architectures; sparsity coefficients warm up over 5% of steps. */

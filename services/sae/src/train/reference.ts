@@ -225,3 +225,85 @@ export function referenceJumpReluLoss(
     inWindow,
   };
 }
+
+/** AuxK's inputs, as the TopK step graph takes them (see AuxKOptions in topk-graph.ts). */
+export interface ReferenceAuxK {
+  /** 1 dead, 0 alive, per latent */
+  deadMask: ArrayLike<number>;
+  kAux: number;
+  scale: number;
+  coefficient: number;
+  /**
+   * The residual e = x − x̂ per row [rows·d], held fixed (AuxK's stop-gradient). Finite differences must
+   * pass the residual of the unperturbed parameters here; without it e is computed from `p`.
+   */
+  residual?: Float64Array;
+}
+
+/**
+ * TopK loss plus AuxK from the definition, in float64: (1/B)·(Σ_b ||e_b||² + α·s·Σ_b ||e_b − ê_b||²) with
+ * ê_b = Σ over the k_aux largest ReLU pre-activations among dead latents of a_j·W_dec[j]. Also returns
+ * the residual (for holding it fixed), sparsify's normalised aux figure, the smallest gap at the k_aux-th
+ * dead value (selection stability), and how many picked dead values are positive.
+ */
+export function referenceAuxKLoss(
+  shape: TopKShape,
+  p: TopKParameters | Record<keyof TopKParameters, Float64Array>,
+  x: Float64Array | Float32Array,
+  rows: number,
+  aux: ReferenceAuxK,
+): {
+  loss: number;
+  mse: number;
+  auxLoss: number;
+  residual: Float64Array;
+  auxMinGap: number;
+  auxPositive: number;
+} {
+  const { d, m, k } = shape;
+  const residual = new Float64Array(rows * d);
+  let squared = 0;
+  let auxSquared = 0;
+  let auxMinGap = Number.POSITIVE_INFINITY;
+  let auxPositive = 0;
+  for (let b = 0; b < rows; b++) {
+    const pre = preActivations(d, m, p, x, b);
+    const relu = Array.from(pre, (v) => Math.max(0, v));
+    const order = relu.map((_, i) => i).sort((a, c) => relu[c] - relu[a]);
+    const f = new Float64Array(m);
+    for (const i of order.slice(0, k)) f[i] = relu[i];
+    for (let j = 0; j < d; j++) {
+      let recon = p.b_dec[j];
+      for (let i = 0; i < m; i++) if (f[i] !== 0) recon += f[i] * p.W_dec[i * d + j];
+      residual[b * d + j] = x[b * d + j] - recon;
+      squared += residual[b * d + j] ** 2;
+    }
+    const dead = relu.map((v, i) => (aux.deadMask[i] ? v : 0));
+    const deadOrder = dead.map((_, i) => i).sort((a, c) => dead[c] - dead[a]);
+    const picked = deadOrder.slice(0, aux.kAux);
+    if (aux.kAux < m && dead[deadOrder[aux.kAux - 1]] > 0)
+      auxMinGap = Math.min(auxMinGap, dead[deadOrder[aux.kAux - 1]] - dead[deadOrder[aux.kAux]]);
+    const e = aux.residual ?? residual;
+    for (let j = 0; j < d; j++) {
+      let eHat = 0;
+      for (const i of picked) eHat += dead[i] * p.W_dec[i * d + j];
+      auxSquared += (e[b * d + j] - eHat) ** 2;
+    }
+    for (const i of picked) if (dead[i] > 0) auxPositive++;
+  }
+  let variance = 0;
+  for (let j = 0; j < d; j++) {
+    let mean = 0;
+    for (let b = 0; b < rows; b++) mean += x[b * d + j];
+    mean /= rows;
+    for (let b = 0; b < rows; b++) variance += (x[b * d + j] - mean) ** 2;
+  }
+  return {
+    loss: (squared + aux.coefficient * aux.scale * auxSquared) / rows,
+    mse: squared / rows,
+    auxLoss: (aux.scale * auxSquared) / variance,
+    residual,
+    auxMinGap,
+    auxPositive,
+  };
+}

@@ -12,6 +12,9 @@ import { MIN_KEPT_OUTPUT } from './batchtopk-graph.js';
 import { type SaeParam, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
 import type { RunningThreshold } from './inference-threshold.js';
 import { buildStepGraph } from './sae-graphs.js';
+import { copyTensors, restoreTensors, type TrainerState } from './trainer-state.js';
+
+const THRESHOLD_SCALAR = 'inference_threshold';
 
 export interface SaeTrainerSettings {
   shape: SaeShape;
@@ -144,6 +147,21 @@ export class SaeTrainer {
     };
     if (this.runtime.params.includes('log_threshold')) result.log_threshold = view('log_threshold');
     return result;
+  }
+
+  /** Parameters, moments, step count and BatchTopK's θ, copied, for a checkpoint. */
+  snapshot(): TrainerState {
+    const scalars: Record<string, number> = {};
+    const theta = this.runtime.threshold?.value;
+    if (theta !== undefined) scalars[THRESHOLD_SCALAR] = theta;
+    return { steps: this.steps, tensors: copyTensors(this.state), scalars };
+  }
+
+  /** Continues from a snapshot exactly where it was taken. */
+  restore(saved: TrainerState): void {
+    this.state = restoreTensors(this.state, saved.tensors);
+    this.steps = saved.steps;
+    this.runtime.threshold?.restore(saved.scalars[THRESHOLD_SCALAR]);
   }
 
   async release(): Promise<void> {

@@ -33,6 +33,42 @@ export const io = saeIo;
  */
 export type TopKKernel = 'dense' | 'sparse';
 
+/**
+ * AuxK (Gao et al. 2024, "Scaling and evaluating sparse autoencoders", appendix A.2; EleutherAI sparsify
+ * does the same): latents that have been dead for a while reconstruct the main reconstruction's residual
+ * e = x − x̂ with the k_aux largest of their (ReLU'd) pre-activations, ê = Σ a_j·W_dec[j] (no bias, the
+ * paper's ê = W_dec·z). e is a constant (stop-gradient): the aux term reaches the main reconstruction only
+ * through the shared encoder and decoder weights.
+ *
+ * Graph inputs: `dead_mask` [m] (1 dead, 0 alive), `k_aux` int64 [1] (≥ 1; the trainer feeds
+ * min(d/2, dead) as sparsify does, 1 when none is dead), `aux_scale` [] (sparsify's min(dead / k_aux, 1),
+ * which fades the term out as the dead count falls; 0 turns it off when no latent is dead).
+ *
+ * Normalisation: sparsify's, auxk = aux_scale·||e − ê||² / ||x − mean(x)||² summed over the batch (the
+ * batch's total variance), added with coefficient α (default 1/32) to fvu = ||e||² / total variance.
+ * Our main loss is ||e||²/B rather than fvu, so the objective is that sum times total variance / B:
+ * loss = (1/B)·(||e||² + α·aux_scale·||e − ê||²), which keeps sparsify's relative weighting exactly. The
+ * `aux_loss` output is sparsify's normalised figure, for logging.
+ */
+export interface AuxKOptions {
+  /** α; default 1/32 */
+  coefficient?: number;
+}
+
+export const DEFAULT_AUXK_COEFFICIENT = 1 / 32;
+export const AUXK_INPUTS = { deadMask: 'dead_mask', kAux: 'k_aux', scale: 'aux_scale' } as const;
+
+interface AuxForward {
+  values: string;
+  indices: string;
+  flatIndices: string;
+  rows: string;
+  /** ê − e, [B, d] */
+  error: string;
+  scale: string;
+  coefficient: number;
+}
+
 interface Forward {
   x: string;
   batch: string;
@@ -47,6 +83,7 @@ interface Forward {
   flatIndices?: string;
   error: string;
   loss: string;
+  aux?: AuxForward;
 }
 
 /**
@@ -54,7 +91,7 @@ interface Forward {
  * over d, i.e. (1/B)·Σ_b ||x_b − x̂_b||². Adam is nearly invariant to the scale, so the choice only
  * matters for comparing loss numbers; this one is the per-vector squared error, independent of B.
  */
-function forward(g: GraphBuilder, shape: TopKShape, kernel: TopKKernel): Forward {
+function forward(g: GraphBuilder, shape: TopKShape, kernel: TopKKernel, auxk?: AuxKOptions): Forward {
   const x = g.input('x', 'float32', ['batch', shape.d]);
   for (const p of TOPK_PARAMS) g.input(p, 'float32', paramShape(shape, p));
   const batch = g.op('Cast', [g.op('Gather', [g.op('Shape', [x]), g.constInt64([0], [], 'zero')])], {
@@ -86,11 +123,69 @@ function forward(g: GraphBuilder, shape: TopKShape, kernel: TopKKernel): Forward
   const recon = g.op('Add', [decoded, 'b_dec']);
   const error = g.op('Sub', [recon, x]);
   const squared = g.op('ReduceSum', [g.op('Mul', [error, error])], { keepdims: 0 });
-  const loss = g.op('Div', [squared, batch], {}, 'loss');
-  return { x, batch, centred, pre, topValues, topIndices, error, loss, ...parts };
+  if (!auxk) {
+    const loss = g.op('Div', [squared, batch], {}, 'loss');
+    return { x, batch, centred, pre, topValues, topIndices, error, loss, ...parts };
+  }
+  const aux = auxForward(g, shape, { x, batch, relu, error }, auxk);
+  const auxSquared = g.op('ReduceSum', [g.op('Mul', [aux.error, aux.error])], { keepdims: 0 });
+  const weighted = g.op('Mul', [
+    g.op('Mul', [auxSquared, aux.scale]),
+    g.constFloat([aux.coefficient], [], 'auxk_coefficient'),
+  ]);
+  const loss = g.op('Div', [g.op('Add', [squared, weighted]), batch], {}, 'loss');
+  g.op('Div', [squared, batch], {}, 'mse');
+  // sparsify's logged figure: aux_scale·||e − ê||² over the batch's total variance
+  const mean = g.op('ReduceMean', [x, g.constInt64([0], [1], 'aux_axis0')], { keepdims: 1 });
+  const spread = g.op('Sub', [x, mean]);
+  const variance = g.op('Max', [
+    g.op('ReduceSum', [g.op('Mul', [spread, spread])], { keepdims: 0 }),
+    g.constFloat([1e-30], [], 'tiny'),
+  ]);
+  g.op('Div', [g.op('Mul', [auxSquared, aux.scale]), variance], {}, 'aux_loss');
+  return { x, batch, centred, pre, topValues, topIndices, error, loss, aux, ...parts };
+}
+
+/** AuxK's forward: the top k_aux dead latents per vector, gathered decoder rows, ê − e. */
+function auxForward(
+  g: GraphBuilder,
+  shape: TopKShape,
+  main: { x: string; batch: string; relu: string; error: string },
+  options: AuxKOptions,
+): AuxForward {
+  const dead = g.input(AUXK_INPUTS.deadMask, 'float32', [shape.m]);
+  const kAux = g.input(AUXK_INPUTS.kAux, 'int64', [1]);
+  const scale = g.input(AUXK_INPUTS.scale, 'float32', []);
+  // Live latents become 0 rather than −∞: if fewer than k_aux dead latents are positive, the extra picks
+  // are zeros that add nothing and (masked by positivity below) get no gradient, same as sparsify's.
+  const deadRelu = g.op('Mul', [main.relu, dead]);
+  const [values, indices] = g.opMulti('TopK', [deadRelu, kAux], 2, { axis: 1, largest: 1, sorted: 0 });
+  const rows = g.op('Gather', ['W_dec', indices], { axis: 0 });
+  const axis1 = g.constInt64([1], [1], 'aux_axis1');
+  const eHat = g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [values, axis1]), rows]), axis1]);
+  // main.error is x̂ − x, so ê − e = ê + (x̂ − x)
+  const error = g.op('Add', [eHat, main.error]);
+  const flatIndices = g.op('Reshape', [indices, g.constInt64([-1, 1], [2], 'aux_flat_shape')]);
+  return {
+    values,
+    indices,
+    flatIndices,
+    rows,
+    error,
+    scale,
+    coefficient: options.coefficient ?? DEFAULT_AUXK_COEFFICIENT,
+  };
 }
 
 type Gradients = Record<TopKParam, string>;
+
+function once<T>(make: () => T): () => T {
+  let value: T | undefined;
+  return () => {
+    value ??= make();
+    return value;
+  };
+}
 
 /**
  * Hand-written backward pass. Only the k selected latents per row carry gradient: the gradient with
@@ -105,6 +200,30 @@ function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
   const positive = g.op('Cast', [g.op('Greater', [f.topValues, g.constFloat([0], [], 'zero_f')])], {
     to: 1,
   });
+  // made on first use, so the dense kernel without AuxK leaves no unused initializers behind
+  const axis1 = once(() => g.constInt64([1], [1], 'axis1'));
+  const axis2 = once(() => g.constInt64([2], [1], 'axis2'));
+  const flatRows = once(() => g.constInt64([-1, shape.d], [2], 'flat_rows'));
+  const zerosMd = once(() => g.op('ConstantOfShape', [g.constInt64([shape.m, shape.d], [2], 'm_by_d')]));
+  const zerosM = once(() => g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]));
+  const flat = once(() => g.constInt64([-1], [1], 'flat'));
+  // Outer products per selected latent, summed into its row. ScatterND's add runs in index order on
+  // CPU, which keeps the result deterministic there.
+  const scatterRows = (flatIndices: string, coefficients: string, vectors: string) =>
+    g.op(
+      'ScatterND',
+      [
+        zerosMd(),
+        flatIndices,
+        g.op('Reshape', [
+          g.op('Mul', [g.op('Unsqueeze', [coefficients, axis2()]), g.op('Unsqueeze', [vectors, axis1()])]),
+          flatRows(),
+        ]),
+      ],
+      { reduction: 'add' },
+    );
+  const scatterLatents = (flatIndices: string, values: string) =>
+    g.op('ScatterND', [zerosM(), flatIndices, g.op('Reshape', [values, flat()])], { reduction: 'add' });
   let dDec: string;
   let dEnc: string;
   let dBiasEnc: string;
@@ -117,38 +236,40 @@ function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
     dEnc = g.op('MatMul', [g.op('Transpose', [f.centred], { perm: [1, 0] }), dPre]);
     dBiasEnc = g.op('ReduceSum', [dPre, rows0], { keepdims: 0 });
   } else if (f.rows && f.flatIndices) {
-    const axis1 = g.constInt64([1], [1], 'axis1');
-    const axis2 = g.constInt64([2], [1], 'axis2');
     // dL/d(selected activation) = dRecon_b · W_dec[idx]: [B, k, d] · [B, d, 1] → [B, k]
-    const dTopRaw = g.op('Squeeze', [g.op('MatMul', [f.rows, g.op('Unsqueeze', [dRecon, axis2])]), axis2]);
+    const dTopRaw = g.op('Squeeze', [
+      g.op('MatMul', [f.rows, g.op('Unsqueeze', [dRecon, axis2()])]),
+      axis2(),
+    ]);
     const dTop = g.op('Mul', [dTopRaw, positive]);
-    const flatRows = g.constInt64([-1, shape.d], [2], 'flat_rows');
-    const zerosMd = g.op('ConstantOfShape', [g.constInt64([shape.m, shape.d], [2], 'm_by_d')]);
-    // Outer products per selected latent, summed into its row. ScatterND's add runs in index order on
-    // CPU, which keeps the result deterministic there.
-    const scatterRows = (coefficients: string, vectors: string) =>
-      g.op(
-        'ScatterND',
-        [
-          zerosMd,
-          f.flatIndices as string,
-          g.op('Reshape', [
-            g.op('Mul', [g.op('Unsqueeze', [coefficients, axis2]), g.op('Unsqueeze', [vectors, axis1])]),
-            flatRows,
-          ]),
-        ],
-        { reduction: 'add' },
-      );
-    dDec = scatterRows(f.topValues, dRecon);
-    dEnc = g.op('Transpose', [scatterRows(dTop, f.centred)], { perm: [1, 0] });
-    const zerosM = g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]);
-    dBiasEnc = g.op(
-      'ScatterND',
-      [zerosM, f.flatIndices, g.op('Reshape', [dTop, g.constInt64([-1], [1], 'flat')])],
-      { reduction: 'add' },
-    );
+    dDec = scatterRows(f.flatIndices, f.topValues, dRecon);
+    dEnc = g.op('Transpose', [scatterRows(f.flatIndices, dTop, f.centred)], { perm: [1, 0] });
+    dBiasEnc = scatterLatents(f.flatIndices, dTop);
   } else {
     throw new Error('forward pass left neither dense activations nor gathered rows');
+  }
+  if (f.aux) {
+    // AuxK, sparse in both kernels: only the k_aux picked latents per vector get gradient.
+    // d(α·s·||ê − e||²/B)/dê = 2α·s·(ê − e)/B, with e held constant.
+    const a = f.aux;
+    const factor = g.op('Div', [
+      g.op('Mul', [a.scale, g.constFloat([2 * a.coefficient], [], 'two_aux')]),
+      f.batch,
+    ]);
+    const dHat = g.op('Mul', [a.error, factor]);
+    const auxPositive = g.op('Cast', [g.op('Greater', [a.values, g.constFloat([0], [], 'aux_zero')])], {
+      to: 1,
+    });
+    const dAux = g.op('Mul', [
+      g.op('Squeeze', [g.op('MatMul', [a.rows, g.op('Unsqueeze', [dHat, axis2()])]), axis2()]),
+      auxPositive,
+    ]);
+    dDec = g.op('Add', [dDec, scatterRows(a.flatIndices, a.values, dHat)]);
+    dEnc = g.op('Add', [
+      dEnc,
+      g.op('Transpose', [scatterRows(a.flatIndices, dAux, f.centred)], { perm: [1, 0] }),
+    ]);
+    dBiasEnc = g.op('Add', [dBiasEnc, scatterLatents(a.flatIndices, dAux)]);
   }
   // b_dec enters twice: added to x̂ directly, and subtracted from x before the encoder.
   const direct = g.op('ReduceSum', [dRecon, rows0], { keepdims: 0 });
@@ -158,11 +279,19 @@ function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
 }
 
 /** A graph returning the loss and the raw gradients, for gradient checks and debugging. */
-export function buildTopKGradientGraph(shape: TopKShape, kernel: TopKKernel = 'sparse'): Uint8Array {
+export function buildTopKGradientGraph(
+  shape: TopKShape,
+  kernel: TopKKernel = 'sparse',
+  auxk?: AuxKOptions,
+): Uint8Array {
   const g = new GraphBuilder();
-  const f = forward(g, shape, kernel);
+  const f = forward(g, shape, kernel, auxk);
   const grads = backward(g, shape, f);
   g.output(f.loss, 'float32', []);
+  if (f.aux) {
+    g.output('mse', 'float32', []);
+    g.output('aux_loss', 'float32', []);
+  }
   for (const p of TOPK_PARAMS) {
     g.op('Identity', [grads[p]], {}, io.grad(p));
     g.output(io.grad(p), 'float32', paramShape(shape, p));
@@ -176,6 +305,8 @@ export interface StepGraphOptions {
   projectDecoderGradient?: boolean;
   /** default 'sparse' */
   kernel?: TopKKernel;
+  /** adds the AuxK term and its inputs (dead_mask, k_aux, aux_scale) and outputs mse and aux_loss */
+  auxk?: AuxKOptions;
 }
 
 /**
@@ -186,7 +317,7 @@ export interface StepGraphOptions {
 export function buildTopKStepGraph(shape: TopKShape, options: StepGraphOptions = {}): Uint8Array {
   const settings = options.adam ?? DEFAULT_ADAM;
   const g = new GraphBuilder();
-  const f = forward(g, shape, options.kernel ?? 'sparse');
+  const f = forward(g, shape, options.kernel ?? 'sparse', options.auxk);
   for (const p of TOPK_PARAMS) {
     g.input(io.moment('m', p), 'float32', paramShape(shape, p));
     g.input(io.moment('v', p), 'float32', paramShape(shape, p));
@@ -216,6 +347,10 @@ export function buildTopKStepGraph(shape: TopKShape, options: StepGraphOptions =
     g.output(io.updatedMoment('v', p), 'float32', paramShape(shape, p));
   }
   g.output(f.loss, 'float32', []);
+  if (f.aux) {
+    g.output('mse', 'float32', []);
+    g.output('aux_loss', 'float32', []);
+  }
   // L0: latents actually nonzero per vector, averaged over the batch (≤ k because of the ReLU).
   // Counts come from the selected values alone, so the sparse kernel never builds a [B, m] tensor.
   const firing = g.op('Cast', [g.op('Greater', [f.topValues, g.constFloat([0], [], 'zero_f')])], { to: 1 });

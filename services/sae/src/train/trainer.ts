@@ -3,7 +3,15 @@ import type { Device } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { initTopK, type TopKParameters } from './init.js';
 import type { StepGraphOptions } from './topk-graph.js';
-import { buildTopKStepGraph, io, paramShape, TOPK_PARAMS, type TopKShape } from './topk-graph.js';
+import {
+  AUXK_INPUTS,
+  buildTopKStepGraph,
+  io,
+  paramShape,
+  TOPK_PARAMS,
+  type TopKShape,
+} from './topk-graph.js';
+import { copyTensors, restoreTensors, type TrainerState } from './trainer-state.js';
 
 export interface TopKTrainerSettings extends StepGraphOptions {
   shape: TopKShape;
@@ -21,6 +29,21 @@ export interface StepResult {
   latentCounts: Float32Array;
   /** the k selected latents per vector, [batch, k] */
   topIndices: BigInt64Array;
+  /** with AuxK: the reconstruction term alone, and sparsify's normalised aux figure (0 when none is dead) */
+  mse?: number;
+  auxLoss?: number;
+}
+
+/**
+ * AuxK's per-step inputs from a dead mask, as sparsify sets them: k_aux = min(d/2, dead) and a scale
+ * min(dead / (d/2), 1). With nothing dead the scale is 0 and k_aux 1 (the graph's TopK needs k ≥ 1).
+ */
+export function auxKInputs(d: number, dead: ArrayLike<number> | undefined): { kAux: number; scale: number } {
+  let count = 0;
+  if (dead) for (let i = 0; i < dead.length; i++) if (dead[i]) count++;
+  const half = Math.max(1, Math.floor(d / 2));
+  if (count === 0) return { kAux: 1, scale: 0 };
+  return { kAux: Math.min(half, count), scale: Math.min(count / half, 1) };
 }
 
 type State = Record<string, ort.Tensor>;
@@ -38,6 +61,7 @@ export class TopKTrainer {
     private readonly session: ort.InferenceSession,
     readonly provider: string,
     initial: TopKParameters,
+    private readonly auxk: boolean,
   ) {
     this.state = {};
     for (const p of TOPK_PARAMS) {
@@ -60,21 +84,37 @@ export class TopKTrainer {
       intraOpThreads: settings.intraOpThreads,
     });
     const initial = initTopK(settings.shape, settings.seed, firstBatch, batchSize);
-    return new TopKTrainer(settings.shape, session, provider, initial);
+    return new TopKTrainer(settings.shape, session, provider, initial, settings.auxk !== undefined);
   }
 
   get stepCount(): number {
     return this.steps;
   }
 
-  /** One Adam step on a batch of row-major vectors [batchSize, d]. */
-  async step(batch: Float32Array, batchSize: number, lr: number): Promise<StepResult> {
+  /**
+   * One Adam step on a batch of row-major vectors [batchSize, d]. `dead` (1 per dead latent) feeds AuxK
+   * when the trainer was built with it; ignored otherwise.
+   */
+  async step(
+    batch: Float32Array,
+    batchSize: number,
+    lr: number,
+    dead?: ArrayLike<number>,
+  ): Promise<StepResult> {
     const feeds: State = {
       ...this.state,
       x: new ort.Tensor('float32', batch, [batchSize, this.shape.d]),
       lr: new ort.Tensor('float32', Float32Array.of(lr), []),
       t: new ort.Tensor('float32', Float32Array.of(this.steps + 1), []),
     };
+    if (this.auxk) {
+      const { kAux, scale } = auxKInputs(this.shape.d, dead);
+      const mask = new Float32Array(this.shape.m);
+      if (dead) for (let i = 0; i < mask.length; i++) mask[i] = dead[i] ? 1 : 0;
+      feeds[AUXK_INPUTS.deadMask] = new ort.Tensor('float32', mask, [this.shape.m]);
+      feeds[AUXK_INPUTS.kAux] = new ort.Tensor('int64', BigInt64Array.of(BigInt(kAux)), [1]);
+      feeds[AUXK_INPUTS.scale] = new ort.Tensor('float32', Float32Array.of(scale), []);
+    }
     const out = await this.session.run(feeds);
     const next: State = {};
     for (const p of TOPK_PARAMS) {
@@ -89,7 +129,21 @@ export class TopKTrainer {
       l0: (out.l0.data as Float32Array)[0],
       latentCounts: out.latent_counts.data as Float32Array,
       topIndices: out.top_indices.data as BigInt64Array,
+      ...(this.auxk
+        ? { mse: (out.mse.data as Float32Array)[0], auxLoss: (out.aux_loss.data as Float32Array)[0] }
+        : {}),
     };
+  }
+
+  /** Parameters, moments and step count, copied, for a checkpoint. */
+  snapshot(): TrainerState {
+    return { steps: this.steps, tensors: copyTensors(this.state), scalars: {} };
+  }
+
+  /** Continues from a snapshot exactly where it was taken. */
+  restore(saved: TrainerState): void {
+    this.state = restoreTensors(this.state, saved.tensors);
+    this.steps = saved.steps;
   }
 
   /** Current parameters (views of the live tensors: copy before the next step if they must be kept). */
