@@ -1,0 +1,20 @@
+/** The gateway's limits in one place; each is checked before any service is called. */
+export const LIMITS = {
+  /** levels of nested fields in one operation (introspection not counted) */
+  maxDepth: 10,
+  /** fields × page sizes in one operation (see query-limits.ts) */
+  maxCost: 25_000,
+  /** items per page of a connection; `first` defaults to defaultPage */
+  maxPage: 100,
+  defaultPage: 20,
+  /** hooks per activations request */
+  maxHooks: 8,
+  /** values one HookActivations.values may return without `indices` (tokens × width) */
+  maxValuesPerHook: 262_144,
+  /** units per `units` query */
+  maxUnits: 100,
+  /** steering edits per request */
+  maxEdits: 8,
+  /** tokens generated per continuation (the capture service's own limit) */
+  maxNewTokens: 256,
+} as const;

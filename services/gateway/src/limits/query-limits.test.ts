@@ -1,0 +1,54 @@
+import { buildSchema, parse, specifiedRules, validate } from 'graphql';
+import { describe, expect, it } from 'vitest';
+import { costLimit, depthLimit } from './query-limits.js';
+
+const schema = buildSchema(`
+  type Query { item(id: ID): Item, items(ids: [ID!], first: Int): ItemConnection }
+  type Item { name: String, child: Item, list(first: Int): ItemConnection }
+  type ItemConnection { edges: [Edge] }
+  type Edge { node: Item }
+`);
+const MODEL = { defaultPage: 20, maxPage: 100 };
+
+function errors(query: string, rule: ReturnType<typeof depthLimit>): string[] {
+  return validate(schema, parse(query), [...specifiedRules, rule]).map((e) => e.message);
+}
+
+describe('depth limit', () => {
+  it('counts nested fields, through fragments, not introspection', () => {
+    expect(errors('{ item { child { child { name } } } }', depthLimit(4))).toEqual([]);
+    expect(errors('{ item { child { child { child { name } } } } }', depthLimit(4))).toEqual([
+      'query is 5 levels deep; the limit is 4: split it into several queries',
+    ]);
+    const viaFragment =
+      'query { item { ...F } } fragment F on Item { child { ... on Item { child { name } } } }';
+    // item › child › child › name: 4 levels
+    expect(errors(viaFragment, depthLimit(4))).toEqual([]);
+    expect(errors(viaFragment, depthLimit(3))).toHaveLength(1);
+    expect(
+      errors('{ __schema { types { fields { type { ofType { ofType { name } } } } } } }', depthLimit(2)),
+    ).toEqual([]);
+  });
+});
+
+describe('cost limit', () => {
+  it('multiplies children by first, by the ids given, or by the largest page for a variable', () => {
+    // items(first: 10): 1 + 10 × (edges 1 + node 1 + name 1) = 31
+    expect(errors('{ items(first: 10) { edges { node { name } } } }', costLimit(31, MODEL))).toEqual([]);
+    expect(errors('{ items(first: 10) { edges { node { name } } } }', costLimit(30, MODEL))).toEqual([
+      'query costs 31 (fields × page sizes); the limit is 30: ask for smaller pages (first) or fewer fields',
+    ]);
+    // no first: the default page (20) → 1 + 20 × 3 = 61; a variable: the largest page (100) → 301
+    expect(errors('{ items { edges { node { name } } } }', costLimit(60, MODEL))[0]).toMatch(/costs 61/);
+    expect(
+      errors('query ($n: Int) { items(first: $n) { edges { node { name } } } }', costLimit(300, MODEL))[0],
+    ).toMatch(/costs 301/);
+    // two ids, a nested page of 5: list = 1 + 5 × 3 = 16, edges › node = 2 + 16 = 18, items = 1 + 2 × 18 = 37
+    expect(
+      errors(
+        '{ items(ids: ["a", "b"]) { edges { node { list(first: 5) { edges { node { name } } } } } } }',
+        costLimit(1, MODEL),
+      )[0],
+    ).toMatch(/costs 37/);
+  });
+});

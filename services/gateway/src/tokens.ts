@@ -1,0 +1,4 @@
+/** Injection tokens of values that are not classes. */
+export const CONFIG = Symbol('LoupeConfig');
+export const LOGGER = Symbol('Logger');
+export const CAPTURE = Symbol('CaptureApi');
