@@ -65,6 +65,27 @@ async function failure(query: string, variables?: Record<string, unknown>, heade
   return response.errors![0];
 }
 
+interface Batch {
+  rpc: string;
+  keys: string[];
+}
+
+/** The gateway's "capture batch" log lines from `from` on, once one of them satisfies `last`. */
+async function logged(from: number, last: (batch: Batch) => boolean): Promise<Batch[]> {
+  for (let i = 0; i < 200; i++) {
+    const batches = gateway
+      .stderr()
+      .slice(from)
+      .split('\n')
+      .filter((line) => line.includes('"capture batch"'))
+      .map((line) => JSON.parse(line))
+      .map(({ rpc, keys }) => ({ rpc, keys }));
+    if (batches.some(last)) return batches;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the gateway did not log the expected batch');
+}
+
 beforeAll(async () => {
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-gateway-'));
   const dataDir = path.join(scratch, 'data');
@@ -86,7 +107,8 @@ beforeAll(async () => {
     LOUPE_MAX_TEXT_CHARS: String(MAX_TEXT_CHARS),
   };
   capture = startProcess('services/capture/dist/main.js', env);
-  gateway = startProcess('services/gateway/dist/bin.js', env);
+  // debug level: the gateway logs every batch of capture calls, which the DataLoader test reads
+  gateway = startProcess('services/gateway/dist/bin.js', { ...env, LOUPE_LOG_LEVEL: 'debug' });
   client = await captureClient(captureAddress);
   url = `http://127.0.0.1:${gatewayPort}/graphql`;
   for (let i = 0; ; i++) {
@@ -348,12 +370,21 @@ describe('GraphQL gateway over the capture service', () => {
       expect(node.values).toEqual(want.values);
       expect(node.maxValue).toBe(Math.max(...want.values));
     }
-    // several units in one request (DataLoader: one NeuronRecord per distinct unit), in the order asked
-    const several = await ok('query ($ids: [ID!]!) { units(ids: $ids) { id stats { maxActivation } } }', {
-      ids: [id, `tiny/${NEURON_HOOK}/3`, id],
-    });
-    expect(several.units.map((u: { id: string }) => u.id)).toEqual([id, `tiny/${NEURON_HOOK}/3`, id]);
+    // several units in one request, in the order asked: one ModelInfo and one NeuronRecord per distinct key
+    const logStart = gateway.stderr().length;
+    const ids = [id, `tiny/${NEURON_HOOK}/3`, id];
+    const several = await ok(
+      'query ($ids: [ID!]!) { units(ids: $ids) { id stats { maxActivation } ... on Neuron { modelInfo { name } } } }',
+      { ids },
+    );
+    expect(several.units.map((u: { id: string }) => u.id)).toEqual(ids);
     expect(several.units[2].stats.maxActivation).toBe(record.maxActivation);
+    await ok('{ model { name } }'); // its batch (key "") is logged after every batch of the request above
+    const batches = await logged(logStart, (b) => b.rpc === 'ModelInfo' && b.keys[0] === '');
+    expect(batches.slice(0, -1)).toEqual([
+      { rpc: 'ModelInfo', keys: ['tiny'] },
+      { rpc: 'NeuronRecord', keys: [id, `tiny/${NEURON_HOOK}/3`] },
+    ]);
   });
 
   it('says the capture service is unavailable when it is down, without its address', async () => {

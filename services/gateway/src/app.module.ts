@@ -70,7 +70,7 @@ export class GatewayModule {
             includeStacktraceInErrorResponses: false,
             introspection: true,
             context: ({ req }: { req: Parameters<typeof createContext>[0] }) =>
-              createContext(req, capture, apiKeys),
+              createContext(req, capture, apiKeys, log),
           }),
         }),
       ],

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Logger } from '@loupe/common';
 import type { CaptureApi, ModelInfoResponse__Output, NeuronRecordResponse__Output } from '@loupe/common/grpc';
 import DataLoader from 'dataloader';
 import type { ApiKeys } from '../auth/api-key-guard.js';
@@ -23,15 +24,21 @@ export interface Loaders {
 }
 
 /** Settles every key on its own: one unit's error does not fail its neighbours on the page. */
-function each<K, V>(load: (key: K) => Promise<V>) {
-  return (keys: readonly K[]) => Promise.all(keys.map((key) => load(key).catch((error: Error) => error)));
+function each<K, V>(rpc: string, log: Logger, load: (key: K) => Promise<V>) {
+  return (keys: readonly K[]) => {
+    // one line per batch at debug level: how many calls a request really made (the e2e test reads it)
+    log.debug({ rpc, keys }, 'capture batch');
+    return Promise.all(keys.map((key) => load(key).catch((error: Error) => error)));
+  };
 }
 
-export function createLoaders(capture: CaptureApi): Loaders {
+export function createLoaders(capture: CaptureApi, log: Logger): Loaders {
   return {
-    modelInfo: new DataLoader(each((model: string) => callCapture(() => capture.ModelInfo({ model })))),
+    modelInfo: new DataLoader(
+      each('ModelInfo', log, (model: string) => callCapture(() => capture.ModelInfo({ model }))),
+    ),
     neuronRecord: new DataLoader(
-      each((id: string) => {
+      each('NeuronRecord', log, (id: string) => {
         const ref = parseUnitId(id);
         return callCapture(() =>
           capture.NeuronRecord({ model: ref.model, hook: ref.hook, neuron: ref.index }),
@@ -41,10 +48,15 @@ export function createLoaders(capture: CaptureApi): Loaders {
   };
 }
 
-export function createContext(req: IncomingMessage, capture: CaptureApi, apiKeys: ApiKeys): GatewayContext {
+export function createContext(
+  req: IncomingMessage,
+  capture: CaptureApi,
+  apiKeys: ApiKeys,
+  log: Logger,
+): GatewayContext {
   return {
     req,
-    loaders: createLoaders(capture),
+    loaders: createLoaders(capture, log),
     requireApiKey: async () => {
       await apiKeys.require(req.headers.authorization);
     },
