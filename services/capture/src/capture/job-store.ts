@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { UserInputError } from '@loupe/common';
-import type { Sql } from '@loupe/common/db';
+import { claimJobRow, finishJobRow, keepJobAlive, type Sql, STALE_AFTER_SECONDS } from '@loupe/common/db';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 export type JobPhase = 'capture' | 'records' | 'done';
@@ -35,7 +35,9 @@ export interface CaptureParams {
 }
 
 /** A worker that has not written a heartbeat for this long is taken to be dead. */
-export const STALE_AFTER_SECONDS = 30;
+export { STALE_AFTER_SECONDS };
+
+const TABLE = 'capture_jobs';
 
 const COLUMNS = `id, status, phase, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows,
   total_tokens, windows_sha256, worker, windows_done, tokens_done, attempts, error`;
@@ -110,7 +112,7 @@ export async function findResumable(sql: Sql, paramsKey: string): Promise<Captur
 
 /**
  * Takes a job for this worker if it is queued, failed, or running under a worker whose heartbeat went
- * stale or that the caller knows to be dead (same host, process gone). Row locking makes two workers racing for one job end with exactly one owner.
+ * stale or that the caller knows to be dead (same host, process gone); see claimJobRow.
  */
 export async function claimJob(
   sql: Sql,
@@ -118,17 +120,7 @@ export async function claimJob(
   worker: string,
   options: { deadWorker?: string } = {},
 ): Promise<CaptureJobRow | null> {
-  const [row] = await sql`
-    UPDATE capture_jobs SET status = 'running', worker = ${worker}, heartbeat_at = now(), updated_at = now(),
-           attempts = attempts + 1, error = NULL
-    WHERE id = (
-      SELECT id FROM capture_jobs
-      WHERE id = ${id}
-        AND (status IN ('queued', 'failed')
-             OR (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => ${STALE_AFTER_SECONDS})))
-             OR (status = 'running' AND worker = ${options.deadWorker ?? null}))
-      FOR UPDATE SKIP LOCKED)
-    RETURNING ${sql.unsafe(COLUMNS)}`;
+  const row = await claimJobRow(sql, TABLE, COLUMNS, id, worker, options);
   return row ? toRow(row) : null;
 }
 
@@ -149,16 +141,7 @@ export async function checkpoint(
 
 /** Keeps the claim alive between checkpoints (a long records phase, a slow shard). */
 export function keepAlive(sql: Sql, id: string, worker: string): () => void {
-  const timer = setInterval(
-    () => {
-      sql`UPDATE capture_jobs SET heartbeat_at = now() WHERE id = ${id} AND worker = ${worker} AND status = 'running'`.catch(
-        () => {},
-      );
-    },
-    (STALE_AFTER_SECONDS * 1000) / 3,
-  );
-  timer.unref();
-  return () => clearInterval(timer);
+  return keepJobAlive(sql, TABLE, id, worker);
 }
 
 export async function finishJob(
@@ -167,8 +150,5 @@ export async function finishJob(
   worker: string,
   outcome: { error?: string },
 ): Promise<void> {
-  await sql`
-    UPDATE capture_jobs SET status = ${outcome.error ? 'failed' : 'done'}, phase = ${outcome.error ? sql`phase` : 'done'},
-           error = ${outcome.error ?? null}, finished_at = now(), updated_at = now(), heartbeat_at = NULL
-    WHERE id = ${id} AND worker = ${worker} AND status = 'running'`;
+  await finishJobRow(sql, TABLE, id, worker, outcome);
 }

@@ -1,4 +1,5 @@
 export * from './connect.js';
 export * from './embedded.js';
+export * from './jobs.js';
 export * from './migrate.js';
 export * from './open.js';
