@@ -1,0 +1,177 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UserInputError } from '@loupe/common';
+import {
+  connect,
+  runMigrations,
+  type SpawnedEmbeddedPostgres,
+  type Sql,
+  spawnEmbeddedPostgres,
+} from '@loupe/common/db';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLlmServer } from '../../../../tests/support/llm-server.js';
+import type { UnitRecords } from '../records/records.js';
+import { selectModels } from '../select-models.js';
+import { searchExplanations } from '../store/explanations.js';
+import { EXPLAINER_MIGRATIONS_DIR, EXPLAINER_SCHEMA } from '../store/migrations.js';
+import { syntheticUnit } from '../synthetic/units.js';
+import { parseUnit } from '../units/unit-id.js';
+import { runJob } from './job-runner.js';
+import {
+  cancelJob,
+  claimUnit,
+  completeUnit,
+  createJob,
+  getJob,
+  type JobSpec,
+  jobUnits,
+} from './job-store.js';
+
+// Batch scoring jobs on the embedded Postgres: durable per-unit state, resume, retries, cancel, budget.
+let db: SpawnedEmbeddedPostgres;
+let sql: Sql;
+
+beforeAll(async () => {
+  db = await spawnEmbeddedPostgres({
+    dataDir: path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-explainer-jobs-')), 'pg'),
+  });
+  sql = connect(db.url, { schema: EXPLAINER_SCHEMA });
+  await runMigrations(sql, { schema: EXPLAINER_SCHEMA, dir: EXPLAINER_MIGRATIONS_DIR });
+});
+afterAll(async () => {
+  await sql?.end();
+  await db?.stop();
+});
+
+/** Even neurons fire on " river", odd ones are noise: records as the capture service would give them. */
+const syntheticSource = (failures: Record<string, number> = {}) => {
+  const calls: Record<string, number> = {};
+  return {
+    calls,
+    async records(unit: string): Promise<UnitRecords> {
+      calls[unit] = (calls[unit] ?? 0) + 1;
+      if (calls[unit] <= (failures[unit] ?? 0)) throw new Error(`capture unavailable for ${unit}`);
+      const { index } = parseUnit(unit);
+      return syntheticUnit({ seed: index, firesOn: index % 2 === 0 ? ' river' : undefined, records: 10 });
+    },
+  };
+};
+const baseline = () => selectModels(undefined, 'baseline');
+const spec = (units: string[], extra: Partial<JobSpec> = {}): JobSpec => ({
+  units,
+  method: 'simulation',
+  llm: { baseUrl: null, model: null, simulator: 'baseline' },
+  budgetTokens: 0,
+  concurrency: 2,
+  seed: 1,
+  maxAttempts: 3,
+  ...extra,
+});
+const units = (model: string, n: number) =>
+  Array.from({ length: n }, (_, i) => `${model}/blocks.0.mlp.hook_post/${i}`);
+const explanationsOf = async (unit: string) =>
+  (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM explanations WHERE unit = ${unit}`)[0].n;
+
+describe('scoring jobs', () => {
+  it("scores every unit once, taking over a crashed worker's claim", async () => {
+    const list = units('a', 6);
+    const id = await createJob(sql, spec(list));
+    // A worker that claimed unit 0 and died: its lease has already run out.
+    const dead = await claimUnit(sql, id, 0);
+    expect(dead?.unit).toBe(list[0]);
+    const source = syntheticSource();
+    const job = await runJob({ sql, records: source, models: baseline }, id);
+    expect(job).toMatchObject({ status: 'done', unitsDone: 6, unitsFailed: 0, unitsTotal: 6 });
+    for (const unit of list) expect(await explanationsOf(unit)).toBe(1);
+    const rows = await jobUnits(sql, id);
+    expect(rows[0].attempts).toBe(2);
+    expect(rows.every((r) => r.status === 'done' && r.explanationId)).toBe(true);
+    // the dead worker comes back: its claim is stale and stores nothing
+    const late = await completeUnit(sql, dead as NonNullable<typeof dead>, {
+      unit: list[0],
+      explanation: 'stale',
+      method: 'simulation',
+      score: 0,
+      topOnly: null,
+      randomOnly: null,
+      ci: null,
+      reason: null,
+      explainerModel: null,
+      simulatorModel: 'x',
+      provenance: {},
+      usage: { calls: 0, promptTokens: 0, completionTokens: 0, retries: 0 },
+    });
+    expect(late).toBe(false);
+    expect(await explanationsOf(list[0])).toBe(1);
+    // scores: river units high, noise units near 0
+    const scores = await sql<{ unit: string; score: number; simulator_model: string }[]>`
+      SELECT unit, score, simulator_model FROM explanations WHERE unit LIKE 'a/%' ORDER BY unit`;
+    for (const row of scores) {
+      expect(row.simulator_model).toBe('baseline-statistical');
+      if (parseUnit(row.unit).index % 2 === 0) expect(row.score).toBeGreaterThan(0.9);
+      else expect(Math.abs(row.score ?? 0)).toBeLessThan(0.3);
+    }
+  });
+
+  it('retries failed units up to max_attempts, then marks them failed', async () => {
+    const list = units('b', 3);
+    const id = await createJob(sql, spec(list, { concurrency: 1 }));
+    const source = syntheticSource({ [list[1]]: 2, [list[2]]: 99 });
+    const job = await runJob({ sql, records: source, models: baseline }, id);
+    expect(job).toMatchObject({ status: 'done', unitsDone: 2, unitsFailed: 1 });
+    const rows = await jobUnits(sql, id);
+    expect(rows.map((r) => [r.status, r.attempts])).toEqual([
+      ['done', 1],
+      ['done', 3],
+      ['failed', 3],
+    ]);
+    expect(rows[2].error).toMatch(/capture unavailable/);
+  });
+
+  it('a cancelled job scores nothing more', async () => {
+    const id = await createJob(sql, spec(units('c', 3)));
+    expect((await cancelJob(sql, id)).status).toBe('cancelled');
+    const source = syntheticSource();
+    expect((await runJob({ sql, records: source, models: baseline }, id)).status).toBe('cancelled');
+    expect(source.calls).toEqual({});
+  });
+
+  it('stops at the token budget and counts the running cost', async () => {
+    const server = await startLlmServer({
+      respond: (r) =>
+        r.body.response_format
+          ? { content: '{"sequences":[]}', usage: { prompt_tokens: 700, completion_tokens: 300 } }
+          : {
+              content: 'Explanation: the word "river".',
+              usage: { prompt_tokens: 90, completion_tokens: 10 },
+            },
+    });
+    try {
+      const llm = { baseUrl: server.url, model: 'm', simulator: 'json' };
+      const models = () =>
+        selectModels(
+          { baseUrl: server.url, model: 'm', concurrency: 2, timeoutMs: 5000, maxRetries: 0 },
+          'json',
+        );
+      const id = await createJob(sql, spec(units('d', 4), { llm, budgetTokens: 1500, concurrency: 1 }));
+      const job = await runJob({ sql, records: syntheticSource(), models }, id);
+      // per unit: 1 explanation call (100 tokens) + 1 simulation call (1000 tokens); the budget of 1500 is
+      // crossed by the second unit, so two units run and the rest are never started
+      expect(job).toMatchObject({ status: 'budget_exhausted', unitsDone: 2, llmCalls: 4 });
+      expect(job.promptTokens + job.completionTokens).toBe(2200);
+      expect((await jobUnits(sql, id)).filter((u) => u.status === 'pending')).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('finds stored explanations by full-text search', async () => {
+    const hits = await searchExplanations(sql, { query: 'rivers', unitPrefix: 'a/' });
+    expect(hits.length).toBe(3);
+    expect(hits.every((h) => h.explanation.includes('river') && h.unit.startsWith('a/'))).toBe(true);
+    expect(await searchExplanations(sql, { query: 'river', unitPrefix: 'zzz/' })).toEqual([]);
+    await expect(searchExplanations(sql, { query: '  ' })).rejects.toBeInstanceOf(UserInputError);
+    await expect(getJob(sql, 'nope')).rejects.toThrow(/not a job id/);
+  });
+});

@@ -1,0 +1,84 @@
+import type { Logger } from '@loupe/common';
+import type { Sql } from '@loupe/common/db';
+import { UsageMeter } from '../llm/types.js';
+import type { RecordSource } from '../units/record-source.js';
+import {
+  claimUnit,
+  completeUnit,
+  failUnit,
+  getJob,
+  type JobLlm,
+  type JobRow,
+  setJobStatus,
+  unfinishedUnits,
+} from './job-store.js';
+import { scoreUnit, type UnitModels } from './score-unit.js';
+
+export interface JobRunnerDeps {
+  sql: Sql;
+  records: RecordSource;
+  models(llm: JobLlm): UnitModels;
+  /** How long a claim holds without renewal; a crashed worker's units are free again after it. */
+  leaseMs?: number;
+  log?: Logger;
+}
+
+const DEFAULT_LEASE_MS = 60_000;
+
+/**
+ * Works a job until no unit is left to claim, it is cancelled, its token budget is spent, or `signal`
+ * aborts. `concurrency` workers claim units independently; other processes may work the same job.
+ */
+export async function runJob(deps: JobRunnerDeps, jobId: string, signal?: AbortSignal): Promise<JobRow> {
+  const start = await getJob(deps.sql, jobId);
+  if (start.status === 'queued') await setJobStatus(deps.sql, jobId, 'running');
+  const models = deps.models(start.llm);
+  const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+
+  const worker = async () => {
+    while (!signal?.aborted) {
+      const job = await getJob(deps.sql, jobId);
+      if (job.status !== 'running') return;
+      if (job.budgetTokens > 0 && job.promptTokens + job.completionTokens >= job.budgetTokens) {
+        await setJobStatus(deps.sql, jobId, 'budget_exhausted');
+        return;
+      }
+      const claim = await claimUnit(deps.sql, jobId, leaseMs);
+      if (!claim) return;
+      const meter = new UsageMeter();
+      // Renew the lease while the unit is worked on, so only a dead worker's units are taken over.
+      const heartbeat = setInterval(() => {
+        deps.sql`
+          UPDATE scoring_job_units SET lease_until = now() + ${leaseMs} * interval '1 millisecond'
+          WHERE job_id = ${jobId} AND position = ${claim.position} AND claim_token = ${claim.token}`.catch(
+          () => {},
+        );
+      }, leaseMs / 3);
+      try {
+        const records = await deps.records.records(claim.unit);
+        const result = await scoreUnit(claim.unit, records, job.method, models, { seed: job.seed, meter });
+        const stored = await completeUnit(deps.sql, claim, result);
+        if (!stored)
+          deps.log?.warn({ job: jobId, unit: claim.unit }, 'unit was taken over by another worker');
+      } catch (error) {
+        deps.log?.warn(
+          { job: jobId, unit: claim.unit, err: (error as Error).message },
+          'unit attempt failed',
+        );
+        await failUnit(deps.sql, claim, (error as Error).message, job.maxAttempts, meter.snapshot());
+      } finally {
+        clearInterval(heartbeat);
+      }
+    }
+  };
+
+  try {
+    await Promise.all(Array.from({ length: start.concurrency }, worker));
+  } catch (error) {
+    await setJobStatus(deps.sql, jobId, 'failed', (error as Error).message);
+    throw error;
+  }
+  if (!signal?.aborted && (await unfinishedUnits(deps.sql, jobId)) === 0)
+    await setJobStatus(deps.sql, jobId, 'done');
+  return getJob(deps.sql, jobId);
+}

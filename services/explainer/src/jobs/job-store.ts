@@ -1,0 +1,223 @@
+import { randomUUID } from 'node:crypto';
+import { LoupeError, UserInputError } from '@loupe/common';
+import type { Sql } from '@loupe/common/db';
+import type { UsageTotals } from '../llm/types.js';
+import { type ScoredExplanation, saveExplanation } from '../store/explanations.js';
+
+export type JobMethod = 'simulation' | 'detection' | 'fuzzing';
+export const JOB_METHODS: JobMethod[] = ['simulation', 'detection', 'fuzzing'];
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'budget_exhausted';
+const FINISHED: JobStatus[] = ['done', 'failed', 'cancelled', 'budget_exhausted'];
+
+/** What a job scores with; the API key is never stored (workers read it from their own config). */
+export interface JobLlm {
+  baseUrl: string | null;
+  model: string | null;
+  simulator: string | null;
+}
+
+export interface JobSpec {
+  units: string[];
+  method: JobMethod;
+  llm: JobLlm;
+  budgetTokens: number;
+  concurrency: number;
+  seed: number;
+  maxAttempts: number;
+}
+
+export interface JobRow {
+  id: string;
+  status: JobStatus;
+  method: JobMethod;
+  llm: JobLlm;
+  budgetTokens: number;
+  concurrency: number;
+  seed: number;
+  maxAttempts: number;
+  unitsTotal: number;
+  unitsDone: number;
+  unitsFailed: number;
+  promptTokens: number;
+  completionTokens: number;
+  llmCalls: number;
+  error: string | null;
+}
+
+export interface UnitClaim {
+  jobId: string;
+  position: number;
+  unit: string;
+  attempts: number;
+  token: string;
+}
+
+export async function createJob(sql: Sql, spec: JobSpec): Promise<string> {
+  const id = randomUUID();
+  await sql.begin(async (tx) => {
+    await tx`
+      INSERT INTO scoring_jobs (id, method, llm, budget_tokens, concurrency, seed, max_attempts, units_total)
+      VALUES (${id}, ${spec.method}, ${tx.json(spec.llm as never)}, ${spec.budgetTokens}, ${spec.concurrency},
+        ${spec.seed}, ${spec.maxAttempts}, ${spec.units.length})`;
+    // In chunks: a job over a whole SAE has tens of thousands of units.
+    for (let start = 0; start < spec.units.length; start += 5000) {
+      const rows = spec.units
+        .slice(start, start + 5000)
+        .map((unit, i) => ({ job_id: id, position: start + i, unit }));
+      await tx`INSERT INTO scoring_job_units ${tx(rows, 'job_id', 'position', 'unit')}`;
+    }
+  });
+  return id;
+}
+
+export async function getJob(sql: Sql, id: string): Promise<JobRow> {
+  if (!/^[0-9a-f-]{36}$/i.test(id)) throw new UserInputError(`job id "${id}" is not a job id (a UUID)`);
+  const [row] = await sql<Record<string, unknown>[]>`SELECT * FROM scoring_jobs WHERE id = ${id}`;
+  if (!row) throw new LoupeError(`no scoring job ${id}`, 'NOT_FOUND');
+  return {
+    id: row.id as string,
+    status: row.status as JobStatus,
+    method: row.method as JobMethod,
+    llm: row.llm as JobLlm,
+    budgetTokens: Number(row.budget_tokens),
+    concurrency: row.concurrency as number,
+    seed: Number(row.seed),
+    maxAttempts: row.max_attempts as number,
+    unitsTotal: row.units_total as number,
+    unitsDone: row.units_done as number,
+    unitsFailed: row.units_failed as number,
+    promptTokens: Number(row.prompt_tokens),
+    completionTokens: Number(row.completion_tokens),
+    llmCalls: row.llm_calls as number,
+    error: (row.error as string | null) ?? null,
+  };
+}
+
+/** Jobs a worker should pick up: queued or running (a running job may have lost its worker). */
+export async function activeJobIds(sql: Sql): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    SELECT id FROM scoring_jobs WHERE status IN ('queued', 'running') ORDER BY created_at`;
+  return rows.map((r) => r.id);
+}
+
+export async function cancelJob(sql: Sql, id: string): Promise<JobRow> {
+  await getJob(sql, id);
+  await sql`
+    UPDATE scoring_jobs SET status = 'cancelled', updated_at = now()
+    WHERE id = ${id} AND status IN ('queued', 'running')`;
+  return getJob(sql, id);
+}
+
+export async function setJobStatus(sql: Sql, id: string, status: JobStatus, error?: string): Promise<void> {
+  // A finished job stays finished: a late worker cannot turn "cancelled" back into "running".
+  await sql`
+    UPDATE scoring_jobs SET status = ${status}, error = ${error ?? null}, updated_at = now()
+    WHERE id = ${id} AND status NOT IN ${sql(FINISHED)}`;
+}
+
+/**
+ * Claims the next unit: a pending one, or one whose holder's lease ran out (a crashed or restarted
+ * worker). SKIP LOCKED lets many workers, in one process or many, claim from the same job. Each claim
+ * gets a fresh token; only that token can complete the unit.
+ */
+export async function claimUnit(sql: Sql, jobId: string, leaseMs: number): Promise<UnitClaim | null> {
+  const token = randomUUID();
+  const [row] = await sql<{ position: number; unit: string; attempts: number }[]>`
+    UPDATE scoring_job_units u
+    SET status = 'running', attempts = u.attempts + 1, claim_token = ${token},
+      lease_until = now() + ${leaseMs} * interval '1 millisecond'
+    FROM (
+      SELECT position FROM scoring_job_units
+      WHERE job_id = ${jobId}
+        AND (status = 'pending' OR (status = 'running' AND lease_until < now()))
+      ORDER BY position
+      LIMIT 1
+      FOR UPDATE SKIP LOCKED
+    ) next
+    WHERE u.job_id = ${jobId} AND u.position = next.position
+    RETURNING u.position, u.unit, u.attempts`;
+  return row ? { jobId, position: row.position, unit: row.unit, attempts: row.attempts, token } : null;
+}
+
+/**
+ * Stores the unit's explanation and marks it done in one transaction, only while the claim is still
+ * ours; returns false (and stores nothing) when another worker took the unit over.
+ */
+export async function completeUnit(sql: Sql, claim: UnitClaim, result: ScoredExplanation): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const [held] = await tx`
+      SELECT 1 FROM scoring_job_units
+      WHERE job_id = ${claim.jobId} AND position = ${claim.position} AND claim_token = ${claim.token}
+        AND status = 'running'
+      FOR UPDATE`;
+    if (!held) return false;
+    const explanationId = await saveExplanation(tx as unknown as Sql, result);
+    await tx`
+      UPDATE scoring_job_units SET status = 'done', explanation_id = ${explanationId}, lease_until = NULL
+      WHERE job_id = ${claim.jobId} AND position = ${claim.position}`;
+    await addUsage(tx as unknown as Sql, claim.jobId, result.usage, { done: 1 });
+    return true;
+  });
+}
+
+/** A failed attempt: back to pending while attempts remain, else failed for good. Usage still counts. */
+export async function failUnit(
+  sql: Sql,
+  claim: UnitClaim,
+  error: string,
+  maxAttempts: number,
+  usage: UsageTotals,
+): Promise<void> {
+  await sql.begin(async (tx) => {
+    const final = claim.attempts >= maxAttempts;
+    const [row] = await tx`
+      UPDATE scoring_job_units SET status = ${final ? 'failed' : 'pending'}, error = ${error}, lease_until = NULL
+      WHERE job_id = ${claim.jobId} AND position = ${claim.position} AND claim_token = ${claim.token}
+        AND status = 'running'
+      RETURNING 1`;
+    if (row) await addUsage(tx as unknown as Sql, claim.jobId, usage, { failed: final ? 1 : 0 });
+  });
+}
+
+async function addUsage(
+  sql: Sql,
+  jobId: string,
+  usage: UsageTotals,
+  counts: { done?: number; failed?: number },
+) {
+  await sql`
+    UPDATE scoring_jobs SET
+      units_done = units_done + ${counts.done ?? 0},
+      units_failed = units_failed + ${counts.failed ?? 0},
+      prompt_tokens = prompt_tokens + ${usage.promptTokens},
+      completion_tokens = completion_tokens + ${usage.completionTokens},
+      llm_calls = llm_calls + ${usage.calls},
+      updated_at = now()
+    WHERE id = ${jobId}`;
+}
+
+/** Units not finished yet (pending, or running under a live or expired lease). */
+export async function unfinishedUnits(sql: Sql, jobId: string): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM scoring_job_units
+    WHERE job_id = ${jobId} AND status IN ('pending', 'running')`;
+  return row.n;
+}
+
+export async function jobUnits(
+  sql: Sql,
+  jobId: string,
+): Promise<
+  { unit: string; status: string; attempts: number; explanationId: string | null; error: string | null }[]
+> {
+  const rows = await sql<
+    { unit: string; status: string; attempts: number; explanation_id: string | null; error: string | null }[]
+  >`SELECT unit, status, attempts, explanation_id, error FROM scoring_job_units WHERE job_id = ${jobId} ORDER BY position`;
+  return rows.map((r) => ({
+    unit: r.unit,
+    status: r.status,
+    attempts: r.attempts,
+    explanationId: r.explanation_id,
+    error: r.error,
+  }));
+}

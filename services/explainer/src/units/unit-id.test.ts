@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { parseUnit, parseUnitSpec } from './unit-id.js';
+
+describe('unit ids', () => {
+  it('tells neurons (hook names) from SAE features (SAE ids)', () => {
+    expect(parseUnit('gpt2/blocks.6.mlp.hook_post/1234')).toEqual({
+      kind: 'neuron',
+      id: 'gpt2/blocks.6.mlp.hook_post/1234',
+      model: 'gpt2',
+      hook: 'blocks.6.mlp.hook_post',
+      index: 1234,
+    });
+    expect(parseUnit('gpt2/gpt2:blocks.6.hook_resid_pre:ab12/7')).toMatchObject({
+      kind: 'feature',
+      saeId: 'gpt2:blocks.6.hook_resid_pre:ab12',
+      index: 7,
+    });
+    expect(() => parseUnit('gpt2/blocks.6.mlp.hook_post')).toThrow(/must be model\/hook\/index/);
+    expect(() => parseUnit('gpt2/x/-1')).toThrow(/must be model\/hook\/index/);
+  });
+
+  it('expands ranges and lists, in order, without duplicates', () => {
+    expect(parseUnitSpec('m/blocks.0.mlp.hook_post/0-2,5; m/sae1/3,1,3')).toEqual([
+      'm/blocks.0.mlp.hook_post/0',
+      'm/blocks.0.mlp.hook_post/1',
+      'm/blocks.0.mlp.hook_post/2',
+      'm/blocks.0.mlp.hook_post/5',
+      'm/sae1/3',
+      'm/sae1/1',
+    ]);
+    expect(() => parseUnitSpec('m/blocks.0.mlp.hook_post/5-2')).toThrow(/"5-2" is not an index or a range/);
+    expect(() => parseUnitSpec(' ; ')).toThrow(/names no units/);
+  });
+});
