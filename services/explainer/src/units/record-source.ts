@@ -8,6 +8,9 @@ import {
 import type { ActivationRecord, UnitRecords } from '../records/records.js';
 import { parseUnit } from './unit-id.js';
 
+// Records are a few hundred windows; a service that takes longer than this is stuck.
+const DEADLINE_MS = 60_000;
+
 /** Where a unit's records come from when a request does not carry them. */
 export interface RecordSource {
   records(unit: string): Promise<UnitRecords>;
@@ -34,13 +37,13 @@ export class GrpcRecordSource implements RecordSource {
     if (ref.kind === 'neuron') {
       this.capture ??= captureServiceClient(this.addresses.capture);
       const reply = await this.capture
-        .NeuronRecord({ model: ref.model, hook: ref.hook, neuron: ref.index })
+        .NeuronRecord({ model: ref.model, hook: ref.hook, neuron: ref.index }, { deadlineMs: DEADLINE_MS })
         .catch((error) => Promise.reject(fromServiceError(error, 'capture')));
       return { top: toRecords('top', reply.top), random: toRecords('random', reply.random) };
     }
     this.sae ??= saeServiceClient(this.addresses.sae);
     const reply = await this.sae
-      .FeatureRecords({ saeId: ref.saeId, feature: ref.index })
+      .FeatureRecords({ saeId: ref.saeId, feature: ref.index }, { deadlineMs: DEADLINE_MS })
       .catch((error) => Promise.reject(fromServiceError(error, 'sae')));
     return { top: toRecords('top', reply.top), random: toRecords('random', reply.random) };
   }

@@ -1,0 +1,3 @@
+import { startExplainerService } from './service/main.js';
+
+await startExplainerService();

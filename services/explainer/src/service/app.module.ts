@@ -1,0 +1,31 @@
+import type { Logger, LoupeConfig } from '@loupe/common';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { GrpcRecordSource } from '../units/record-source.js';
+import { ExplainerDatabase } from './database.js';
+import { ExplainerController } from './explainer.controller.js';
+import { ExplainerApi } from './explainer-api.js';
+import { JobWorker } from './job-worker.js';
+import { Models } from './models.js';
+import { CONFIG, LOGGER, RECORD_SOURCE } from './tokens.js';
+
+@Module({})
+export class ExplainerModule {
+  static register(config: LoupeConfig, log: Logger): DynamicModule {
+    return {
+      module: ExplainerModule,
+      controllers: [ExplainerController],
+      providers: [
+        { provide: CONFIG, useValue: config },
+        { provide: LOGGER, useValue: log },
+        {
+          provide: RECORD_SOURCE,
+          useValue: new GrpcRecordSource({ capture: config.captureAddress, sae: config.saeAddress }),
+        },
+        ExplainerDatabase,
+        Models,
+        JobWorker,
+        ExplainerApi,
+      ],
+    };
+  }
+}

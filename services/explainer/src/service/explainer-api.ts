@@ -1,0 +1,191 @@
+import { UserInputError } from '@loupe/common';
+import type {
+  CancelJobRequest__Output,
+  ExplainRequest__Output,
+  ExplainResponse,
+  GetJobRequest__Output,
+  ScoreRequest__Output,
+  ScoreResponse,
+  ScoringJob,
+  SearchExplanationsRequest__Output,
+  SearchExplanationsResponse,
+  SimulateRequest__Output,
+  SimulateResponse,
+  StartScoringJobRequest__Output,
+} from '@loupe/common/grpc';
+import { Inject, Injectable } from '@nestjs/common';
+import { explainUnit } from '../explain/explain-unit.js';
+import { cancelJob, createJob, getJob, JOB_METHODS, type JobMethod } from '../jobs/job-store.js';
+import { UsageMeter } from '../llm/types.js';
+import type { UnitRecords } from '../records/records.js';
+import { scoreExplanation } from '../score/score.js';
+import { classificationScore } from '../scorers/classify.js';
+import {
+  fromClassificationReport,
+  fromScoreReport,
+  type ScoredExplanation,
+  saveExplanation,
+  searchExplanations,
+} from '../store/explanations.js';
+import type { RecordSource } from '../units/record-source.js';
+import { parseUnit, parseUnitSpec } from '../units/unit-id.js';
+import { ExplainerDatabase } from './database.js';
+import { JobWorker } from './job-worker.js';
+import { Models } from './models.js';
+import { RECORD_SOURCE } from './tokens.js';
+import {
+  classificationToWire,
+  hitToWire,
+  jobToWire,
+  llmChoice,
+  recordsFromWire,
+  scoreToWire,
+  simulationToWire,
+  usageToWire,
+} from './wire.js';
+
+const MAX_CANDIDATES = 16;
+const DEFAULT_JOB_CONCURRENCY = 4;
+const DEFAULT_MAX_ATTEMPTS = 3;
+
+/** The RPCs' logic over the library: records from the request or from capture/SAE, optional saving. */
+@Injectable()
+export class ExplainerApi {
+  constructor(
+    @Inject(RECORD_SOURCE) private readonly source: RecordSource,
+    private readonly database: ExplainerDatabase,
+    private readonly models: Models,
+    private readonly worker: JobWorker,
+  ) {}
+
+  async explain(request: ExplainRequest__Output): Promise<ExplainResponse> {
+    const candidates = request.candidates || 1;
+    if (candidates < 1 || candidates > MAX_CANDIDATES)
+      throw new UserInputError(`candidates ${candidates}: expected 1 to ${MAX_CANDIDATES}`);
+    const records = await this.records(request.unit, request.records);
+    const models = this.models.forChoice(llmChoice(request.llm));
+    const result = await explainUnit(records, {
+      ...models,
+      candidates,
+      seed: request.seed,
+      meter: new UsageMeter(),
+    });
+    const explanationId = request.save
+      ? await this.save(request.unit, fromScoreReport(request.unit, result.score))
+      : '';
+    return {
+      explanation: result.explanation,
+      explainerModel: result.explainer_model,
+      candidates: result.candidates.map((c) => ({
+        explanation: c.explanation,
+        ...(c.selection_score === null ? {} : { selectionScore: c.selection_score }),
+      })),
+      score: scoreToWire(result.score),
+      explanationId,
+    };
+  }
+
+  async simulate(request: SimulateRequest__Output): Promise<SimulateResponse> {
+    if (request.explanation.trim() === '') throw new UserInputError('explanation is empty');
+    if (request.sequences.length === 0)
+      throw new UserInputError('sequences: give at least one list of tokens');
+    const { simulator } = this.models.forChoice(llmChoice(request.llm));
+    const meter = new UsageMeter();
+    const outcomes = await simulator.simulate(
+      request.explanation,
+      request.sequences.map((s) => s.tokens),
+      meter,
+    );
+    return {
+      sequences: outcomes.map(simulationToWire),
+      simulatorModel: simulator.model,
+      usage: usageToWire(meter.snapshot()),
+    };
+  }
+
+  async score(request: ScoreRequest__Output): Promise<ScoreResponse> {
+    if (request.explanation.trim() === '') throw new UserInputError('explanation is empty');
+    const method = parseMethod(request.method || 'simulation');
+    const records = await this.records(request.unit, request.records);
+    const models = this.models.forChoice(llmChoice(request.llm));
+    const meter = new UsageMeter();
+    let row: ScoredExplanation;
+    let score: ScoreResponse['score'];
+    if (method === 'simulation') {
+      const report = await scoreExplanation(request.explanation, records, models.simulator, {
+        seed: request.seed,
+        meter,
+      });
+      row = fromScoreReport(request.unit, report);
+      score = scoreToWire(report);
+    } else {
+      const report = await classificationScore(method, request.explanation, records, {
+        judge: models.judge,
+        seed: request.seed,
+        meter,
+      });
+      row = fromClassificationReport(request.unit, report, null);
+      score = classificationToWire(report);
+    }
+    return { score, explanationId: request.save ? await this.save(request.unit, row) : '' };
+  }
+
+  async startScoringJob(request: StartScoringJobRequest__Output): Promise<ScoringJob> {
+    const units = parseUnitSpec(request.units);
+    const method = parseMethod(request.method || 'simulation');
+    const concurrency = request.concurrency || DEFAULT_JOB_CONCURRENCY;
+    const maxAttempts = request.maxAttempts || DEFAULT_MAX_ATTEMPTS;
+    if (concurrency < 1 || maxAttempts < 1 || request.budgetTokens < 0)
+      throw new UserInputError('concurrency, max_attempts and budget_tokens must be positive (0 = default)');
+    const sql = await this.database.sql();
+    const id = await createJob(sql, {
+      units,
+      method,
+      llm: this.models.resolveForJob(llmChoice(request.llm)),
+      budgetTokens: request.budgetTokens,
+      concurrency,
+      seed: request.seed,
+      maxAttempts,
+    });
+    this.worker.kick();
+    return jobToWire(await getJob(sql, id));
+  }
+
+  async getJob(request: GetJobRequest__Output): Promise<ScoringJob> {
+    return jobToWire(await getJob(await this.database.sql(), request.id));
+  }
+
+  async cancelJob(request: CancelJobRequest__Output): Promise<ScoringJob> {
+    return jobToWire(await cancelJob(await this.database.sql(), request.id));
+  }
+
+  async search(request: SearchExplanationsRequest__Output): Promise<SearchExplanationsResponse> {
+    const hits = await searchExplanations(await this.database.sql(), {
+      query: request.query,
+      limit: request.limit,
+      unitPrefix: request.unitPrefix,
+    });
+    return { hits: hits.map(hitToWire) };
+  }
+
+  private async records(unit: string, wire: ExplainRequest__Output['records']): Promise<UnitRecords> {
+    const given = recordsFromWire(wire);
+    if (given) return given;
+    if (!unit)
+      throw new UserInputError('give records, or a unit whose records the capture or SAE service has');
+    parseUnit(unit);
+    return this.source.records(unit);
+  }
+
+  private async save(unit: string, row: ScoredExplanation): Promise<string> {
+    if (!unit) throw new UserInputError('save needs the unit the explanation is about');
+    parseUnit(unit);
+    return saveExplanation(await this.database.sql(), row);
+  }
+}
+
+function parseMethod(method: string): JobMethod {
+  const found = JOB_METHODS.find((m) => m === method);
+  if (!found) throw new UserInputError(`method "${method}": expected one of ${JOB_METHODS.join(', ')}`);
+  return found;
+}
