@@ -15,6 +15,8 @@ export * from './format/sae-metrics.js';
 export * from './format/sae-model.js';
 export * from './format/saelens.js';
 export * from './infer/sae-encoder.js';
+export * from './jobs/run-training-job.js';
+export * from './jobs/training-job-store.js';
 export * from './run/checkpoint.js';
 export * from './run/evaluate-held-out.js';
 export * from './run/latent-activity.js';
