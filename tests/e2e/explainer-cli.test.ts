@@ -1,10 +1,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
 import { pearson, syntheticUnit } from '@loupe/explainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LlmServer, lineReply, type RecordedRequest, startLlmServer } from '../support/llm-server.js';
-import { runCli } from '../support/process.js';
+import { freePort, runCli } from '../support/process.js';
 
 // `loupe score` and `loupe explain` as users run them: a real process, the records in a file, and for
 // the LLM paths a local server speaking the chat-completions protocol.
@@ -148,5 +149,88 @@ describe('loupe explain', () => {
     expect(explained.explanation).toBe('the word "river".');
     expect(explained.score.score).toBeGreaterThan(0.9);
     expect(explained.score.usage.calls).toBe(2);
+  });
+});
+
+describe('loupe jobs score / export', () => {
+  let db: SpawnedEmbeddedPostgres;
+  let env: Record<string, string>;
+  let recordsDir: string;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port });
+    env = { ...noLlm, LOUPE_EMBEDDED_PG_PORT: String(port), LOUPE_DATA_DIR: path.join(scratch, 'data') };
+    recordsDir = path.join(scratch, 'records');
+    const hookDir = path.join(recordsDir, 'tiny', 'blocks.0.mlp.hook_post');
+    await fs.mkdir(hookDir, { recursive: true });
+    // units 0-2 have records (0 and 2 fire on " river", 1 is noise); unit 3 has none
+    for (const i of [0, 1, 2]) {
+      const records = syntheticUnit({ seed: i, firesOn: i % 2 === 0 ? ' river' : undefined, records: 8 });
+      await fs.writeFile(path.join(hookDir, `${i}.json`), JSON.stringify(records));
+    }
+  });
+  afterAll(async () => {
+    await db?.stop();
+  });
+
+  it('scores a range of units with progress, exports JSONL, and resuming scores nothing twice', async () => {
+    const out = path.join(scratch, 'results.jsonl');
+    const run = await runCli(
+      [
+        'jobs',
+        'score',
+        '--units',
+        'tiny/blocks.0.mlp.hook_post/0-3',
+        '--records-dir',
+        recordsDir,
+        '--max-attempts',
+        '2',
+        '--out',
+        out,
+      ],
+      env,
+    );
+    expect(run.stderr).not.toMatch(/internal error/);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/starting scoring job .*: 4 units, simulation, baseline-statistical/);
+    expect(run.stderr).toMatch(/scoring .*: 100%/);
+    const job = JSON.parse(run.stdout);
+    expect(job).toMatchObject({ status: 'done', unitsTotal: 4, unitsDone: 3, unitsFailed: 1 });
+    const lines = (await fs.readFile(out, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.map((l) => [l.unit, l.status])).toEqual([
+      ['tiny/blocks.0.mlp.hook_post/0', 'done'],
+      ['tiny/blocks.0.mlp.hook_post/1', 'done'],
+      ['tiny/blocks.0.mlp.hook_post/2', 'done'],
+      ['tiny/blocks.0.mlp.hook_post/3', 'failed'],
+    ]);
+    expect(lines[0]).toMatchObject({
+      explanation: 'the token "river".',
+      simulator_model: 'baseline-statistical',
+    });
+    expect(lines[0].score).toBeGreaterThan(0.9);
+    expect(lines[3]).toMatchObject({
+      attempts: 2,
+      error: expect.stringMatching(/no records for .*\/3: expected/),
+    });
+
+    const resumed = await runCli(['jobs', 'score', '--job', job.id, '--records-dir', recordsDir], env);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'done', unitsDone: 3, unitsFailed: 1 });
+    const exported = await runCli(['jobs', 'export', job.id], env);
+    expect(exported.code).toBe(0);
+    expect(
+      exported.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual(lines);
+
+    const bad = await runCli(['jobs', 'score', '--units', 'tiny/blocks.0.mlp.hook_post/x'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/"x" is not an index or a range/);
   });
 });

@@ -179,6 +179,38 @@ llmFlags(program.command('explain'))
     'explain a unit from its records (statistical baseline without an LLM) and score it on held-out records',
   )
   .action((options) => runCommand(() => import('./commands/explain.js').then((m) => m.explain(options))));
+const jobs = program.command('jobs').description('durable batch jobs');
+jobs
+  .command('score')
+  .option('--units <spec>', 'units to score: model/hook/0-99, model/sae-id/3,7,12; several joined by ";"')
+  .option('--job <id>', 'resume this job instead of starting one')
+  .option('--method <method>', 'simulation, detection or fuzzing', 'simulation')
+  .option('--simulator <kind>', 'baseline, logprobs or json (default: logprobs with an LLM, else baseline)')
+  .option('--llm-base-url <url>', 'OpenAI-compatible server (default: $LOUPE_LLM_BASE_URL)')
+  .option('--llm-model <model>', 'model name (default: $LOUPE_LLM_MODEL)')
+  .option(
+    '--budget-tokens <n>',
+    'stop starting units after this many prompt+completion tokens (0 = no limit)',
+    '0',
+  )
+  .option('--concurrency <c>', 'units scored at once', '4')
+  .option('--max-attempts <n>', 'attempts per unit before it is marked failed', '3')
+  .option('--seed <s>', 'seed for bootstrap intervals and example order', '0')
+  .option(
+    '--records-dir <dir>',
+    'read records from <dir>/<model>/<hook>/<index>.json instead of the services',
+  )
+  .option('--out <file.jsonl>', 'write one JSON line per unit when the job stops')
+  .description('explain and score many units with a progress bar; prints the job summary')
+  .action((options) => runCommand(() => import('./commands/explain.js').then((m) => m.jobsScore(options))));
+jobs
+  .command('export')
+  .argument('<job-id>', 'a scoring job id')
+  .option('--out <file.jsonl>', 'file to write (default: stdout)')
+  .description("write a scoring job's results as JSONL, one unit per line")
+  .action((id: string, options) =>
+    runCommand(() => import('./commands/explain.js').then((m) => m.jobsExport(id, options))),
+  );
 
 const apikey = program.command('apikey').description('API keys for the GraphQL gateway (mutations need one)');
 apikey

@@ -30,5 +30,6 @@ export * from './simulate/types.js';
 export * from './store/explanations.js';
 export * from './store/migrations.js';
 export * from './synthetic/units.js';
+export * from './units/file-record-source.js';
 export * from './units/record-source.js';
 export * from './units/unit-id.js';

@@ -1,16 +1,32 @@
+import { once } from 'node:events';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { loadConfig, UserInputError } from '@loupe/common';
+import type { Sql } from '@loupe/common/db';
 import {
   classificationScore,
+  createJob,
+  EXPLAINER_MIGRATIONS_DIR,
+  EXPLAINER_SCHEMA,
   explainUnit,
+  FileRecordSource,
+  GrpcRecordSource,
+  getJob,
+  JOB_METHODS,
+  jobResults,
   llmOptionsFromConfig,
+  modelsForJob,
   parseSimulatorMethod,
   parseUnitRecords,
+  parseUnitSpec,
+  resolveJobLlm,
+  runJob,
   scoreExplanation,
   selectModels,
   type UnitRecords,
   UsageMeter,
 } from '@loupe/explainer';
+import { progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
 
 interface LlmFlags {
@@ -99,4 +115,122 @@ function wholeNumber(raw: string, flag: string, min: number): number {
   if (!Number.isInteger(value) || value < min)
     throw new UserInputError(`${flag} "${raw}": expected a whole number ≥ ${min}`);
   return value;
+}
+
+interface JobsScoreOptions {
+  units?: string;
+  job?: string;
+  method: string;
+  simulator?: string;
+  llmBaseUrl?: string;
+  llmModel?: string;
+  budgetTokens: string;
+  concurrency: string;
+  maxAttempts: string;
+  seed: string;
+  recordsDir?: string;
+  out?: string;
+}
+
+/**
+ * `loupe jobs score`: a durable batch job in this process, with a progress bar. Interrupting it and
+ * running `--job <id>` again resumes where it stopped; no unit is scored twice.
+ */
+export async function jobsScore(options: JobsScoreOptions): Promise<void> {
+  const { openDatabase } = await import('@loupe/common/db');
+  const config = loadConfig();
+  if (!options.units === !options.job)
+    throw new UserInputError('give either --units <spec> or --job <id> to resume');
+  const method = JOB_METHODS.find((m) => m === options.method);
+  if (!method)
+    throw new UserInputError(`--method "${options.method}": expected one of ${JOB_METHODS.join(', ')}`);
+  const db = await openDatabase(config, {
+    schema: EXPLAINER_SCHEMA,
+    migrationsDir: EXPLAINER_MIGRATIONS_DIR,
+    applicationName: 'loupe-jobs',
+  });
+  const grpcSource = new GrpcRecordSource({ capture: config.captureAddress, sae: config.saeAddress });
+  const stop = new AbortController();
+  const interrupt = () => stop.abort();
+  process.once('SIGINT', interrupt);
+  const bar = progressBar('scoring');
+  try {
+    const jobId =
+      options.job ??
+      (await createJob(db.sql, {
+        units: parseUnitSpec(options.units as string),
+        method,
+        llm: resolveJobLlm(config, {
+          baseUrl: options.llmBaseUrl,
+          model: options.llmModel,
+          simulator: options.simulator,
+        }),
+        budgetTokens: wholeNumber(options.budgetTokens, '--budget-tokens', 0),
+        concurrency: wholeNumber(options.concurrency, '--concurrency', 1),
+        seed: wholeNumber(options.seed, '--seed', 0),
+        maxAttempts: wholeNumber(options.maxAttempts, '--max-attempts', 1),
+      }));
+    const before = await getJob(db.sql, jobId);
+    process.stderr.write(
+      `${options.job ? 'resuming' : 'starting'} scoring job ${jobId}: ${before.unitsTotal} units, ${before.method}, ` +
+        `${before.llm.baseUrl ? `${before.llm.model} at ${before.llm.baseUrl}` : 'baseline-statistical'}\n`,
+    );
+    const show = async () => {
+      const job = await getJob(db.sql, jobId);
+      bar.update(
+        job.unitsDone + job.unitsFailed,
+        job.unitsTotal,
+        `${job.promptTokens + job.completionTokens} tokens`,
+      );
+    };
+    const ticker = setInterval(() => show().catch(() => {}), 250);
+    let job: Awaited<ReturnType<typeof getJob>>;
+    try {
+      job = await runJob(
+        {
+          sql: db.sql,
+          records: options.recordsDir ? new FileRecordSource(options.recordsDir) : grpcSource,
+          models: (llm) => modelsForJob(config, llm),
+        },
+        jobId,
+        stop.signal,
+      );
+    } finally {
+      clearInterval(ticker);
+    }
+    await show();
+    bar.stop();
+    if (options.out) await writeResults(db.sql, jobId, options.out);
+    await printJson(job);
+  } finally {
+    bar.stop();
+    process.off('SIGINT', interrupt);
+    grpcSource.close();
+    await db.close();
+  }
+}
+
+/** `loupe jobs export <id>`: one JSON line per unit, to a file or stdout. */
+export async function jobsExport(id: string, options: { out?: string }): Promise<void> {
+  const { openDatabase } = await import('@loupe/common/db');
+  const db = await openDatabase(loadConfig(), {
+    schema: EXPLAINER_SCHEMA,
+    migrationsDir: EXPLAINER_MIGRATIONS_DIR,
+    applicationName: 'loupe-jobs',
+  });
+  try {
+    await writeResults(db.sql, id, options.out);
+  } finally {
+    await db.close();
+  }
+}
+
+async function writeResults(sql: Sql, jobId: string, out: string | undefined): Promise<void> {
+  const stream = out ? createWriteStream(out) : process.stdout;
+  for await (const line of jobResults(sql, jobId))
+    if (!stream.write(`${JSON.stringify(line)}\n`)) await once(stream, 'drain');
+  if (out)
+    await new Promise<void>((resolve, reject) =>
+      (stream as WriteStream).end((e?: Error) => (e ? reject(e) : resolve())),
+    );
 }

@@ -221,3 +221,59 @@ export async function jobUnits(
     error: r.error,
   }));
 }
+
+/** One line of a job's JSONL export: the unit, its state, and its explanation and score when done. */
+export interface JobResultLine {
+  unit: string;
+  status: string;
+  attempts: number;
+  error: string | null;
+  explanation: string | null;
+  method: string | null;
+  score: number | null;
+  top_only: number | null;
+  random_only: number | null;
+  ci: [number, number] | null;
+  explainer_model: string | null;
+  simulator_model: string | null;
+  prompt_version: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  llm_calls: number;
+  provenance: unknown;
+}
+
+/** Every unit of a job in order, streamed in pages so a job over a whole SAE is not held in memory. */
+export async function* jobResults(sql: Sql, jobId: string, pageSize = 1000): AsyncGenerator<JobResultLine> {
+  await getJob(sql, jobId);
+  for (let from = 0; ; from += pageSize) {
+    const rows = await sql<Record<string, unknown>[]>`
+      SELECT u.unit, u.status, u.attempts, u.error, e.explanation, e.method, e.score, e.top_only, e.random_only,
+        e.ci_low, e.ci_high, e.explainer_model, e.simulator_model, e.prompt_version, e.prompt_tokens,
+        e.completion_tokens, e.llm_calls, e.provenance
+      FROM scoring_job_units u LEFT JOIN explanations e ON e.id = u.explanation_id
+      WHERE u.job_id = ${jobId} AND u.position >= ${from} AND u.position < ${from + pageSize}
+      ORDER BY u.position`;
+    if (rows.length === 0) return;
+    for (const r of rows)
+      yield {
+        unit: r.unit as string,
+        status: r.status as string,
+        attempts: r.attempts as number,
+        error: (r.error as string | null) ?? null,
+        explanation: (r.explanation as string | null) ?? null,
+        method: (r.method as string | null) ?? null,
+        score: (r.score as number | null) ?? null,
+        top_only: (r.top_only as number | null) ?? null,
+        random_only: (r.random_only as number | null) ?? null,
+        ci: r.ci_low === null || r.ci_low === undefined ? null : [r.ci_low as number, r.ci_high as number],
+        explainer_model: (r.explainer_model as string | null) ?? null,
+        simulator_model: (r.simulator_model as string | null) ?? null,
+        prompt_version: (r.prompt_version as string | null) ?? null,
+        prompt_tokens: Number(r.prompt_tokens ?? 0),
+        completion_tokens: Number(r.completion_tokens ?? 0),
+        llm_calls: (r.llm_calls as number | null) ?? 0,
+        provenance: r.provenance ?? null,
+      };
+  }
+}
