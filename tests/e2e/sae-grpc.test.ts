@@ -155,12 +155,16 @@ async function writeHeldOut(): Promise<{ x: Float32Array; n: number; ids: number
   const offsets = Int32Array.from([0, runs[0].ids.length, n]);
   const shard = path.join(dataDir, 'capture', JOB, 'shards', HOOK, '000000.safetensors');
   await fs.mkdir(path.dirname(shard), { recursive: true });
-  await writeSafetensors(shard, [
-    { name: 'activations', dtype: 'F32', shape: [n, D], data: x },
-    { name: 'token_ids', dtype: 'I32', shape: [n], data: Int32Array.from(runs.flatMap((r) => r.ids)) },
-    { name: 'window_index', dtype: 'I32', shape: [2], data: Int32Array.from([0, 1]) },
-    { name: 'window_offsets', dtype: 'I32', shape: [3], data: offsets },
-  ]);
+  await writeSafetensors(
+    shard,
+    [
+      { name: 'activations', dtype: 'F32', shape: [n, D], data: x },
+      { name: 'token_ids', dtype: 'I32', shape: [n], data: Int32Array.from(runs.flatMap((r) => r.ids)) },
+      { name: 'window_index', dtype: 'I32', shape: [2], data: Int32Array.from([0, 1]) },
+      { name: 'window_offsets', dtype: 'I32', shape: [3], data: offsets },
+    ],
+    { hook: HOOK, model: 'tiny' },
+  );
   return { x, n, ids: runs.map((r) => r.ids) };
 }
 
@@ -436,6 +440,40 @@ describe('SaeService over gRPC', () => {
     );
   });
 
+  it('trains an SAE as a background job into the library, then records its evaluation', async () => {
+    const queued = await sae.Train({
+      captureJobId: JOB,
+      hook: HOOK,
+      architecture: 'topk',
+      width: 32,
+      k: 4,
+      steps: 20,
+      batchSize: 8,
+      seed: 3,
+      saeId: 'trained',
+    });
+    expect(queued).toMatchObject({ status: 'queued', steps: 20 });
+    let job = queued;
+    for (let i = 0; i < 600 && !['done', 'failed', 'cancelled'].includes(job.status); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      job = await sae.GetTrainingJob({ id: queued.id });
+    }
+    expect({ status: job.status, error: job.error }).toEqual({ status: 'done', error: '' });
+    expect(job).toMatchObject({ phase: 'done', step: 20, saeId: 'trained' });
+    const trained = await sae.GetSae({ id: 'trained' });
+    expect(trained).toMatchObject({
+      trainedAs: 'topk',
+      architecture: 'topk',
+      dIn: D,
+      dSae: 32,
+      k: 4,
+      hook: HOOK,
+    });
+    const evaluated = await sae.Evaluate({ saeId: 'trained', captureJobId: JOB });
+    expect(evaluated.vectors).toBe(heldOut.n);
+    expect((await sae.GetSae({ id: 'trained' })).metrics).toEqual(evaluated);
+  });
+
   it('says clearly what was wrong with a request', async () => {
     await expectGrpcError(sae.GetSae({ id: 'nope' }), status.NOT_FOUND, /unknown SAE "nope"; known: /);
     await expectGrpcError(sae.Encode({ saeId: 'nope', text: 'hi' }), status.NOT_FOUND, /unknown SAE "nope"/);
@@ -466,7 +504,16 @@ describe('SaeService over gRPC', () => {
       status.INVALID_ARGUMENT,
       /must name a file inside the data directory/,
     );
-    await expectGrpcError(sae.Train({}), status.UNIMPLEMENTED, /not served yet/);
+    await expectGrpcError(
+      sae.Train({ hook: HOOK }),
+      status.INVALID_ARGUMENT,
+      /give exactly one of capture_job_id or activations_file/,
+    );
+    await expectGrpcError(
+      sae.GetTrainingJob({ id: '0b6f1d8e-2c44-4c1e-9a55-000000000000' }),
+      status.NOT_FOUND,
+      /unknown training job/,
+    );
     await expectGrpcError(
       sae.Evaluate({ saeId: TOPK, captureJobId: '0b6f1d8e-2c44-4c1e-9a55-000000000000' }),
       status.NOT_FOUND,

@@ -9,6 +9,7 @@ import { SaeInference } from './sae-inference.js';
 import { SaeRegistry } from './sae-registry.js';
 import { Tokenizers } from './tokenizers.js';
 import { CONFIG, LOGGER } from './tokens.js';
+import { TrainingJobs } from './training-jobs.js';
 
 @Module({})
 export class SaeModule {
@@ -26,6 +27,7 @@ export class SaeModule {
         SaeEvaluation,
         Tokenizers,
         FeatureData,
+        TrainingJobs,
       ],
     };
   }

@@ -1,11 +1,8 @@
-import { Metadata, status } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import type { Logger } from '@loupe/common';
 import { ERROR_CODE_METADATA_KEY, toGrpcError } from '@loupe/common/grpc';
 import { type ArgumentsHost, Catch, type RpcExceptionFilter } from '@nestjs/common';
 import { type Observable, throwError } from 'rxjs';
-
-/** An RPC of the contract that this build does not serve yet: UNIMPLEMENTED, with what to use instead. */
-export class NotImplementedYet extends Error {}
 
 /** Every error leaves as a gRPC status with a clear message; bugs are logged, never shown. */
 @Catch()
@@ -13,12 +10,6 @@ export class GrpcErrorFilter implements RpcExceptionFilter<unknown> {
   constructor(private readonly log: Logger) {}
 
   catch(exception: unknown, host: ArgumentsHost): Observable<never> {
-    if (exception instanceof NotImplementedYet)
-      return throwError(() => ({
-        code: status.UNIMPLEMENTED,
-        message: exception.message,
-        details: exception.message,
-      }));
     const payload = toGrpcError(exception);
     if (payload.loupeCode === 'INTERNAL') {
       this.log.error({ err: exception, rpc: host.getArgByIndex(2)?.getPath?.() }, 'internal error');

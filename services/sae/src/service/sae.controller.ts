@@ -21,11 +21,11 @@ import type {
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { FeatureData } from './feature-data.js';
-import { NotImplementedYet } from './grpc-error.filter.js';
 import { SaeEvaluation } from './sae-evaluation.js';
 import { SaeInference } from './sae-inference.js';
 import { toSaeInfo } from './sae-info.js';
 import { SaeRegistry } from './sae-registry.js';
+import { TrainingJobs } from './training-jobs.js';
 
 /** Translates SaeService RPCs to the providers; no SAE logic lives here. */
 @Controller()
@@ -35,6 +35,7 @@ export class SaeController {
     private readonly inference: SaeInference,
     private readonly evaluation: SaeEvaluation,
     private readonly features: FeatureData,
+    private readonly training: TrainingJobs,
   ) {}
 
   @GrpcMethod('SaeService', 'GetSae')
@@ -79,13 +80,13 @@ export class SaeController {
   }
 
   @GrpcMethod('SaeService', 'Train')
-  async train(_request: TrainRequest__Output): Promise<TrainingJob> {
-    throw new NotImplementedYet('Train: durable SAE training jobs are not served yet; use `loupe sae train`');
+  train(request: TrainRequest__Output): Promise<TrainingJob> {
+    return this.training.train(request);
   }
 
   @GrpcMethod('SaeService', 'GetTrainingJob')
-  async getTrainingJob(_request: GetTrainingJobRequest__Output): Promise<TrainingJob> {
-    throw new NotImplementedYet('GetTrainingJob: durable SAE training jobs are not served yet');
+  getTrainingJob(request: GetTrainingJobRequest__Output): Promise<TrainingJob> {
+    return this.training.get(request.id);
   }
 
   @GrpcMethod('SaeService', 'FeatureRecords')
