@@ -60,6 +60,7 @@ beforeAll(async () => {
     LOUPE_EMBEDDED_PG_PORT: String(pgPort),
     LOUPE_DATA_DIR: path.join(scratch, 'data'),
     LOUPE_LLM_BASE_URL: '',
+    LOUPE_EMBEDDINGS_BASE_URL: llm.url,
     // nothing listens here: record fetches fail as UNAVAILABLE
     LOUPE_CAPTURE_ADDR: `127.0.0.1:${await freePort()}`,
   });
@@ -100,6 +101,11 @@ describe('ExplainerService over gRPC', () => {
     const search = await call('SearchExplanations', { query: 'rivers', unitPrefix: 'tiny/' });
     expect(search.hits).toHaveLength(1);
     expect(search.hits[0]).toMatchObject({ id: reply.explanationId, unit: 'tiny/blocks.0.mlp.hook_post/3' });
+    // saved with an embedding from the configured server, so semantic search finds it too
+    expect(llm.embeddingRequests).toContainEqual(['the token "river".']);
+    const semantic = await call('SearchExplanations', { query: 'river tokens', semantic: true });
+    expect(semantic.hits[0]).toMatchObject({ id: reply.explanationId });
+    expect(semantic.hits[0].relevance).toBeGreaterThan(0.5);
   });
 
   it('Score through an LLM given in the request, matching an independent Pearson', async () => {

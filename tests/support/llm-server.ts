@@ -5,7 +5,8 @@
 // usage. Replies are scripted: a queue consumed in order, then a function of the request. A scripted
 // reply can be an HTTP error (429 with Retry-After, 500), a slow answer or a malformed body. Every request
 // is recorded, and the most requests ever in flight at once is counted, so tests can check the
-// concurrency limit without timing anything.
+// concurrency limit without timing anything. POST /v1/embeddings answers with `bagOfWordsEmbedding`, a
+// deterministic stand-in under which texts sharing words are near each other.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -49,6 +50,8 @@ export interface LlmServer {
   /** Base URL as users configure it, ending in /v1. */
   url: string;
   requests: RecordedRequest[];
+  /** Inputs of each /embeddings request. */
+  embeddingRequests: string[][];
   /** The most requests that were in flight at the same moment. */
   maxConcurrent(): number;
   /** Replies still queued. */
@@ -58,6 +61,7 @@ export interface LlmServer {
 
 export async function startLlmServer(options: LlmServerOptions = {}): Promise<LlmServer> {
   const requests: RecordedRequest[] = [];
+  const embeddingRequests: string[][] = [];
   const queue = [...(options.replies ?? [])];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -68,6 +72,24 @@ export async function startLlmServer(options: LlmServerOptions = {}): Promise<Ll
       raw += chunk.toString();
     });
     req.on('end', async () => {
+      if (req.method === 'POST' && req.url === '/v1/embeddings') {
+        const body = JSON.parse(raw);
+        const inputs: string[] = Array.isArray(body.input) ? body.input : [body.input];
+        embeddingRequests.push(inputs);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            object: 'list',
+            model: body.model,
+            // reversed on purpose: clients must place items by `index`, not by position
+            data: inputs
+              .map((text, index) => ({ object: 'embedding', index, embedding: bagOfWordsEmbedding(text) }))
+              .reverse(),
+            usage: { prompt_tokens: 0, total_tokens: 0 },
+          }),
+        );
+        return;
+      }
       if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: `no route ${req.method} ${req.url}` } }));
@@ -142,6 +164,7 @@ export async function startLlmServer(options: LlmServerOptions = {}): Promise<Ll
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
+    embeddingRequests,
     queue,
     maxConcurrent: () => maxInFlight,
     close: () =>
@@ -181,4 +204,22 @@ export function lineReply(
     if (i < tokens.length - 1) logprobs.push(plain('\n'));
   });
   return { content: lines.join('\n'), logprobs };
+}
+
+export const EMBEDDING_DIMS = 64;
+
+/**
+ * Unit-length counts of hashed words (lower-cased, a plural "s" dropped): texts that share words have
+ * high cosine similarity, texts that share none are near 0 (up to hash collisions).
+ */
+export function bagOfWordsEmbedding(text: string): number[] {
+  const vector = new Array<number>(EMBEDDING_DIMS).fill(0);
+  for (const word of text.toLowerCase().match(/[a-z]+/g) ?? []) {
+    const stem = word.length > 3 && word.endsWith('s') ? word.slice(0, -1) : word;
+    let hash = 2166136261;
+    for (const ch of stem) hash = Math.imul(hash ^ ch.charCodeAt(0), 16777619) >>> 0;
+    vector[hash % EMBEDDING_DIMS] += 1;
+  }
+  const norm = Math.hypot(...vector) || 1;
+  return vector.map((v) => v / norm);
 }

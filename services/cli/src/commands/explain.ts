@@ -8,6 +8,7 @@ import {
   createJob,
   EXPLAINER_MIGRATIONS_DIR,
   EXPLAINER_SCHEMA,
+  embeddingsFromConfig,
   explainUnit,
   FileRecordSource,
   GrpcRecordSource,
@@ -149,6 +150,7 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
     migrationsDir: EXPLAINER_MIGRATIONS_DIR,
     applicationName: 'loupe-jobs',
   });
+  const embeddings = embeddingsFromConfig(config);
   const grpcSource = new GrpcRecordSource({ capture: config.captureAddress, sae: config.saeAddress });
   const stop = new AbortController();
   const interrupt = () => stop.abort();
@@ -191,6 +193,13 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
           sql: db.sql,
           records: options.recordsDir ? new FileRecordSource(options.recordsDir) : grpcSource,
           models: (llm) => modelsForJob(config, llm),
+          embed: embeddings
+            ? (text) =>
+                embeddings.embed([text]).then(
+                  (vectors) => vectors[0],
+                  () => undefined, // an explanation is kept even when it cannot be embedded
+                )
+            : undefined,
         },
         jobId,
         stop.signal,

@@ -21,6 +21,8 @@ export interface JobRunnerDeps {
   /** How long a claim holds without renewal; a crashed worker's units are free again after it. */
   leaseMs?: number;
   log?: Logger;
+  /** Embeds explanations for semantic search, when an embeddings server is configured. */
+  embed?: (text: string) => Promise<number[] | undefined>;
 }
 
 const DEFAULT_LEASE_MS = 60_000;
@@ -57,7 +59,8 @@ export async function runJob(deps: JobRunnerDeps, jobId: string, signal?: AbortS
       try {
         const records = await deps.records.records(claim.unit);
         const result = await scoreUnit(claim.unit, records, job.method, models, { seed: job.seed, meter });
-        const stored = await completeUnit(deps.sql, claim, result);
+        const embedding = await deps.embed?.(result.explanation);
+        const stored = await completeUnit(deps.sql, claim, result, embedding);
         if (!stored)
           deps.log?.warn({ job: jobId, unit: claim.unit }, 'unit was taken over by another worker');
       } catch (error) {

@@ -143,7 +143,12 @@ export async function claimUnit(sql: Sql, jobId: string, leaseMs: number): Promi
  * Stores the unit's explanation and marks it done in one transaction, only while the claim is still
  * ours; returns false (and stores nothing) when another worker took the unit over.
  */
-export async function completeUnit(sql: Sql, claim: UnitClaim, result: ScoredExplanation): Promise<boolean> {
+export async function completeUnit(
+  sql: Sql,
+  claim: UnitClaim,
+  result: ScoredExplanation,
+  embedding?: number[],
+): Promise<boolean> {
   return sql.begin(async (tx) => {
     const [held] = await tx`
       SELECT 1 FROM scoring_job_units
@@ -151,7 +156,7 @@ export async function completeUnit(sql: Sql, claim: UnitClaim, result: ScoredExp
         AND status = 'running'
       FOR UPDATE`;
     if (!held) return false;
-    const explanationId = await saveExplanation(tx as unknown as Sql, result);
+    const explanationId = await saveExplanation(tx as unknown as Sql, result, embedding);
     await tx`
       UPDATE scoring_job_units SET status = 'done', explanation_id = ${explanationId}, lease_until = NULL
       WHERE job_id = ${claim.jobId} AND position = ${claim.position}`;

@@ -26,6 +26,7 @@ import {
   type ScoredExplanation,
   saveExplanation,
   searchExplanations,
+  semanticSearchExplanations,
 } from '../store/explanations.js';
 import type { RecordSource } from '../units/record-source.js';
 import { parseUnit, parseUnitSpec } from '../units/unit-id.js';
@@ -160,11 +161,13 @@ export class ExplainerApi {
   }
 
   async search(request: SearchExplanationsRequest__Output): Promise<SearchExplanationsResponse> {
-    const hits = await searchExplanations(await this.database.sql(), {
-      query: request.query,
-      limit: request.limit,
-      unitPrefix: request.unitPrefix,
-    });
+    const options = { query: request.query, limit: request.limit, unitPrefix: request.unitPrefix };
+    if (!request.semantic)
+      return { hits: (await searchExplanations(await this.database.sql(), options)).map(hitToWire) };
+    if (request.query.trim() === '')
+      throw new UserInputError('search query is empty: give words to look for');
+    const embedding = await this.models.embedQuery(request.query);
+    const hits = await semanticSearchExplanations(await this.database.sql(), embedding, options);
     return { hits: hits.map(hitToWire) };
   }
 
@@ -180,7 +183,7 @@ export class ExplainerApi {
   private async save(unit: string, row: ScoredExplanation): Promise<string> {
     if (!unit) throw new UserInputError('save needs the unit the explanation is about');
     parseUnit(unit);
-    return saveExplanation(await this.database.sql(), row);
+    return saveExplanation(await this.database.sql(), row, await this.models.embed(row.explanation));
   }
 }
 

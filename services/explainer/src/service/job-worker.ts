@@ -44,7 +44,13 @@ export class JobWorker implements OnApplicationBootstrap, OnApplicationShutdown 
     for (const id of await activeJobIds(sql)) {
       if (this.running.has(id)) continue;
       const run = runJob(
-        { sql, records: this.records, models: (llm) => this.models.forJob(llm), log: this.log },
+        {
+          sql,
+          records: this.records,
+          models: (llm) => this.models.forJob(llm),
+          log: this.log,
+          embed: (text) => this.models.embed(text),
+        },
         id,
         this.stop.signal,
       )

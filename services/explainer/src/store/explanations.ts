@@ -63,16 +63,22 @@ export function fromClassificationReport(
 }
 
 /** Stores one scored explanation; returns its id. Takes a transaction's `sql` too. */
-export async function saveExplanation(sql: Sql, row: ScoredExplanation): Promise<string> {
+export async function saveExplanation(
+  sql: Sql,
+  row: ScoredExplanation,
+  embedding?: number[],
+): Promise<string> {
   const id = randomUUID();
+  // pgvector's text form; the column has no fixed dimension so any embedding model fits.
+  const vector = embedding ? `[${embedding.join(',')}]` : null;
   await sql`
     INSERT INTO explanations (id, unit, explanation, method, score, top_only, random_only, ci_low, ci_high,
       reason, explainer_model, simulator_model, prompt_version, provenance, prompt_tokens, completion_tokens,
-      llm_calls)
+      llm_calls, embedding)
     VALUES (${id}, ${row.unit}, ${row.explanation}, ${row.method}, ${row.score}, ${row.topOnly},
       ${row.randomOnly}, ${row.ci?.[0] ?? null}, ${row.ci?.[1] ?? null}, ${row.reason}, ${row.explainerModel},
       ${row.simulatorModel}, ${PROMPT_VERSION}, ${sql.json(row.provenance as never)}, ${row.usage.promptTokens},
-      ${row.usage.completionTokens}, ${row.usage.calls})`;
+      ${row.usage.completionTokens}, ${row.usage.calls}, ${vector}::vector)`;
   return id;
 }
 
@@ -122,6 +128,53 @@ export async function searchExplanations(
     FROM explanations, websearch_to_tsquery('english', ${query}) q
     WHERE search @@ q AND unit LIKE ${prefix}
     ORDER BY relevance DESC, score DESC NULLS LAST, created_at DESC
+    LIMIT ${limit}`;
+  return rows.map((r) => ({
+    id: r.id,
+    unit: r.unit,
+    explanation: r.explanation,
+    method: r.method,
+    score: r.score,
+    explainerModel: r.explainer_model,
+    simulatorModel: r.simulator_model,
+    relevance: Number(r.relevance),
+    createdAt: r.created_at,
+  }));
+}
+
+/**
+ * Semantic search: explanations whose embedding is nearest (cosine) to the query's, among those embedded
+ * with the same dimension (a model change leaves older rows out rather than comparing apples to pears).
+ * Relevance is the cosine similarity.
+ */
+export async function semanticSearchExplanations(
+  sql: Sql,
+  queryEmbedding: number[],
+  options: { limit?: number; unitPrefix?: string },
+): Promise<ExplanationHit[]> {
+  const limit = options.limit || 20;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+    throw new UserInputError(`search limit ${limit}: expected 1 to ${MAX_LIMIT}`);
+  const prefix = `${(options.unitPrefix ?? '').replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const vector = `[${queryEmbedding.join(',')}]`;
+  const rows = await sql<
+    {
+      id: string;
+      unit: string;
+      explanation: string;
+      method: string;
+      score: number | null;
+      explainer_model: string | null;
+      simulator_model: string;
+      relevance: number;
+      created_at: Date;
+    }[]
+  >`
+    SELECT id, unit, explanation, method, score, explainer_model, simulator_model,
+      1 - (embedding <=> ${vector}::vector) AS relevance, created_at
+    FROM explanations
+    WHERE embedding IS NOT NULL AND vector_dims(embedding) = ${queryEmbedding.length} AND unit LIKE ${prefix}
+    ORDER BY embedding <=> ${vector}::vector, created_at DESC
     LIMIT ${limit}`;
   return rows.map((r) => ({
     id: r.id,

@@ -6,10 +6,12 @@ export interface SearchExplanationsRequest {
   'query'?: (string);
   'limit'?: (number);
   'unitPrefix'?: (string);
+  'semantic'?: (boolean);
 }
 
 export interface SearchExplanationsRequest__Output {
   'query': (string);
   'limit': (number);
   'unitPrefix': (string);
+  'semantic': (boolean);
 }

@@ -1,0 +1,94 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  connect,
+  runMigrations,
+  type SpawnedEmbeddedPostgres,
+  type Sql,
+  spawnEmbeddedPostgres,
+} from '@loupe/common/db';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bagOfWordsEmbedding, type LlmServer, startLlmServer } from '../../../../tests/support/llm-server.js';
+import { EmbeddingsClient } from '../llm/embeddings.js';
+import {
+  type ScoredExplanation,
+  saveExplanation,
+  searchExplanations,
+  semanticSearchExplanations,
+} from './explanations.js';
+import { EXPLAINER_MIGRATIONS_DIR, EXPLAINER_SCHEMA } from './migrations.js';
+
+// Explanation search on the embedded Postgres: full text, and pgvector nearest neighbours.
+let db: SpawnedEmbeddedPostgres;
+let sql: Sql;
+let server: LlmServer;
+let embeddings: EmbeddingsClient;
+
+beforeAll(async () => {
+  db = await spawnEmbeddedPostgres({
+    dataDir: path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-explainer-store-')), 'pg'),
+  });
+  sql = connect(db.url, { schema: EXPLAINER_SCHEMA });
+  await runMigrations(sql, { schema: EXPLAINER_SCHEMA, dir: EXPLAINER_MIGRATIONS_DIR });
+  server = await startLlmServer();
+  embeddings = new EmbeddingsClient({ baseUrl: server.url, model: 'embed', concurrency: 2, timeoutMs: 5000 });
+});
+afterAll(async () => {
+  await server?.close();
+  await sql?.end();
+  await db?.stop();
+});
+
+const row = (unit: string, explanation: string, score: number): ScoredExplanation => ({
+  unit,
+  explanation,
+  method: 'simulation',
+  score,
+  topOnly: null,
+  randomOnly: null,
+  ci: [score - 0.1, score + 0.1],
+  reason: null,
+  explainerModel: 'baseline-statistical',
+  simulatorModel: 'baseline-statistical',
+  provenance: { seed: 0 },
+  usage: { calls: 0, promptTokens: 0, completionTokens: 0, retries: 0 },
+});
+
+describe('explanation search', () => {
+  const texts = [
+    'the names of rivers and lakes',
+    'closing quotation marks in dialogue',
+    'units of time after numbers',
+  ];
+
+  it('embeds through the server, in input order even when the reply is not', async () => {
+    const vectors = await embeddings.embed(texts);
+    expect(vectors).toEqual(texts.map(bagOfWordsEmbedding));
+    for (const [i, text] of texts.entries())
+      await saveExplanation(sql, row(`m/blocks.0.mlp.hook_post/${i}`, text, 0.5 + i / 10), vectors[i]);
+    await saveExplanation(sql, row('m/blocks.1.mlp.hook_post/0', 'rivers in spring', 0.2)); // no embedding
+  });
+
+  it('full-text search stems words and ranks by relevance, then score', async () => {
+    const hits = await searchExplanations(sql, { query: 'river' });
+    expect(hits.map((h) => h.unit)).toEqual(['m/blocks.0.mlp.hook_post/0', 'm/blocks.1.mlp.hook_post/0']);
+    expect(await searchExplanations(sql, { query: 'river', unitPrefix: 'm/blocks.1.' })).toHaveLength(1);
+    // LIKE wildcards in the prefix are literal
+    expect(await searchExplanations(sql, { query: 'river', unitPrefix: 'm/blocks._' })).toHaveLength(0);
+  });
+
+  it('semantic search returns the nearest embeddings first, with cosine similarity as relevance', async () => {
+    const query = 'lakes and rivers';
+    const [embedding] = await embeddings.embed([query]);
+    const hits = await semanticSearchExplanations(sql, embedding, { limit: 2 });
+    expect(hits).toHaveLength(2);
+    expect(hits[0].explanation).toBe(texts[0]);
+    // independent reference: cosine of the two unit vectors
+    const reference = bagOfWordsEmbedding(texts[0]).reduce((s, v, i) => s + v * embedding[i], 0);
+    expect(hits[0].relevance).toBeCloseTo(reference, 5);
+    expect(hits[0].relevance).toBeGreaterThan(hits[1].relevance);
+    // embeddings of another dimension (another model) are not compared
+    expect(await semanticSearchExplanations(sql, [1, 0, 0], {})).toEqual([]);
+  });
+});
