@@ -96,7 +96,10 @@ beforeAll(async () => {
   db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
   const captureAddress = `127.0.0.1:${await freePort()}`;
   const gatewayPort = await freePort();
+  // no SAE service here (gateway-sae.test.ts has one): feature ids reach a port nothing listens on
+  const saeAddress = `127.0.0.1:${await freePort()}`;
   env = {
+    LOUPE_SAE_ADDR: saeAddress,
     LOUPE_DATA_DIR: dataDir,
     LOUPE_MODEL: 'tiny',
     LOUPE_CAPTURE_ADDR: captureAddress,
@@ -236,12 +239,16 @@ describe('GraphQL gateway over the capture service', () => {
     expect(unknown.message).toMatch(
       /unknown unit "tiny\/blocks.1.mlp.hook_post\/999": model tiny has neurons .*\{0-255\}/,
     );
-    expect((await failure(unit, { id: 'tiny/blocks.0.hook_resid_post/3' })).extensions?.code).toBe(
-      'NOT_FOUND',
-    );
+    // not a neuron hook, so an SAE id (SAELens names many SAEs like hooks): the SAE service is asked
+    expect(await failure(unit, { id: 'tiny/blocks.0.hook_resid_post/3' })).toMatchObject({
+      extensions: { code: 'UNAVAILABLE' },
+      message: 'the SAE service is unavailable; try again shortly',
+    });
     const malformed = await failure(unit, { id: 'neuron-7' });
     expect(malformed.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(malformed.message).toMatch(/must be model\/hook\/index, e.g. gpt2\/blocks.6.mlp.hook_post\/1234/);
+    expect(malformed.message).toMatch(
+      /must be model\/hook\/index or model\/sae-id\/index, e.g. gpt2\/blocks.6.mlp.hook_post\/1234/,
+    );
 
     const deep =
       await failure(`{ model { hooks(first: 2) { edges { node { model { hooks(first: 2) { edges { node {
@@ -280,7 +287,7 @@ describe('GraphQL gateway over the capture service', () => {
     const steer = 'query ($edits: [SteeringEdit!]!) { steer(prompt: "hi", edits: $edits) { seed } }';
     const byUnit = await failure(steer, { edits: [{ unit: 'tiny/sae/1', strength: 2, mode: 'CLAMP' }] });
     expect(byUnit.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(byUnit.message).toMatch(/steering by unit needs the SAE service/);
+    expect(byUnit.message).toMatch(/mode CLAMP is not supported yet/);
     const wrongWidth = await failure(steer, { edits: [{ hook: 'blocks.0.hook_resid_pre', vector: [1, 2] }] });
     expect(wrongWidth.message).toMatch(/has 2 values; d_model is 64/);
   });

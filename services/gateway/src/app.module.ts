@@ -1,5 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import type { Logger, LoupeConfig } from '@loupe/common';
-import { type CaptureApi, captureServiceClient } from '@loupe/common/grpc';
+import { type CaptureApi, captureServiceClient, type SaeApi, saeServiceClient } from '@loupe/common/grpc';
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { type DynamicModule, Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
@@ -8,25 +9,40 @@ import { GatewayDatabase } from './auth/database.js';
 import { createContext } from './graphql/context.js';
 import { formatError } from './graphql/errors.js';
 import { SCHEMA_FILE } from './graphql/schema-file.js';
+import { graphqlWsHooks } from './graphql/subscriptions.js';
 import { LIMITS } from './limits/limits.js';
 import { costLimit, depthLimit } from './limits/query-limits.js';
 import { CaptureJobResolvers } from './resolvers/capture-jobs.resolver.js';
+import { EncodeQueries } from './resolvers/encode.resolver.js';
+import { FeatureFields } from './resolvers/features.resolver.js';
 import {
   HookActivationsFields,
   HookFields,
   ModelInfoFields,
   ModelQueries,
 } from './resolvers/models.resolver.js';
+import { ProgressSubscriptions } from './resolvers/progress.resolver.js';
+import { ModelSaeFields, SaeFields, SaeQueries } from './resolvers/saes.resolver.js';
 import { SteerQueries } from './resolvers/steer.resolver.js';
+import { TrainingJobFields, TrainingJobResolvers } from './resolvers/training-jobs.resolver.js';
 import { NeuronFields, QuantileBinFields, UnitQueries, UnitType } from './resolvers/units.resolver.js';
-import { CAPTURE, CONFIG, LOGGER } from './tokens.js';
+import { CAPTURE, CONFIG, LOGGER, SAE } from './tokens.js';
 
-/** Closes the capture channel when the app stops. */
-class CaptureChannel implements OnApplicationShutdown {
-  constructor(@Inject(CAPTURE) private readonly capture: CaptureApi) {}
+/** Closes the service channels when the app stops. */
+class ServiceChannels implements OnApplicationShutdown {
+  constructor(
+    @Inject(CAPTURE) private readonly capture: CaptureApi,
+    @Inject(SAE) private readonly sae: SaeApi,
+  ) {}
   onApplicationShutdown(): void {
     this.capture.close();
+    this.sae.close();
   }
+}
+
+/** Headers of the request: Apollo passes { req } per HTTP request, graphql-ws its socket context. */
+function headersOf(arg: { req?: IncomingMessage; extra?: { request?: IncomingMessage } }) {
+  return (arg.req ?? arg.extra?.request)?.headers ?? {};
 }
 
 /** Configuration, the log, the service clients and the API key store: shared by everything. */
@@ -38,12 +54,13 @@ class GatewayCore {
       { provide: CONFIG, useValue: config },
       { provide: LOGGER, useValue: log },
       { provide: CAPTURE, useValue: captureServiceClient(config.captureAddress) },
+      { provide: SAE, useValue: saeServiceClient(config.saeAddress) },
       GatewayDatabase,
       ApiKeys,
     ];
     return {
       module: GatewayCore,
-      providers: [...providers, CaptureChannel],
+      providers: [...providers, ServiceChannels],
       exports: providers.map((p) => ('provide' in p ? p.provide : p)),
     };
   }
@@ -58,8 +75,8 @@ export class GatewayModule {
         GatewayCore.register(config, log),
         GraphQLModule.forRootAsync<ApolloDriverConfig>({
           driver: ApolloDriver,
-          inject: [CAPTURE, ApiKeys],
-          useFactory: (capture: CaptureApi, apiKeys: ApiKeys): ApolloDriverConfig => ({
+          inject: [CAPTURE, SAE, ApiKeys],
+          useFactory: (capture: CaptureApi, sae: SaeApi, apiKeys: ApiKeys): ApolloDriverConfig => ({
             path: '/graphql',
             typePaths: [SCHEMA_FILE],
             validationRules: [
@@ -69,8 +86,10 @@ export class GatewayModule {
             formatError: formatError(log),
             includeStacktraceInErrorResponses: false,
             introspection: true,
-            context: ({ req }: { req: Parameters<typeof createContext>[0] }) =>
-              createContext(req, capture, apiKeys, log),
+            context: (arg: Parameters<typeof headersOf>[0]) =>
+              createContext(headersOf(arg), { capture, sae, apiKeys, log }),
+            // job progress subscriptions; graphql-ws does not go through Apollo: limits and errors are applied here
+            subscriptions: { 'graphql-ws': graphqlWsHooks(formatError(log)) },
           }),
         }),
       ],
@@ -85,6 +104,14 @@ export class GatewayModule {
         QuantileBinFields,
         SteerQueries,
         CaptureJobResolvers,
+        SaeQueries,
+        ModelSaeFields,
+        SaeFields,
+        FeatureFields,
+        EncodeQueries,
+        TrainingJobResolvers,
+        TrainingJobFields,
+        ProgressSubscriptions,
       ],
     };
   }

@@ -1,9 +1,18 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from '@loupe/common';
-import type { CaptureApi, ModelInfoResponse__Output, NeuronRecordResponse__Output } from '@loupe/common/grpc';
+import type {
+  CaptureApi,
+  FeatureRecordsResponse__Output,
+  FeatureStatsResponse__Output,
+  ModelInfoResponse__Output,
+  NeuronRecordResponse__Output,
+  SaeApi,
+  SaeInfo__Output,
+} from '@loupe/common/grpc';
 import DataLoader from 'dataloader';
 import type { ApiKeys } from '../auth/api-key-guard.js';
 import { callCapture } from '../capture/capture.js';
+import { callSae } from '../sae/sae.js';
 import { parseUnitId } from '../units/unit-id.js';
 
 /**
@@ -11,7 +20,6 @@ import { parseUnitId } from '../units/unit-id.js';
  * by many fields, costs one gRPC call per distinct key) and the API key check.
  */
 export interface GatewayContext {
-  req: IncomingMessage;
   loaders: Loaders;
   requireApiKey(): Promise<void>;
 }
@@ -21,18 +29,33 @@ export interface Loaders {
   modelInfo: DataLoader<string, ModelInfoResponse__Output>;
   /** key: a neuron's unit id */
   neuronRecord: DataLoader<string, NeuronRecordResponse__Output>;
+  /** key: an SAE id */
+  sae: DataLoader<string, SaeInfo__Output>;
+  /** key: a feature's unit id (model/sae-id/index) */
+  featureStats: DataLoader<string, FeatureStatsResponse__Output>;
+  /** key: a feature's unit id (model/sae-id/index) */
+  featureRecords: DataLoader<string, FeatureRecordsResponse__Output>;
 }
 
 /** Settles every key on its own: one unit's error does not fail its neighbours on the page. */
 function each<K, V>(rpc: string, log: Logger, load: (key: K) => Promise<V>) {
   return (keys: readonly K[]) => {
-    // one line per batch at debug level: how many calls a request really made (the e2e test reads it)
-    log.debug({ rpc, keys }, 'capture batch');
+    // one line per batch at debug level: how many calls a request really made (the e2e tests read it)
+    log.debug({ rpc, keys }, rpc in SAE_RPCS ? 'sae batch' : 'capture batch');
     return Promise.all(keys.map((key) => load(key).catch((error: Error) => error)));
   };
 }
 
-export function createLoaders(capture: CaptureApi, log: Logger): Loaders {
+const SAE_RPCS = { GetSae: true, FeatureStats: true, FeatureRecords: true };
+
+/** The feature of a feature unit id (the loaders get ids that loadUnit already checked). */
+function feature(id: string): { saeId: string; feature: number } {
+  const ref = parseUnitId(id);
+  if (ref.kind !== 'feature') throw new Error(`${id} is not a feature id`);
+  return { saeId: ref.saeId, feature: ref.index };
+}
+
+export function createLoaders(capture: CaptureApi, sae: SaeApi, log: Logger): Loaders {
   return {
     modelInfo: new DataLoader(
       each('ModelInfo', log, (model: string) => callCapture(() => capture.ModelInfo({ model }))),
@@ -40,25 +63,35 @@ export function createLoaders(capture: CaptureApi, log: Logger): Loaders {
     neuronRecord: new DataLoader(
       each('NeuronRecord', log, (id: string) => {
         const ref = parseUnitId(id);
+        if (ref.kind !== 'neuron') throw new Error(`${id} is not a neuron id`);
         return callCapture(() =>
           capture.NeuronRecord({ model: ref.model, hook: ref.hook, neuron: ref.index }),
         );
       }),
     ),
+    sae: new DataLoader(each('GetSae', log, (id: string) => callSae(() => sae.GetSae({ id })))),
+    featureStats: new DataLoader(
+      each('FeatureStats', log, (id: string) => callSae(() => sae.FeatureStats(feature(id)))),
+    ),
+    featureRecords: new DataLoader(
+      each('FeatureRecords', log, (id: string) => callSae(() => sae.FeatureRecords(feature(id)))),
+    ),
   };
 }
 
-export function createContext(
-  req: IncomingMessage,
-  capture: CaptureApi,
-  apiKeys: ApiKeys,
-  log: Logger,
-): GatewayContext {
+export interface Services {
+  capture: CaptureApi;
+  sae: SaeApi;
+  apiKeys: ApiKeys;
+  log: Logger;
+}
+
+/** One context per HTTP request or per subscription (headers of the WebSocket upgrade request). */
+export function createContext(headers: IncomingHttpHeaders, services: Services): GatewayContext {
   return {
-    req,
-    loaders: createLoaders(capture, log),
+    loaders: createLoaders(services.capture, services.sae, services.log),
     requireApiKey: async () => {
-      await apiKeys.require(req.headers.authorization);
+      await services.apiKeys.require(headers.authorization);
     },
   };
 }

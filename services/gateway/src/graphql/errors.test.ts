@@ -69,6 +69,16 @@ describe('errors as clients see them', () => {
     expect(down).toEqual(
       new LoupeError('the capture service is unavailable; try again shortly', 'UNAVAILABLE'),
     );
+    const later = fromServiceError(
+      grpcError(status.UNIMPLEMENTED, 'Train: not served yet; use `loupe sae train`'),
+      'SAE service',
+    );
+    expect(later).toEqual(
+      new LoupeError(
+        'the SAE service does not serve this yet: Train: not served yet; use `loupe sae train`',
+        'UNAVAILABLE',
+      ),
+    );
     const odd = fromServiceError(grpcError(status.INTERNAL, 'boom'), 'capture service');
     expect(odd).not.toBeInstanceOf(LoupeError);
   });

@@ -50,7 +50,7 @@ const LOUPE_CODES = new Set(Object.keys(GRPC_STATUS));
 /**
  * A failed gRPC call as the gateway passes it on: the service's own Loupe error (code in metadata,
  * message in details) when it gave one; "unavailable" without the address when it could not be
- * reached; otherwise an internal error, whose details go to the log only.
+ * reached or does not serve the RPC yet; otherwise an internal error, whose details go to the log only.
  */
 export function fromServiceError(error: unknown, service: string): Error {
   const e = error as Partial<ServiceError>;
@@ -60,6 +60,9 @@ export function fromServiceError(error: unknown, service: string): Error {
     return new LoupeError(e.details ?? '', carried as ErrorCode);
   if (e.code === GrpcStatus.UNAVAILABLE || e.code === GrpcStatus.DEADLINE_EXCEEDED)
     return new LoupeError(`the ${service} is unavailable; try again shortly`, 'UNAVAILABLE');
+  // an RPC of the contract that this build of the service does not serve yet: its message says what to use
+  if (e.code === GrpcStatus.UNIMPLEMENTED)
+    return new LoupeError(`the ${service} does not serve this yet: ${e.details ?? ''}`, 'UNAVAILABLE');
   return new Error(`${service} failed with gRPC status ${e.code}: ${e.details ?? e.message}`);
 }
 

@@ -13,8 +13,12 @@ export const LIMITS = {
   maxValuesPerHook: 262_144,
   /** units per `units` query */
   maxUnits: 100,
+  /** features listed per token by `encode` */
+  maxFeaturesPerToken: 64,
   /** steering edits per request */
   maxEdits: 8,
   /** tokens generated per continuation (the capture service's own limit) */
   maxNewTokens: 256,
+  /** how often a job progress subscription asks the service for the job */
+  progressPollMs: 500,
 } as const;

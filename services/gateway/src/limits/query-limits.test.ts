@@ -1,6 +1,6 @@
 import { buildSchema, parse, specifiedRules, validate } from 'graphql';
 import { describe, expect, it } from 'vitest';
-import { costLimit, depthLimit } from './query-limits.js';
+import { costLimit, depthLimit, limitErrors } from './query-limits.js';
 
 const schema = buildSchema(`
   type Query { item(id: ID): Item, items(ids: [ID!], first: Int): ItemConnection }
@@ -50,5 +50,21 @@ describe('cost limit', () => {
         costLimit(1, MODEL),
       )[0],
     ).toMatch(/costs 37/);
+  });
+});
+
+describe('limits outside validation (subscriptions)', () => {
+  it('reports the same errors as the validation rules', () => {
+    const query = '{ items(first: 10) { edges { node { child { child { name } } } } } }';
+    const limits = { ...MODEL, maxDepth: 4, maxCost: 40 };
+    const direct = limitErrors(parse(query), limits).map((e) => [e.message, e.extensions.code]);
+    expect(direct).toEqual([
+      ['query is 6 levels deep; the limit is 4: split it into several queries', 'QUERY_TOO_DEEP'],
+      [expect.stringMatching(/^query costs 51 /), 'QUERY_TOO_COSTLY'],
+    ]);
+    expect([...errors(query, depthLimit(4)), ...errors(query, costLimit(40, MODEL))]).toEqual(
+      direct.map(([message]) => message),
+    );
+    expect(limitErrors(parse(query), { ...MODEL, maxDepth: 6, maxCost: 51 })).toEqual([]);
   });
 });

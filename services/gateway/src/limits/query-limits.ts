@@ -1,5 +1,6 @@
 import {
   type ASTVisitor,
+  type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
   GraphQLError,
@@ -98,26 +99,54 @@ function perOperation(
   };
 }
 
+function depthError(operation: OperationDefinitionNode, fragments: Fragments, max: number) {
+  const depth = queryDepth(operation.selectionSet, fragments);
+  if (depth <= max) return null;
+  return new GraphQLError(
+    `query is ${depth} levels deep; the limit is ${max}: split it into several queries`,
+    {
+      nodes: [operation],
+      extensions: { code: 'QUERY_TOO_DEEP' },
+    },
+  );
+}
+
+function costError(operation: OperationDefinitionNode, fragments: Fragments, max: number, model: CostModel) {
+  const cost = queryCost(operation.selectionSet, fragments, model);
+  if (cost <= max) return null;
+  return new GraphQLError(
+    `query costs ${cost} (fields × page sizes); the limit is ${max}: ask for smaller pages (first) or fewer fields`,
+    { nodes: [operation], extensions: { code: 'QUERY_TOO_COSTLY' } },
+  );
+}
+
 export function depthLimit(max: number) {
   return (context: ValidationContext): ASTVisitor =>
-    perOperation(context, (operation, fragments) => {
-      const depth = queryDepth(operation.selectionSet, fragments);
-      if (depth <= max) return null;
-      return new GraphQLError(
-        `query is ${depth} levels deep; the limit is ${max}: split it into several queries`,
-        { nodes: [operation], extensions: { code: 'QUERY_TOO_DEEP' } },
-      );
-    });
+    perOperation(context, (operation, fragments) => depthError(operation, fragments, max));
 }
 
 export function costLimit(max: number, model: CostModel) {
   return (context: ValidationContext): ASTVisitor =>
-    perOperation(context, (operation, fragments) => {
-      const cost = queryCost(operation.selectionSet, fragments, model);
-      if (cost <= max) return null;
-      return new GraphQLError(
-        `query costs ${cost} (fields × page sizes); the limit is ${max}: ask for smaller pages (first) or fewer fields`,
-        { nodes: [operation], extensions: { code: 'QUERY_TOO_COSTLY' } },
-      );
-    });
+    perOperation(context, (operation, fragments) => costError(operation, fragments, max, model));
+}
+
+/**
+ * The same two limits over a parsed document outside graphql-js validation: subscriptions arrive over
+ * graphql-ws, which validates with the standard rules only.
+ */
+export function limitErrors(
+  document: DocumentNode,
+  limits: { maxDepth: number; maxCost: number } & CostModel,
+): GraphQLError[] {
+  const fragments: Fragments = {};
+  for (const definition of document.definitions)
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
+  const errors: GraphQLError[] = [];
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION) continue;
+    const depth = depthError(definition, fragments, limits.maxDepth);
+    const cost = costError(definition, fragments, limits.maxCost, limits);
+    for (const error of [depth, cost]) if (error) errors.push(error);
+  }
+  return errors;
 }

@@ -13,7 +13,7 @@ interface StartCaptureInput {
   maxTokens: number;
 }
 
-function job(j: CaptureJob__Output) {
+export function job(j: CaptureJob__Output) {
   return { ...j, error: j.error || null };
 }
 

@@ -1,10 +1,20 @@
+import { LoupeError } from '@loupe/common';
 import type { NeuronRecordResponse__Output, QuantileBin__Output } from '@loupe/common/grpc';
 import { Args, Context, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { connection } from '../graphql/connection.js';
 import type { GatewayContext } from '../graphql/context.js';
 import { checkCount } from '../limits/input-checks.js';
 import { LIMITS } from '../limits/limits.js';
-import { checkNeuron, formatUnitId, type NeuronRef, parseUnitId } from '../units/unit-id.js';
+import {
+  checkFeature,
+  checkNeuron,
+  type FeatureRef,
+  formatUnitId,
+  NEURON_EXAMPLE,
+  type NeuronRef,
+  parseUnitId,
+} from '../units/unit-id.js';
+import { type FeatureView, featureView } from './sae-views.js';
 import { recordWindow } from './views.js';
 
 interface NeuronView extends NeuronRef {
@@ -40,9 +50,27 @@ function neuronView(ref: NeuronRef, record: NeuronRecordResponse__Output): Neuro
   };
 }
 
-/** A unit by id: shape checked here, neuron checked against the model, records from the capture service. */
-async function loadUnit(id: string, ctx: GatewayContext): Promise<NeuronView> {
+/**
+ * A feature that exists: its SAE (one GetSae per distinct SAE per request) has that model and index.
+ * An unknown SAE is an unknown unit; the message also says where neurons live, in case a hook was meant.
+ */
+export async function loadFeature(ref: FeatureRef, ctx: GatewayContext): Promise<FeatureView> {
+  const sae = await ctx.loaders.sae.load(ref.saeId).catch((error: unknown) => {
+    if (error instanceof LoupeError && error.code === 'NOT_FOUND')
+      throw new LoupeError(
+        `unknown unit "${formatUnitId(ref)}": ${error.message}; neurons are model/blocks.{L}.mlp.hook_post/index, e.g. ${NEURON_EXAMPLE}`,
+        'NOT_FOUND',
+      );
+    throw error;
+  });
+  checkFeature(ref, sae);
+  return featureView(sae, ref.index);
+}
+
+/** A unit by id: shape checked here, then checked against its model (neuron) or its SAE (feature). */
+async function loadUnit(id: string, ctx: GatewayContext): Promise<NeuronView | FeatureView> {
   const ref = parseUnitId(id);
+  if (ref.kind === 'feature') return loadFeature(ref, ctx);
   checkNeuron(ref, await ctx.loaders.modelInfo.load(ref.model));
   return neuronView(ref, await ctx.loaders.neuronRecord.load(formatUnitId(ref)));
 }
@@ -63,7 +91,6 @@ export class UnitQueries {
 
 @Resolver('Unit')
 export class UnitType {
-  /** Neurons today; SAE features will say 'Feature'. */
   @ResolveField('__resolveType')
   resolveType(unit: { __typename: string }): string {
     return unit.__typename;

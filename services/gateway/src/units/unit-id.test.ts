@@ -1,12 +1,26 @@
 import { LoupeError } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
-import { checkNeuron, formatUnitId, parseUnitId } from './unit-id.js';
+import { checkFeature, checkNeuron, formatUnitId, parseUnitId } from './unit-id.js';
 
 describe('unit ids', () => {
   it('parses model/hook/index and formats it back', () => {
     const ref = parseUnitId('gpt2/blocks.6.mlp.hook_post/1234');
-    expect(ref).toEqual({ model: 'gpt2', hook: 'blocks.6.mlp.hook_post', layer: 6, index: 1234 });
+    expect(ref).toEqual({
+      kind: 'neuron',
+      model: 'gpt2',
+      hook: 'blocks.6.mlp.hook_post',
+      layer: 6,
+      index: 1234,
+    });
     expect(formatUnitId(ref)).toBe('gpt2/blocks.6.mlp.hook_post/1234');
+  });
+
+  it('reads any other middle part as an SAE id, hook-looking SAELens ids included', () => {
+    for (const saeId of ['res-6-topk', 'blocks.6.hook_resid_pre', 'a:b_c.d', 'blocks.6.mlp.hook_post2']) {
+      const ref = parseUnitId(`gpt2/${saeId}/17`);
+      expect(ref).toEqual({ kind: 'feature', model: 'gpt2', saeId, index: 17 });
+      expect(formatUnitId(ref)).toBe(`gpt2/${saeId}/17`);
+    }
   });
 
   it('tells a malformed id (bad input) from one that names nothing (not found)', () => {
@@ -16,22 +30,36 @@ describe('unit ids', () => {
       'gpt2/blocks.6.mlp.hook_post/-1',
       'a/b/c/1',
       '/h/1',
+      'gpt2/sae id/1',
+      `gpt2/${'x'.repeat(101)}/1`,
     ])
       expect(() => parseUnitId(id), id).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
-    expect(() => parseUnitId('gpt2/blocks.6.hook_resid_post/3')).toThrow(
-      expect.objectContaining({
-        code: 'NOT_FOUND',
-        message: expect.stringMatching(/neurons live on blocks/),
-      }),
-    );
     const model = { name: 'tiny', nLayer: 2, dMlp: 256 };
-    expect(() => checkNeuron(parseUnitId('tiny/blocks.1.mlp.hook_post/255'), model)).not.toThrow();
+    const neuron = (id: string) => {
+      const ref = parseUnitId(id);
+      if (ref.kind !== 'neuron') throw new Error(`${id} is not a neuron`);
+      return ref;
+    };
+    expect(() => checkNeuron(neuron('tiny/blocks.1.mlp.hook_post/255'), model)).not.toThrow();
     for (const id of ['tiny/blocks.2.mlp.hook_post/0', 'tiny/blocks.0.mlp.hook_post/256'])
-      expect(() => checkNeuron(parseUnitId(id), model)).toThrow(
+      expect(() => checkNeuron(neuron(id), model)).toThrow(
         new LoupeError(
           `unknown unit "${id}": model tiny has neurons tiny/blocks.{0-1}.mlp.hook_post/{0-255}`,
           'NOT_FOUND',
         ),
       );
+    const sae = { id: 'res', model: 'tiny', dSae: 96 };
+    const feature = (id: string) => {
+      const ref = parseUnitId(id);
+      if (ref.kind !== 'feature') throw new Error(`${id} is not a feature`);
+      return ref;
+    };
+    expect(() => checkFeature(feature('tiny/res/95'), sae)).not.toThrow();
+    expect(() => checkFeature(feature('tiny/res/96'), sae)).toThrow(
+      new LoupeError('unknown unit "tiny/res/96": SAE "res" has features tiny/res/{0-95}', 'NOT_FOUND'),
+    );
+    expect(() => checkFeature(feature('gpt2/res/1'), sae)).toThrow(
+      expect.objectContaining({ code: 'NOT_FOUND', message: expect.stringMatching(/belongs to model tiny/) }),
+    );
   });
 });
