@@ -100,7 +100,10 @@ sae
     'a latent is dead when it has not fired in this many tokens (dense: fires on > 10% of them)',
     '10000000',
   )
-  .option('--auxk <alpha>', 'topk: AuxK coefficient for dead latents (0 turns it off; default 1/32)')
+  .option(
+    '--auxk <alpha>',
+    'topk, batchtopk: AuxK coefficient for dead latents (0 turns it off; default 1/32)',
+  )
   .option(
     '--checkpoint-every <n>',
     'steps between checkpoints in <out>/checkpoints (rerun to resume)',

@@ -60,7 +60,7 @@ export interface TrainSaeSettings {
   normaliseVectors: number;
   /** window for dead latents (and AuxK's dead mask) and for dense ones (see LatentActivity) */
   deadWindowTokens: number;
-  /** topk: AuxK's coefficient α; default 1/32, 0 turns AuxK off */
+  /** topk and batchtopk: AuxK's coefficient α; default 1/32, 0 turns AuxK off */
   auxkCoefficient?: number;
   device: Device;
   intraOpThreads: number;
@@ -122,7 +122,9 @@ export async function trainSae(
   if (!Number.isSafeInteger(checkpointEvery) || checkpointEvery < 1)
     throw new UserInputError(`checkpoint interval must be a whole number ≥ 1, got ${checkpointEvery}`);
   const auxkCoefficient =
-    settings.architecture === 'topk' ? (settings.auxkCoefficient ?? DEFAULT_AUXK_COEFFICIENT) : 0;
+    settings.architecture === 'topk' || settings.architecture === 'batchtopk'
+      ? (settings.auxkCoefficient ?? DEFAULT_AUXK_COEFFICIENT)
+      : 0;
   const hash = runHash(source, settings, auxkCoefficient);
   const resume = settings.checkpointDir ? await latestCheckpoint(settings.checkpointDir, hash) : null;
   const datasetSettings = {
@@ -157,7 +159,11 @@ export async function trainSae(
   const dense = topk
     ? null
     : await SaeTrainer.create(
-        { shape: { d: source.width, m: width }, architecture: denseArchitecture(settings), ...runtime },
+        {
+          shape: { d: source.width, m: width },
+          architecture: denseArchitecture(settings, auxkCoefficient),
+          ...runtime,
+        },
         first.value.data,
         first.value.rows,
       );
@@ -289,11 +295,15 @@ function runHash(source: ActivationSource, settings: TrainSaeSettings, auxkCoeff
 }
 
 /** The step graph's settings for the dense architectures; sparsity coefficients warm up over 5% of steps. */
-function denseArchitecture(settings: TrainSaeSettings): DenseArchitecture {
+function denseArchitecture(settings: TrainSaeSettings, auxkCoefficient: number): DenseArchitecture {
   const warmup = Math.floor(settings.steps / 20);
   switch (settings.architecture) {
     case 'batchtopk':
-      return { kind: 'batchtopk', k: settings.k };
+      return {
+        kind: 'batchtopk',
+        k: settings.k,
+        ...(auxkCoefficient > 0 ? { auxk: { coefficient: auxkCoefficient } } : {}),
+      };
     case 'relu':
       return { kind: 'relu', l1: settings.sparsity ?? 0.5, l1WarmupSteps: warmup };
     case 'jumprelu':

@@ -7,6 +7,7 @@ import { initTopK } from './init.js';
 import { JUMPRELU_PARAMS, jumpReluPass, L0_INPUT } from './jumprelu-graph.js';
 import { L1_INPUT, reluL1Pass } from './relu-l1-graph.js';
 import { warmedUpCoefficient } from './sparsity-schedule.js';
+import type { AuxKOptions } from './topk-graph.js';
 
 /** ReLU SAE with decoder-norm-weighted L1 (see relu-l1-graph.ts). */
 export interface ReluL1Settings {
@@ -26,6 +27,8 @@ export interface BatchTopKSettings {
   k: number;
   /** rate of the moving average that estimates the inference threshold; default 0.01 */
   thresholdRate?: number;
+  /** AuxK on dead latents, as for TopK; the step then takes a dead mask */
+  auxk?: AuxKOptions;
 }
 
 /** JumpReLU (see jumprelu-graph.ts). */
@@ -57,6 +60,8 @@ export interface ArchitectureRuntime {
   stepInputs(completedSteps: number): Record<string, number>;
   /** BatchTopK's inference threshold, fed by each step's `min_kept` */
   threshold?: RunningThreshold;
+  /** whether the step graph takes AuxK's dead mask */
+  auxk?: boolean;
 }
 
 export function architectureRuntime(arch: DenseArchitecture): ArchitectureRuntime {
@@ -74,10 +79,11 @@ export function architectureRuntime(arch: DenseArchitecture): ArchitectureRuntim
       return {
         name: 'sae_batchtopk',
         params: SAE_PARAMS,
-        pass: (g, shape) => batchTopKPass(g, { ...shape, k: arch.k }),
+        pass: (g, shape) => batchTopKPass(g, { ...shape, k: arch.k }, arch.auxk),
         init: (shape, seed, batch, rows) => initTopK(shape, seed, batch, rows),
         stepInputs: () => ({}),
         threshold: new RunningThreshold(arch.thresholdRate),
+        auxk: arch.auxk !== undefined,
       };
     case 'jumprelu':
       return {

@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { batchTopKPass, MIN_KEPT_OUTPUT } from './batchtopk-graph.js';
 import { SAE_PARAMS } from './dense-sae-ops.js';
 import { checkAgainstFiniteDifferences, paramFeeds, randomSaeParams } from './gradient-check.js';
-import { referenceBatchTopKLoss } from './reference.js';
+import { referenceBatchTopKAuxKLoss, referenceBatchTopKLoss } from './reference.js';
 import { buildGradientGraph } from './sae-graphs.js';
+import { auxKFeeds } from './trainer.js';
 
 const shape = { d: 6, m: 10, k: 3 };
 const rows = 4;
@@ -67,5 +68,61 @@ describe('BatchTopK SAE gradients', () => {
       `BatchTopK gradient check: kept per row ${perRow.join(',')}; worst scaled error ` +
         `${result.worst.toExponential(2)}, largest |g| ${result.largest.toFixed(3)}`,
     );
+  });
+
+  it('with AuxK, match finite differences of the float64 reference (residual held fixed)', async () => {
+    // 6 dead latents, k_aux = d/2 = 3 of them per vector, scale 1; α = 0.5 so the aux share is visible
+    const deadMask = Float32Array.from({ length: shape.m }, (_, i) => (i % 5 < 3 ? 1 : 0));
+    const aux = { deadMask, kAux: 3, scale: 1, coefficient: 0.5 };
+    let found: { params: ReturnType<typeof randomSaeParams>; x: Float32Array } | undefined;
+    for (let seed = 1; seed < 1000 && !found; seed++) {
+      const params = randomSaeParams(shape, SAE_PARAMS, seed);
+      const x = new Rng(seed + 1000).normalFloat32(rows * shape.d, 0, 1);
+      const main = referenceBatchTopKLoss(shape, params, x, rows);
+      const ref = referenceBatchTopKAuxKLoss(shape, params, x, rows, aux);
+      if (
+        main.minGap > 1e-2 &&
+        main.minAbsPre > 1e-2 &&
+        main.keptZeros === 0 &&
+        ref.auxMinGap > 1e-2 &&
+        ref.auxPositive >= rows
+      )
+        found = { params, x };
+    }
+    if (!found) throw new Error('no well-separated case');
+    const { params, x } = found;
+    const session = await ort.InferenceSession.create(
+      buildGradientGraph(
+        shape,
+        (g, s) => batchTopKPass(g, { ...s, k: shape.k }, { coefficient: 0.5 }),
+        'batchtopk',
+      ),
+      { intraOpNumThreads: 1 },
+    );
+    const out = await session.run({
+      ...paramFeeds(shape, SAE_PARAMS, params, x, rows),
+      ...auxKFeeds(shape, deadMask),
+    });
+    await session.release();
+    const at = referenceBatchTopKAuxKLoss(shape, params, x, rows, aux);
+    expect((out.loss.data as Float32Array)[0]).toBeCloseTo(at.loss, 4);
+    expect((out.mse.data as Float32Array)[0]).toBeCloseTo(at.mse, 4);
+    expect((out.aux_loss.data as Float32Array)[0]).toBeCloseTo(at.auxLoss, 5);
+    const fixed = { ...aux, residual: at.residual };
+    const withAux = checkAgainstFiniteDifferences(
+      SAE_PARAMS,
+      params,
+      out,
+      (p) => referenceBatchTopKAuxKLoss(shape, p, x, rows, fixed).loss,
+    );
+    expect(withAux.failures).toEqual([]);
+    // the aux term must matter: the graph's gradients are far from the main loss's alone
+    const mainOnly = checkAgainstFiniteDifferences(
+      SAE_PARAMS,
+      params,
+      out,
+      (p) => referenceBatchTopKLoss(shape, p, x, rows).loss,
+    );
+    expect(mainOnly.worst).toBeGreaterThan(0.05);
   });
 });

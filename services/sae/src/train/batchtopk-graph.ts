@@ -2,14 +2,17 @@ import type { GraphBuilder } from '@loupe/common';
 import type { ArchPass } from './arch-pass.js';
 import {
   activationGradient,
+  type Decoded,
   decodeActivations,
   decoderGradient,
+  type Encoded,
   encodeInputs,
   encoderGradients,
   positiveMask,
   SAE_PARAMS,
   type SaeShape,
 } from './dense-sae-ops.js';
+import { AUXK_INPUTS, type AuxKOptions, DEFAULT_AUXK_COEFFICIENT } from './topk-graph.js';
 
 /** Name of the scalar output: the smallest positive activation kept in this batch. */
 export const MIN_KEPT_OUTPUT = 'min_kept';
@@ -24,7 +27,11 @@ export const MIN_KEPT_OUTPUT = 'min_kept';
  * θ replaces it: f = pre·[pre > θ]. The graph outputs the smallest kept positive activation
  * (`min_kept`, +∞ if nothing fired) for the trainer's running estimate of θ.
  */
-export function batchTopKPass(g: GraphBuilder, shape: SaeShape & { k: number }): ArchPass {
+export function batchTopKPass(
+  g: GraphBuilder,
+  shape: SaeShape & { k: number },
+  auxk?: AuxKOptions,
+): ArchPass {
   const e = encodeInputs(g, shape, SAE_PARAMS);
   const relu = g.op('Relu', [e.pre]);
   const flat = g.op('Reshape', [relu, g.constInt64([-1], [1], 'flat')]);
@@ -37,10 +44,20 @@ export function batchTopKPass(g: GraphBuilder, shape: SaeShape & { k: number }):
     g.op('Shape', [e.pre]),
   ]);
   const dec = decodeActivations(g, e, acts);
-  g.op('Identity', [dec.mse], {}, 'loss');
   // kept zeros (fewer than k·B positive activations) add nothing and, masked here, get no gradient
   const firing = positiveMask(g, acts);
-  const dPre = g.op('Mul', [activationGradient(g, dec.dRecon), firing]);
+  let dPre = g.op('Mul', [activationGradient(g, dec.dRecon), firing]);
+  let wDecGrad = decoderGradient(g, acts, dec.dRecon);
+  const extraOutputs: ArchPass['extraOutputs'] = [{ name: MIN_KEPT_OUTPUT, type: 'float32', shape: [] }];
+  if (auxk) {
+    const aux = auxKTerm(g, shape, e, relu, dec, auxk);
+    g.op('Add', [dec.mse, aux.weighted], {}, 'loss');
+    dPre = g.op('Add', [dPre, aux.dPre]);
+    wDecGrad = g.op('Add', [wDecGrad, aux.dDec]);
+    extraOutputs.push({ name: 'aux_loss', type: 'float32', shape: [] });
+  } else {
+    g.op('Identity', [dec.mse], {}, 'loss');
+  }
   const inf = g.constFloat([Number.POSITIVE_INFINITY], [], 'inf');
   g.op(
     'ReduceMin',
@@ -52,10 +69,63 @@ export function batchTopKPass(g: GraphBuilder, shape: SaeShape & { k: number }):
     params: SAE_PARAMS,
     loss: 'loss',
     mse: dec.mse,
-    grads: { ...encoderGradients(g, e, dec.dRecon, dPre), W_dec: decoderGradient(g, acts, dec.dRecon) },
+    grads: { ...encoderGradients(g, e, dec.dRecon, dPre), W_dec: wDecGrad },
     firing,
     batch: e.batch,
-    extraOutputs: [{ name: MIN_KEPT_OUTPUT, type: 'float32', shape: [] }],
+    extraOutputs,
     unitDecoder: true,
+  };
+}
+
+/**
+ * AuxK as for TopK (see AuxKOptions in topk-graph.ts: same inputs, normalisation and stop-gradient on
+ * e), with dense [B, m] activations like the rest of this pass: the k_aux largest ReLU pre-activations
+ * of dead latents per vector reconstruct e = x − x̂. Returns the weighted term α·s·||e − ê||²/B, its
+ * contribution to dL/d(pre) and to dL/dW_dec, and names `aux_loss` (sparsify's normalised figure).
+ */
+function auxKTerm(
+  g: GraphBuilder,
+  shape: SaeShape,
+  e: Encoded,
+  relu: string,
+  dec: Decoded,
+  options: AuxKOptions,
+): { weighted: string; dPre: string; dDec: string } {
+  const dead = g.input(AUXK_INPUTS.deadMask, 'float32', [shape.m]);
+  const kAux = g.input(AUXK_INPUTS.kAux, 'int64', [1]);
+  const scale = g.input(AUXK_INPUTS.scale, 'float32', []);
+  const coefficient = options.coefficient ?? DEFAULT_AUXK_COEFFICIENT;
+  const [values, indices] = g.opMulti('TopK', [g.op('Mul', [relu, dead]), kAux], 2, {
+    axis: 1,
+    largest: 1,
+    sorted: 0,
+  });
+  const auxActs = g.op(
+    'ScatterElements',
+    [g.op('ConstantOfShape', [g.op('Shape', [e.pre])]), indices, values],
+    {
+      axis: 1,
+    },
+  );
+  // dec.error is x̂ − x, so ê − e = ê + (x̂ − x)
+  const auxError = g.op('Add', [g.op('MatMul', [auxActs, 'W_dec']), dec.error]);
+  const squared = g.op('ReduceSum', [g.op('Mul', [auxError, auxError])], { keepdims: 0 });
+  const weighted = g.op('Div', [
+    g.op('Mul', [g.op('Mul', [squared, scale]), g.constFloat([coefficient], [], 'auxk_coefficient')]),
+    e.batch,
+  ]);
+  const mean = g.op('ReduceMean', [e.x, g.constInt64([0], [1], 'aux_axis0')], { keepdims: 1 });
+  const spread = g.op('Sub', [e.x, mean]);
+  const variance = g.op('Max', [
+    g.op('ReduceSum', [g.op('Mul', [spread, spread])], { keepdims: 0 }),
+    g.constFloat([1e-30], [], 'tiny'),
+  ]);
+  g.op('Div', [g.op('Mul', [squared, scale]), variance], {}, 'aux_loss');
+  const factor = g.op('Div', [g.op('Mul', [scale, g.constFloat([2 * coefficient], [], 'two_aux')]), e.batch]);
+  const dHat = g.op('Mul', [auxError, factor]);
+  return {
+    weighted,
+    dPre: g.op('Mul', [activationGradient(g, dHat), positiveMask(g, auxActs)]),
+    dDec: decoderGradient(g, auxActs, dHat),
   };
 }

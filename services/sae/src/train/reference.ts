@@ -263,33 +263,74 @@ export function referenceAuxKLoss(
   const { d, m, k } = shape;
   const residual = new Float64Array(rows * d);
   let squared = 0;
-  let auxSquared = 0;
-  let auxMinGap = Number.POSITIVE_INFINITY;
-  let auxPositive = 0;
   for (let b = 0; b < rows; b++) {
     const pre = preActivations(d, m, p, x, b);
     const relu = Array.from(pre, (v) => Math.max(0, v));
     const order = relu.map((_, i) => i).sort((a, c) => relu[c] - relu[a]);
     const f = new Float64Array(m);
     for (const i of order.slice(0, k)) f[i] = relu[i];
-    for (let j = 0; j < d; j++) {
-      let recon = p.b_dec[j];
-      for (let i = 0; i < m; i++) if (f[i] !== 0) recon += f[i] * p.W_dec[i * d + j];
-      residual[b * d + j] = x[b * d + j] - recon;
-      squared += residual[b * d + j] ** 2;
-    }
-    const dead = relu.map((v, i) => (aux.deadMask[i] ? v : 0));
-    const deadOrder = dead.map((_, i) => i).sort((a, c) => dead[c] - dead[a]);
-    const picked = deadOrder.slice(0, aux.kAux);
-    if (aux.kAux < m && dead[deadOrder[aux.kAux - 1]] > 0)
-      auxMinGap = Math.min(auxMinGap, dead[deadOrder[aux.kAux - 1]] - dead[deadOrder[aux.kAux]]);
-    const e = aux.residual ?? residual;
+    squared += rowResidual(d, p, x, b, f, residual);
+  }
+  const term = referenceAuxTerm(shape, p, x, rows, aux, aux.residual ?? residual);
+  return {
+    loss: (squared + aux.coefficient * aux.scale * term.squared) / rows,
+    mse: squared / rows,
+    auxLoss: term.normalised,
+    residual,
+    auxMinGap: term.minGap,
+    auxPositive: term.positive,
+  };
+}
+
+/** Writes e_b = x_b − (f·W_dec + b_dec) into `residual` and returns ||e_b||². */
+function rowResidual(
+  d: number,
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  b: number,
+  f: Float64Array,
+  residual: Float64Array,
+): number {
+  let total = 0;
+  for (let j = 0; j < d; j++) {
+    let recon = p.b_dec[j];
+    for (let i = 0; i < f.length; i++) if (f[i] !== 0) recon += f[i] * p.W_dec[i * d + j];
+    residual[b * d + j] = x[b * d + j] - recon;
+    total += residual[b * d + j] ** 2;
+  }
+  return total;
+}
+
+/**
+ * The AuxK term's pieces for a given residual e (held fixed by the caller for finite differences):
+ * Σ_b ||e_b − ê_b||², sparsify's normalised figure s·Σ||e − ê||² / Σ||x − mean(x)||², the smallest gap at
+ * the k_aux-th dead value, and how many picked dead values are positive.
+ */
+export function referenceAuxTerm(
+  shape: { d: number; m: number },
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  rows: number,
+  aux: ReferenceAuxK,
+  residual: Float64Array,
+): { squared: number; normalised: number; minGap: number; positive: number } {
+  const { d, m } = shape;
+  let squared = 0;
+  let minGap = Number.POSITIVE_INFINITY;
+  let positive = 0;
+  for (let b = 0; b < rows; b++) {
+    const pre = preActivations(d, m, p, x, b);
+    const dead = Array.from(pre, (v, i) => (aux.deadMask[i] ? Math.max(0, v) : 0));
+    const order = dead.map((_, i) => i).sort((a, c) => dead[c] - dead[a]);
+    const picked = order.slice(0, aux.kAux);
+    if (aux.kAux < m && dead[order[aux.kAux - 1]] > 0)
+      minGap = Math.min(minGap, dead[order[aux.kAux - 1]] - dead[order[aux.kAux]]);
     for (let j = 0; j < d; j++) {
       let eHat = 0;
       for (const i of picked) eHat += dead[i] * p.W_dec[i * d + j];
-      auxSquared += (e[b * d + j] - eHat) ** 2;
+      squared += (residual[b * d + j] - eHat) ** 2;
     }
-    for (const i of picked) if (dead[i] > 0) auxPositive++;
+    for (const i of picked) if (dead[i] > 0) positive++;
   }
   let variance = 0;
   for (let j = 0; j < d; j++) {
@@ -298,12 +339,44 @@ export function referenceAuxKLoss(
     mean /= rows;
     for (let b = 0; b < rows; b++) variance += (x[b * d + j] - mean) ** 2;
   }
+  return { squared, normalised: (aux.scale * squared) / variance, minGap, positive };
+}
+
+/**
+ * BatchTopK loss plus AuxK from the definition (see referenceBatchTopKLoss and referenceAuxKLoss): the
+ * residual is that of the batch-level selection.
+ */
+export function referenceBatchTopKAuxKLoss(
+  shape: { d: number; m: number; k: number },
+  p: ReferenceParams,
+  x: ArrayLike<number>,
+  rows: number,
+  aux: ReferenceAuxK,
+): {
+  loss: number;
+  mse: number;
+  auxLoss: number;
+  residual: Float64Array;
+  auxMinGap: number;
+  auxPositive: number;
+} {
+  const { d, m, k } = shape;
+  const relu: Float64Array[] = [];
+  for (let b = 0; b < rows; b++) relu.push(preActivations(d, m, p, x, b).map((v) => Math.max(0, v)));
+  const flat = relu.flatMap((row, b) => Array.from(row, (value, i) => ({ value, b, i })));
+  flat.sort((a, c) => c.value - a.value);
+  const acts = relu.map(() => new Float64Array(m));
+  for (const { value, b, i } of flat.slice(0, k * rows)) acts[b][i] = value;
+  const residual = new Float64Array(rows * d);
+  let squared = 0;
+  for (let b = 0; b < rows; b++) squared += rowResidual(d, p, x, b, acts[b], residual);
+  const term = referenceAuxTerm(shape, p, x, rows, aux, aux.residual ?? residual);
   return {
-    loss: (squared + aux.coefficient * aux.scale * auxSquared) / rows,
+    loss: (squared + aux.coefficient * aux.scale * term.squared) / rows,
     mse: squared / rows,
-    auxLoss: (aux.scale * auxSquared) / variance,
+    auxLoss: term.normalised,
     residual,
-    auxMinGap,
-    auxPositive,
+    auxMinGap: term.minGap,
+    auxPositive: term.positive,
   };
 }

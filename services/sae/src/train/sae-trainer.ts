@@ -12,6 +12,7 @@ import { MIN_KEPT_OUTPUT } from './batchtopk-graph.js';
 import { type SaeParam, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
 import type { RunningThreshold } from './inference-threshold.js';
 import { buildStepGraph } from './sae-graphs.js';
+import { auxKFeeds } from './trainer.js';
 import { copyTensors, restoreTensors, type TrainerState } from './trainer-state.js';
 
 const THRESHOLD_SCALAR = 'inference_threshold';
@@ -39,6 +40,8 @@ export interface SaeStepResult {
   inputs: Record<string, number>;
   /** every other scalar output of the step graph (sparsity_loss, min_kept, ...) */
   extras: Record<string, number>;
+  /** with AuxK: sparsify's normalised aux figure (also in extras as aux_loss) */
+  auxLoss?: number;
 }
 
 type State = Record<string, ort.Tensor>;
@@ -96,8 +99,16 @@ export class SaeTrainer {
     return this.runtime.threshold;
   }
 
-  /** One Adam step on a batch of row-major vectors [batchSize, d]. */
-  async step(batch: Float32Array, batchSize: number, lr: number): Promise<SaeStepResult> {
+  /**
+   * One Adam step on a batch of row-major vectors [batchSize, d]. `dead` (1 per dead latent) feeds AuxK
+   * where the architecture was built with it; ignored otherwise.
+   */
+  async step(
+    batch: Float32Array,
+    batchSize: number,
+    lr: number,
+    dead?: ArrayLike<number>,
+  ): Promise<SaeStepResult> {
     const inputs = this.runtime.stepInputs(this.steps);
     const feeds: State = {
       ...this.state,
@@ -108,6 +119,7 @@ export class SaeTrainer {
     for (const [name, value] of Object.entries(inputs)) {
       feeds[name] = new ort.Tensor('float32', Float32Array.of(value), []);
     }
+    if (this.runtime.auxk) Object.assign(feeds, auxKFeeds(this.shape, dead));
     const out = await this.session.run(feeds);
     const next: State = {};
     for (const p of this.runtime.params) {
@@ -130,6 +142,7 @@ export class SaeTrainer {
       latentCounts: out.latent_counts.data as Float32Array,
       inputs,
       extras,
+      ...('aux_loss' in extras ? { auxLoss: extras.aux_loss } : {}),
     };
     if (this.runtime.threshold && MIN_KEPT_OUTPUT in extras)
       this.runtime.threshold.observe(extras[MIN_KEPT_OUTPUT]);

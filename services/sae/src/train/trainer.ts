@@ -48,6 +48,18 @@ export function auxKInputs(d: number, dead: ArrayLike<number> | undefined): { kA
 
 type State = Record<string, ort.Tensor>;
 
+/** The AuxK graph inputs for a dead mask (see auxKInputs). */
+export function auxKFeeds(shape: { d: number; m: number }, dead: ArrayLike<number> | undefined): State {
+  const { kAux, scale } = auxKInputs(shape.d, dead);
+  const mask = new Float32Array(shape.m);
+  if (dead) for (let i = 0; i < mask.length; i++) mask[i] = dead[i] ? 1 : 0;
+  return {
+    [AUXK_INPUTS.deadMask]: new ort.Tensor('float32', mask, [shape.m]),
+    [AUXK_INPUTS.kAux]: new ort.Tensor('int64', BigInt64Array.of(BigInt(kAux)), [1]),
+    [AUXK_INPUTS.scale]: new ort.Tensor('float32', Float32Array.of(scale), []),
+  };
+}
+
 /**
  * Runs TopK SAE training steps in one ONNX Runtime session. Parameters and Adam moments live as tensors
  * on our side: each step feeds them in and takes the step's outputs as the next state, without copying.
@@ -107,14 +119,7 @@ export class TopKTrainer {
       lr: new ort.Tensor('float32', Float32Array.of(lr), []),
       t: new ort.Tensor('float32', Float32Array.of(this.steps + 1), []),
     };
-    if (this.auxk) {
-      const { kAux, scale } = auxKInputs(this.shape.d, dead);
-      const mask = new Float32Array(this.shape.m);
-      if (dead) for (let i = 0; i < mask.length; i++) mask[i] = dead[i] ? 1 : 0;
-      feeds[AUXK_INPUTS.deadMask] = new ort.Tensor('float32', mask, [this.shape.m]);
-      feeds[AUXK_INPUTS.kAux] = new ort.Tensor('int64', BigInt64Array.of(BigInt(kAux)), [1]);
-      feeds[AUXK_INPUTS.scale] = new ort.Tensor('float32', Float32Array.of(scale), []);
-    }
+    if (this.auxk) Object.assign(feeds, auxKFeeds(this.shape, dead));
     const out = await this.session.run(feeds);
     const next: State = {};
     for (const p of TOPK_PARAMS) {
