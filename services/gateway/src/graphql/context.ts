@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Logger } from '@loupe/common';
+import { type Logger, UserInputError } from '@loupe/common';
 import type {
   CaptureApi,
   FeatureRecordsResponse__Output,
@@ -12,6 +12,7 @@ import type {
 import DataLoader from 'dataloader';
 import type { ApiKeys } from '../auth/api-key-guard.js';
 import { callCapture } from '../capture/capture.js';
+import { LIMITS } from '../limits/limits.js';
 import { callSae } from '../sae/sae.js';
 import { parseUnitId } from '../units/unit-id.js';
 
@@ -37,12 +38,33 @@ export interface Loaders {
   featureRecords: DataLoader<string, FeatureRecordsResponse__Output>;
 }
 
-/** Settles every key on its own: one unit's error does not fail its neighbours on the page. */
-function each<K, V>(rpc: string, log: Logger, load: (key: K) => Promise<V>) {
-  return (keys: readonly K[]) => {
+/**
+ * Settles every key on its own: one unit's error does not fail its neighbours on the page. With
+ * maxKeys, the loader serves at most that many distinct keys per request (its cache means each batch
+ * holds only new keys); the rest fail with a message saying so. This bounds the calls a request can
+ * cause where the query's cost cannot (features listed per token of an encoded text).
+ */
+export function each<K, V>(
+  rpc: string,
+  log: Logger,
+  load: (key: K) => Promise<V>,
+  maxKeys = Number.POSITIVE_INFINITY,
+) {
+  let served = 0;
+  return (keys: readonly K[]): Promise<(V | Error)[]> => {
     // one line per batch at debug level: how many calls a request really made (the e2e tests read it)
     log.debug({ rpc, keys }, rpc in SAE_RPCS ? 'sae batch' : 'capture batch');
-    return Promise.all(keys.map((key) => load(key).catch((error: Error) => error)));
+    return Promise.all(
+      keys.map((key) => {
+        if (++served > maxKeys)
+          return new UserInputError(
+            `this request asks for ${rpc} of more than ${maxKeys} distinct units; ask for fewer ` +
+              '(a smaller page, fewer ids, or a smaller perToken/top)',
+            'TOO_LONG',
+          );
+        return load(key).catch((error: Error) => error);
+      }),
+    );
   };
 }
 
@@ -71,10 +93,20 @@ export function createLoaders(capture: CaptureApi, sae: SaeApi, log: Logger): Lo
     ),
     sae: new DataLoader(each('GetSae', log, (id: string) => callSae(() => sae.GetSae({ id })))),
     featureStats: new DataLoader(
-      each('FeatureStats', log, (id: string) => callSae(() => sae.FeatureStats(feature(id)))),
+      each(
+        'FeatureStats',
+        log,
+        (id: string) => callSae(() => sae.FeatureStats(feature(id))),
+        LIMITS.maxUnits,
+      ),
     ),
     featureRecords: new DataLoader(
-      each('FeatureRecords', log, (id: string) => callSae(() => sae.FeatureRecords(feature(id)))),
+      each(
+        'FeatureRecords',
+        log,
+        (id: string) => callSae(() => sae.FeatureRecords(feature(id))),
+        LIMITS.maxUnits,
+      ),
     ),
   };
 }

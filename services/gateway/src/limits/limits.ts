@@ -11,7 +11,7 @@ export const LIMITS = {
   maxHooks: 8,
   /** values one HookActivations.values may return without `indices` (tokens × width) */
   maxValuesPerHook: 262_144,
-  /** units per `units` query */
+  /** units per `units` query; also distinct features whose statistics or records one request loads */
   maxUnits: 100,
   /** features listed per token by `encode` */
   maxFeaturesPerToken: 64,
