@@ -30,7 +30,7 @@ const MODELS = gql`
           dModel
           dMlp
           executionProvider
-          hooks(first: 200) {
+          hooks(first: 100) {
             edges {
               node {
                 name
@@ -66,13 +66,13 @@ export default async function Home() {
             <label>
               hook{' '}
               <select name="hook">
-                {model.hooks.edges
-                  .filter(({ node }) => node.name.endsWith('mlp.hook_post'))
-                  .map(({ node }) => (
-                    <option key={node.name} value={node.name}>
-                      {node.name} ({node.width})
+                {Array.from({ length: model.nLayer }, (_, layer) => `blocks.${layer}.mlp.hook_post`).map(
+                  (hook) => (
+                    <option key={hook} value={hook}>
+                      {hook} ({model.dMlp})
                     </option>
-                  ))}
+                  ),
+                )}
               </select>
             </label>{' '}
             <label>
