@@ -140,7 +140,7 @@ describe('web workbench in Chromium', () => {
     // hovering shows the value (the title carries it, rounded for display)
     const peak = first.values.indexOf(Math.max(...first.values));
     await expect(tokens.nth(peak).getAttribute('title')).resolves.toMatch(/: -?[\d.e-]+$/);
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'unit-page.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'unit-page.png') });
 
     await Promise.all([page.waitForURL('**?tab=random'), page.click('nav.tabs >> text=random')]);
     const randomWindows = await page
