@@ -10,7 +10,8 @@ import { REPO_ROOT, runCli } from '../support/process.js';
 // `loupe sae train` killed with SIGKILL after its first checkpoint, then rerun with the same command: it
 // must resume and write a sae_weights.safetensors byte-identical to an uninterrupted run's.
 const D = 32;
-const env = { LOUPE_DEVICE: 'cpu', LOUPE_THREADS: '1' };
+// two threads: resume must be exact where ONNX Runtime splits work across threads too
+const env = { LOUPE_DEVICE: 'cpu', LOUPE_THREADS: '2' };
 
 let scratch: string;
 let vectors: string;

@@ -207,23 +207,25 @@ function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
   const zerosMd = once(() => g.op('ConstantOfShape', [g.constInt64([shape.m, shape.d], [2], 'm_by_d')]));
   const zerosM = once(() => g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]));
   const flat = once(() => g.constInt64([-1], [1], 'flat'));
-  // Outer products per selected latent, summed into its row. ScatterND's add runs in index order on
-  // CPU, which keeps the result deterministic there.
-  const scatterRows = (flatIndices: string, coefficients: string, vectors: string) =>
-    g.op(
-      'ScatterND',
-      [
-        zerosMd(),
-        flatIndices,
-        g.op('Reshape', [
-          g.op('Mul', [g.op('Unsqueeze', [coefficients, axis2()]), g.op('Unsqueeze', [vectors, axis1()])]),
-          flatRows(),
-        ]),
-      ],
-      { reduction: 'add' },
-    );
+  // Outer products per selected latent, summed into its row. ScatterElements rather than ScatterND:
+  // ONNX Runtime's CPU ScatterND splits its updates across threads, and with repeated indices (a latent
+  // picked by several vectors) the sums then depend on the thread schedule (the same seed gave different
+  // losses run to run with 2 threads). ScatterElements adds in index order on one thread: the results are
+  // deterministic at any thread count, which exact checkpoint resume relies on.
+  const scatterRows = (flatIndices: string, coefficients: string, vectors: string) => {
+    const updates = g.op('Reshape', [
+      g.op('Mul', [g.op('Unsqueeze', [coefficients, axis2()]), g.op('Unsqueeze', [vectors, axis1()])]),
+      flatRows(),
+    ]);
+    const indices = g.op('Expand', [flatIndices, g.op('Shape', [updates])]);
+    return g.op('ScatterElements', [zerosMd(), indices, updates], { axis: 0, reduction: 'add' });
+  };
   const scatterLatents = (flatIndices: string, values: string) =>
-    g.op('ScatterND', [zerosM(), flatIndices, g.op('Reshape', [values, flat()])], { reduction: 'add' });
+    g.op(
+      'ScatterElements',
+      [zerosM(), g.op('Reshape', [flatIndices, flat()]), g.op('Reshape', [values, flat()])],
+      { axis: 0, reduction: 'add' },
+    );
   let dDec: string;
   let dEnc: string;
   let dBiasEnc: string;
@@ -354,14 +356,16 @@ export function buildTopKStepGraph(shape: TopKShape, options: StepGraphOptions =
   // L0: latents actually nonzero per vector, averaged over the batch (≤ k because of the ReLU).
   // Counts come from the selected values alone, so the sparse kernel never builds a [B, m] tensor.
   const firing = g.op('Cast', [g.op('Greater', [f.topValues, g.constFloat([0], [], 'zero_f')])], { to: 1 });
+  // ScatterElements for the same reason as in the backward pass: counts feed AuxK's dead mask.
+  const flatCounts = g.constInt64([-1], [1], 'flat');
   g.op(
-    'ScatterND',
+    'ScatterElements',
     [
       g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]),
-      g.op('Reshape', [f.topIndices, g.constInt64([-1, 1], [2], 'flat_shape')]),
-      g.op('Reshape', [firing, g.constInt64([-1], [1], 'flat')]),
+      g.op('Reshape', [f.topIndices, flatCounts]),
+      g.op('Reshape', [firing, flatCounts]),
     ],
-    { reduction: 'add' },
+    { axis: 0, reduction: 'add' },
     'latent_counts',
   );
   g.op('Div', [g.op('ReduceSum', [firing], { keepdims: 0 }), f.batch], {}, 'l0');
