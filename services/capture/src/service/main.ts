@@ -4,7 +4,7 @@ import { PROTO_LOADER_OPTIONS, protoFile } from '@loupe/common/grpc';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions, Transport } from '@nestjs/microservices';
 import { CaptureModule } from './app.module.js';
-import { GrpcErrorFilter } from './grpc-error.filter.js';
+import { GrpcErrorFilter } from '@loupe/common/nest';
 
 const MAX_MESSAGE_BYTES = 512 * 1024 * 1024; // logits of a long text are tens of megabytes
 

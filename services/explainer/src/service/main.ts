@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { createLogger, loadConfig } from '@loupe/common';
 import { PROTO_LOADER_OPTIONS, protoFile } from '@loupe/common/grpc';
+import { GrpcErrorFilter } from '@loupe/common/nest';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions, Transport } from '@nestjs/microservices';
 import { ExplainerModule } from './app.module.js';
-import { GrpcErrorFilter } from './grpc-error.filter.js';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024; // records of many windows in one request
 

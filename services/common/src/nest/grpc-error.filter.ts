@@ -1,8 +1,8 @@
 import { Metadata } from '@grpc/grpc-js';
-import { type Logger } from '@loupe/common';
-import { ERROR_CODE_METADATA_KEY, toGrpcError } from '@loupe/common/grpc';
 import { type ArgumentsHost, Catch, type RpcExceptionFilter } from '@nestjs/common';
 import { type Observable, throwError } from 'rxjs';
+import { ERROR_CODE_METADATA_KEY, toGrpcError } from '../grpc/index.js';
+import type { Logger } from '../logging.js';
 
 /** Every error leaves as a gRPC status with a clear message; bugs are logged, never shown. */
 @Catch()

@@ -1,0 +1,1 @@
+export { GrpcErrorFilter } from './grpc-error.filter.js';
