@@ -1,10 +1,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { readManifest } from '@loupe/capture';
 import { type Device, UserInputError } from '@loupe/common';
 import { isDeadLocalWorker, type Sql, workerName } from '@loupe/common/db';
 import type { EvalMetrics__Output, TrainingJob__Output } from '@loupe/common/grpc';
 import { ActivationDataset } from '../data/activation-dataset.js';
 import { type ActivationSource, openActivationSource } from '../data/activation-source.js';
+import { computeFeatureRecords } from '../features/compute-records.js';
+import { findSae } from '../features/feature-store.js';
 import type { Sae } from '../format/sae-model.js';
 import { readSaeLens, writeSaeLens } from '../format/saelens.js';
 import { evaluateHeldOut } from '../run/evaluate-held-out.js';
@@ -108,7 +111,7 @@ async function runClaimed(sql: Sql, job: TrainingJobRow, worker: string, options
     if (!s) throw new LostClaim(job.id);
   };
 
-  let sae: Sae;
+  let sae: Sae | undefined;
   if (job.phase === 'train') {
     // Progress goes to the row between steps without holding training up: writes are chained (never
     // two at once), sent at most every PROGRESS_EVERY_MS and at each checkpoint; a write that finds the
@@ -185,11 +188,11 @@ async function runClaimed(sql: Sql, job: TrainingJobRow, worker: string, options
     });
     held(await setTrainingPhase(sql, job.id, worker, 'evaluate'));
     sae = result.sae;
-  } else {
+  } else if (job.phase === 'evaluate') {
     sae = await readSaeLens(saeDir);
   }
 
-  if (job.phase === 'train' || job.phase === 'evaluate') {
+  if (sae) {
     const fresh = await getTrainingJobRow(sql, job.id);
     const metrics = await heldOutMetrics(sae, source, r, defaults, fresh);
     await importSae(sql, options.dataDir, saeDir, { id: job.saeId });
@@ -197,12 +200,34 @@ async function runClaimed(sql: Sql, job: TrainingJobRow, worker: string, options
       UPDATE saes SET trained_as = ${r.architecture}, training_job_id = ${job.id},
              metrics = ${metrics ? sql.json(metrics as unknown as Parameters<typeof sql.json>[0]) : null}
       WHERE id = ${job.saeId}`;
-    // ── features phase ────────────────────────────────────────────────────────────────────────────
-    // TODO(features): set phase 'features' and call computeFeatureRecords (services/sae/src/features/)
-    // for job.saeId over the job's activations here, once that module lands; the job then moves to
-    // 'done' below as now. Until then the SAE has its decoder directions (importSae) but no records.
-    // ────────────────────────────────────────────────────────────────────────────────────────────────
+    held(await setTrainingPhase(sql, job.id, worker, 'features'));
   }
+
+  // Feature statistics and records need windows of tokens, which only a capture job's shards carry; an
+  // SAE trained on a bare file of vectors has its decoder directions (importSae) and no records.
+  if (r.captureJobId) {
+    await computeFeatureRecords(sql, options.dataDir, job.saeId, capturedActivations(options.dataDir, r), {
+      device: options.device,
+      intraOpThreads: options.intraOpThreads,
+      modelDir: await logitModelDir(sql, options.dataDir, job.saeId),
+    });
+  }
+}
+
+function capturedActivations(dataDir: string, r: ResolvedTrainRequest): string {
+  return path.join(path.resolve(dataDir), 'capture', r.captureJobId ?? '');
+}
+
+/**
+ * The converted model under <dataDir>/models that the SAE names, for its features' logit tokens; none
+ * when it is not there or the SAE does not read the residual stream (logit tokens need d_in = d_model).
+ */
+async function logitModelDir(sql: Sql, dataDir: string, saeId: string): Promise<string | undefined> {
+  const sae = await findSae(sql, saeId);
+  if (!/^[A-Za-z0-9._-]+$/.test(sae.model)) return undefined; // 'unknown', or not a models/ folder name
+  const dir = path.join(dataDir, 'models', sae.model);
+  const manifest = await readManifest(dir).catch(() => null);
+  return manifest?.dims.dModel === sae.dIn ? dir : undefined;
 }
 
 /** Activations of the request: a capture job's folder (shards of one hook) or a file in the data dir. */
