@@ -10,6 +10,7 @@ export * from './hub/download.js';
 export * from './hub/hf-files.js';
 export * from './model/checkpoint.js';
 export * from './model/convert.js';
+export * from './model/fixture/index.js';
 export * from './model/gpt2-config.js';
 export * from './model/gpt2-graph.js';
 export * from './model/manifest.js';
