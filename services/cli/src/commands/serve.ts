@@ -1,54 +1,263 @@
-import fs from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
-import { type LoupeConfig, loadConfig, modelsDir } from '@loupe/common';
+import { fileURLToPath } from 'node:url';
+import { createLogger, type Logger, type LoupeConfig, loadConfig, UserInputError } from '@loupe/common';
+import { captureServiceClient, explainerServiceClient, saeServiceClient } from '@loupe/common/grpc';
+import { chooseModel, hasModel, type ModelChoice, makeOfflineModel, modelDir } from '../demo/model.js';
+import { runDemo } from '../demo/run.js';
+import { workspaceFile } from '../demo/state.js';
 
-/** Starts the services in this process (capture, then SAE) and runs until interrupted. */
-export async function serve(): Promise<void> {
-  const config = loadConfig();
-  const modelDir = config.model.includes('/')
-    ? path.resolve(config.model)
-    : path.join(modelsDir(config), config.model);
-  const present = await fs.access(path.join(modelDir, 'manifest.json')).then(
-    () => true,
-    () => false,
-  );
-  if (!present) {
-    process.stderr.write(
-      `loupe: no model at ${modelDir} yet; requests will say so until one is there. Get one with\n` +
-        `  npx loupe model pull ${config.model}\n` +
-        `or, offline: npm run fixtures -- tiny && npx loupe model convert tests/.fixtures/tiny --out ${modelDir}\n`,
-    );
-  }
-  await startEmbeddedDatabase(config);
-  const { startCaptureService } = await import('@loupe/capture/service');
-  const capture = await startCaptureService();
-  const { startSaeService } = await import('@loupe/sae/service');
-  const sae = await startSaeService();
-  process.stderr.write(
-    `loupe: capture service on ${capture.address}, SAE service on ${sae.address} (Ctrl-C to stop)\n`,
-  );
+interface Running {
+  name: string;
+  close(): Promise<void>;
 }
 
 /**
- * Without DATABASE_URL the services share one embedded Postgres. Started here, once, so two services
- * opening their schemas at the same moment do not both try to start it; it stops with this process.
+ * `loupe serve` (what `npm start` runs): the embedded Postgres (unless DATABASE_URL is set), the
+ * capture, SAE and explainer gRPC services and the GraphQL gateway in this process, the web app as a
+ * child process, and in the background the model (pulled, or made offline) and the demo workspace.
+ * Runs until SIGINT or SIGTERM, then stops all of it and exits 0.
  */
-async function startEmbeddedDatabase(config: LoupeConfig): Promise<void> {
-  if (config.databaseUrl) return;
-  const inUse = await new Promise<boolean>((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port: config.embeddedPgPort });
+export async function serve(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('serve', config.logLevel);
+  const running: Running[] = [];
+  const demoStop = new AbortController();
+  let demo: Promise<unknown> = Promise.resolve();
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`loupe: ${signal}: stopping\n`);
+    demoStop.abort();
+    await Promise.race([demo, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    // last started, first stopped: the web app and gateway go before the services they call
+    for (const part of running.reverse()) {
+      await part
+        .close()
+        .catch((error: Error) => log.warn({ part: part.name, err: error.message }, 'stop failed'));
+    }
+    process.exit(0);
+  };
+  const onSignal = (signal: NodeJS.Signals) => void stop(signal);
+
+  try {
+    running.push(...(await startEmbeddedDatabase(config)));
+    const model = await chooseModel(config);
+    if (model.offline) log.warn({ model: model.name }, model.reason);
+    const { startCaptureService } = await import('@loupe/capture/service');
+    const capture = await startCaptureService(model.name === config.model ? {} : { model: model.name });
+    running.push({ name: 'capture', close: capture.close });
+    const { startSaeService } = await import('@loupe/sae/service');
+    const sae = await startSaeService();
+    running.push({ name: 'sae', close: sae.close });
+    const { startExplainerService } = await import('@loupe/explainer/service');
+    const explainer = await startExplainerService();
+    running.push({ name: 'explainer', close: explainer.close });
+    const { startGateway } = await import('@loupe/gateway/service');
+    const gateway = await startGateway();
+    running.push({ name: 'gateway', close: gateway.close });
+    const web = await startWeb(config, log);
+    if (web.running) running.push(web.running);
+
+    // Nest's shutdown hooks re-raise the signal after closing their own app; this process closes every
+    // part in order itself and then exits 0.
+    for (const signal of NEST_SHUTDOWN_SIGNALS) process.removeAllListeners(signal);
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+
+    printSummary(config, model, {
+      web: web.url,
+      webNote: web.note,
+      graphql: gateway.url,
+      capture,
+      sae,
+      explainer,
+    });
+    demo = prepareWorkspace(config, model, demoStop.signal, log);
+  } catch (error) {
+    for (const part of running.reverse()) await part.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** Every signal NestJS's enableShutdownHooks() listens to. */
+const NEST_SHUTDOWN_SIGNALS = [
+  'SIGHUP',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGILL',
+  'SIGTRAP',
+  'SIGABRT',
+  'SIGBUS',
+  'SIGFPE',
+  'SIGSEGV',
+  'SIGUSR2',
+  'SIGTERM',
+] as const;
+
+function printSummary(
+  config: LoupeConfig,
+  model: ModelChoice,
+  urls: {
+    web: string | null;
+    webNote: string;
+    graphql: string;
+    capture: { address: string };
+    sae: { address: string };
+    explainer: { address: string };
+  },
+): void {
+  const modelLine = model.offline
+    ? `${model.name} (OFFLINE: a small random-weight GPT-2 made on this machine; the real ${config.model} is pulled on a start with a network)`
+    : model.fetch === 'pull'
+      ? `${model.name} (downloading from ${config.hfEndpoint}; requests say so until it is there)`
+      : model.name;
+  process.stderr.write(
+    [
+      '',
+      'Loupe is running (Ctrl-C to stop)',
+      `  web        ${urls.web ?? urls.webNote}`,
+      `  GraphQL    ${urls.graphql}`,
+      `  gRPC       capture ${urls.capture.address} · sae ${urls.sae.address} · explainer ${urls.explainer.address}`,
+      `  model      ${modelLine}`,
+      `  demo       prepared in the background; progress in ${workspaceFile(config.dataDir)}`,
+      '',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** The model (pull or offline fixture), then the demo workspace; failures are logged, never fatal. */
+async function prepareWorkspace(
+  config: LoupeConfig,
+  model: ModelChoice,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  const capture = captureServiceClient(config.captureAddress);
+  const sae = saeServiceClient(config.saeAddress);
+  const explainer = explainerServiceClient(config.explainerAddress);
+  try {
+    await runDemo({
+      file: workspaceFile(config.dataDir),
+      model: model.name,
+      offline: model.offline,
+      capture,
+      sae,
+      explainer,
+      signal,
+      log: createLogger('demo', config.logLevel),
+      prepareModel: async () => {
+        if (model.fetch === 'fixture') {
+          log.info({ model: model.name }, 'making the offline model');
+          await makeOfflineModel(config);
+          process.stderr.write(`loupe: offline model ready: ${modelDir(config, model.name)}\n`);
+        } else if (model.fetch === 'pull') {
+          const { pull } = await import('./model.js');
+          await pull(model.name, { revision: 'main' });
+        }
+        if (!(await hasModel(config, model.name)))
+          throw new UserInputError(
+            `no model at ${modelDir(config, model.name)}; get one with: npx loupe model pull gpt2`,
+          );
+      },
+    });
+  } catch (error) {
+    log.warn({ err: (error as Error).message }, 'demo workspace not prepared');
+  } finally {
+    capture.close();
+    sae.close();
+    explainer.close();
+  }
+}
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
+const WEB_DIR = path.join(REPO_ROOT, 'web');
+
+/**
+ * `next start` in web/, in its own process group so that stopping it stops its workers too. The
+ * environment passes through (the web app reads LOUPE_GATEWAY_PORT like the services); `env` adds
+ * Next's telemetry opt-out. Without a build the API keeps running and the summary says what to do.
+ */
+async function startWeb(
+  config: LoupeConfig,
+  log: Logger,
+): Promise<{ url: string | null; note: string; running?: Running }> {
+  if (!fs.existsSync(path.join(WEB_DIR, '.next', 'BUILD_ID')))
+    return {
+      url: null,
+      note: `not built: run npm run build, then start again (${WEB_DIR}/.next is missing)`,
+    };
+  const next = createRequire(path.join(WEB_DIR, 'package.json')).resolve('next/dist/bin/next');
+  const port = String(config.webPort);
+  const child: ChildProcess = spawn(
+    'env',
+    [
+      'NEXT_TELEMETRY_DISABLED=1',
+      `LOUPE_GATEWAY_PORT=${config.gatewayPort}`,
+      process.execPath,
+      next,
+      'start',
+      '-p',
+      port,
+    ],
+    { cwd: WEB_DIR, stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+  );
+  let output = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const close = async () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      const killer = setTimeout(() => child.pid && process.kill(-child.pid, 'SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(killer);
+    }
+  };
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 240; i++) {
+    if (await listening(config.webPort)) return { url, note: '', running: { name: 'web', close } };
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  await close();
+  log.error({ output }, 'the web app did not start');
+  return { url: null, note: `did not start (port ${port}): ${output.trim().split('\n').pop() ?? ''}` };
+}
+
+function listening(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = net.connect({ host, port });
     socket.once('connect', () => {
       socket.destroy();
       resolve(true);
     });
     socket.once('error', () => resolve(false));
   });
-  if (inUse) return; // another `loupe serve` (or a database someone started) already serves it
+}
+
+/**
+ * Without DATABASE_URL the services share one embedded Postgres. Started here, once, so two services
+ * opening their schemas at the same moment do not both try to start it; it stops with this process.
+ */
+async function startEmbeddedDatabase(config: LoupeConfig): Promise<Running[]> {
+  if (config.databaseUrl) return [];
+  // another `loupe serve` (or a database someone started) already serves it
+  if (await listening(config.embeddedPgPort)) return [];
   const { spawnEmbeddedPostgres } = await import('@loupe/common/db');
   const db = await spawnEmbeddedPostgres({
     dataDir: path.join(config.dataDir, 'pg'),
     port: config.embeddedPgPort,
   });
   process.stderr.write(`loupe: embedded Postgres on ${db.url.replace(/\/\/[^@]*@/, '//')}\n`);
+  return [{ name: 'postgres', close: () => db.stop() }];
 }
