@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
-import { type ExplainerProto, loadProto } from '@loupe/common/grpc';
+import { type ExplainerApi, explainerServiceClient } from '@loupe/common/grpc';
 import { pearson, syntheticUnit } from '@loupe/explainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LlmServer, type RecordedRequest, startLlmServer } from '../support/llm-server.js';
@@ -14,7 +14,7 @@ let scratch: string;
 let db: SpawnedEmbeddedPostgres;
 let service: RunningProcess;
 let llm: LlmServer;
-let client: grpc.Client;
+let client: ExplainerApi;
 
 const unit = syntheticUnit({ seed: 21, firesOn: ' river', records: 8, length: 16 });
 const wireRecords = {
@@ -25,14 +25,7 @@ const wireRecords = {
 // biome-ignore lint/suspicious/noExplicitAny: replies are checked field by field
 type Reply = any;
 function call(method: string, request: object): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    (
-      client as unknown as Record<
-        string,
-        (r: object, cb: (e: grpc.ServiceError | null, v: unknown) => void) => void
-      >
-    )[method](request, (error, value) => (error ? reject(error) : resolve(value)));
-  });
+  return (client as unknown as Record<string, (r: object) => Promise<Reply>>)[method](request);
 }
 
 function jsonModel(request: RecordedRequest) {
@@ -64,13 +57,8 @@ beforeAll(async () => {
     // nothing listens here: record fetches fail as UNAVAILABLE
     LOUPE_CAPTURE_ADDR: `127.0.0.1:${await freePort()}`,
   });
-  const proto = loadProto<ExplainerProto>('explainer');
-  client = new proto.loupe.v1.ExplainerService(address, grpc.credentials.createInsecure());
-  await new Promise<void>((resolve, reject) =>
-    client.waitForReady(Date.now() + 60_000, (e) =>
-      e ? reject(new Error(`${e.message}\n${service.stderr()}`)) : resolve(),
-    ),
-  );
+  client = explainerServiceClient(address);
+  await client.ready().catch((e: Error) => Promise.reject(new Error(`${e.message}\n${service.stderr()}`)));
 });
 
 afterAll(async () => {

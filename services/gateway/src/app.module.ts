@@ -1,6 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger, LoupeConfig } from '@loupe/common';
-import { type CaptureApi, captureServiceClient, type SaeApi, saeServiceClient } from '@loupe/common/grpc';
+import {
+  type CaptureApi,
+  captureServiceClient,
+  type ExplainerApi,
+  explainerServiceClient,
+  type SaeApi,
+  saeServiceClient,
+} from '@loupe/common/grpc';
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { type DynamicModule, Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
@@ -12,8 +19,15 @@ import { SCHEMA_FILE } from './graphql/schema-file.js';
 import { graphqlWsHooks } from './graphql/subscriptions.js';
 import { LIMITS } from './limits/limits.js';
 import { costLimit, depthLimit } from './limits/query-limits.js';
+import { BrowseQueries } from './resolvers/browse.resolver.js';
 import { CaptureJobResolvers } from './resolvers/capture-jobs.resolver.js';
 import { EncodeQueries } from './resolvers/encode.resolver.js';
+import {
+  ExplainMutations,
+  ExplanationFields,
+  FeatureExplanationFields,
+  NeuronExplanationFields,
+} from './resolvers/explanations.resolver.js';
 import { FeatureFields } from './resolvers/features.resolver.js';
 import {
   HookActivationsFields,
@@ -23,20 +37,24 @@ import {
 } from './resolvers/models.resolver.js';
 import { ProgressSubscriptions } from './resolvers/progress.resolver.js';
 import { ModelSaeFields, SaeFields, SaeQueries } from './resolvers/saes.resolver.js';
+import { ScoringJobResolvers } from './resolvers/scoring-jobs.resolver.js';
+import { ExplanationSearchEdgeFields, SearchQueries } from './resolvers/search.resolver.js';
 import { SteerQueries } from './resolvers/steer.resolver.js';
 import { TrainingJobFields, TrainingJobResolvers } from './resolvers/training-jobs.resolver.js';
 import { NeuronFields, QuantileBinFields, UnitQueries, UnitType } from './resolvers/units.resolver.js';
-import { CAPTURE, CONFIG, LOGGER, SAE } from './tokens.js';
+import { CAPTURE, CONFIG, EXPLAINER, LOGGER, SAE } from './tokens.js';
 
 /** Closes the service channels when the app stops. */
 class ServiceChannels implements OnApplicationShutdown {
   constructor(
     @Inject(CAPTURE) private readonly capture: CaptureApi,
     @Inject(SAE) private readonly sae: SaeApi,
+    @Inject(EXPLAINER) private readonly explainer: ExplainerApi,
   ) {}
   onApplicationShutdown(): void {
     this.capture.close();
     this.sae.close();
+    this.explainer.close();
   }
 }
 
@@ -55,6 +73,7 @@ class GatewayCore {
       { provide: LOGGER, useValue: log },
       { provide: CAPTURE, useValue: captureServiceClient(config.captureAddress) },
       { provide: SAE, useValue: saeServiceClient(config.saeAddress) },
+      { provide: EXPLAINER, useValue: explainerServiceClient(config.explainerAddress) },
       GatewayDatabase,
       ApiKeys,
     ];
@@ -75,8 +94,13 @@ export class GatewayModule {
         GatewayCore.register(config, log),
         GraphQLModule.forRootAsync<ApolloDriverConfig>({
           driver: ApolloDriver,
-          inject: [CAPTURE, SAE, ApiKeys],
-          useFactory: (capture: CaptureApi, sae: SaeApi, apiKeys: ApiKeys): ApolloDriverConfig => ({
+          inject: [CAPTURE, SAE, EXPLAINER, ApiKeys],
+          useFactory: (
+            capture: CaptureApi,
+            sae: SaeApi,
+            explainer: ExplainerApi,
+            apiKeys: ApiKeys,
+          ): ApolloDriverConfig => ({
             path: '/graphql',
             typePaths: [SCHEMA_FILE],
             validationRules: [
@@ -87,7 +111,7 @@ export class GatewayModule {
             includeStacktraceInErrorResponses: false,
             introspection: true,
             context: (arg: Parameters<typeof headersOf>[0]) =>
-              createContext(headersOf(arg), { capture, sae, apiKeys, log }),
+              createContext(headersOf(arg), { capture, sae, explainer, apiKeys, log }),
             // job progress subscriptions; graphql-ws does not go through Apollo: limits and errors are applied here
             subscriptions: { 'graphql-ws': graphqlWsHooks(formatError(log)) },
           }),
@@ -112,6 +136,14 @@ export class GatewayModule {
         TrainingJobResolvers,
         TrainingJobFields,
         ProgressSubscriptions,
+        NeuronExplanationFields,
+        FeatureExplanationFields,
+        ExplanationFields,
+        ExplainMutations,
+        ScoringJobResolvers,
+        SearchQueries,
+        ExplanationSearchEdgeFields,
+        BrowseQueries,
       ],
     };
   }

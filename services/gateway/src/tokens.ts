@@ -3,3 +3,4 @@ export const CONFIG = Symbol('LoupeConfig');
 export const LOGGER = Symbol('Logger');
 export const CAPTURE = Symbol('CaptureApi');
 export const SAE = Symbol('SaeApi');
+export const EXPLAINER = Symbol('ExplainerApi');

@@ -4,6 +4,7 @@ import { CaptureController } from './capture.controller.js';
 import { CaptureJobs } from './capture-jobs.js';
 import { CaptureDatabase } from './database.js';
 import { ModelRegistry } from './model-registry.js';
+import { NeuronList } from './neuron-list.js';
 import { NeuronRecords } from './neuron-records.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
@@ -20,6 +21,7 @@ export class CaptureModule {
         CaptureDatabase,
         CaptureJobs,
         NeuronRecords,
+        NeuronList,
       ],
     };
   }

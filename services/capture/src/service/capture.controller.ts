@@ -6,6 +6,8 @@ import type {
   GenerateRequest__Output,
   GenerateResponse,
   GetCaptureJobRequest__Output,
+  ListNeuronsRequest__Output,
+  ListNeuronsResponse,
   ModelInfoRequest__Output,
   ModelInfoResponse,
   NeuronRecordRequest__Output,
@@ -21,6 +23,7 @@ import { generatePair } from '../runtime/generate.js';
 import { toResidualAdditions } from '../runtime/steering.js';
 import { CaptureJobs } from './capture-jobs.js';
 import { ModelRegistry } from './model-registry.js';
+import { NeuronList } from './neuron-list.js';
 import { NeuronRecords } from './neuron-records.js';
 import { toWireTensor } from './tensors.js';
 import { CONFIG } from './tokens.js';
@@ -34,6 +37,7 @@ export class CaptureController {
     private readonly models: ModelRegistry,
     private readonly jobs: CaptureJobs,
     private readonly records: NeuronRecords,
+    private readonly neuronList: NeuronList,
     @Inject(CONFIG) private readonly config: LoupeConfig,
   ) {}
 
@@ -144,6 +148,11 @@ export class CaptureController {
   @GrpcMethod('CaptureService', 'NeuronRecord')
   neuronRecord(request: NeuronRecordRequest__Output): Promise<NeuronRecordResponse> {
     return this.records.get(request);
+  }
+
+  @GrpcMethod('CaptureService', 'ListNeurons')
+  listNeurons(request: ListNeuronsRequest__Output): Promise<ListNeuronsResponse> {
+    return this.neuronList.list(request);
   }
 
   private checkText(text: string, field: string): string {

@@ -1,6 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { type ErrorCode, LoupeError } from '../errors.js';
-import type { CaptureProto, CaptureServiceClient, SaeProto, SaeServiceClient } from '../proto/index.js';
+import type {
+  CaptureProto,
+  CaptureServiceClient,
+  ExplainerProto,
+  ExplainerServiceClient,
+  SaeProto,
+  SaeServiceClient,
+} from '../proto/index.js';
 import { loadProto } from './protos.js';
 import { ERROR_CODE_METADATA_KEY, GRPC_STATUS } from './status.js';
 
@@ -32,6 +39,7 @@ const CAPTURE_METHODS = [
   'StartCapture',
   'GetCaptureJob',
   'NeuronRecord',
+  'ListNeurons',
 ] as const;
 
 const SAE_METHODS = [
@@ -45,10 +53,23 @@ const SAE_METHODS = [
   'NearestFeatures',
   'FeatureRecords',
   'FeatureStats',
+  'ListFeatures',
+] as const;
+
+const EXPLAINER_METHODS = [
+  'Explain',
+  'Simulate',
+  'Score',
+  'StartScoringJob',
+  'GetJob',
+  'CancelJob',
+  'SearchExplanations',
+  'ListExplanations',
 ] as const;
 
 export type CaptureApi = Promised<CaptureServiceClient, (typeof CAPTURE_METHODS)[number]>;
 export type SaeApi = Promised<SaeServiceClient, (typeof SAE_METHODS)[number]>;
+export type ExplainerApi = Promised<ExplainerServiceClient, (typeof EXPLAINER_METHODS)[number]>;
 
 export interface ClientOptions {
   /** largest message received; logits of a long text are tens of megabytes */
@@ -73,6 +94,17 @@ export function saeServiceClient(address: string, options: ClientOptions = {}): 
   const proto = loadProto<SaeProto>('sae');
   const client = new proto.loupe.v1.SaeService(address, grpc.credentials.createInsecure(), channel(options));
   return promised(client, SAE_METHODS) as unknown as SaeApi;
+}
+
+/** An ExplainerService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
+export function explainerServiceClient(address: string, options: ClientOptions = {}): ExplainerApi {
+  const proto = loadProto<ExplainerProto>('explainer');
+  const client = new proto.loupe.v1.ExplainerService(
+    address,
+    grpc.credentials.createInsecure(),
+    channel(options),
+  );
+  return promised(client, EXPLAINER_METHODS) as unknown as ExplainerApi;
 }
 
 function channel(options: ClientOptions): grpc.ChannelOptions {

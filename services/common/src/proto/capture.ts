@@ -11,10 +11,13 @@ import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Out
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from './loupe/v1/GenerateResponse.js';
 import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from './loupe/v1/GetCaptureJobRequest.js';
 import type { HookInfo as _loupe_v1_HookInfo, HookInfo__Output as _loupe_v1_HookInfo__Output } from './loupe/v1/HookInfo.js';
+import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from './loupe/v1/ListNeuronsRequest.js';
+import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from './loupe/v1/ListNeuronsResponse.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from './loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from './loupe/v1/ModelInfoResponse.js';
 import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from './loupe/v1/NeuronRecordRequest.js';
 import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronRecordResponse__Output as _loupe_v1_NeuronRecordResponse__Output } from './loupe/v1/NeuronRecordResponse.js';
+import type { NeuronStats as _loupe_v1_NeuronStats, NeuronStats__Output as _loupe_v1_NeuronStats__Output } from './loupe/v1/NeuronStats.js';
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from './loupe/v1/ResidualSteering.js';
@@ -40,10 +43,13 @@ export interface ProtoGrpcType {
       GenerateResponse: MessageTypeDefinition<_loupe_v1_GenerateResponse, _loupe_v1_GenerateResponse__Output>
       GetCaptureJobRequest: MessageTypeDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_GetCaptureJobRequest__Output>
       HookInfo: MessageTypeDefinition<_loupe_v1_HookInfo, _loupe_v1_HookInfo__Output>
+      ListNeuronsRequest: MessageTypeDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsRequest__Output>
+      ListNeuronsResponse: MessageTypeDefinition<_loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsResponse__Output>
       ModelInfoRequest: MessageTypeDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoRequest__Output>
       ModelInfoResponse: MessageTypeDefinition<_loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoResponse__Output>
       NeuronRecordRequest: MessageTypeDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordRequest__Output>
       NeuronRecordResponse: MessageTypeDefinition<_loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordResponse__Output>
+      NeuronStats: MessageTypeDefinition<_loupe_v1_NeuronStats, _loupe_v1_NeuronStats__Output>
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
       ResidualSteering: MessageTypeDefinition<_loupe_v1_ResidualSteering, _loupe_v1_ResidualSteering__Output>

@@ -9,6 +9,8 @@ import type { ExplainResponse as _loupe_v1_ExplainResponse, ExplainResponse__Out
 import type { ExplainerServiceClient as _loupe_v1_ExplainerServiceClient, ExplainerServiceDefinition as _loupe_v1_ExplainerServiceDefinition } from './loupe/v1/ExplainerService.js';
 import type { ExplanationHit as _loupe_v1_ExplanationHit, ExplanationHit__Output as _loupe_v1_ExplanationHit__Output } from './loupe/v1/ExplanationHit.js';
 import type { GetJobRequest as _loupe_v1_GetJobRequest, GetJobRequest__Output as _loupe_v1_GetJobRequest__Output } from './loupe/v1/GetJobRequest.js';
+import type { ListExplanationsRequest as _loupe_v1_ListExplanationsRequest, ListExplanationsRequest__Output as _loupe_v1_ListExplanationsRequest__Output } from './loupe/v1/ListExplanationsRequest.js';
+import type { ListExplanationsResponse as _loupe_v1_ListExplanationsResponse, ListExplanationsResponse__Output as _loupe_v1_ListExplanationsResponse__Output } from './loupe/v1/ListExplanationsResponse.js';
 import type { LlmChoice as _loupe_v1_LlmChoice, LlmChoice__Output as _loupe_v1_LlmChoice__Output } from './loupe/v1/LlmChoice.js';
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
@@ -22,6 +24,7 @@ import type { SimulateRequest as _loupe_v1_SimulateRequest, SimulateRequest__Out
 import type { SimulateResponse as _loupe_v1_SimulateResponse, SimulateResponse__Output as _loupe_v1_SimulateResponse__Output } from './loupe/v1/SimulateResponse.js';
 import type { Simulation as _loupe_v1_Simulation, Simulation__Output as _loupe_v1_Simulation__Output } from './loupe/v1/Simulation.js';
 import type { StartScoringJobRequest as _loupe_v1_StartScoringJobRequest, StartScoringJobRequest__Output as _loupe_v1_StartScoringJobRequest__Output } from './loupe/v1/StartScoringJobRequest.js';
+import type { StoredExplanation as _loupe_v1_StoredExplanation, StoredExplanation__Output as _loupe_v1_StoredExplanation__Output } from './loupe/v1/StoredExplanation.js';
 import type { TokenList as _loupe_v1_TokenList, TokenList__Output as _loupe_v1_TokenList__Output } from './loupe/v1/TokenList.js';
 import type { UnitRecords as _loupe_v1_UnitRecords, UnitRecords__Output as _loupe_v1_UnitRecords__Output } from './loupe/v1/UnitRecords.js';
 import type { Usage as _loupe_v1_Usage, Usage__Output as _loupe_v1_Usage__Output } from './loupe/v1/Usage.js';
@@ -40,6 +43,8 @@ export interface ProtoGrpcType {
       ExplainerService: SubtypeConstructor<typeof grpc.Client, _loupe_v1_ExplainerServiceClient> & { service: _loupe_v1_ExplainerServiceDefinition }
       ExplanationHit: MessageTypeDefinition<_loupe_v1_ExplanationHit, _loupe_v1_ExplanationHit__Output>
       GetJobRequest: MessageTypeDefinition<_loupe_v1_GetJobRequest, _loupe_v1_GetJobRequest__Output>
+      ListExplanationsRequest: MessageTypeDefinition<_loupe_v1_ListExplanationsRequest, _loupe_v1_ListExplanationsRequest__Output>
+      ListExplanationsResponse: MessageTypeDefinition<_loupe_v1_ListExplanationsResponse, _loupe_v1_ListExplanationsResponse__Output>
       LlmChoice: MessageTypeDefinition<_loupe_v1_LlmChoice, _loupe_v1_LlmChoice__Output>
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
@@ -53,6 +58,7 @@ export interface ProtoGrpcType {
       SimulateResponse: MessageTypeDefinition<_loupe_v1_SimulateResponse, _loupe_v1_SimulateResponse__Output>
       Simulation: MessageTypeDefinition<_loupe_v1_Simulation, _loupe_v1_Simulation__Output>
       StartScoringJobRequest: MessageTypeDefinition<_loupe_v1_StartScoringJobRequest, _loupe_v1_StartScoringJobRequest__Output>
+      StoredExplanation: MessageTypeDefinition<_loupe_v1_StoredExplanation, _loupe_v1_StoredExplanation__Output>
       TokenList: MessageTypeDefinition<_loupe_v1_TokenList, _loupe_v1_TokenList__Output>
       UnitRecords: MessageTypeDefinition<_loupe_v1_UnitRecords, _loupe_v1_UnitRecords__Output>
       Usage: MessageTypeDefinition<_loupe_v1_Usage, _loupe_v1_Usage__Output>

@@ -11,10 +11,13 @@ import type { EvaluateRequest as _loupe_v1_EvaluateRequest, EvaluateRequest__Out
 import type { FeatureRecordsResponse as _loupe_v1_FeatureRecordsResponse, FeatureRecordsResponse__Output as _loupe_v1_FeatureRecordsResponse__Output } from './loupe/v1/FeatureRecordsResponse.js';
 import type { FeatureRequest as _loupe_v1_FeatureRequest, FeatureRequest__Output as _loupe_v1_FeatureRequest__Output } from './loupe/v1/FeatureRequest.js';
 import type { FeatureStatsResponse as _loupe_v1_FeatureStatsResponse, FeatureStatsResponse__Output as _loupe_v1_FeatureStatsResponse__Output } from './loupe/v1/FeatureStatsResponse.js';
+import type { FeatureStatsRow as _loupe_v1_FeatureStatsRow, FeatureStatsRow__Output as _loupe_v1_FeatureStatsRow__Output } from './loupe/v1/FeatureStatsRow.js';
 import type { FeatureSummary as _loupe_v1_FeatureSummary, FeatureSummary__Output as _loupe_v1_FeatureSummary__Output } from './loupe/v1/FeatureSummary.js';
 import type { FeatureValue as _loupe_v1_FeatureValue, FeatureValue__Output as _loupe_v1_FeatureValue__Output } from './loupe/v1/FeatureValue.js';
 import type { GetSaeRequest as _loupe_v1_GetSaeRequest, GetSaeRequest__Output as _loupe_v1_GetSaeRequest__Output } from './loupe/v1/GetSaeRequest.js';
 import type { GetTrainingJobRequest as _loupe_v1_GetTrainingJobRequest, GetTrainingJobRequest__Output as _loupe_v1_GetTrainingJobRequest__Output } from './loupe/v1/GetTrainingJobRequest.js';
+import type { ListFeaturesRequest as _loupe_v1_ListFeaturesRequest, ListFeaturesRequest__Output as _loupe_v1_ListFeaturesRequest__Output } from './loupe/v1/ListFeaturesRequest.js';
+import type { ListFeaturesResponse as _loupe_v1_ListFeaturesResponse, ListFeaturesResponse__Output as _loupe_v1_ListFeaturesResponse__Output } from './loupe/v1/ListFeaturesResponse.js';
 import type { ListSaesRequest as _loupe_v1_ListSaesRequest, ListSaesRequest__Output as _loupe_v1_ListSaesRequest__Output } from './loupe/v1/ListSaesRequest.js';
 import type { ListSaesResponse as _loupe_v1_ListSaesResponse, ListSaesResponse__Output as _loupe_v1_ListSaesResponse__Output } from './loupe/v1/ListSaesResponse.js';
 import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
@@ -46,10 +49,13 @@ export interface ProtoGrpcType {
       FeatureRecordsResponse: MessageTypeDefinition<_loupe_v1_FeatureRecordsResponse, _loupe_v1_FeatureRecordsResponse__Output>
       FeatureRequest: MessageTypeDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureRequest__Output>
       FeatureStatsResponse: MessageTypeDefinition<_loupe_v1_FeatureStatsResponse, _loupe_v1_FeatureStatsResponse__Output>
+      FeatureStatsRow: MessageTypeDefinition<_loupe_v1_FeatureStatsRow, _loupe_v1_FeatureStatsRow__Output>
       FeatureSummary: MessageTypeDefinition<_loupe_v1_FeatureSummary, _loupe_v1_FeatureSummary__Output>
       FeatureValue: MessageTypeDefinition<_loupe_v1_FeatureValue, _loupe_v1_FeatureValue__Output>
       GetSaeRequest: MessageTypeDefinition<_loupe_v1_GetSaeRequest, _loupe_v1_GetSaeRequest__Output>
       GetTrainingJobRequest: MessageTypeDefinition<_loupe_v1_GetTrainingJobRequest, _loupe_v1_GetTrainingJobRequest__Output>
+      ListFeaturesRequest: MessageTypeDefinition<_loupe_v1_ListFeaturesRequest, _loupe_v1_ListFeaturesRequest__Output>
+      ListFeaturesResponse: MessageTypeDefinition<_loupe_v1_ListFeaturesResponse, _loupe_v1_ListFeaturesResponse__Output>
       ListSaesRequest: MessageTypeDefinition<_loupe_v1_ListSaesRequest, _loupe_v1_ListSaesRequest__Output>
       ListSaesResponse: MessageTypeDefinition<_loupe_v1_ListSaesResponse, _loupe_v1_ListSaesResponse__Output>
       LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>

@@ -4,6 +4,8 @@ import type {
   ExplainRequest__Output,
   ExplainResponse,
   GetJobRequest__Output,
+  ListExplanationsRequest__Output,
+  ListExplanationsResponse,
   ScoreRequest__Output,
   ScoreResponse,
   ScoringJob,
@@ -23,6 +25,7 @@ import { classificationScore } from '../scorers/classify.js';
 import {
   fromClassificationReport,
   fromScoreReport,
+  listExplanations,
   type ScoredExplanation,
   saveExplanation,
   searchExplanations,
@@ -42,6 +45,7 @@ import {
   recordsFromWire,
   scoreToWire,
   simulationToWire,
+  storedToWire,
   usageToWire,
 } from './wire.js';
 
@@ -169,6 +173,16 @@ export class ExplainerApi {
     const embedding = await this.models.embedQuery(request.query);
     const hits = await semanticSearchExplanations(await this.database.sql(), embedding, options);
     return { hits: hits.map(hitToWire) };
+  }
+
+  async list(request: ListExplanationsRequest__Output): Promise<ListExplanationsResponse> {
+    const rows = await listExplanations(await this.database.sql(), {
+      units: request.units,
+      unitPrefix: request.unitPrefix,
+      bestOnly: request.bestOnly,
+      method: request.method,
+    });
+    return { explanations: rows.map(storedToWire) };
   }
 
   private async records(unit: string, wire: ExplainRequest__Output['records']): Promise<UnitRecords> {

@@ -3,6 +3,8 @@ import type {
   ExplainRequest__Output,
   ExplainResponse,
   GetJobRequest__Output,
+  ListExplanationsRequest__Output,
+  ListExplanationsResponse,
   ScoreRequest__Output,
   ScoreResponse,
   ScoringJob,
@@ -54,5 +56,10 @@ export class ExplainerController {
   @GrpcMethod('ExplainerService', 'SearchExplanations')
   searchExplanations(request: SearchExplanationsRequest__Output): Promise<SearchExplanationsResponse> {
     return this.api.search(request);
+  }
+
+  @GrpcMethod('ExplainerService', 'ListExplanations')
+  listExplanations(request: ListExplanationsRequest__Output): Promise<ListExplanationsResponse> {
+    return this.api.list(request);
   }
 }

@@ -4,6 +4,7 @@ import type {
   Score,
   ScoringJob,
   Simulation,
+  StoredExplanation as StoredExplanationMessage,
   UnitRecords__Output,
   Usage,
 } from '@loupe/common/grpc';
@@ -13,7 +14,7 @@ import { parseUnitRecords, type UnitRecords } from '../records/records.js';
 import type { ScoreReport } from '../score/score.js';
 import type { ClassificationReport } from '../scorers/classify.js';
 import type { SimulationOutcome } from '../simulate/types.js';
-import type { ExplanationHit } from '../store/explanations.js';
+import type { ExplanationHit, StoredExplanation } from '../store/explanations.js';
 
 // Conversions between the proto messages and the library's types; no logic beyond the mapping.
 
@@ -124,4 +125,26 @@ export const hitToWire = (hit: ExplanationHit): ExplanationHitMessage => ({
   simulatorModel: hit.simulatorModel,
   relevance: hit.relevance,
   createdAt: hit.createdAt.toISOString(),
+});
+
+/** A stored explanation; its score carries no per-token simulations (the store keeps none). */
+export const storedToWire = (row: StoredExplanation): StoredExplanationMessage => ({
+  id: row.id,
+  unit: row.unit,
+  score: {
+    method: row.method,
+    explanation: row.explanation,
+    ...optional('score', row.score),
+    ...optional('topOnly', row.topOnly),
+    ...optional('randomOnly', row.randomOnly),
+    reason: row.reason ?? '',
+    ...optional('ciLow', row.ci?.[0]),
+    ...optional('ciHigh', row.ci?.[1]),
+    provenanceJson: JSON.stringify(row.provenance),
+    usage: usageToWire(row.usage),
+  },
+  explainerModel: row.explainerModel ?? '',
+  simulatorModel: row.simulatorModel,
+  promptVersion: row.promptVersion,
+  createdAt: row.createdAt.toISOString(),
 });

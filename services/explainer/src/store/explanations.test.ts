@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bagOfWordsEmbedding, type LlmServer, startLlmServer } from '../../../../tests/support/llm-server.js';
 import { EmbeddingsClient } from '../llm/embeddings.js';
 import {
+  listExplanations,
   type ScoredExplanation,
   saveExplanation,
   searchExplanations,
@@ -90,5 +91,33 @@ describe('explanation search', () => {
     expect(hits[0].relevance).toBeGreaterThan(hits[1].relevance);
     // embeddings of another dimension (another model) are not compared
     expect(await semanticSearchExplanations(sql, [1, 0, 0], {})).toEqual([]);
+  });
+});
+
+describe('listing explanations of units', () => {
+  it("lists a page of units best score first, and each unit's best under a prefix", async () => {
+    await saveExplanation(sql, row('l/blocks.0.mlp.hook_post/0', 'low', 0.1));
+    await saveExplanation(sql, row('l/blocks.0.mlp.hook_post/0', 'high', 0.9));
+    await saveExplanation(sql, {
+      ...row('l/blocks.0.mlp.hook_post/0', 'none', 0),
+      score: null,
+      reason: 'constant',
+    });
+    await saveExplanation(sql, row('l/blocks.0.mlp.hook_post/1', 'other', 0.4));
+    const listed = await listExplanations(sql, { units: ['l/blocks.0.mlp.hook_post/0', 'l/x/9'] });
+    expect(listed.map((e) => [e.explanation, e.score])).toEqual([
+      ['high', 0.9],
+      ['low', 0.1],
+      ['none', null],
+    ]);
+    expect(listed[0].ci).toEqual([0.9 - 0.1, 0.9 + 0.1]);
+    expect(listed[2].reason).toBe('constant');
+    const best = await listExplanations(sql, { unitPrefix: 'l/blocks.0.', bestOnly: true });
+    expect(best.map((e) => [e.unit, e.explanation])).toEqual([
+      ['l/blocks.0.mlp.hook_post/0', 'high'],
+      ['l/blocks.0.mlp.hook_post/1', 'other'],
+    ]);
+    await expect(listExplanations(sql, { unitPrefix: 'l/' })).rejects.toThrow(/best_only/);
+    await expect(listExplanations(sql, {})).rejects.toThrow(/either units/);
   });
 });

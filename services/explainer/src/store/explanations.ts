@@ -188,3 +188,67 @@ export async function semanticSearchExplanations(
     createdAt: r.created_at,
   }));
 }
+
+/** A stored explanation with everything the store keeps about its score. */
+export interface StoredExplanation extends ScoredExplanation {
+  id: string;
+  promptVersion: string;
+  createdAt: Date;
+}
+
+const MAX_LIST_UNITS = 1000;
+
+/**
+ * Stored explanations of the given units (a page of units in one query), or of every unit under a
+ * prefix; with bestOnly, each unit's best-scoring one only (units without a score left out). Per unit:
+ * best score first, no score last, then newest first.
+ */
+export async function listExplanations(
+  sql: Sql,
+  options: { units?: string[]; unitPrefix?: string; bestOnly?: boolean; method?: string },
+): Promise<StoredExplanation[]> {
+  const units = options.units ?? [];
+  const prefix = options.unitPrefix ?? '';
+  if ((units.length === 0) === (prefix === ''))
+    throw new UserInputError('give either units (unit ids) or unit_prefix, not both and not neither');
+  if (units.length > MAX_LIST_UNITS)
+    throw new UserInputError(`${units.length} units: list at most ${MAX_LIST_UNITS} at once`);
+  if (prefix && !options.bestOnly)
+    throw new UserInputError("unit_prefix lists each unit's best explanation only: set best_only");
+  const method = options.method ?? '';
+  if (method && !['simulation', 'detection', 'fuzzing'].includes(method))
+    throw new UserInputError(`method "${method}": expected simulation, detection or fuzzing`);
+  const pattern = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const rows = await sql`
+    SELECT * FROM (
+      SELECT *, row_number() OVER (PARTITION BY unit ORDER BY score DESC NULLS LAST, created_at DESC) AS rank
+      FROM explanations
+      WHERE ${units.length ? sql`unit = ANY(${units}::text[])` : sql`unit LIKE ${pattern}`}
+        ${method ? sql`AND method = ${method}` : sql``}
+        ${options.bestOnly ? sql`AND score IS NOT NULL` : sql``}
+    ) ranked
+    ${options.bestOnly ? sql`WHERE rank = 1` : sql``}
+    ORDER BY unit, rank`;
+  return rows.map((r) => ({
+    id: r.id,
+    unit: r.unit,
+    explanation: r.explanation,
+    method: r.method,
+    score: r.score,
+    topOnly: r.top_only,
+    randomOnly: r.random_only,
+    ci: r.ci_low === null || r.ci_high === null ? null : [r.ci_low, r.ci_high],
+    reason: r.reason,
+    explainerModel: r.explainer_model,
+    simulatorModel: r.simulator_model,
+    provenance: r.provenance,
+    usage: {
+      calls: r.llm_calls,
+      promptTokens: Number(r.prompt_tokens),
+      completionTokens: Number(r.completion_tokens),
+      retries: 0,
+    },
+    promptVersion: r.prompt_version,
+    createdAt: r.created_at,
+  }));
+}

@@ -34,21 +34,30 @@ export function decodeCursor(cursor: string): number {
   return Number(match[1]);
 }
 
-export function connection<T>(items: readonly T[], args: PageArgs): Connection<T> {
+/** The offset and size of the page the arguments ask for (checked). */
+export function pageWindow(args: PageArgs): { start: number; first: number } {
   const first = args.first ?? LIMITS.defaultPage;
   if (!Number.isInteger(first) || first < 0 || first > LIMITS.maxPage)
     throw new UserInputError(`first must be 0-${LIMITS.maxPage}, got ${first}`);
-  const start = args.after ? decodeCursor(args.after) + 1 : 0;
-  const page = items.slice(start, start + first);
+  return { start: args.after ? decodeCursor(args.after) + 1 : 0, first };
+}
+
+/** A connection over one page of a list the service paged: items from offset start of total. */
+export function pageConnection<T>(page: readonly T[], start: number, total: number): Connection<T> {
   const edges = page.map((node, i) => ({ cursor: encodeCursor(start + i), node }));
   return {
     edges,
     pageInfo: {
-      hasNextPage: start + page.length < items.length,
+      hasNextPage: start + page.length < total,
       hasPreviousPage: start > 0,
       startCursor: edges[0]?.cursor ?? null,
       endCursor: edges.at(-1)?.cursor ?? null,
     },
-    totalCount: items.length,
+    totalCount: total,
   };
+}
+
+export function connection<T>(items: readonly T[], args: PageArgs): Connection<T> {
+  const { start, first } = pageWindow(args);
+  return pageConnection(items.slice(start, start + first), start, items.length);
 }

@@ -2,16 +2,19 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { type Logger, UserInputError } from '@loupe/common';
 import type {
   CaptureApi,
+  ExplainerApi,
   FeatureRecordsResponse__Output,
   FeatureStatsResponse__Output,
   ModelInfoResponse__Output,
   NeuronRecordResponse__Output,
   SaeApi,
   SaeInfo__Output,
+  StoredExplanation__Output,
 } from '@loupe/common/grpc';
 import DataLoader from 'dataloader';
 import type { ApiKeys } from '../auth/api-key-guard.js';
 import { callCapture } from '../capture/capture.js';
+import { callExplainer } from '../explainer/explainer.js';
 import { LIMITS } from '../limits/limits.js';
 import { callSae } from '../sae/sae.js';
 import { parseUnitId } from '../units/unit-id.js';
@@ -36,6 +39,26 @@ export interface Loaders {
   featureStats: DataLoader<string, FeatureStatsResponse__Output>;
   /** key: a feature's unit id (model/sae-id/index) */
   featureRecords: DataLoader<string, FeatureRecordsResponse__Output>;
+  /** key: a unit id; its stored explanations, best score first (one ListExplanations per batch) */
+  explanations: DataLoader<string, StoredExplanation__Output[]>;
+}
+
+/** Unit ids the explainer lists in one ListExplanations (its own limit). */
+const MAX_LIST_UNITS = 1000;
+
+/** Every key of a batch in one ListExplanations: a page of units costs one explainer call. */
+export function explanationsBatch(explainer: ExplainerApi, log: Logger) {
+  return async (units: readonly string[]): Promise<(StoredExplanation__Output[] | Error)[]> => {
+    log.debug({ rpc: 'ListExplanations', keys: units }, 'explainer batch');
+    try {
+      const { explanations } = await callExplainer(() => explainer.ListExplanations({ units: [...units] }));
+      const byUnit = new Map<string, StoredExplanation__Output[]>(units.map((u) => [u, []]));
+      for (const e of explanations) byUnit.get(e.unit)?.push(e);
+      return units.map((u) => byUnit.get(u)!);
+    } catch (error) {
+      return units.map(() => error as Error);
+    }
+  };
 }
 
 /**
@@ -77,8 +100,14 @@ function feature(id: string): { saeId: string; feature: number } {
   return { saeId: ref.saeId, feature: ref.index };
 }
 
-export function createLoaders(capture: CaptureApi, sae: SaeApi, log: Logger): Loaders {
+export function createLoaders(
+  capture: CaptureApi,
+  sae: SaeApi,
+  explainer: ExplainerApi,
+  log: Logger,
+): Loaders {
   return {
+    explanations: new DataLoader(explanationsBatch(explainer, log), { maxBatchSize: MAX_LIST_UNITS }),
     modelInfo: new DataLoader(
       each('ModelInfo', log, (model: string) => callCapture(() => capture.ModelInfo({ model }))),
     ),
@@ -114,6 +143,7 @@ export function createLoaders(capture: CaptureApi, sae: SaeApi, log: Logger): Lo
 export interface Services {
   capture: CaptureApi;
   sae: SaeApi;
+  explainer: ExplainerApi;
   apiKeys: ApiKeys;
   log: Logger;
 }
@@ -121,7 +151,7 @@ export interface Services {
 /** One context per HTTP request or per subscription (headers of the WebSocket upgrade request). */
 export function createContext(headers: IncomingHttpHeaders, services: Services): GatewayContext {
   return {
-    loaders: createLoaders(services.capture, services.sae, services.log),
+    loaders: createLoaders(services.capture, services.sae, services.explainer, services.log),
     requireApiKey: async () => {
       await services.apiKeys.require(headers.authorization);
     },

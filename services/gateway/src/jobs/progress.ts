@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Job statuses after which nothing changes. */
-const FINISHED = new Set(['done', 'failed', 'cancelled']);
+/** Job statuses after which nothing changes (budget_exhausted: a scoring job that spent its budget). */
+const FINISHED = new Set(['done', 'failed', 'cancelled', 'budget_exhausted']);
 
 export function finished(job: { status: string }): boolean {
   return FINISHED.has(job.status);

@@ -19,6 +19,14 @@ export const LIMITS = {
   maxEdits: 8,
   /** tokens generated per continuation (the capture service's own limit) */
   maxNewTokens: 256,
+  /** characters of an explanation to score, and of an explanation search query */
+  maxExplanationChars: 2000,
+  /** candidate explanations per explain (the explainer's own limit) */
+  maxCandidates: 16,
+  /** explanation search hits the explainer returns at most (pages reach that far) */
+  maxSearchHits: 500,
+  /** units a scoring job runs at once */
+  maxJobConcurrency: 64,
   /** how often a job progress subscription asks the service for the job */
   progressPollMs: 500,
 } as const;

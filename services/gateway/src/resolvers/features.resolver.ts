@@ -28,7 +28,7 @@ export class FeatureFields {
    */
   @ResolveField('stats')
   async stats(@Parent() feature: FeatureView, @Context() ctx: GatewayContext) {
-    const s = await ctx.loaders.featureStats.load(feature.id);
+    const s = feature.listed ?? (await ctx.loaders.featureStats.load(feature.id));
     return {
       maxActivation: s.maxActivation,
       minActivation: s.frequency < 1 ? 0 : null,
@@ -41,7 +41,7 @@ export class FeatureFields {
   /** Counts over equal bins from 0 to the max of the non-zero values (the SAE service's histogram). */
   @ResolveField('histogram')
   async histogram(@Parent() feature: FeatureView, @Context() ctx: GatewayContext) {
-    const s = await ctx.loaders.featureStats.load(feature.id);
+    const s = feature.listed ?? (await ctx.loaders.featureStats.load(feature.id));
     return { min: 0, max: s.maxActivation, counts: s.histogram };
   }
 

@@ -1,4 +1,4 @@
-import type { EvalMetrics__Output, SaeInfo__Output } from '@loupe/common/grpc';
+import type { EvalMetrics__Output, FeatureStatsRow__Output, SaeInfo__Output } from '@loupe/common/grpc';
 import { featureId } from '../units/unit-id.js';
 
 /** An SAE as the schema's Sae type reads it: "not given" is null, not 0 or "". */
@@ -64,6 +64,8 @@ export interface FeatureView {
   saeId: string;
   index: number;
   saeInfo: SaeInfo__Output;
+  /** statistics from a ListFeatures row (a listed feature needs no FeatureStats for them) */
+  listed?: FeatureStatsRow__Output & { tokens: number };
 }
 
 export function featureView(sae: SaeInfo__Output, index: number): FeatureView {

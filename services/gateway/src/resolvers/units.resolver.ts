@@ -17,37 +17,52 @@ import {
 import { type FeatureView, featureView } from './sae-views.js';
 import { recordWindow } from './views.js';
 
-interface NeuronView extends NeuronRef {
+/** The statistics a neuron's page shows, from NeuronRecord or from a ListNeurons row. */
+interface NeuronStatsFields {
+  maxActivation: number;
+  minActivation: number;
+  meanActivation: number;
+  fractionNonzero: number;
+  tokens: number;
+  histogram: number[];
+}
+
+export interface NeuronView extends NeuronRef {
   __typename: 'Neuron';
   id: string;
   captureJobId: string;
-  stats: {
-    maxActivation: number;
-    minActivation: number;
-    meanActivation: number;
-    fractionNonzero: number;
-    tokens: number;
-  };
+  stats: Omit<NeuronStatsFields, 'histogram'>;
   histogram: { min: number; max: number; counts: number[] };
-  record: NeuronRecordResponse__Output;
+  /** absent for a neuron from a list: its windows are loaded (through the loader) when asked for */
+  record?: NeuronRecordResponse__Output;
 }
 
-function neuronView(ref: NeuronRef, record: NeuronRecordResponse__Output): NeuronView {
+/** A neuron with its statistics; the record windows come with `record` or on demand. */
+export function neuronView(
+  ref: NeuronRef,
+  jobId: string,
+  s: NeuronStatsFields,
+  record?: NeuronRecordResponse__Output,
+): NeuronView {
   return {
     __typename: 'Neuron',
     ...ref,
     id: formatUnitId(ref),
-    captureJobId: record.jobId,
+    captureJobId: jobId,
     stats: {
-      maxActivation: record.maxActivation,
-      minActivation: record.minActivation,
-      meanActivation: record.meanActivation,
-      fractionNonzero: record.fractionNonzero,
-      tokens: Number(record.tokens),
+      maxActivation: s.maxActivation,
+      minActivation: s.minActivation,
+      meanActivation: s.meanActivation,
+      fractionNonzero: s.fractionNonzero,
+      tokens: Number(s.tokens),
     },
-    histogram: { min: record.minActivation, max: record.maxActivation, counts: record.histogram },
+    histogram: { min: s.minActivation, max: s.maxActivation, counts: s.histogram },
     record,
   };
+}
+
+async function recordOf(neuron: NeuronView, ctx: GatewayContext): Promise<NeuronRecordResponse__Output> {
+  return neuron.record ?? ctx.loaders.neuronRecord.load(neuron.id);
 }
 
 /**
@@ -68,11 +83,12 @@ export async function loadFeature(ref: FeatureRef, ctx: GatewayContext): Promise
 }
 
 /** A unit by id: shape checked here, then checked against its model (neuron) or its SAE (feature). */
-async function loadUnit(id: string, ctx: GatewayContext): Promise<NeuronView | FeatureView> {
+export async function loadUnit(id: string, ctx: GatewayContext): Promise<NeuronView | FeatureView> {
   const ref = parseUnitId(id);
   if (ref.kind === 'feature') return loadFeature(ref, ctx);
   checkNeuron(ref, await ctx.loaders.modelInfo.load(ref.model));
-  return neuronView(ref, await ctx.loaders.neuronRecord.load(formatUnitId(ref)));
+  const record = await ctx.loaders.neuronRecord.load(formatUnitId(ref));
+  return neuronView(ref, record.jobId, record, record);
 }
 
 @Resolver('Query')
@@ -100,26 +116,31 @@ export class UnitType {
 @Resolver('Neuron')
 export class NeuronFields {
   @ResolveField('top')
-  top(
+  async top(
     @Parent() neuron: NeuronView,
     @Args('first') first: number | undefined,
     @Args('after') after: string | undefined,
+    @Context() ctx: GatewayContext,
   ) {
-    return connection(neuron.record.top.map(recordWindow), { first, after });
+    return connection((await recordOf(neuron, ctx)).top.map(recordWindow), { first, after });
   }
 
   @ResolveField('random')
-  random(
+  async random(
     @Parent() neuron: NeuronView,
     @Args('first') first: number | undefined,
     @Args('after') after: string | undefined,
+    @Context() ctx: GatewayContext,
   ) {
-    return connection(neuron.record.random.map(recordWindow), { first, after });
+    return connection((await recordOf(neuron, ctx)).random.map(recordWindow), { first, after });
   }
 
   @ResolveField('quantiles')
-  quantiles(@Parent() neuron: NeuronView): QuantileBin__Output[] {
-    return neuron.record.quantiles;
+  async quantiles(
+    @Parent() neuron: NeuronView,
+    @Context() ctx: GatewayContext,
+  ): Promise<QuantileBin__Output[]> {
+    return (await recordOf(neuron, ctx)).quantiles;
   }
 
   @ResolveField('modelInfo')

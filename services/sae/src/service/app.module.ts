@@ -3,6 +3,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { CaptureClient } from './capture-client.js';
 import { SaeDatabase } from './database.js';
 import { FeatureData } from './feature-data.js';
+import { FeatureList } from './feature-list.js';
 import { SaeController } from './sae.controller.js';
 import { SaeEvaluation } from './sae-evaluation.js';
 import { SaeInference } from './sae-inference.js';
@@ -27,6 +28,7 @@ export class SaeModule {
         SaeEvaluation,
         Tokenizers,
         FeatureData,
+        FeatureList,
         TrainingJobs,
       ],
     };

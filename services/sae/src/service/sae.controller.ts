@@ -10,6 +10,8 @@ import type {
   FeatureStatsResponse,
   GetSaeRequest__Output,
   GetTrainingJobRequest__Output,
+  ListFeaturesRequest__Output,
+  ListFeaturesResponse,
   ListSaesRequest__Output,
   ListSaesResponse,
   NearestFeaturesRequest__Output,
@@ -21,6 +23,7 @@ import type {
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { FeatureData } from './feature-data.js';
+import { FeatureList } from './feature-list.js';
 import { SaeEvaluation } from './sae-evaluation.js';
 import { SaeInference } from './sae-inference.js';
 import { toSaeInfo } from './sae-info.js';
@@ -35,6 +38,7 @@ export class SaeController {
     private readonly inference: SaeInference,
     private readonly evaluation: SaeEvaluation,
     private readonly features: FeatureData,
+    private readonly featureList: FeatureList,
     private readonly training: TrainingJobs,
   ) {}
 
@@ -97,5 +101,10 @@ export class SaeController {
   @GrpcMethod('SaeService', 'FeatureStats')
   featureStats(request: FeatureRequest__Output): Promise<FeatureStatsResponse> {
     return this.features.stats(request);
+  }
+
+  @GrpcMethod('SaeService', 'ListFeatures')
+  listFeatures(request: ListFeaturesRequest__Output): Promise<ListFeaturesResponse> {
+    return this.featureList.list(request);
   }
 }

@@ -9,6 +9,8 @@ import type { CaptureJob as _loupe_v1_CaptureJob, CaptureJob__Output as _loupe_v
 import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Output as _loupe_v1_GenerateRequest__Output } from '../../loupe/v1/GenerateRequest.js';
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from '../../loupe/v1/GenerateResponse.js';
 import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from '../../loupe/v1/GetCaptureJobRequest.js';
+import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from '../../loupe/v1/ListNeuronsRequest.js';
+import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from '../../loupe/v1/ListNeuronsResponse.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from '../../loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from '../../loupe/v1/ModelInfoResponse.js';
 import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from '../../loupe/v1/NeuronRecordRequest.js';
@@ -44,6 +46,15 @@ export interface CaptureServiceClient extends grpc.Client {
   getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  
+  ListNeurons(argument: _loupe_v1_ListNeuronsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  ListNeurons(argument: _loupe_v1_ListNeuronsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  ListNeurons(argument: _loupe_v1_ListNeuronsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  ListNeurons(argument: _loupe_v1_ListNeuronsRequest, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listNeurons(argument: _loupe_v1_ListNeuronsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listNeurons(argument: _loupe_v1_ListNeuronsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listNeurons(argument: _loupe_v1_ListNeuronsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listNeurons(argument: _loupe_v1_ListNeuronsRequest, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
   
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
@@ -90,6 +101,8 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
   
   GetCaptureJob: grpc.handleUnaryCall<_loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob>;
   
+  ListNeurons: grpc.handleUnaryCall<_loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse>;
+  
   ModelInfo: grpc.handleUnaryCall<_loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse>;
   
   NeuronRecord: grpc.handleUnaryCall<_loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse>;
@@ -104,6 +117,7 @@ export interface CaptureServiceDefinition extends grpc.ServiceDefinition {
   Activations: MethodDefinition<_loupe_v1_ActivationsRequest, _loupe_v1_ActivationsResponse, _loupe_v1_ActivationsRequest__Output, _loupe_v1_ActivationsResponse__Output>
   Generate: MethodDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateResponse, _loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse__Output>
   GetCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
+  ListNeurons: MethodDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse__Output>
   ModelInfo: MethodDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse__Output>
   NeuronRecord: MethodDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse__Output>
   StartCapture: MethodDefinition<_loupe_v1_StartCaptureRequest, _loupe_v1_CaptureJob, _loupe_v1_StartCaptureRequest__Output, _loupe_v1_CaptureJob__Output>

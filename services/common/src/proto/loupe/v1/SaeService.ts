@@ -14,6 +14,8 @@ import type { FeatureRequest as _loupe_v1_FeatureRequest, FeatureRequest__Output
 import type { FeatureStatsResponse as _loupe_v1_FeatureStatsResponse, FeatureStatsResponse__Output as _loupe_v1_FeatureStatsResponse__Output } from '../../loupe/v1/FeatureStatsResponse.js';
 import type { GetSaeRequest as _loupe_v1_GetSaeRequest, GetSaeRequest__Output as _loupe_v1_GetSaeRequest__Output } from '../../loupe/v1/GetSaeRequest.js';
 import type { GetTrainingJobRequest as _loupe_v1_GetTrainingJobRequest, GetTrainingJobRequest__Output as _loupe_v1_GetTrainingJobRequest__Output } from '../../loupe/v1/GetTrainingJobRequest.js';
+import type { ListFeaturesRequest as _loupe_v1_ListFeaturesRequest, ListFeaturesRequest__Output as _loupe_v1_ListFeaturesRequest__Output } from '../../loupe/v1/ListFeaturesRequest.js';
+import type { ListFeaturesResponse as _loupe_v1_ListFeaturesResponse, ListFeaturesResponse__Output as _loupe_v1_ListFeaturesResponse__Output } from '../../loupe/v1/ListFeaturesResponse.js';
 import type { ListSaesRequest as _loupe_v1_ListSaesRequest, ListSaesRequest__Output as _loupe_v1_ListSaesRequest__Output } from '../../loupe/v1/ListSaesRequest.js';
 import type { ListSaesResponse as _loupe_v1_ListSaesResponse, ListSaesResponse__Output as _loupe_v1_ListSaesResponse__Output } from '../../loupe/v1/ListSaesResponse.js';
 import type { NearestFeaturesRequest as _loupe_v1_NearestFeaturesRequest, NearestFeaturesRequest__Output as _loupe_v1_NearestFeaturesRequest__Output } from '../../loupe/v1/NearestFeaturesRequest.js';
@@ -86,6 +88,15 @@ export interface SaeServiceClient extends grpc.Client {
   getTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
   getTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
   
+  ListFeatures(argument: _loupe_v1_ListFeaturesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  ListFeatures(argument: _loupe_v1_ListFeaturesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  ListFeatures(argument: _loupe_v1_ListFeaturesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  ListFeatures(argument: _loupe_v1_ListFeaturesRequest, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  listFeatures(argument: _loupe_v1_ListFeaturesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  listFeatures(argument: _loupe_v1_ListFeaturesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  listFeatures(argument: _loupe_v1_ListFeaturesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  listFeatures(argument: _loupe_v1_ListFeaturesRequest, callback: grpc.requestCallback<_loupe_v1_ListFeaturesResponse__Output>): grpc.ClientUnaryCall;
+  
   ListSaes(argument: _loupe_v1_ListSaesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListSaesResponse__Output>): grpc.ClientUnaryCall;
   ListSaes(argument: _loupe_v1_ListSaesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListSaesResponse__Output>): grpc.ClientUnaryCall;
   ListSaes(argument: _loupe_v1_ListSaesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListSaesResponse__Output>): grpc.ClientUnaryCall;
@@ -130,6 +141,8 @@ export interface SaeServiceHandlers extends grpc.UntypedServiceImplementation {
   
   GetTrainingJob: grpc.handleUnaryCall<_loupe_v1_GetTrainingJobRequest__Output, _loupe_v1_TrainingJob>;
   
+  ListFeatures: grpc.handleUnaryCall<_loupe_v1_ListFeaturesRequest__Output, _loupe_v1_ListFeaturesResponse>;
+  
   ListSaes: grpc.handleUnaryCall<_loupe_v1_ListSaesRequest__Output, _loupe_v1_ListSaesResponse>;
   
   NearestFeatures: grpc.handleUnaryCall<_loupe_v1_NearestFeaturesRequest__Output, _loupe_v1_NearestFeaturesResponse>;
@@ -146,6 +159,7 @@ export interface SaeServiceDefinition extends grpc.ServiceDefinition {
   FeatureStats: MethodDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureStatsResponse, _loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureStatsResponse__Output>
   GetSae: MethodDefinition<_loupe_v1_GetSaeRequest, _loupe_v1_SaeInfo, _loupe_v1_GetSaeRequest__Output, _loupe_v1_SaeInfo__Output>
   GetTrainingJob: MethodDefinition<_loupe_v1_GetTrainingJobRequest, _loupe_v1_TrainingJob, _loupe_v1_GetTrainingJobRequest__Output, _loupe_v1_TrainingJob__Output>
+  ListFeatures: MethodDefinition<_loupe_v1_ListFeaturesRequest, _loupe_v1_ListFeaturesResponse, _loupe_v1_ListFeaturesRequest__Output, _loupe_v1_ListFeaturesResponse__Output>
   ListSaes: MethodDefinition<_loupe_v1_ListSaesRequest, _loupe_v1_ListSaesResponse, _loupe_v1_ListSaesRequest__Output, _loupe_v1_ListSaesResponse__Output>
   NearestFeatures: MethodDefinition<_loupe_v1_NearestFeaturesRequest, _loupe_v1_NearestFeaturesResponse, _loupe_v1_NearestFeaturesRequest__Output, _loupe_v1_NearestFeaturesResponse__Output>
   Train: MethodDefinition<_loupe_v1_TrainRequest, _loupe_v1_TrainingJob, _loupe_v1_TrainRequest__Output, _loupe_v1_TrainingJob__Output>
