@@ -20,6 +20,9 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           </Link>
           <nav>
             <Link href="/">Models</Link>
+            <Link href="/search">Search</Link>
+            <Link href="/steer">Steer</Link>
+            <Link href="/jobs">Jobs</Link>
           </nav>
         </header>
         <main>{children}</main>

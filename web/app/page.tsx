@@ -1,4 +1,5 @@
 import { gql } from '@apollo/client';
+import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
 import { query } from '@/lib/apollo';
 import { describeError } from '@/lib/graphql-errors';
@@ -59,7 +60,8 @@ export default async function Home() {
           <h2>{model.name}</h2>
           <p className="muted">
             {model.nLayer} layers · d_model {model.dModel} · d_mlp {model.dMlp} · running on{' '}
-            {model.executionProvider}
+            {model.executionProvider} ·{' '}
+            <Link href={`/models/${encodeURIComponent(model.name)}`}>browse SAEs and hooks</Link>
           </p>
           <form action="/units/lookup" method="get" className="lookup">
             <input type="hidden" name="model" value={model.name} />

@@ -17,6 +17,11 @@ interface WindowConnection {
   edges: { node: RecordWindowData }[];
 }
 
+interface LogitTokenData {
+  token: { id: number; text: string };
+  value: number;
+}
+
 interface UnitData {
   unit: {
     __typename: string;
@@ -26,9 +31,13 @@ interface UnitData {
     hook?: string;
     layer?: number;
     captureJobId?: string;
+    sae?: { id: string; hook: string; dSae: number };
+    positiveLogits?: LogitTokenData[];
+    negativeLogits?: LogitTokenData[];
+    nearest?: { totalCount: number; edges: { cosine: number; node: { id: string; index: number } }[] };
     stats: {
       maxActivation: number;
-      minActivation: number;
+      minActivation: number | null;
       meanActivation: number;
       fractionNonzero: number;
       tokens: number;
@@ -60,6 +69,37 @@ const UNIT = gql`
         hook
         layer
         captureJobId
+      }
+      ... on Feature {
+        sae {
+          id
+          hook
+          dSae
+        }
+        positiveLogits {
+          token {
+            id
+            text
+          }
+          value
+        }
+        negativeLogits {
+          token {
+            id
+            text
+          }
+          value
+        }
+        nearest(first: 10) {
+          totalCount
+          edges {
+            cosine
+            node {
+              id
+              index
+            }
+          }
+        }
       }
       stats {
         maxActivation
@@ -126,7 +166,8 @@ export default async function UnitPage(props: {
   }
   if (!data) return null;
   const { unit } = data;
-  const scale = Math.max(Math.abs(unit.stats.maxActivation), Math.abs(unit.stats.minActivation));
+  const scale = Math.max(Math.abs(unit.stats.maxActivation), Math.abs(unit.stats.minActivation ?? 0));
+  const last = unit.sae ? unit.sae.dSae - 1 : Number.POSITIVE_INFINITY;
   return (
     <>
       <h1>
@@ -135,21 +176,67 @@ export default async function UnitPage(props: {
       <p className="muted">
         <code>{unit.id}</code>
         {unit.captureJobId ? ` · records from capture job ${unit.captureJobId}` : null}
+        {unit.sae ? (
+          <>
+            {' · '}
+            <Link href={`/saes/${encodeURIComponent(unit.sae.id)}`} className="sae-link">
+              SAE {unit.sae.id}
+            </Link>{' '}
+            on <code>{unit.sae.hook}</code>
+            {/resid_pre$/.test(unit.sae.hook) ? (
+              <>
+                {' · '}
+                <Link href={`/steer?unit=${encodeURIComponent(unit.id)}&strength=10`} className="steer-link">
+                  steer with it
+                </Link>
+              </>
+            ) : null}
+          </>
+        ) : null}
       </p>
       <p>
         {unit.index > 0 ? (
           <Link href={unitPath(siblingId(unit.id, unit.index - 1))}>← {unit.index - 1}</Link>
         ) : null}{' '}
-        <Link href={unitPath(siblingId(unit.id, unit.index + 1))}>{unit.index + 1} →</Link>
+        {unit.index < last ? (
+          <Link href={unitPath(siblingId(unit.id, unit.index + 1))}>{unit.index + 1} →</Link>
+        ) : null}
       </p>
       <dl className="stats">
         <Stat label="max activation" value={formatValue(unit.stats.maxActivation)} />
-        <Stat label="min activation" value={formatValue(unit.stats.minActivation)} />
+        {unit.stats.minActivation === null ? null : (
+          <Stat label="min activation" value={formatValue(unit.stats.minActivation)} />
+        )}
         <Stat label="mean activation" value={formatValue(unit.stats.meanActivation)} />
-        <Stat label="fraction non-zero" value={`${(100 * unit.stats.fractionNonzero).toFixed(2)}%`} />
+        <Stat
+          label={unit.sae ? 'frequency' : 'fraction non-zero'}
+          value={`${(100 * unit.stats.fractionNonzero).toFixed(2)}%`}
+        />
         <Stat label="tokens" value={unit.stats.tokens.toLocaleString('en')} />
       </dl>
       <Histogram counts={unit.histogram.counts} min={unit.histogram.min} max={unit.histogram.max} />
+      {unit.positiveLogits && unit.negativeLogits ? (
+        <div className="logits">
+          <LogitList title="Positive logits" className="positive-logits" tokens={unit.positiveLogits} />
+          <LogitList title="Negative logits" className="negative-logits" tokens={unit.negativeLogits} />
+        </div>
+      ) : null}
+      {unit.nearest ? (
+        <section className="nearest">
+          <h2>Nearest features</h2>
+          <p className="muted">by cosine of decoder directions, of {unit.nearest.totalCount} others</p>
+          <ul>
+            {unit.nearest.edges.map((e) => (
+              <li key={e.node.id}>
+                <Link href={unitPath(e.node.id)} data-cosine={e.cosine}>
+                  {e.node.index}
+                </Link>{' '}
+                <span className="muted">{e.cosine.toFixed(3)}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
       <nav className="tabs" aria-label="records">
         {TABS.map((t) => (
           <Link key={t} href={`?tab=${t}`} aria-current={t === tab ? 'page' : undefined} scroll={false}>
@@ -179,6 +266,26 @@ function Stat(props: { label: string; value: string }) {
       <dt>{props.label}</dt>
       <dd>{props.value}</dd>
     </div>
+  );
+}
+
+function LogitList(props: { title: string; className: string; tokens: LogitTokenData[] }) {
+  return (
+    <section className={props.className}>
+      <h2>{props.title}</h2>
+      <table>
+        <tbody>
+          {props.tokens.map((t) => (
+            <tr key={t.token.id} data-token-id={t.token.id} data-value={t.value}>
+              <td>
+                <code>{JSON.stringify(t.token.text)}</code>
+              </td>
+              <td>{formatValue(t.value)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }
 

@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/process.js';
+import { NEURON_HOOK, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
+
+// The jobs page: a capture job started from the browser with an API key, its progress pushed over
+// graphql-ws until done, and the final state equal to what the gateway reports for the job.
+let bench: Workbench;
+
+beforeAll(async () => {
+  bench = await startWorkbench();
+});
+
+afterAll(async () => {
+  await bench?.stop();
+});
+
+describe('jobs page in Chromium', () => {
+  it('starts a capture job with an API key and watches its progress reach done', async () => {
+    const created = await runCli(['apikey', 'create', '--name', 'browser-jobs'], bench.env);
+    expect(created.code, created.stderr).toBe(0);
+    const key = JSON.parse(created.stdout).key as string;
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${bench.web.url}/jobs`);
+
+    // without a key the gateway refuses, and the page says so
+    await page.fill('.capture-form input[name=hooks]', NEURON_HOOK);
+    await page.fill('.capture-form input[name=maxTokens]', '600');
+    await page.click('.capture-form button[type=submit]');
+    await expect(page.locator('.error[role=alert]').getAttribute('data-code')).resolves.toBe(
+      'UNAUTHENTICATED',
+    );
+
+    await page.fill('input[name=apiKey]', key);
+    await page.click('.capture-form button[type=submit]');
+    await page.waitForURL(/\/jobs\?capture=/);
+    const id = new URL(page.url()).searchParams.get('capture')!;
+    const status = page.locator('.job-status');
+    await page.locator('.job-status[data-status=done]').waitFor({ timeout: 60_000 });
+    await expect(status.getAttribute('data-phase')).resolves.toBe('done');
+    const { captureJob } = await bench.gql(
+      'query ($id: ID!) { captureJob(id: $id) { status tokensDone totalTokens } }',
+      {
+        id,
+      },
+    );
+    expect(captureJob.status).toBe('done');
+    await expect(page.locator('.progress progress').getAttribute('value')).resolves.toBe(
+      String(captureJob.tokensDone),
+    );
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'jobs.png') });
+    // the result link opens the captured neurons
+    await Promise.all([
+      page.waitForURL(`**/units/tiny/${NEURON_HOOK}/0`),
+      page.click('.job-results a >> nth=0'),
+    ]);
+    await expect(page.locator('h1').textContent()).resolves.toBe('Neuron 0');
+
+    // the key stays in this browser: reloading the page keeps it
+    await page.goto(`${bench.web.url}/jobs?capture=${id}`);
+    await expect(page.locator('input[name=apiKey]').inputValue()).resolves.toBe(key);
+    await page.locator('.job-status[data-status=done]').waitFor();
+    await page.close();
+  });
+
+  it('shows the error of a job that cannot start', async () => {
+    const page = await bench.browser.newPage();
+    await page.goto(`${bench.web.url}/jobs`);
+    await page.fill('input[name=apiKey]', 'not-a-key');
+    await page.fill('.capture-form input[name=hooks]', NEURON_HOOK);
+    await page.click('.capture-form button[type=submit]');
+    await expect(page.locator('.error[role=alert]').getAttribute('data-code')).resolves.toBe(
+      'UNAUTHENTICATED',
+    );
+    await page.close();
+  });
+});

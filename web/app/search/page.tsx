@@ -1,0 +1,165 @@
+import { gql } from '@apollo/client';
+import Link from 'next/link';
+import { ErrorBox } from '@/components/error-box';
+import { TokenHeatmap } from '@/components/token-heatmap';
+import { query } from '@/lib/apollo';
+import { type EncodingData, featureValues } from '@/lib/encoding';
+import { describeError } from '@/lib/graphql-errors';
+import { formatValue, unitPath } from '@/lib/units';
+
+export const dynamic = 'force-dynamic';
+
+/** Per-token features asked for: the gateway's maximum, so a TopK SAE's every firing feature is listed. */
+const PER_TOKEN = 64;
+const TOP = 20;
+
+const SAES = gql`
+  query SearchSaes {
+    saes(first: 100) {
+      edges {
+        node {
+          id
+          model
+          hook
+        }
+      }
+    }
+  }
+`;
+
+const ENCODE = gql`
+  query SearchEncode($text: String!, $saeId: ID!, $perToken: Int, $top: Int) {
+    encode(text: $text, saeId: $saeId, perToken: $perToken, top: $top) {
+      tokens {
+        token {
+          id
+          text
+        }
+        l0
+        features {
+          value
+          feature {
+            id
+            index
+          }
+        }
+      }
+      top {
+        maxValue
+        tokens
+        maxPosition
+        feature {
+          id
+          index
+        }
+      }
+    }
+  }
+`;
+
+interface SaesData {
+  saes: { edges: { node: { id: string; model: string; hook: string } }[] };
+}
+
+/** "Paste text, see which units fire": a GET form (works without JavaScript) and the SAE's answer. */
+export default async function SearchPage(props: { searchParams: Promise<{ sae?: string; text?: string }> }) {
+  const { sae: chosen, text } = await props.searchParams;
+  let saes: SaesData['saes']['edges'];
+  try {
+    saes = (await query<SaesData>({ query: SAES })).data?.saes.edges ?? [];
+  } catch (error) {
+    return (
+      <>
+        <h1>Search</h1>
+        <ErrorBox {...describeError(error)} />
+      </>
+    );
+  }
+  const saeId = chosen ?? saes[0]?.node.id;
+  let encoding: EncodingData | undefined;
+  let failure: { code: string; message: string } | undefined;
+  if (text && saeId) {
+    try {
+      encoding = (
+        await query<{ encode: EncodingData }>({
+          query: ENCODE,
+          variables: { text, saeId, perToken: PER_TOKEN, top: TOP },
+        })
+      ).data?.encode;
+    } catch (error) {
+      failure = describeError(error);
+    }
+  }
+  return (
+    <>
+      <h1>Which features fire on this text?</h1>
+      {saes.length === 0 ? (
+        <p className="muted">No SAEs yet: train one on the Jobs page or import one with the CLI.</p>
+      ) : (
+        <form method="get" action="/search" className="search-form">
+          <label>
+            SAE{' '}
+            <select name="sae" defaultValue={saeId}>
+              {saes.map(({ node }) => (
+                <option key={node.id} value={node.id}>
+                  {node.id} ({node.model}, {node.hook})
+                </option>
+              ))}
+            </select>
+          </label>
+          <textarea name="text" rows={4} defaultValue={text ?? ''} placeholder="Paste text here" required />
+          <button type="submit">Encode</button>
+        </form>
+      )}
+      {failure ? <ErrorBox {...failure} /> : null}
+      {encoding ? <EncodingView encoding={encoding} /> : null}
+    </>
+  );
+}
+
+function EncodingView(props: { encoding: EncodingData }) {
+  const { encoding } = props;
+  const scale = Math.max(0, ...encoding.top.map((t) => t.maxValue));
+  const busiest = Math.max(1, ...encoding.tokens.map((t) => t.l0));
+  return (
+    <section className="encoding">
+      <h2>Tokens</h2>
+      <p className="muted">Each token's number of firing features (L0); hover for its strongest features.</p>
+      <div className="heatmap tokens-l0">
+        {encoding.tokens.map((t, i) => (
+          <span
+            // biome-ignore lint/suspicious/noArrayIndexKey: position is the key
+            key={i}
+            className="token"
+            data-l0={t.l0}
+            style={{ backgroundColor: `rgba(110, 110, 120, ${(0.35 * t.l0) / busiest})` }}
+            title={t.features
+              .slice(0, 5)
+              .map((f) => `#${f.feature.index}: ${formatValue(f.value)}`)
+              .join(', ')}
+          >
+            {t.token.text.replaceAll('\n', '↵')}
+          </span>
+        ))}
+      </div>
+      <h2>Top features</h2>
+      <ol className="top-features">
+        {encoding.top.map((s) => (
+          <li key={s.feature.id} className="window" data-feature={s.feature.id}>
+            <Link href={unitPath(s.feature.id)} className="feature-link">
+              #{s.feature.index}
+            </Link>{' '}
+            <span className="max">
+              max {formatValue(s.maxValue)} · {s.tokens} tokens
+            </span>
+            <TokenHeatmap
+              tokens={encoding.tokens.map((t) => t.token)}
+              values={featureValues(encoding, s.feature.id)}
+              scale={scale}
+            />
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}

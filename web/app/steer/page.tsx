@@ -1,0 +1,43 @@
+import { gql } from '@apollo/client';
+import { ApolloProvider } from '@/components/apollo-provider';
+import { SteeringPlayground } from '@/components/steering-playground';
+import { query } from '@/lib/apollo';
+import { gatewayWsUrl } from '@/lib/config';
+import { describeError } from '@/lib/graphql-errors';
+import { parseSetup, STEER_QUERY, type SteerResultData, steerVariables } from '@/lib/steer-setup';
+
+export const dynamic = 'force-dynamic';
+
+const STEER = gql(STEER_QUERY);
+
+/**
+ * Steering playground. A shared URL holds the whole setup: the server renders its result on first
+ * paint (and without JavaScript the form submits back here), the client component re-runs edits in place.
+ */
+export default async function SteerPage(props: {
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
+  const setup = parseSetup(await props.searchParams);
+  let result: SteerResultData | undefined;
+  let error: { code: string; message: string } | undefined;
+  if (setup.prompt !== '') {
+    try {
+      result = (await query<{ steer: SteerResultData }>({ query: STEER, variables: steerVariables(setup) }))
+        .data?.steer;
+    } catch (failure) {
+      error = describeError(failure);
+    }
+  }
+  return (
+    <>
+      <h1>Steering</h1>
+      <p className="muted">
+        Add SAE features' decoder directions to the residual stream and compare with the unsteered model, same
+        seed. Share the setup by copying the URL.
+      </p>
+      <ApolloProvider wsUrl={gatewayWsUrl()}>
+        <SteeringPlayground initialSetup={setup} initialResult={result} initialError={error} />
+      </ApolloProvider>
+    </>
+  );
+}

@@ -1,0 +1,314 @@
+'use client';
+
+import { gql } from '@apollo/client';
+import { useApolloClient, useSubscription } from '@apollo/client/react';
+import Link from 'next/link';
+import { type FormEvent, useEffect, useState } from 'react';
+import { describeError } from '@/lib/graphql-errors';
+import { unitPath } from '@/lib/units';
+import { ErrorBox } from './error-box';
+
+const API_KEY_STORAGE = 'loupe.apiKey';
+
+type Kind = 'capture' | 'training';
+interface WatchedJob {
+  kind: Kind;
+  id: string;
+}
+
+const START_CAPTURE = gql`
+  mutation StartCapture($input: StartCaptureInput!) {
+    startCapture(input: $input) {
+      id
+    }
+  }
+`;
+
+const START_TRAINING = gql`
+  mutation StartTraining($input: StartTrainingInput!) {
+    startTraining(input: $input) {
+      id
+    }
+  }
+`;
+
+const CAPTURE_PROGRESS = gql`
+  subscription CaptureProgress($id: ID!) {
+    captureJobProgress(id: $id) {
+      id
+      status
+      phase
+      model
+      hooks
+      windowsDone
+      totalWindows
+      tokensDone
+      totalTokens
+      error
+    }
+  }
+`;
+
+const TRAINING_PROGRESS = gql`
+  subscription TrainingProgress($id: ID!) {
+    trainingJobProgress(id: $id) {
+      id
+      status
+      phase
+      step
+      steps
+      loss
+      l0
+      deadFraction
+      saeId
+      error
+    }
+  }
+`;
+
+interface CaptureProgress {
+  id: string;
+  status: string;
+  phase: string;
+  model: string;
+  hooks: string[];
+  windowsDone: number;
+  totalWindows: number;
+  tokensDone: number;
+  totalTokens: number;
+  error: string | null;
+}
+
+interface TrainingProgress {
+  id: string;
+  status: string;
+  phase: string;
+  step: number;
+  steps: number;
+  loss: number;
+  l0: number;
+  deadFraction: number;
+  saeId: string | null;
+  error: string | null;
+}
+
+/**
+ * Start jobs with an API key (kept in this browser's localStorage, sent as a Bearer token) and watch one
+ * job's progress as the gateway pushes it over graphql-ws.
+ */
+export function JobsConsole(props: { initialJob?: WatchedJob }) {
+  const client = useApolloClient();
+  const [apiKey, setApiKey] = useState('');
+  const [job, setJob] = useState(props.initialJob);
+  const [error, setError] = useState<{ code: string; message: string }>();
+  const [captureJobId, setCaptureJobId] = useState('');
+
+  useEffect(() => setApiKey(window.localStorage.getItem(API_KEY_STORAGE) ?? ''), []);
+
+  function saveKey(value: string) {
+    setApiKey(value);
+    window.localStorage.setItem(API_KEY_STORAGE, value);
+  }
+
+  async function start(kind: Kind, event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const text = (name: string) => String(form.get(name) ?? '').trim();
+    const optionalNumber = (name: string) => (text(name) === '' ? undefined : Number(text(name)));
+    setError(undefined);
+    try {
+      const context = { headers: { authorization: `Bearer ${apiKey}` } };
+      let id: string | undefined;
+      if (kind === 'capture') {
+        const input = {
+          hooks: text('hooks')
+            .split(/[\s,]+/)
+            .filter(Boolean),
+          maxTokens: Number(text('maxTokens')),
+          dataset: text('dataset') || 'default',
+        };
+        const answer = await client.mutate<{ startCapture: { id: string } }>({
+          mutation: START_CAPTURE,
+          variables: { input },
+          context,
+        });
+        id = answer.data?.startCapture.id;
+      } else {
+        const input = {
+          captureJobId: text('captureJobId'),
+          hook: text('hook'),
+          architecture: text('architecture'),
+          width: Number(text('width')),
+          steps: Number(text('steps')),
+          k: optionalNumber('k'),
+          batchSize: optionalNumber('batchSize'),
+        };
+        const answer = await client.mutate<{ startTraining: { id: string } }>({
+          mutation: START_TRAINING,
+          variables: { input },
+          context,
+        });
+        id = answer.data?.startTraining.id;
+      }
+      if (id) {
+        setJob({ kind, id });
+        window.history.replaceState(null, '', `/jobs?${kind}=${encodeURIComponent(id)}`);
+      }
+    } catch (failure) {
+      setError(describeError(failure));
+    }
+  }
+
+  return (
+    <>
+      <label className="api-key">
+        API key (from <code>loupe apikey create</code>; kept in this browser){' '}
+        <input
+          name="apiKey"
+          type="password"
+          autoComplete="off"
+          value={apiKey}
+          onChange={(e) => saveKey(e.target.value)}
+        />
+      </label>
+      <div className="job-forms">
+        <form onSubmit={(e) => start('capture', e)} className="job-form capture-form">
+          <h2>Capture a dataset</h2>
+          <label>
+            hooks <input name="hooks" defaultValue="blocks.0.mlp.hook_post" required />
+          </label>
+          <label>
+            tokens <input name="maxTokens" type="number" min={1} defaultValue={2000} required />
+          </label>
+          <label>
+            dataset <input name="dataset" defaultValue="default" />
+          </label>
+          <button type="submit">Start capture</button>
+        </form>
+        <form onSubmit={(e) => start('training', e)} className="job-form training-form">
+          <h2>Train an SAE</h2>
+          <label>
+            capture job{' '}
+            <input
+              name="captureJobId"
+              value={captureJobId}
+              onChange={(e) => setCaptureJobId(e.target.value)}
+              required
+            />
+          </label>
+          <label>
+            hook <input name="hook" defaultValue="blocks.0.hook_resid_pre" required />
+          </label>
+          <label>
+            architecture{' '}
+            <select name="architecture" defaultValue="topk">
+              {['topk', 'batchtopk', 'relu', 'jumprelu'].map((a) => (
+                <option key={a}>{a}</option>
+              ))}
+            </select>
+          </label>
+          <label>
+            width <input name="width" type="number" min={1} defaultValue={512} required />
+          </label>
+          <label>
+            k <input name="k" type="number" min={1} defaultValue={32} />
+          </label>
+          <label>
+            steps <input name="steps" type="number" min={1} defaultValue={1000} required />
+          </label>
+          <label>
+            batch size <input name="batchSize" type="number" min={1} placeholder="4096" />
+          </label>
+          <button type="submit">Start training</button>
+        </form>
+      </div>
+      {error ? <ErrorBox {...error} /> : null}
+      {job?.kind === 'capture' ? <CaptureWatch id={job.id} onTrain={setCaptureJobId} /> : null}
+      {job?.kind === 'training' ? <TrainingWatch id={job.id} /> : null}
+    </>
+  );
+}
+
+function Progress(props: { done: number; total: number; label: string }) {
+  return (
+    <div className="progress">
+      <progress value={props.done} max={Math.max(1, props.total)} />{' '}
+      <span className="muted">
+        {props.done.toLocaleString('en')} / {props.total.toLocaleString('en')} {props.label}
+      </span>
+    </div>
+  );
+}
+
+function JobStatus(props: {
+  kind: Kind;
+  id: string;
+  status?: string;
+  phase?: string;
+  error?: string | null;
+}) {
+  return (
+    <p className="job-status" data-status={props.status ?? 'connecting'} data-phase={props.phase ?? ''}>
+      {props.kind} job <code>{props.id}</code>: <strong>{props.status ?? 'connecting…'}</strong>
+      {props.phase ? ` (${props.phase})` : null}
+      {props.error ? <span className="job-error"> — {props.error}</span> : null}
+    </p>
+  );
+}
+
+function CaptureWatch(props: { id: string; onTrain: (id: string) => void }) {
+  const { data, error } = useSubscription<{ captureJobProgress: CaptureProgress }>(CAPTURE_PROGRESS, {
+    variables: { id: props.id },
+  });
+  const job = data?.captureJobProgress;
+  return (
+    <section className="job" data-job={props.id}>
+      <JobStatus kind="capture" id={props.id} status={job?.status} phase={job?.phase} error={job?.error} />
+      {error ? <ErrorBox {...describeError(error)} /> : null}
+      {job ? <Progress done={job.tokensDone} total={job.totalTokens} label="tokens" /> : null}
+      {job?.status === 'done' ? (
+        <ul className="job-results">
+          {job.hooks
+            .filter((hook) => hook.endsWith('.mlp.hook_post'))
+            .map((hook) => (
+              <li key={hook}>
+                <Link href={unitPath(`${job.model}/${hook}/0`)}>neurons of {hook}</Link>
+              </li>
+            ))}
+          <li>
+            <button type="button" onClick={() => props.onTrain(props.id)}>
+              train an SAE on this capture
+            </button>
+          </li>
+        </ul>
+      ) : null}
+    </section>
+  );
+}
+
+function TrainingWatch(props: { id: string }) {
+  const { data, error } = useSubscription<{ trainingJobProgress: TrainingProgress }>(TRAINING_PROGRESS, {
+    variables: { id: props.id },
+  });
+  const job = data?.trainingJobProgress;
+  return (
+    <section className="job" data-job={props.id}>
+      <JobStatus kind="training" id={props.id} status={job?.status} phase={job?.phase} error={job?.error} />
+      {error ? <ErrorBox {...describeError(error)} /> : null}
+      {job ? (
+        <>
+          <Progress done={job.step} total={job.steps} label="steps" />
+          <p className="muted">
+            loss {job.loss.toPrecision(4)} · L0 {job.l0.toFixed(1)} · dead{' '}
+            {(100 * job.deadFraction).toFixed(1)}%
+          </p>
+        </>
+      ) : null}
+      {job?.status === 'done' && job.saeId ? (
+        <p className="job-results">
+          <Link href={`/saes/${encodeURIComponent(job.saeId)}`}>SAE {job.saeId}</Link>
+        </p>
+      ) : null}
+    </section>
+  );
+}
