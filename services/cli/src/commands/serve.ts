@@ -191,8 +191,10 @@ async function startWeb(
       url: null,
       note: `not built: run npm run build, then start again (${WEB_DIR}/.next is missing)`,
     };
-  const next = createRequire(path.join(WEB_DIR, 'package.json')).resolve('next/dist/bin/next');
   const port = String(config.webPort);
+  if (await listening(config.webPort))
+    return { url: null, note: `not started: port ${port} is in use (set LOUPE_WEB_PORT)` };
+  const next = createRequire(path.join(WEB_DIR, 'package.json')).resolve('next/dist/bin/next');
   const child: ChildProcess = spawn(
     'env',
     [
@@ -211,14 +213,28 @@ async function startWeb(
     output = (output + chunk.toString()).slice(-4000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const close = async () => {
+  // if this process ends without stopping it (an uncaught error, process.exit), the group goes too
+  const killGroup = () => {
     if (child.exitCode === null && child.signalCode === null && child.pid) {
       try {
         process.kill(-child.pid, 'SIGTERM');
       } catch {
         // already gone
       }
-      const killer = setTimeout(() => child.pid && process.kill(-child.pid, 'SIGKILL'), 10_000);
+    }
+  };
+  process.once('exit', killGroup);
+  const close = async () => {
+    process.removeListener('exit', killGroup);
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      killGroup();
+      const killer = setTimeout(() => {
+        try {
+          if (child.pid) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }, 10_000);
       await exited;
       clearTimeout(killer);
     }
