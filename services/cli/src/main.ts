@@ -215,13 +215,6 @@ jobs
     runCommand(() => import('./commands/explain.js').then((m) => m.jobsExport(id, options))),
   );
 
-const apikey = program.command('apikey').description('API keys for the GraphQL gateway (mutations need one)');
-apikey
-  .command('create')
-  .option('--name <name>', 'a label to tell keys apart', 'default')
-  .description('create a key and print it once (only its sha256 is stored)')
-  .action((options) => runCommand(() => import('./commands/apikey.js').then((m) => m.create(options))));
-
 program
   .command('serve')
   .description('start the Loupe services on this machine')
