@@ -1,7 +1,9 @@
 import os from 'node:os';
 import { captureBench } from './capture.js';
+import { explainerBench } from './explainer.js';
 import { MatmulProbe } from './matmul-rate.js';
 import { saeBench } from './sae.js';
+import { saeEncodeBench } from './sae-encode.js';
 import { vectorSearchBench } from './vector-search.js';
 
 // `npm run bench`: hot paths with the reference each is compared against. Not a test: figures only.
@@ -12,5 +14,7 @@ const probe = await MatmulProbe.create();
 const only = process.argv[2];
 if (!only || only === 'capture') await captureBench(probe);
 if (!only || only === 'sae') await saeBench(probe);
+if (!only || only === 'sae-encode') await saeEncodeBench();
 if (!only || only === 'search') await vectorSearchBench();
+if (!only || only === 'explainer') await explainerBench();
 await probe.release();

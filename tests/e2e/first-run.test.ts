@@ -188,6 +188,27 @@ describe('first run: loupe serve offline on an empty data directory', () => {
 
     // the gateway answers over HTTP, and the web app when it is built
     expect(await graphql('{ model { name } }')).toEqual({ data: { model: { name: 'loupe-tiny' } } });
+    // the home page's progress comes from the gateway's view of workspace.json
+    const shown = await graphql(
+      '{ workspace { model offline status sae { id } steps { kind status progress jobId error } } }',
+    );
+    expect(shown).toEqual({
+      data: {
+        workspace: {
+          model: final.model,
+          offline: true,
+          status: 'done',
+          sae: { id: final.saeId },
+          steps: final.steps.map((s) => ({
+            kind: s.kind,
+            status: s.status,
+            progress: s.progress,
+            jobId: s.jobId,
+            error: s.error,
+          })),
+        },
+      },
+    });
     if (WEB_BUILT) {
       const home = await fetch(`http://127.0.0.1:${env.LOUPE_WEB_PORT}/`);
       expect(home.status).toBe(200);

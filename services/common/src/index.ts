@@ -8,3 +8,4 @@ export * from './onnx/graph-builder.js';
 export * from './random.js';
 export * from './tensors/dtype.js';
 export * from './tensors/safetensors.js';
+export * from './workspace.js';

@@ -42,6 +42,7 @@ import { ExplanationSearchEdgeFields, SearchQueries } from './resolvers/search.r
 import { SteerQueries } from './resolvers/steer.resolver.js';
 import { TrainingJobFields, TrainingJobResolvers } from './resolvers/training-jobs.resolver.js';
 import { NeuronFields, QuantileBinFields, UnitQueries, UnitType } from './resolvers/units.resolver.js';
+import { WorkspaceResolvers } from './resolvers/workspace.resolver.js';
 import { CAPTURE, CONFIG, EXPLAINER, LOGGER, SAE } from './tokens.js';
 
 /** Closes the service channels when the app stops. */
@@ -134,6 +135,7 @@ export class GatewayModule {
         FeatureFields,
         EncodeQueries,
         TrainingJobResolvers,
+        WorkspaceResolvers,
         TrainingJobFields,
         ProgressSubscriptions,
         NeuronExplanationFields,

@@ -14,6 +14,7 @@ export * from './format/sae-forward.js';
 export * from './format/sae-metrics.js';
 export * from './format/sae-model.js';
 export * from './format/saelens.js';
+export * from './infer/random-sae.js';
 export * from './infer/sae-encoder.js';
 export * from './jobs/run-training-job.js';
 export * from './jobs/training-job-store.js';

@@ -1,44 +1,33 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
+import {
+  readWorkspace,
+  STEP_KINDS,
+  type StepKind,
+  type StepState,
+  type StepStatus,
+  WORKSPACE_FILE,
+  type WorkspaceState,
+  workspaceFile,
+  writeWorkspace,
+} from '@loupe/common';
 import type { CaptureJob__Output, ScoringJob__Output, TrainingJob__Output } from '@loupe/common/grpc';
+
+export {
+  readWorkspace,
+  STEP_KINDS,
+  type StepKind,
+  type StepState,
+  type StepStatus,
+  WORKSPACE_FILE,
+  type WorkspaceState,
+  workspaceFile,
+  writeWorkspace,
+};
 
 /**
  * The demo workspace's progress, kept in $LOUPE_DATA_DIR/workspace.json: which model it is for, whether
  * that is the offline fixture, and each step with the job that does it. A restart reads it back and
  * carries on from the first step that is not done, reusing the jobs it names.
  */
-
-export const STEP_KINDS = ['model', 'capture', 'train', 'records', 'scores'] as const;
-export type StepKind = (typeof STEP_KINDS)[number];
-export type StepStatus = 'pending' | 'running' | 'done' | 'failed';
-
-export interface StepState {
-  kind: StepKind;
-  /** the capture, training or scoring job doing this step; train and records share the training job */
-  jobId: string | null;
-  status: StepStatus;
-  /** 0–1 */
-  progress: number;
-  error: string | null;
-}
-
-export interface WorkspaceState {
-  version: 1;
-  model: string;
-  /** the model is the seeded fixture made because the hub could not be reached */
-  offline: boolean;
-  status: 'running' | 'done' | 'failed';
-  steps: StepState[];
-  /** the SAE trained for the demo, once its training job is done */
-  saeId: string | null;
-  updatedAt: string;
-}
-
-export const WORKSPACE_FILE = 'workspace.json';
-
-export function workspaceFile(dataDir: string): string {
-  return path.join(dataDir, WORKSPACE_FILE);
-}
 
 export function freshWorkspace(model: string, offline: boolean): WorkspaceState {
   return {
@@ -70,25 +59,6 @@ export function resumeWorkspace(
   });
   const done = steps.every((s) => s.status === 'done');
   return { ...saved, offline, steps, status: done ? 'done' : 'running' };
-}
-
-export async function readWorkspace(file: string): Promise<WorkspaceState | null> {
-  try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as WorkspaceState;
-  } catch {
-    return null; // missing, or unreadable: start over (the jobs themselves are idempotent)
-  }
-}
-
-/** Written aside and renamed, so a reader (the gateway) or a crash never sees half a file. */
-export async function writeWorkspace(file: string, state: WorkspaceState): Promise<void> {
-  const staging = `${file}.tmp-${process.pid}`;
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.writeFile(
-    staging,
-    `${JSON.stringify({ ...state, updatedAt: new Date().toISOString() }, null, 2)}\n`,
-  );
-  await fs.rename(staging, file);
 }
 
 export function step(state: WorkspaceState, kind: StepKind): StepState {
