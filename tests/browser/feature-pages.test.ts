@@ -90,7 +90,15 @@ describe('feature pages in Chromium', () => {
     );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'browse.png') });
     await Promise.all([page.waitForURL(`**/saes/${SAE_ID}`), row.locator('a').click()]);
-    await expect(page.locator('.feature-grid li').count()).resolves.toBe(Math.min(D_SAE, 128));
+    // the SAE's features by max activation, as saeFeatures lists them
+    const { saeFeatures } = await bench.gql(
+      `{ saeFeatures(saeId: "${SAE_ID}", first: 50) { totalCount edges { node { id stats { maxActivation } } } } }`,
+    );
+    expect(saeFeatures.totalCount).toBe(D_SAE);
+    const listed = await page
+      .locator('.unit-list tr[data-unit]')
+      .evaluateAll((rows) => rows.map((tr) => tr.getAttribute('data-unit')));
+    expect(listed).toEqual(saeFeatures.edges.map((e: Json) => e.node.id));
     await page.fill('input[name=index]', String(feature));
     await Promise.all([
       page.waitForURL(`**/units/tiny/${SAE_ID}/${feature}`),
@@ -111,7 +119,7 @@ describe('feature pages in Chromium', () => {
     await page.goto(`${bench.web.url}/search`);
     await page.selectOption('select[name=sae]', SAE_ID);
     await page.fill('textarea[name=text]', text);
-    await Promise.all([page.waitForURL('**/search?**'), page.click('button[type=submit]')]);
+    await Promise.all([page.waitForURL('**/search?**'), page.click('.search-form button')]);
     const shown = await page.locator('.top-features > li').evaluateAll((items) =>
       items.map((li) => ({
         id: li.getAttribute('data-feature'),

@@ -17,6 +17,7 @@ const SCREENSHOTS = path.join(REPO_ROOT, 'docs/screenshots');
 
 let db: SpawnedEmbeddedPostgres;
 let capture: RunningProcess;
+let explainer: RunningProcess;
 let gateway: RunningProcess;
 let web: RunningWeb;
 let browser: Browser;
@@ -54,6 +55,10 @@ beforeAll(async () => {
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
     LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    // unit pages ask the explainer for explanations; its baseline needs no LLM server
+    LOUPE_EXPLAINER_ADDR: `127.0.0.1:${await freePort()}`,
+    LOUPE_LLM_BASE_URL: '',
+    LOUPE_EMBEDDINGS_BASE_URL: '',
   };
   const captured = await runCli(
     ['capture', '--model', servedModel, '--hooks', HOOK, '--max-tokens', '3000'],
@@ -61,6 +66,7 @@ beforeAll(async () => {
   );
   expect(captured.code, captured.stderr).toBe(0);
   capture = startProcess('services/capture/dist/main.js', env);
+  explainer = startProcess('services/explainer/dist/main.js', env);
   gateway = startProcess('services/gateway/dist/bin.js', env);
   gatewayUrl = `http://127.0.0.1:${gatewayPort}/graphql`;
   for (let i = 0; ; i++) {
@@ -86,6 +92,7 @@ afterAll(async () => {
   await browser?.close();
   await web?.stop();
   await gateway?.stop();
+  await explainer?.stop();
   await capture?.stop();
   await db?.stop();
 });
@@ -107,7 +114,7 @@ describe('web workbench in Chromium', () => {
     await expect(page.locator('.model .muted').first().textContent()).resolves.toContain(
       `${model.model.nLayer} layers · d_model ${model.model.dModel}`,
     );
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'home.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'home.png') });
     await page.selectOption('select[name=hook]', HOOK);
     await page.fill('input[name=index]', String(NEURON));
     await Promise.all([
@@ -140,6 +147,9 @@ describe('web workbench in Chromium', () => {
     // hovering shows the value (the title carries it, rounded for display)
     const peak = first.values.indexOf(Math.max(...first.values));
     await expect(tokens.nth(peak).getAttribute('title')).resolves.toMatch(/: -?[\d.e-]+$/);
+    await expect(page.locator('.explanations-section').textContent()).resolves.toContain(
+      'No explanations yet',
+    );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'unit-page.png') });
 
     await Promise.all([page.waitForURL('**?tab=random'), page.click('nav.tabs >> text=random')]);

@@ -115,7 +115,8 @@ async function waitForGateway(url: string, gateway: RunningProcess): Promise<voi
 
 /**
  * The whole stack as real processes: embedded Postgres, capture service (with a captured dataset for
- * neuron records), SAE service (with a random SAE whose feature records are computed), gateway and
+ * neuron records), SAE service (with a random SAE whose feature records are computed), explainer (its
+ * statistical baseline: no LLM), gateway and
  * `next start`, and Debian's Chromium to drive it.
  */
 export async function startWorkbench(): Promise<Workbench> {
@@ -142,6 +143,9 @@ export async function startWorkbench(): Promise<Workbench> {
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
     LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    // the explainer's built-in statistical baseline explains and simulates (no LLM server)
+    LOUPE_LLM_BASE_URL: '',
+    LOUPE_EMBEDDINGS_BASE_URL: '',
   };
   const db = await openDatabase(
     { databaseUrl: pg.url, dataDir, embeddedPgPort: pgPort },
@@ -169,6 +173,7 @@ export async function startWorkbench(): Promise<Workbench> {
     if (captured.code !== 0) throw new Error(`loupe capture failed:\n${captured.stderr}`);
     processes.push(startProcess('services/capture/dist/main.js', env));
     processes.push(startProcess('services/sae/dist/main.js', env));
+    processes.push(startProcess('services/explainer/dist/main.js', env));
     captureApi = await captureClient(captureAddress);
     const jobDir = await writeShards(captureApi, dataDir);
     await computeFeatureRecords(db.sql, dataDir, SAE_ID, jobDir, {

@@ -13,6 +13,43 @@ export const dynamic = 'force-dynamic';
 const PER_TOKEN = 64;
 const TOP = 20;
 
+const SEARCH_EXPLANATIONS = gql`
+  query SearchExplanations($q: String!, $first: Int) {
+    searchExplanations(query: $q, first: $first) {
+      edges {
+        relevance
+        node {
+          id
+        }
+        explanation {
+          id
+          text
+          baseline
+          score {
+            method
+            value
+          }
+        }
+      }
+    }
+  }
+`;
+
+interface ExplanationHits {
+  searchExplanations: {
+    edges: {
+      relevance: number;
+      node: { id: string };
+      explanation: {
+        id: string;
+        text: string;
+        baseline: boolean;
+        score: { method: string; value: number | null };
+      };
+    }[];
+  };
+}
+
 const SAES = gql`
   query SearchSaes {
     saes(first: 100) {
@@ -62,8 +99,10 @@ interface SaesData {
 }
 
 /** "Paste text, see which units fire": a GET form (works without JavaScript) and the SAE's answer. */
-export default async function SearchPage(props: { searchParams: Promise<{ sae?: string; text?: string }> }) {
-  const { sae: chosen, text } = await props.searchParams;
+export default async function SearchPage(props: {
+  searchParams: Promise<{ sae?: string; text?: string; q?: string }>;
+}) {
+  const { sae: chosen, text, q } = await props.searchParams;
   let saes: SaesData['saes']['edges'];
   try {
     saes = (await query<SaesData>({ query: SAES })).data?.saes.edges ?? [];
@@ -90,8 +129,31 @@ export default async function SearchPage(props: { searchParams: Promise<{ sae?: 
       failure = describeError(error);
     }
   }
+  let hits: ExplanationHits['searchExplanations']['edges'] | undefined;
+  let searchFailure: { code: string; message: string } | undefined;
+  if (q) {
+    try {
+      hits = (await query<ExplanationHits>({ query: SEARCH_EXPLANATIONS, variables: { q, first: 25 } })).data
+        ?.searchExplanations.edges;
+    } catch (error) {
+      searchFailure = describeError(error);
+    }
+  }
   return (
     <>
+      <h1>Search explanations</h1>
+      <form method="get" action="/search" className="explanation-search">
+        <input
+          name="q"
+          type="search"
+          defaultValue={q ?? ''}
+          placeholder="e.g. numbers, French words"
+          required
+        />{' '}
+        <button type="submit">Search</button>
+      </form>
+      {searchFailure ? <ErrorBox {...searchFailure} /> : null}
+      {hits ? <ExplanationHitList hits={hits} /> : null}
       <h1>Which features fire on this text?</h1>
       {saes.length === 0 ? (
         <p className="muted">No SAEs yet: train one on the Jobs page or import one with the CLI.</p>
@@ -161,5 +223,23 @@ function EncodingView(props: { encoding: EncodingData }) {
         ))}
       </ol>
     </section>
+  );
+}
+
+function ExplanationHitList(props: { hits: ExplanationHits['searchExplanations']['edges'] }) {
+  if (props.hits.length === 0) return <p className="muted">No explanation matches.</p>;
+  return (
+    <ol className="explanation-hits">
+      {props.hits.map((hit) => (
+        <li key={hit.explanation.id} data-unit={hit.node.id} data-explanation={hit.explanation.id}>
+          <Link href={unitPath(hit.node.id)}>{hit.node.id}</Link> <q>{hit.explanation.text}</q>{' '}
+          <span className="muted">
+            {hit.explanation.score.method.toLowerCase()}{' '}
+            {hit.explanation.score.value === null ? '–' : hit.explanation.score.value.toFixed(3)}
+            {hit.explanation.baseline ? ' · baseline' : ''}
+          </span>
+        </li>
+      ))}
+    </ol>
   );
 }

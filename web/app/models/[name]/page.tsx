@@ -139,8 +139,10 @@ export default async function ModelPage(props: { params: Promise<{ name: string 
       <ul className="hooks">
         {neuronHooks.map((hook) => (
           <li key={hook.name}>
-            <code>{hook.name}</code> · {hook.width} neurons ·{' '}
-            <Link href={`/units/${model.name}/${hook.name}/0`}>open neuron 0</Link>
+            <Link href={`/hooks/${encodeURIComponent(model.name)}/${hook.name}`}>
+              <code>{hook.name}</code>
+            </Link>{' '}
+            · {hook.width} neurons
           </li>
         ))}
       </ul>

@@ -2,6 +2,7 @@ import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
 import { type EvalMetricsData, MetricsCells, MetricsHeader } from '@/components/sae-metrics';
+import { parseOrder, UNIT_LIST_FIELDS, UnitList, type UnitListConnection } from '@/components/unit-list';
 import { query } from '@/lib/apollo';
 import { describeError } from '@/lib/graphql-errors';
 import { unitPath } from '@/lib/units';
@@ -9,6 +10,15 @@ import { unitPath } from '@/lib/units';
 export const dynamic = 'force-dynamic';
 
 const PAGE = 128;
+const LIST_PAGE = 50;
+
+const SAE_FEATURES = gql(`
+  query SaeFeatures($saeId: ID!, $order: UnitOrder, $first: Int, $after: String) {
+    saeFeatures(saeId: $saeId, orderBy: $order, first: $first, after: $after) {
+      ${UNIT_LIST_FIELDS}
+    }
+  }
+`);
 
 interface SaeData {
   sae: {
@@ -57,7 +67,7 @@ const SAE = gql`
 /** One SAE: what it is, its held-out metrics, and its features by index, a page at a time. */
 export default async function SaePage(props: {
   params: Promise<{ id: string }>;
-  searchParams: Promise<{ from?: string }>;
+  searchParams: Promise<{ from?: string; order?: string; after?: string }>;
 }) {
   const id = decodeURIComponent((await props.params).id);
   let data: SaeData | undefined;
@@ -73,7 +83,23 @@ export default async function SaePage(props: {
   }
   if (!data) return null;
   const { sae } = data;
-  const requested = Number((await props.searchParams).from ?? 0);
+  const search = await props.searchParams;
+  const requested = Number(search.from ?? 0);
+  const order = parseOrder(search.order);
+  let list: UnitListConnection | undefined;
+  let listError: { code: string; message: string } | undefined;
+  if (sae.hasFeatureRecords) {
+    try {
+      list = (
+        await query<{ saeFeatures: UnitListConnection }>({
+          query: SAE_FEATURES,
+          variables: { saeId: sae.id, order, first: LIST_PAGE, after: search.after ?? null },
+        })
+      ).data?.saeFeatures;
+    } catch (error) {
+      listError = describeError(error);
+    }
+  }
   const from = Number.isInteger(requested) && requested >= 0 && requested < sae.dSae ? requested : 0;
   const to = Math.min(sae.dSae, from + PAGE);
   return (
@@ -114,16 +140,37 @@ export default async function SaePage(props: {
         </label>{' '}
         <button type="submit">Open</button>
       </form>
+      {listError ? <ErrorBox {...listError} /> : null}
+      {list ? (
+        <UnitList
+          edges={list.edges}
+          totalCount={list.totalCount}
+          order={order}
+          endCursor={list.pageInfo.endCursor}
+          hasNextPage={list.pageInfo.hasNextPage}
+        />
+      ) : (
+        <FeatureGrid model={sae.model} saeId={sae.id} from={from} to={to} dSae={sae.dSae} />
+      )}
+    </>
+  );
+}
+
+/** Features by index, for an SAE whose records (and so its sortable list) are not computed yet. */
+function FeatureGrid(props: { model: string; saeId: string; from: number; to: number; dSae: number }) {
+  const { from, to } = props;
+  return (
+    <>
       <ol className="feature-grid" start={from}>
         {Array.from({ length: to - from }, (_, i) => from + i).map((index) => (
           <li key={index}>
-            <Link href={unitPath(`${sae.model}/${sae.id}/${index}`)}>{index}</Link>
+            <Link href={unitPath(`${props.model}/${props.saeId}/${index}`)}>{index}</Link>
           </li>
         ))}
       </ol>
       <p>
         {from > 0 ? <Link href={`?from=${Math.max(0, from - PAGE)}`}>← previous</Link> : null}{' '}
-        {to < sae.dSae ? <Link href={`?from=${to}`}>next →</Link> : null}
+        {to < props.dSae ? <Link href={`?from=${to}`}>next →</Link> : null}
       </p>
     </>
   );

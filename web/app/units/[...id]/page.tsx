@@ -1,6 +1,7 @@
 import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
+import { EXPLANATION_FIELDS, type ExplanationData, ExplanationList } from '@/components/explanation-list';
 import { Histogram } from '@/components/histogram';
 import { RecordList, type RecordWindowData } from '@/components/record-list';
 import { query } from '@/lib/apollo';
@@ -49,7 +50,28 @@ interface UnitData {
   };
 }
 
-const UNIT = gql`
+interface ExplanationsData {
+  unit: { explanations: { totalCount: number; edges: { node: ExplanationData }[] } };
+}
+
+// asked separately: a unit's records still show when the explainer is down
+const EXPLANATIONS = gql(`
+  query UnitExplanations($id: ID!) {
+    unit(id: $id) {
+      id
+      explanations(first: 5) {
+        totalCount
+        edges {
+          node {
+            ${EXPLANATION_FIELDS}
+          }
+        }
+      }
+    }
+  }
+`);
+
+const UNIT = gql(`
   fragment WindowFields on RecordWindow {
     window
     maxValue
@@ -143,7 +165,7 @@ const UNIT = gql`
       }
     }
   }
-`;
+`);
 
 export default async function UnitPage(props: {
   params: Promise<{ id: string[] }>;
@@ -154,6 +176,10 @@ export default async function UnitPage(props: {
   const tab: Tab = (TABS as readonly string[]).includes(requested ?? '') ? (requested as Tab) : 'top';
   const id = unitIdFromSegments(segments);
   let data: UnitData | undefined;
+  const explanations = query<ExplanationsData>({ query: EXPLANATIONS, variables: { id } }).then(
+    (answer) => ({ ok: true as const, value: answer.data?.unit.explanations }),
+    (error: unknown) => ({ ok: false as const, error: describeError(error) }),
+  );
   try {
     data = (await query<UnitData>({ query: UNIT, variables: { id } })).data;
   } catch (error) {
@@ -166,6 +192,7 @@ export default async function UnitPage(props: {
   }
   if (!data) return null;
   const { unit } = data;
+  const explained = await explanations;
   const scale = Math.max(Math.abs(unit.stats.maxActivation), Math.abs(unit.stats.minActivation ?? 0));
   const last = unit.sae ? unit.sae.dSae - 1 : Number.POSITIVE_INFINITY;
   return (
@@ -214,6 +241,17 @@ export default async function UnitPage(props: {
         />
         <Stat label="tokens" value={unit.stats.tokens.toLocaleString('en')} />
       </dl>
+      <section className="explanations-section">
+        <h2>Explanations</h2>
+        {!explained.ok ? (
+          <ErrorBox {...explained.error} />
+        ) : explained.value ? (
+          <ExplanationList
+            explanations={explained.value.edges.map((e) => e.node)}
+            totalCount={explained.value.totalCount}
+          />
+        ) : null}
+      </section>
       <Histogram counts={unit.histogram.counts} min={unit.histogram.min} max={unit.histogram.max} />
       {unit.positiveLogits && unit.negativeLogits ? (
         <div className="logits">

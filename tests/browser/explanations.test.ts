@@ -1,0 +1,115 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../support/process.js';
+import {
+  busiestFeature,
+  type Json,
+  NEURON_HOOK,
+  SAE_ID,
+  SCREENSHOTS,
+  startWorkbench,
+  type Workbench,
+} from '../support/workbench.js';
+
+// Explanations in the browser: written by the explainer's baseline through the gateway, then shown on
+// unit pages with their scores, found by explanation search, and ordering the browse lists by score.
+let bench: Workbench;
+const explained = new Map<string, Json>();
+
+const EXPLAIN = `mutation ($unit: ID!) { explain(unit: $unit, options: { seed: 3 }) {
+  explanation { id text score { method value ciLow ciHigh } } } }`;
+
+beforeAll(async () => {
+  bench = await startWorkbench();
+  const created = await runCli(['apikey', 'create', '--name', 'browser-explanations'], bench.env);
+  if (created.code !== 0) throw new Error(created.stderr);
+  const auth = { authorization: `Bearer ${JSON.parse(created.stdout).key}` };
+  const units = [
+    `tiny/${NEURON_HOOK}/3`,
+    `tiny/${NEURON_HOOK}/5`,
+    `tiny/${SAE_ID}/${await busiestFeature(bench)}`,
+  ];
+  for (const unit of units)
+    explained.set(unit, (await bench.gql(EXPLAIN, { unit }, auth)).explain.explanation);
+});
+
+afterAll(async () => {
+  await bench?.stop();
+});
+
+describe('explanations in Chromium', () => {
+  it('unit pages show the stored explanation with its score and interval', async () => {
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    for (const [unit, explanation] of explained) {
+      await page.goto(`${bench.web.url}/units/${unit}`);
+      const shown = page.locator(`.explanation[data-explanation="${explanation.id}"]`);
+      await expect(shown.locator('q').textContent()).resolves.toBe(explanation.text);
+      await expect(shown.getAttribute('data-score')).resolves.toBe(String(explanation.score.value ?? ''));
+      if (explanation.score.ciLow !== null)
+        await expect(shown.locator('.score').textContent()).resolves.toContain(
+          `[${explanation.score.ciLow.toFixed(3)}, ${explanation.score.ciHigh.toFixed(3)}]`,
+        );
+      await expect(shown.locator('.badge').textContent()).resolves.toBe('baseline');
+    }
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'unit-explanations.png') });
+    await page.close();
+  });
+
+  it('search by explanation text lists the units the gateway finds, with links', async () => {
+    const [unit, explanation] = [...explained][0];
+    const words = explanation.text.replace(/[^A-Za-z0-9\s]/g, ' ');
+    const { searchExplanations } = await bench.gql(
+      'query ($q: String!) { searchExplanations(query: $q, first: 25) { edges { node { id } explanation { id } } } }',
+      { q: words },
+    );
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${bench.web.url}/search`);
+    await page.fill('input[name=q]', words);
+    await Promise.all([page.waitForURL('**/search?q=**'), page.click('.explanation-search button')]);
+    const hits = await page
+      .locator('.explanation-hits li')
+      .evaluateAll((items) =>
+        items.map((li) => [li.getAttribute('data-unit'), li.getAttribute('data-explanation')]),
+      );
+    expect(hits).toEqual(searchExplanations.edges.map((e: Json) => [e.node.id, e.explanation.id]));
+    expect(hits).toContainEqual([unit, explanation.id]);
+    await Promise.all([
+      page.waitForURL(`**/units/${unit}`),
+      page.click(`.explanation-hits li[data-unit="${unit}"] a`),
+    ]);
+    await page.close();
+  });
+
+  it('a hook’s neurons sort by score, frequency and max activation as hookUnits orders them', async () => {
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${bench.web.url}/models/tiny`);
+    await Promise.all([page.waitForURL(`**/hooks/tiny/${NEURON_HOOK}`), page.click(`text=${NEURON_HOOK}`)]);
+    for (const order of ['SCORE', 'FREQUENCY', 'MAX_ACTIVATION']) {
+      const { hookUnits } = await bench.gql(
+        `query ($order: UnitOrder) { hookUnits(hook: "${NEURON_HOOK}", orderBy: $order, first: 50) { edges { score node { id } } } }`,
+        { order },
+      );
+      await Promise.all([
+        page.waitForURL(`**?order=${order}`),
+        page.click(`nav.tabs a[href="?order=${order}"]`),
+      ]);
+      const rows = await page
+        .locator('.unit-list tr[data-unit]')
+        .evaluateAll((trs) => trs.map((tr) => [tr.getAttribute('data-unit'), tr.getAttribute('data-score')]));
+      expect(rows, order).toEqual(
+        hookUnits.edges.map((e: Json) => [e.node.id, e.score === null ? '' : String(e.score)]),
+      );
+      if (order === 'SCORE') {
+        // the two explained neurons come first, each with its explanation
+        expect(
+          rows
+            .slice(0, 2)
+            .map((r) => r[0])
+            .sort(),
+        ).toEqual([`tiny/${NEURON_HOOK}/3`, `tiny/${NEURON_HOOK}/5`]);
+        await page.screenshot({ path: path.join(SCREENSHOTS, 'hook-neurons.png') });
+      }
+    }
+    await page.close();
+  });
+});

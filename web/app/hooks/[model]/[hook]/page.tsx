@@ -1,0 +1,64 @@
+import { gql } from '@apollo/client';
+import Link from 'next/link';
+import { ErrorBox } from '@/components/error-box';
+import { parseOrder, UNIT_LIST_FIELDS, UnitList, type UnitListConnection } from '@/components/unit-list';
+import { query } from '@/lib/apollo';
+import { describeError } from '@/lib/graphql-errors';
+
+export const dynamic = 'force-dynamic';
+
+const PAGE = 50;
+
+const HOOK_UNITS = gql(`
+  query HookUnits($model: String!, $hook: String!, $order: UnitOrder, $first: Int, $after: String) {
+    hookUnits(model: $model, hook: $hook, orderBy: $order, first: $first, after: $after) {
+      ${UNIT_LIST_FIELDS}
+    }
+  }
+`);
+
+/** A hook's neurons, sortable by max activation, frequency, score or index. */
+export default async function HookPage(props: {
+  params: Promise<{ model: string; hook: string }>;
+  searchParams: Promise<{ order?: string; after?: string }>;
+}) {
+  const params = await props.params;
+  const model = decodeURIComponent(params.model);
+  const hook = decodeURIComponent(params.hook);
+  const { order: requested, after } = await props.searchParams;
+  const order = parseOrder(requested);
+  let list: UnitListConnection | undefined;
+  try {
+    list = (
+      await query<{ hookUnits: UnitListConnection }>({
+        query: HOOK_UNITS,
+        variables: { model, hook, order, first: PAGE, after: after ?? null },
+      })
+    ).data?.hookUnits;
+  } catch (error) {
+    return (
+      <>
+        <h1>{hook}</h1>
+        <ErrorBox {...describeError(error)} />
+      </>
+    );
+  }
+  if (!list) return null;
+  return (
+    <>
+      <h1>
+        Neurons of <code>{hook}</code>
+      </h1>
+      <p className="muted">
+        <Link href={`/models/${encodeURIComponent(model)}`}>{model}</Link>
+      </p>
+      <UnitList
+        edges={list.edges}
+        totalCount={list.totalCount}
+        order={order}
+        endCursor={list.pageInfo.endCursor}
+        hasNextPage={list.pageInfo.hasNextPage}
+      />
+    </>
+  );
+}

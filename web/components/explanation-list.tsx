@@ -1,0 +1,70 @@
+export interface ExplanationData {
+  id: string;
+  text: string;
+  baseline: boolean;
+  explainerModel: string | null;
+  simulatorModel: string;
+  createdAt: string;
+  score: {
+    method: string;
+    value: number | null;
+    ciLow: number | null;
+    ciHigh: number | null;
+    topOnly: number | null;
+    randomOnly: number | null;
+    reason: string | null;
+  };
+}
+
+export const EXPLANATION_FIELDS = `
+  id
+  text
+  baseline
+  explainerModel
+  simulatorModel
+  createdAt
+  score {
+    method
+    value
+    ciLow
+    ciHigh
+    topOnly
+    randomOnly
+    reason
+  }
+`;
+
+function score(value: number | null): string {
+  return value === null ? '–' : value.toFixed(3);
+}
+
+/** A unit's stored explanations, best score first, each with its score, interval and who wrote it. */
+export function ExplanationList(props: { explanations: ExplanationData[]; totalCount: number }) {
+  if (props.explanations.length === 0)
+    return <p className="muted">No explanations yet: score this unit from the CLI or a scoring job.</p>;
+  return (
+    <ol className="explanations">
+      {props.explanations.map((e) => (
+        <li key={e.id} className="explanation" data-explanation={e.id} data-score={e.score.value ?? ''}>
+          <q>{e.text}</q>{' '}
+          <span className="score" title={e.score.reason ?? undefined}>
+            {e.score.method.toLowerCase()} {score(e.score.value)}
+            {e.score.ciLow !== null && e.score.ciHigh !== null
+              ? ` [${score(e.score.ciLow)}, ${score(e.score.ciHigh)}]`
+              : ''}
+            {e.score.topOnly !== null ? ` · top ${score(e.score.topOnly)}` : ''}
+            {e.score.randomOnly !== null ? ` · random ${score(e.score.randomOnly)}` : ''}
+            {e.score.reason ? ` (${e.score.reason})` : ''}
+          </span>
+          <div className="muted provenance">
+            {e.baseline ? <span className="badge">baseline</span> : null} explained by{' '}
+            {e.explainerModel ?? 'a person'}, simulated by {e.simulatorModel} · {e.createdAt}
+          </div>
+        </li>
+      ))}
+      {props.totalCount > props.explanations.length ? (
+        <li className="muted">and {props.totalCount - props.explanations.length} more</li>
+      ) : null}
+    </ol>
+  );
+}
