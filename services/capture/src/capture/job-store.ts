@@ -87,7 +87,13 @@ export async function createJob(
   if (row) return { job: toRow(row), created: true };
   const existing = await findResumable(sql, job.paramsKey);
   if (!existing) throw new Error('capture job vanished between insert and lookup');
-  return { job: existing, created: false };
+  if (existing.status !== 'failed') return { job: existing, created: false };
+  // asked again after a failure: queue it once more (it resumes from its last checkpoint); a job that
+  // cannot succeed fails again, but only when someone asks, so nothing loops on its own
+  const [requeued] = await sql`
+    UPDATE capture_jobs SET status = 'queued', error = NULL, updated_at = now()
+    WHERE id = ${existing.id} AND status = 'failed' RETURNING ${sql.unsafe(COLUMNS)}`;
+  return { job: requeued ? toRow(requeued) : existing, created: false };
 }
 
 /** Takes a job out of the resumable set for good (its dataset or files no longer match). */

@@ -190,7 +190,13 @@ export async function createTrainingJob(sql: Sql, request: TrainRequest): Promis
     WHERE params_key = ${paramsKey} AND status IN ('queued', 'running', 'failed')
     ORDER BY created_at DESC LIMIT 1`;
   if (!existing) throw new Error('training job vanished between insert and lookup');
-  return toTrainingJob(toRow(existing));
+  if (existing.status !== 'failed') return toTrainingJob(toRow(existing));
+  // asked again after a failure: queue it once more (it resumes from its last checkpoint); a job that
+  // cannot succeed fails again, but only when someone asks, so nothing loops on its own
+  const [requeued] = await sql`
+    UPDATE training_jobs SET status = 'queued', error = NULL, updated_at = now()
+    WHERE id = ${existing.id} AND status = 'failed' RETURNING ${sql.unsafe(COLUMNS)}`;
+  return toTrainingJob(toRow(requeued ?? existing));
 }
 
 export async function getTrainingJobRow(sql: Sql, id: string): Promise<TrainingJobRow> {

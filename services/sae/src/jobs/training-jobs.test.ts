@@ -172,6 +172,13 @@ describe('SAE training jobs', () => {
     expect((await weights('crashed')).equals(await weights('lifecycle'))).toBe(true);
   });
 
+  it('is queued again when asked for again after it failed, keeping its id', async () => {
+    const job = await createTrainingJob(sql, { ...request, seed: 9, saeId: 'flaky' });
+    await sql`UPDATE training_jobs SET status = 'failed', error = 'disk full' WHERE id = ${job.id}`;
+    const again = await createTrainingJob(sql, { ...request, seed: 9, saeId: 'flaky' });
+    expect(again).toMatchObject({ id: job.id, status: 'queued', error: '' });
+  });
+
   it('refuses bad requests with what is allowed', async () => {
     await expect(createTrainingJob(sql, { ...request, activationsFile: '' })).rejects.toThrow(
       /exactly one of capture_job_id or activations_file/,
