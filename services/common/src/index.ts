@@ -8,4 +8,5 @@ export * from './onnx/graph-builder.js';
 export * from './random.js';
 export * from './tensors/dtype.js';
 export * from './tensors/safetensors.js';
+export * from './units.js';
 export * from './workspace.js';

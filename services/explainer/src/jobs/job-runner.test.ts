@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UserInputError } from '@loupe/common';
+import { parseUnitId, UserInputError } from '@loupe/common';
 import {
   connect,
   runMigrations,
@@ -16,7 +16,6 @@ import { selectModels } from '../select-models.js';
 import { searchExplanations } from '../store/explanations.js';
 import { EXPLAINER_MIGRATIONS_DIR, EXPLAINER_SCHEMA } from '../store/migrations.js';
 import { syntheticUnit } from '../synthetic/units.js';
-import { parseUnit } from '../units/unit-id.js';
 import { runJob } from './job-runner.js';
 import {
   cancelJob,
@@ -52,7 +51,7 @@ const syntheticSource = (failures: Record<string, number> = {}) => {
     async records(unit: string): Promise<UnitRecords> {
       calls[unit] = (calls[unit] ?? 0) + 1;
       if (calls[unit] <= (failures[unit] ?? 0)) throw new Error(`capture unavailable for ${unit}`);
-      const { index } = parseUnit(unit);
+      const { index } = parseUnitId(unit);
       return syntheticUnit({ seed: index, firesOn: index % 2 === 0 ? ' river' : undefined, records: 10 });
     },
   };
@@ -109,7 +108,7 @@ describe('scoring jobs', () => {
       SELECT unit, score, simulator_model FROM explanations WHERE unit LIKE 'a/%' ORDER BY unit`;
     for (const row of scores) {
       expect(row.simulator_model).toBe('baseline-statistical');
-      if (parseUnit(row.unit).index % 2 === 0) expect(row.score).toBeGreaterThan(0.9);
+      if (parseUnitId(row.unit).index % 2 === 0) expect(row.score).toBeGreaterThan(0.9);
       else expect(Math.abs(row.score ?? 0)).toBeLessThan(0.3);
     }
   });

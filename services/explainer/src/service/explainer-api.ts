@@ -1,4 +1,4 @@
-import { UserInputError } from '@loupe/common';
+import { parseUnitId, UserInputError } from '@loupe/common';
 import type {
   CancelJobRequest__Output,
   ExplainRequest__Output,
@@ -32,7 +32,7 @@ import {
   semanticSearchExplanations,
 } from '../store/explanations.js';
 import type { RecordSource } from '../units/record-source.js';
-import { parseUnit, parseUnitSpec } from '../units/unit-id.js';
+import { parseUnitSpec } from '../units/unit-id.js';
 import { ExplainerDatabase } from './database.js';
 import { JobWorker } from './job-worker.js';
 import { Models } from './models.js';
@@ -190,13 +190,13 @@ export class ExplainerApi {
     if (given) return given;
     if (!unit)
       throw new UserInputError('give records, or a unit whose records the capture or SAE service has');
-    parseUnit(unit);
+    parseUnitId(unit);
     return this.source.records(unit);
   }
 
   private async save(unit: string, row: ScoredExplanation): Promise<string> {
     if (!unit) throw new UserInputError('save needs the unit the explanation is about');
-    parseUnit(unit);
+    parseUnitId(unit);
     return saveExplanation(await this.database.sql(), row, await this.models.embed(row.explanation));
   }
 }

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { UserInputError } from '@loupe/common';
+import { parseUnitId, UserInputError } from '@loupe/common';
 import { parseUnitRecords, type UnitRecords } from '../records/records.js';
 import type { RecordSource } from './record-source.js';
-import { parseUnit } from './unit-id.js';
 
 /**
  * Records from files laid out like unit ids: `<dir>/<model>/<hook or sae-id>/<index>.json`, each in the
@@ -13,7 +12,7 @@ export class FileRecordSource implements RecordSource {
   constructor(private readonly dir: string) {}
 
   async records(unit: string): Promise<UnitRecords> {
-    const ref = parseUnit(unit);
+    const ref = parseUnitId(unit);
     const middle = ref.kind === 'neuron' ? ref.hook : ref.saeId;
     const file = path.join(this.dir, ref.model, middle, `${ref.index}.json`);
     let text: string;

@@ -1,3 +1,4 @@
+import { parseUnitId } from '@loupe/common';
 import {
   type CaptureApi,
   captureServiceClient,
@@ -6,7 +7,6 @@ import {
   saeServiceClient,
 } from '@loupe/common/grpc';
 import type { ActivationRecord, UnitRecords } from '../records/records.js';
-import { parseUnit } from './unit-id.js';
 
 // Records are a few hundred windows; a service that takes longer than this is stuck.
 const DEADLINE_MS = 60_000;
@@ -33,7 +33,7 @@ export class GrpcRecordSource implements RecordSource {
   constructor(private readonly addresses: { capture: string; sae: string }) {}
 
   async records(unit: string): Promise<UnitRecords> {
-    const ref = parseUnit(unit);
+    const ref = parseUnitId(unit);
     if (ref.kind === 'neuron') {
       this.capture ??= captureServiceClient(this.addresses.capture);
       const reply = await this.capture

@@ -1,22 +1,23 @@
+import { parseUnitId } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
-import { parseUnit, parseUnitSpec } from './unit-id.js';
+import { parseUnitSpec } from './unit-id.js';
 
 describe('unit ids', () => {
   it('tells neurons (hook names) from SAE features (SAE ids)', () => {
-    expect(parseUnit('gpt2/blocks.6.mlp.hook_post/1234')).toEqual({
+    expect(parseUnitId('gpt2/blocks.6.mlp.hook_post/1234')).toEqual({
       kind: 'neuron',
-      id: 'gpt2/blocks.6.mlp.hook_post/1234',
       model: 'gpt2',
       hook: 'blocks.6.mlp.hook_post',
+      layer: 6,
       index: 1234,
     });
-    expect(parseUnit('gpt2/gpt2:blocks.6.hook_resid_pre:ab12/7')).toMatchObject({
+    expect(parseUnitId('gpt2/gpt2:blocks.6.hook_resid_pre:ab12/7')).toMatchObject({
       kind: 'feature',
       saeId: 'gpt2:blocks.6.hook_resid_pre:ab12',
       index: 7,
     });
-    expect(() => parseUnit('gpt2/blocks.6.mlp.hook_post')).toThrow(/must be model\/hook\/index/);
-    expect(() => parseUnit('gpt2/x/-1')).toThrow(/must be model\/hook\/index/);
+    expect(() => parseUnitId('gpt2/blocks.6.mlp.hook_post')).toThrow(/must be model\/hook\/index/);
+    expect(() => parseUnitId('gpt2/x/-1')).toThrow(/must be model\/hook\/index/);
   });
 
   it('expands ranges and lists, in order, without duplicates', () => {

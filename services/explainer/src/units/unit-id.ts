@@ -1,27 +1,4 @@
-import { UserInputError } from '@loupe/common';
-
-/**
- * A unit as the explainer needs it: where its records come from. `model/hook/index` is a neuron (the
- * hook is a TransformerLens name, e.g. blocks.6.mlp.hook_post); `model/sae-id/index` is an SAE feature.
- * Hook names always start with `blocks.`, `hook_` or `ln_final.`; SAE ids never contain a slash.
- */
-export type UnitRef =
-  | { kind: 'neuron'; id: string; model: string; hook: string; index: number }
-  | { kind: 'feature'; id: string; model: string; saeId: string; index: number };
-
-const EXAMPLES = 'gpt2/blocks.6.mlp.hook_post/1234 or gpt2/<sae-id>/42';
-const INDEX = /^(0|[1-9]\d{0,8})$/;
-const HOOK = /^(blocks\.\d+\.|hook_|ln_final\.)/;
-
-export function parseUnit(id: string): UnitRef {
-  const parts = id.split('/');
-  const [model, middle, index] = parts;
-  if (parts.length !== 3 || !model || !middle || !INDEX.test(index ?? ''))
-    throw new UserInputError(`unit "${id}" must be model/hook/index or model/sae-id/index, e.g. ${EXAMPLES}`);
-  return HOOK.test(middle)
-    ? { kind: 'neuron', id, model, hook: middle, index: Number(index) }
-    : { kind: 'feature', id, model, saeId: middle, index: Number(index) };
-}
+import { formatUnitId, parseUnitId, UserInputError } from '@loupe/common';
 
 // A job over a whole SAE is a few hundred thousand units at most; more is a typo.
 const MAX_UNITS = 1_000_000;
@@ -50,7 +27,7 @@ export function parseUnitSpec(spec: string): string[] {
         throw new UserInputError(`units "${part}": "${piece}" is not an index or a range like 0-99`);
       if (units.size + (to - from + 1) > MAX_UNITS)
         throw new UserInputError(`units "${spec}": more than ${MAX_UNITS} units in one job`);
-      for (let i = from; i <= to; i++) units.add(parseUnit(`${base}/${i}`).id);
+      for (let i = from; i <= to; i++) units.add(formatUnitId(parseUnitId(`${base}/${i}`)));
     }
   }
   if (units.size === 0) throw new UserInputError('units: the spec names no units');
