@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/process.js';
-import { NEURON_HOOK, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
+import { NEURON_HOOK, SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
 
 // The jobs page: a capture job started from the browser with an API key, its progress pushed over
 // graphql-ws until done, and the final state equal to what the gateway reports for the job.
@@ -60,6 +60,55 @@ describe('jobs page in Chromium', () => {
     await page.goto(`${bench.web.url}/jobs?capture=${id}`);
     await expect(page.locator('input[name=apiKey]').inputValue()).resolves.toBe(key);
     await page.locator('.job-status[data-status=done]').waitFor();
+    await page.close();
+  });
+
+  it('runs a scoring job to done with its running cost, and cancels another', async () => {
+    const created = await runCli(['apikey', 'create', '--name', 'browser-scoring'], bench.env);
+    const key = JSON.parse(created.stdout).key as string;
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${bench.web.url}/jobs`);
+    await page.fill('input[name=apiKey]', key);
+    await page.fill('.scoring-form input[name=units]', `tiny/${NEURON_HOOK}/0-3`);
+    await page.click('.scoring-form button[type=submit]');
+    await page.waitForURL(/\/jobs\?scoring=/);
+    const id = new URL(page.url()).searchParams.get('scoring')!;
+    await page.locator('.job-status[data-status=done]').waitFor({ timeout: 60_000 });
+    const { scoringJob } = await bench.gql(
+      'query ($id: ID!) { scoringJob(id: $id) { status unitsDone unitsTotal llmCalls tokensSpent } }',
+      { id },
+    );
+    expect(scoringJob).toMatchObject({ status: 'done', unitsDone: 4, unitsTotal: 4 });
+    await expect(page.locator('.progress progress').getAttribute('value')).resolves.toBe('4');
+    const cost = page.locator('.running-cost');
+    await expect(cost.getAttribute('data-calls')).resolves.toBe(String(scoringJob.llmCalls));
+    await expect(cost.getAttribute('data-tokens')).resolves.toBe(String(scoringJob.tokensSpent));
+    await expect(page.locator('button.cancel').count()).resolves.toBe(0);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'scoring-job.png') });
+    // its results: the hook's neurons by score, the scored ones first
+    await Promise.all([
+      page.waitForURL(`**/hooks/tiny/${NEURON_HOOK}?order=SCORE`),
+      page.click('.job-results a'),
+    ]);
+    const scored = await page
+      .locator('.unit-list tr[data-unit]')
+      .evaluateAll((rows) => rows.slice(0, 4).map((tr) => tr.getAttribute('data-score')));
+    expect(scored.every((score) => score !== '')).toBe(true);
+    await page.goto(`${bench.web.url}/jobs`);
+
+    // a long job, one unit at a time, cancelled from the page
+    await page.fill('.scoring-form input[name=units]', `tiny/${NEURON_HOOK}/0-255;tiny/${SAE_ID}/0-95`);
+    await page.fill('.scoring-form input[name=concurrency]', '1');
+    await page.click('.scoring-form button[type=submit]');
+    await page.waitForURL((url) => ![null, id].includes(url.searchParams.get('scoring')));
+    const long = new URL(page.url()).searchParams.get('scoring')!;
+    await page.locator('button.cancel').click();
+    await page.locator('.job-status[data-status=cancelled]').waitFor({ timeout: 60_000 });
+    const cancelled = await bench.gql('query ($id: ID!) { scoringJob(id: $id) { status unitsDone } }', {
+      id: long,
+    });
+    expect(cancelled.scoringJob.status).toBe('cancelled');
+    expect(cancelled.scoringJob.unitsDone).toBeLessThan(256 + 96);
     await page.close();
   });
 

@@ -10,10 +10,27 @@ import { ErrorBox } from './error-box';
 
 const API_KEY_STORAGE = 'loupe.apiKey';
 
-type Kind = 'capture' | 'training';
+type Kind = 'capture' | 'training' | 'scoring';
 interface WatchedJob {
   kind: Kind;
   id: string;
+  /** a scoring job's unit specs, for links to the scored lists */
+  units?: string;
+}
+
+/** Where a scoring job's results show: each spec's hook or SAE list, ordered by score. */
+function scoredLists(units: string): { href: string; label: string }[] {
+  const lists = new Map<string, string>();
+  for (const spec of units.split(';')) {
+    const parts = spec.trim().split('/');
+    if (parts.length < 3) continue;
+    const [model, source] = parts;
+    const href = /^blocks\.\d+\.mlp\.hook_post$/.test(source)
+      ? `/hooks/${encodeURIComponent(model)}/${source}?order=SCORE`
+      : `/saes/${encodeURIComponent(source)}?order=SCORE`;
+    lists.set(href, source);
+  }
+  return [...lists].map(([href, label]) => ({ href, label }));
 }
 
 const START_CAPTURE = gql`
@@ -31,6 +48,57 @@ const START_TRAINING = gql`
     }
   }
 `;
+
+const START_SCORING = gql`
+  mutation StartScoring($input: StartScoringJobInput!) {
+    startScoringJob(input: $input) {
+      id
+    }
+  }
+`;
+
+const CANCEL = gql`
+  mutation CancelJob($id: ID!) {
+    cancelJob(id: $id) {
+      id
+      status
+    }
+  }
+`;
+
+const SCORING_PROGRESS = gql`
+  subscription ScoringProgress($id: ID!) {
+    scoringJobProgress(id: $id) {
+      id
+      status
+      method
+      unitsTotal
+      unitsDone
+      unitsFailed
+      progress
+      llmCalls
+      promptTokens
+      completionTokens
+      tokensSpent
+      error
+    }
+  }
+`;
+
+interface ScoringProgress {
+  id: string;
+  status: string;
+  method: string;
+  unitsTotal: number;
+  unitsDone: number;
+  unitsFailed: number;
+  progress: number;
+  llmCalls: number;
+  promptTokens: number;
+  completionTokens: number;
+  tokensSpent: number;
+  error: string | null;
+}
 
 const CAPTURE_PROGRESS = gql`
   subscription CaptureProgress($id: ID!) {
@@ -133,6 +201,19 @@ export function JobsConsole(props: { initialJob?: WatchedJob }) {
           context,
         });
         id = answer.data?.startCapture.id;
+      } else if (kind === 'scoring') {
+        const input = {
+          units: text('units'),
+          method: text('method'),
+          budgetTokens: optionalNumber('budgetTokens') ?? 0,
+          concurrency: optionalNumber('concurrency') ?? 4,
+        };
+        const answer = await client.mutate<{ startScoringJob: { id: string } }>({
+          mutation: START_SCORING,
+          variables: { input },
+          context,
+        });
+        id = answer.data?.startScoringJob.id;
       } else {
         const input = {
           captureJobId: text('captureJobId'),
@@ -151,7 +232,7 @@ export function JobsConsole(props: { initialJob?: WatchedJob }) {
         id = answer.data?.startTraining.id;
       }
       if (id) {
-        setJob({ kind, id });
+        setJob({ kind, id, units: kind === 'scoring' ? text('units') : undefined });
         window.history.replaceState(null, '', `/jobs?${kind}=${encodeURIComponent(id)}`);
       }
     } catch (failure) {
@@ -221,10 +302,34 @@ export function JobsConsole(props: { initialJob?: WatchedJob }) {
           </label>
           <button type="submit">Start training</button>
         </form>
+        <form onSubmit={(e) => start('scoring', e)} className="job-form scoring-form">
+          <h2>Explain and score units</h2>
+          <label>
+            units <input name="units" placeholder="model/hook/0-99 or model/sae-id/3,7" required />
+          </label>
+          <label>
+            method{' '}
+            <select name="method" defaultValue="SIMULATION">
+              {['SIMULATION', 'DETECTION', 'FUZZING'].map((m) => (
+                <option key={m} value={m}>
+                  {m.toLowerCase()}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            token budget <input name="budgetTokens" type="number" min={0} placeholder="no limit" />
+          </label>
+          <label>
+            concurrency <input name="concurrency" type="number" min={1} max={64} defaultValue={4} />
+          </label>
+          <button type="submit">Start scoring</button>
+        </form>
       </div>
       {error ? <ErrorBox {...error} /> : null}
       {job?.kind === 'capture' ? <CaptureWatch id={job.id} onTrain={setCaptureJobId} /> : null}
       {job?.kind === 'training' ? <TrainingWatch id={job.id} /> : null}
+      {job?.kind === 'scoring' ? <ScoringWatch id={job.id} apiKey={apiKey} units={job.units} /> : null}
     </>
   );
 }
@@ -308,6 +413,60 @@ function TrainingWatch(props: { id: string }) {
         <p className="job-results">
           <Link href={`/saes/${encodeURIComponent(job.saeId)}`}>SAE {job.saeId}</Link>
         </p>
+      ) : null}
+    </section>
+  );
+}
+
+const FINISHED = ['done', 'failed', 'cancelled', 'budget_exhausted'];
+
+function ScoringWatch(props: { id: string; apiKey: string; units?: string }) {
+  const client = useApolloClient();
+  const [cancelError, setCancelError] = useState<{ code: string; message: string }>();
+  const { data, error } = useSubscription<{ scoringJobProgress: ScoringProgress }>(SCORING_PROGRESS, {
+    variables: { id: props.id },
+  });
+  const job = data?.scoringJobProgress;
+  async function cancel() {
+    setCancelError(undefined);
+    try {
+      await client.mutate({
+        mutation: CANCEL,
+        variables: { id: props.id },
+        context: { headers: { authorization: `Bearer ${props.apiKey}` } },
+      });
+    } catch (failure) {
+      setCancelError(describeError(failure));
+    }
+  }
+  return (
+    <section className="job" data-job={props.id}>
+      <JobStatus kind="scoring" id={props.id} status={job?.status} error={job?.error} />
+      {error ? <ErrorBox {...describeError(error)} /> : null}
+      {cancelError ? <ErrorBox {...cancelError} /> : null}
+      {job ? (
+        <>
+          <Progress done={job.unitsDone + job.unitsFailed} total={job.unitsTotal} label="units" />
+          <p className="muted running-cost" data-tokens={job.tokensSpent} data-calls={job.llmCalls}>
+            {job.method.toLowerCase()} · {job.unitsFailed} failed · running cost: {job.llmCalls} LLM calls,{' '}
+            {job.promptTokens.toLocaleString('en')} prompt + {job.completionTokens.toLocaleString('en')}{' '}
+            completion tokens
+          </p>
+        </>
+      ) : null}
+      {job && FINISHED.includes(job.status) && props.units ? (
+        <ul className="job-results">
+          {scoredLists(props.units).map((list) => (
+            <li key={list.href}>
+              <Link href={list.href}>{list.label} by score</Link>
+            </li>
+          ))}
+        </ul>
+      ) : null}
+      {job && !FINISHED.includes(job.status) ? (
+        <button type="button" className="cancel" onClick={cancel}>
+          Cancel
+        </button>
       ) : null}
     </section>
   );

@@ -4,16 +4,18 @@ import { gatewayWsUrl } from '@/lib/config';
 
 export const dynamic = 'force-dynamic';
 
-/** Start capture and SAE training jobs and watch them live (?capture=<id> or ?training=<id> watches one). */
+/** Start capture, SAE training and scoring jobs and watch them live (?capture=, ?training= or ?scoring=<id>). */
 export default async function JobsPage(props: {
-  searchParams: Promise<{ capture?: string; training?: string }>;
+  searchParams: Promise<{ capture?: string; training?: string; scoring?: string }>;
 }) {
-  const { capture, training } = await props.searchParams;
+  const { capture, training, scoring } = await props.searchParams;
   const watched = capture
     ? { kind: 'capture' as const, id: capture }
     : training
       ? { kind: 'training' as const, id: training }
-      : undefined;
+      : scoring
+        ? { kind: 'scoring' as const, id: scoring }
+        : undefined;
   return (
     <>
       <h1>Jobs</h1>
