@@ -119,6 +119,26 @@ sae
   .description('train an SAE with a progress bar; prints a JSON summary')
   .action((options) => runCommand(() => import('./commands/sae.js').then((m) => m.train(options))));
 sae
+  .command('eval')
+  .argument('<sae-dir>', 'a SAELens folder (cfg.json + sae_weights.safetensors)')
+  .requiredOption(
+    '--activations <capture-job|shard-dir|file.safetensors>',
+    'held-out activations of the hook the SAE reads (vectors it was not trained on)',
+  )
+  .option('--tensor <name>', 'tensor to read when the file holds several')
+  .option('--hook <hook>', "hook to read from a capture job folder (default: the SAE's)")
+  .option('--max-vectors <n>', 'vectors to evaluate on', '65536')
+  .option('--model <model-dir>', 'also splice the SAE into this model: CE loss recovered and KL')
+  .option('--dataset <path|default>', 'text the splice runs over', 'default')
+  .option('--splice-tokens <n>', 'tokens (in 64-token windows) the splice runs over', '4096')
+  .option('--json', 'print JSON (the only format)')
+  .description(
+    'held-out metrics: L0, MSE, FVU, explained variance, cosine, dead/dense; with --model the spliced loss',
+  )
+  .action((dir: string, options) =>
+    runCommand(() => import('./commands/sae-eval.js').then((m) => m.evaluate(dir, options))),
+  );
+sae
   .command('import')
   .argument(
     '<saelens-dir>',

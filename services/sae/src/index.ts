@@ -4,6 +4,7 @@ export * from './data/normalisation.js';
 export * from './data/row-reader.js';
 export * from './data/shuffle-buffer.js';
 export * from './data/shuffled-batches.js';
+export * from './eval/reconstruction-eval.js';
 export * from './eval/spliced-loss.js';
 export * from './features/compute-records.js';
 export * from './features/feature-store.js';

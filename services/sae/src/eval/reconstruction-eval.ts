@@ -3,9 +3,7 @@ import { piecesInRange, readPieces } from '../data/row-reader.js';
 import { decode, inputScales } from '../format/sae-forward.js';
 import { ReconstructionAccumulator, type ReconstructionMetrics } from '../format/sae-metrics.js';
 import type { Sae } from '../format/sae-model.js';
-
-/** A latent firing on more than this fraction of the evaluated tokens counts as dense. */
-export const DENSE_FIRING_FRACTION = 0.1;
+import { DENSE_FIRING_FRACTION } from '../run/latent-activity.js';
 
 export interface ReconstructionEval extends ReconstructionMetrics {
   l0: number;
