@@ -22,12 +22,12 @@ import {
 import {
   DEFAULT_RECORD_SETTINGS,
   NeuronRecordAccumulator,
-  type RecordSet,
   restoreAccumulator,
   snapshotAccumulator,
   type WindowReduction,
 } from './neuron-records.js';
 import { writeRecordFile } from './record-file.js';
+import { saveRecordRows } from './record-rows.js';
 import { WindowReducer } from './window-reducer.js';
 import { cutWindows, type Window } from './windows.js';
 
@@ -200,7 +200,7 @@ export async function runCaptureJob(
       },
     );
     if (job.phase === 'capture') {
-      const reducer = await WindowReducer.create(runner.settings);
+      const reducer = await WindowReducer.create(runner.settings, { columns: false });
       try {
         await capturePhase(sql, runner, reducer, job, windows, accumulators, dir, options.worker, report);
       } finally {
@@ -450,36 +450,49 @@ async function loadAccumulators(
   return accumulators;
 }
 
-/** Activations of the given windows, [tokens, width] each, read back from the job's shard files. */
-async function readShardWindows(
+/**
+ * Activations of the given windows, [tokens, width] each, read back from the job's shard files one
+ * shard at a time, so only one shard's worth is held.
+ */
+async function* readShardWindows(
   dir: string,
   hook: string,
   indices: number[],
   windowsPerShard: number,
-): Promise<Map<number, Float32Array>> {
+): AsyncGenerator<[number, Float32Array]> {
   const byShard = new Map<number, number[]>();
-  for (const index of indices) {
+  for (const index of [...indices].sort((a, b) => a - b)) {
     const shard = Math.floor(index / windowsPerShard);
     byShard.set(shard, [...(byShard.get(shard) ?? []), index]);
   }
-  const out = new Map<number, Float32Array>();
   for (const [shard, members] of byShard) {
     const reader = await SafetensorsReader.open(shardFile(dir, hook, shard));
     try {
       const offsets = await reader.readArray('window_offsets');
+      const [first, last] = [members[0], members.at(-1)!].map((i) => i - shard * windowsPerShard);
+      // one read covering every wanted window of the shard (the sample is most of a small job's windows)
+      const start = Number(offsets[first]);
+      const rows = (await reader.readRowsArray(
+        'activations',
+        start,
+        Number(offsets[last + 1]) - start,
+      )) as Float32Array;
+      const width = rows.length / (Number(offsets[last + 1]) - start);
       for (const index of members) {
         const local = index - shard * windowsPerShard;
-        const [start, end] = [Number(offsets[local]), Number(offsets[local + 1])];
-        out.set(index, (await reader.readRowsArray('activations', start, end - start)) as Float32Array);
+        const [from, to] = [Number(offsets[local]) - start, Number(offsets[local + 1]) - start];
+        yield [index, rows.subarray(from * width, to * width)];
       }
     } finally {
       await reader.close();
     }
   }
-  return out;
 }
 
-/** Builds each hook's records from the random sample (read from the shards), writes the record file, upserts the rows. */
+/**
+ * Builds each hook's records from the random sample (read from the shards), writes the record file and
+ * upserts the rows; one hook's file and rows are written while the next hook's records are built.
+ */
 async function recordsPhase(
   sql: Sql,
   job: CaptureJobRow,
@@ -488,77 +501,28 @@ async function recordsPhase(
   dir: string,
   worker: string,
 ): Promise<void> {
+  let saving: Promise<void> = Promise.resolve();
   for (const [hook, accumulator] of accumulators) {
-    const sample = await readShardWindows(dir, hook, accumulator.plan(), job.params.windowsPerShard);
-    const set = accumulator.finish(sample);
-    const file = path.join(dir, 'records', `${hook}.safetensors`);
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await writeRecordFile(file, set, { hook, model: job.model, job: job.id });
-    await saveRecordRows(sql, job, hook, set, windows, file);
-    if (
-      !(await checkpoint(sql, job.id, worker, {
+    const finisher = accumulator.beginFinish();
+    const sample = readShardWindows(dir, hook, finisher.pending(), job.params.windowsPerShard);
+    for await (const [index, acts] of sample) finisher.add(index, acts);
+    const set = finisher.result();
+    await saving;
+    saving = (async () => {
+      const file = path.join(dir, 'records', `${hook}.safetensors`);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await writeRecordFile(file, set, { hook, model: job.model, job: job.id });
+      await saveRecordRows(sql, job, hook, set, windows, file);
+      const progress = {
         windowsDone: job.totalWindows,
         tokensDone: job.totalTokens,
-        phase: 'records',
-      }))
-    ) {
-      throw new Error(`capture job ${job.id} was taken over by another worker`);
-    }
+        phase: 'records' as const,
+      };
+      if (!(await checkpoint(sql, job.id, worker, progress))) {
+        throw new Error(`capture job ${job.id} was taken over by another worker`);
+      }
+    })();
+    saving.catch(() => {}); // awaited above or below; this only keeps a failure from being reported as unhandled first
   }
-}
-
-async function saveRecordRows(
-  sql: Sql,
-  job: CaptureJobRow,
-  hook: string,
-  set: RecordSet,
-  windows: Window[],
-  file: string,
-): Promise<void> {
-  const referenced = new Set<number>(
-    [...set.topWindows, ...set.randomWindows, ...set.quantileWindows].filter((w) => w >= 0),
-  );
-  const windowRows = [...referenced]
-    .sort((a, b) => a - b)
-    .map((index) => ({
-      job_id: job.id,
-      window_index: index,
-      document_id: windows[index].documentId,
-      start_token: windows[index].start,
-      token_ids: windows[index].ids,
-    }));
-  const BATCH = 500;
-  for (let i = 0; i < windowRows.length; i += BATCH) {
-    await sql`INSERT INTO record_windows ${sql(windowRows.slice(i, i + BATCH))} ON CONFLICT (job_id, window_index) DO NOTHING`;
-  }
-  const k = set.settings.topK;
-  const bins = set.settings.histogramBins;
-  for (let first = 0; first < set.width; first += BATCH) {
-    const rows = [];
-    for (let j = first; j < Math.min(set.width, first + BATCH); j++) {
-      const top = Array.from(set.topWindows.subarray(j * k, (j + 1) * k)).filter((w) => w >= 0);
-      rows.push({
-        job_id: job.id,
-        model: job.model,
-        hook,
-        neuron: j,
-        max_activation: set.max[j],
-        min_activation: set.min[j],
-        mean_activation: set.mean[j],
-        fraction_nonzero: set.fractionNonZero[j],
-        tokens: set.tokens,
-        histogram: Array.from(set.histogram.subarray(j * bins, (j + 1) * bins)),
-        top_windows: top,
-        top_max: Array.from(set.topMax.subarray(j * k, j * k + top.length)),
-        records_file: file,
-      });
-    }
-    await sql`
-      INSERT INTO neuron_records ${sql(rows)}
-      ON CONFLICT (job_id, hook, neuron) DO UPDATE SET
-        max_activation = EXCLUDED.max_activation, min_activation = EXCLUDED.min_activation,
-        mean_activation = EXCLUDED.mean_activation, fraction_nonzero = EXCLUDED.fraction_nonzero, tokens = EXCLUDED.tokens,
-        histogram = EXCLUDED.histogram, top_windows = EXCLUDED.top_windows, top_max = EXCLUDED.top_max,
-        records_file = EXCLUDED.records_file`;
-  }
+  await saving;
 }

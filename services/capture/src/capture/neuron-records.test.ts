@@ -7,6 +7,7 @@ import {
   DEFAULT_RECORD_SETTINGS,
   type NeuronRecord,
   NeuronRecordAccumulator,
+  type RecordSet,
   type RecordSettings,
   reduceWindow,
   restoreAccumulator,
@@ -141,4 +142,94 @@ describe('neuron records', () => {
       for (const w of all) expect(w.values).toHaveLength(w.window % 7 === 0 ? LENGTH - 3 : LENGTH);
     }
   });
+
+  it('builds the same records one window at a time, in any order, as from all sample windows at once', () => {
+    // ties on max (zeros, -0) exercise the quantile ranks' tie-break by sample order
+    const rng = new Rng(5);
+    const tied = data.map(({ window, acts }) => ({
+      window,
+      acts: acts.map((a) => (a < 1.5 ? (rng.nextUniform() < 0.5 ? -0 : 0) : Math.round(a * 4) / 4)),
+    }));
+    for (const items of [data, tied]) {
+      const acc = run(items);
+      const byWindow = new Map(items.map((d) => [d.window.index, d.acts]));
+      const expected = referenceFinish(acc, byWindow);
+      expect(acc.finish(new Map(acc.plan().map((w) => [w, byWindow.get(w)!])))).toEqual(expected);
+      const finisher = acc.beginFinish();
+      expect(() => finisher.result()).toThrow(/sample window \d+ was not provided/);
+      // in reverse, with windows outside the sample and repeats mixed in: those are ignored
+      for (const { window, acts } of [...items].reverse()) finisher.add(window.index, acts);
+      finisher.add(
+        acc.plan()[0],
+        byWindow.get(acc.plan()[0])!.map(() => 99),
+      );
+      expect(finisher.result()).toEqual(expected);
+    }
+  });
 });
+
+/**
+ * The records as first written (all sample windows transposed at once, each neuron's quantile bins
+ * by a comparator sort): the reference the streaming finish must match exactly.
+ */
+function referenceFinish(acc: NeuronRecordAccumulator, acts: Map<number, Float32Array>): RecordSet {
+  const n = acc.width;
+  const { settings, stats, sample } = acc;
+  const L = acc.windowLength;
+  const bins = settings.quantileEdges.length - 1;
+  const perBin = settings.perQuantile;
+  const randomWindows = sample.slice(0, settings.randomCount).map((s) => s.window);
+  const set: RecordSet = {
+    width: n,
+    windowLength: L,
+    settings,
+    tokens: stats.tokens,
+    max: Float64Array.from(stats.max),
+    min: Float64Array.from(stats.min),
+    mean: Float64Array.from(stats.sum, (sum) => (stats.tokens ? sum / stats.tokens : 0)),
+    fractionNonZero: Float64Array.from(stats.nonZero, (c) => (stats.tokens ? c / stats.tokens : 0)),
+    histogram: new Int32Array(n * settings.histogramBins),
+    topWindows: acc.top.window.slice(),
+    topMax: acc.top.max.slice(),
+    topValues: acc.top.values.slice(),
+    randomWindows: Int32Array.from(randomWindows),
+    randomValues: new Float32Array(n * randomWindows.length * L).fill(Number.NaN),
+    quantileWindows: new Int32Array(n * bins * perBin).fill(-1),
+    quantileValues: new Float32Array(n * bins * perBin * L).fill(Number.NaN),
+  };
+  const column = (window: number, j: number) => {
+    const a = acts.get(window)!;
+    return Float32Array.from({ length: a.length / n }, (_, t) => a[t * n + j]);
+  };
+  const size = sample.length;
+  for (let j = 0; j < n; j++) {
+    for (const [r, window] of randomWindows.entries())
+      set.randomValues.set(column(window, j), (j * randomWindows.length + r) * L);
+    const maxima = Float32Array.from(sample, (slot) => slot.maxima[j]);
+    const order = Uint32Array.from({ length: size }, (_, i) => i).sort(
+      (a, b) => maxima[a] - maxima[b] || a - b,
+    );
+    const rank = new Uint32Array(size);
+    for (const [r, i] of order.entries()) rank[i] = r;
+    for (let b = 0; b < bins; b++) {
+      const from = Math.floor(settings.quantileEdges[b] * size);
+      const to = Math.min(size, Math.ceil(settings.quantileEdges[b + 1] * size));
+      let p = 0;
+      for (let i = 0; i < size && p < perBin; i++) {
+        if (rank[i] < from || rank[i] >= to) continue;
+        const slot = (j * bins + b) * perBin + p++;
+        set.quantileWindows[slot] = sample[i].window;
+        set.quantileValues.set(column(sample[i].window, j), slot * L);
+      }
+    }
+    const span = stats.max[j] - stats.min[j];
+    const hb = settings.histogramBins;
+    for (const slot of sample) {
+      for (const v of column(slot.window, j)) {
+        const bin = span > 0 ? Math.floor(((v - stats.min[j]) / span) * hb) : 0;
+        set.histogram[j * hb + Math.min(hb - 1, Math.max(0, bin))] += 1;
+      }
+    }
+  }
+  return set;
+}

@@ -169,19 +169,20 @@ export class NeuronRecordAccumulator {
         else for (let t = 0; t < length; t++) values[at + t] = activations[t * n + j];
       });
     }
-    this.offerSample(window.index, Float32Array.from(maxima));
+    this.offerSample(window.index, maxima);
     this.windowsSeen++;
   }
 
   private offerSample(window: number, maxima: Float32Array): void {
     const priority = this.priority(window);
-    const size = this.settings.sampleSize;
-    if (this.sample.length >= size && priority >= this.sample[this.sample.length - 1].priority) return;
-    const slot = { window, priority, maxima };
+    const full = this.sample.length >= this.settings.sampleSize;
+    if (full && priority >= this.sample[this.sample.length - 1].priority) return;
+    // copied only when kept: a reduction's arrays may be views into a larger output
+    const slot = { window, priority, maxima: Float32Array.from(maxima) };
     const at = this.sample.findIndex((s) => s.priority > priority);
     if (at === -1) this.sample.push(slot);
     else this.sample.splice(at, 0, slot);
-    if (this.sample.length > size) this.sample.pop();
+    if (this.sample.length > this.settings.sampleSize) this.sample.pop();
   }
 
   /** Sample windows whose activations `finish` needs (random and quantile records, histogram): all of them. */
@@ -193,21 +194,113 @@ export class NeuronRecordAccumulator {
    * Builds every neuron's records from the pass's state and the activations of the sample
    * windows (window index → [tokens, width]), as dense arrays ready for one safetensors file: values
    * are [neuron, window, token], NaN past a window's end, window -1 where a slot is empty.
+   * `beginFinish` does the same one window at a time.
    */
   finish(sampleActivations: Map<number, Float32Array>): RecordSet {
+    const finisher = this.beginFinish();
+    for (const window of finisher.pending()) {
+      const acts = sampleActivations.get(window);
+      if (!acts) throw new Error(`sample window ${window} was not provided`);
+      finisher.add(window, acts);
+    }
+    return finisher.result();
+  }
+
+  /**
+   * The records, built from the sample windows' activations handed over one at a time in any order:
+   * only the window being added is held, so memory does not grow with the sample (at SAE widths the
+   * whole sample is gigabytes). Which windows each neuron's quantile records use depends only on the
+   * sample maxima kept during the pass, so it is settled before any activations arrive.
+   */
+  beginFinish(): RecordFinisher {
+    return new RecordFinisher(this);
+  }
+
+  /**
+   * Windows of the random sample binned by the quantiles of each neuron's max activation over the
+   * sample: per neuron and bin, up to `perQuantile` positions in the sample, [neuron, bin, p], -1 where
+   * a bin has fewer.
+   */
+  quantileSlots(): Int32Array {
+    const { quantileEdges, perQuantile } = this.settings;
     const n = this.width;
-    const { settings, stats } = this;
-    const L = this.windowLength;
-    const bins = settings.quantileEdges.length - 1;
-    const perBin = settings.perQuantile;
-    const randomWindows = this.sample.slice(0, settings.randomCount).map((s) => s.window);
-    const sampleActs = this.sample.map((slot) => {
-      const acts = sampleActivations.get(slot.window);
-      if (!acts) throw new Error(`sample window ${slot.window} was not provided`);
-      return acts;
-    });
-    const actsOf = new Map(this.sample.map((slot, i) => [slot.window, sampleActs[i]]));
-    const set: RecordSet = {
+    const size = this.sample.length;
+    const bins = quantileEdges.length - 1;
+    const out = new Int32Array(n * bins * perQuantile).fill(-1);
+    const ranges = Array.from({ length: bins }, (_, b) => [
+      Math.floor(quantileEdges[b] * size),
+      Math.min(size, Math.ceil(quantileEdges[b + 1] * size)),
+    ]);
+    // sample maxima neuron-major, so each neuron's are contiguous
+    const maxima = new Float32Array(n * size);
+    for (const [i, slot] of this.sample.entries()) {
+      const m = slot.maxima;
+      for (let j = 0; j < n; j++) maxima[j * size + i] = m[j];
+    }
+    const rank = new Uint32Array(size);
+    const keys = new Float64Array(size);
+    const bits = new Float32Array(1);
+    const word = new Uint32Array(bits.buffer);
+    const filled = new Int32Array(bins);
+    for (let j = 0; j < n; j++) {
+      const column = maxima.subarray(j * size, (j + 1) * size);
+      // Rank of each sample window by (max activation, priority); the sample is in priority order, so
+      // ties on max fall back to index order. Fast path: the float's bits mapped to an order-keeping
+      // integer with the index packed below it, so a plain numeric sort (no comparator) does it.
+      let packed = size <= INDEX_SPAN;
+      for (let i = 0; packed && i < size; i++) {
+        if (Number.isNaN(column[i])) packed = false;
+        bits[0] = column[i] + 0; // -0 and 0 tie, as in the comparator below
+        const u = word[0];
+        keys[i] = (u & 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0) * INDEX_SPAN + i;
+      }
+      if (packed) {
+        keys.sort();
+        for (let r = 0; r < size; r++) rank[keys[r] % INDEX_SPAN] = r;
+      } else {
+        const order = Uint32Array.from({ length: size }, (_, i) => i).sort(
+          (a, b) => column[a] - column[b] || a - b,
+        );
+        for (const [r, i] of order.entries()) rank[i] = r;
+      }
+      filled.fill(0);
+      for (let i = 0; i < size; i++) {
+        for (let b = 0; b < bins; b++) {
+          if (rank[i] >= ranges[b][0] && rank[i] < ranges[b][1] && filled[b] < perQuantile) {
+            out[(j * bins + b) * perQuantile + filled[b]] = i;
+            filled[b]++;
+          }
+        }
+      }
+    }
+    return out;
+  }
+}
+
+/** Sample sizes up to this pack (max, index) into one float64 sort key (32 + 20 bits < 53). */
+const INDEX_SPAN = 2 ** 20;
+
+/**
+ * Assembles a RecordSet from sample windows added one at a time (see `beginFinish`): each window's
+ * values are copied into the random and quantile slots that show it and counted into the
+ * histograms, and then it can be dropped.
+ */
+export class RecordFinisher {
+  private readonly set: RecordSet;
+  private readonly waiting: Set<number>;
+  private readonly randomSlot = new Map<number, number>();
+  /** window → pairs (neuron, slot of quantileValues) that show it */
+  private readonly quantileUses = new Map<number, number[]>();
+  private readonly histMin: Float64Array;
+  private readonly histSpan: Float64Array;
+
+  constructor(private readonly acc: NeuronRecordAccumulator) {
+    const n = acc.width;
+    const { settings, stats, sample } = acc;
+    const L = acc.windowLength;
+    const perNeuron = (settings.quantileEdges.length - 1) * settings.perQuantile;
+    const randomWindows = sample.slice(0, settings.randomCount).map((s) => s.window);
+    this.set = {
       width: n,
       windowLength: L,
       settings,
@@ -217,87 +310,76 @@ export class NeuronRecordAccumulator {
       mean: Float64Array.from(stats.sum, (sum) => (stats.tokens ? sum / stats.tokens : 0)),
       fractionNonZero: Float64Array.from(stats.nonZero, (c) => (stats.tokens ? c / stats.tokens : 0)),
       histogram: new Int32Array(n * settings.histogramBins),
-      topWindows: this.top.window.slice(),
-      topMax: this.top.max.slice(),
-      topValues: this.top.values.slice(),
+      topWindows: acc.top.window.slice(),
+      topMax: acc.top.max.slice(),
+      topValues: acc.top.values.slice(),
       randomWindows: Int32Array.from(randomWindows),
       randomValues: new Float32Array(n * randomWindows.length * L).fill(Number.NaN),
-      quantileWindows: new Int32Array(n * bins * perBin).fill(-1),
-      quantileValues: new Float32Array(n * bins * perBin * L).fill(Number.NaN),
+      quantileWindows: new Int32Array(n * perNeuron).fill(-1),
+      quantileValues: new Float32Array(n * perNeuron * L).fill(Number.NaN),
     };
-    // Sample windows transposed once to [neuron, token], so every copy below is contiguous.
-    const columns = new Map<number, Float32Array>();
-    for (const [window, acts] of actsOf) columns.set(window, transpose(acts, acts.length / n, n));
-    const copyColumn = (window: number, j: number, target: Float32Array, at: number) => {
-      const column = columns.get(window)!;
-      const length = column.length / n;
-      target.set(column.subarray(j * length, (j + 1) * length), at);
+    this.waiting = new Set(sample.map((s) => s.window));
+    for (const [r, window] of randomWindows.entries()) this.randomSlot.set(window, r);
+    const positions = acc.quantileSlots();
+    for (let slot = 0; slot < positions.length; slot++) {
+      if (positions[slot] < 0) continue;
+      const window = sample[positions[slot]].window;
+      this.set.quantileWindows[slot] = window;
+      let uses = this.quantileUses.get(window);
+      if (!uses) {
+        uses = [];
+        this.quantileUses.set(window, uses);
+      }
+      uses.push(Math.floor(slot / perNeuron), slot);
+    }
+    this.histMin = Float64Array.from(stats.min);
+    this.histSpan = Float64Array.from(stats.max, (max, j) => max - stats.min[j]);
+  }
+
+  /** Sample windows not added yet, in sample order. */
+  pending(): number[] {
+    return [...this.waiting];
+  }
+
+  /**
+   * One sample window's activations, [tokens, width]; a window outside the sample, or added before,
+   * is ignored.
+   */
+  add(window: number, activations: Float32Array): void {
+    if (!this.waiting.delete(window)) return;
+    const n = this.acc.width;
+    const L = this.acc.windowLength;
+    const length = activations.length / n;
+    const { set } = this;
+    const copyColumn = (j: number, target: Float32Array, at: number) => {
+      for (let t = 0, i = j; t < length; t++, i += n) target[at + t] = activations[i];
     };
-    for (let j = 0; j < n; j++) {
-      for (const [r, window] of randomWindows.entries()) {
-        copyColumn(window, j, set.randomValues, (j * randomWindows.length + r) * L);
-      }
-      for (const [b, windows] of this.quantileWindowsOf(j).entries()) {
-        for (const [p, window] of windows.entries()) {
-          const slot = (j * bins + b) * perBin + p;
-          set.quantileWindows[slot] = window;
-          copyColumn(window, j, set.quantileValues, slot * L);
-        }
-      }
-      this.histogramOf(
-        j,
-        columns.values(),
-        set.histogram.subarray(j * settings.histogramBins, (j + 1) * settings.histogramBins),
-      );
+    const r = this.randomSlot.get(window);
+    if (r !== undefined) {
+      const R = set.randomWindows.length;
+      for (let j = 0; j < n; j++) copyColumn(j, set.randomValues, (j * R + r) * L);
     }
-    return set;
-  }
-
-  /** Token activations of every sample window, binned between this neuron's dataset min and max. */
-  private histogramOf(j: number, columns: Iterable<Float32Array>, counts: Int32Array): void {
-    const n = this.width;
-    const min = this.stats.min[j];
-    const span = this.stats.max[j] - min;
-    const bins = counts.length;
-    for (const column of columns) {
-      const length = column.length / n;
-      for (let i = j * length; i < (j + 1) * length; i++) {
-        const bin = span > 0 ? Math.floor(((column[i] - min) / span) * bins) : 0;
-        counts[Math.min(bins - 1, Math.max(0, bin))] += 1;
+    const uses = this.quantileUses.get(window) ?? [];
+    for (let u = 0; u < uses.length; u += 2) copyColumn(uses[u], set.quantileValues, uses[u + 1] * L);
+    // every token's activation, binned between its neuron's dataset min and max
+    const bins = this.acc.settings.histogramBins;
+    const { histMin: min, histSpan: span } = this;
+    const counts = set.histogram;
+    for (let t = 0; t < length; t++) {
+      const row = t * n;
+      for (let j = 0; j < n; j++) {
+        const bin = span[j] > 0 ? Math.floor(((activations[row + j] - min[j]) / span[j]) * bins) : 0;
+        counts[j * bins + Math.min(bins - 1, Math.max(0, bin))] += 1;
       }
     }
   }
 
-  /** Windows of the random sample binned by the quantiles of this neuron's max activation over the sample. */
-  private quantileWindowsOf(j: number): number[][] {
-    const { quantileEdges, perQuantile } = this.settings;
-    const size = this.sample.length;
-    // rank of each sample window by (max activation, priority); the sample is in priority order, so
-    // ties on max fall back to index order
-    const maxima = Float32Array.from(this.sample, (slot) => slot.maxima[j]);
-    const order = Uint32Array.from({ length: size }, (_, i) => i).sort(
-      (a, b) => maxima[a] - maxima[b] || a - b,
-    );
-    const rank = new Uint32Array(size);
-    for (const [r, i] of order.entries()) rank[i] = r;
-    const bins: number[][] = [];
-    for (let b = 0; b + 1 < quantileEdges.length; b++) {
-      const from = Math.floor(quantileEdges[b] * size);
-      const to = Math.min(size, Math.ceil(quantileEdges[b + 1] * size));
-      const members: number[] = [];
-      for (let i = 0; i < size && members.length < perQuantile; i++) {
-        if (rank[i] >= from && rank[i] < to) members.push(this.sample[i].window);
-      }
-      bins.push(members);
-    }
-    return bins;
+  /** The records, once every sample window was added. */
+  result(): RecordSet {
+    const [missing] = this.waiting;
+    if (missing !== undefined) throw new Error(`sample window ${missing} was not provided`);
+    return this.set;
   }
-}
-
-function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(values.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c];
-  return out;
 }
 
 /**

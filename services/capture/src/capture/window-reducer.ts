@@ -11,7 +11,14 @@ import type { WindowReduction } from './neuron-records.js';
 export class WindowReducer {
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  static async create(settings: SessionSettings): Promise<WindowReducer> {
+  /**
+   * `columns: false` leaves out the transposed copy, the costliest output (a full pass writing every
+   * value): callers that copy a window's column only when it enters a top-k list read it strided.
+   */
+  static async create(
+    settings: SessionSettings,
+    options: { columns?: boolean } = {},
+  ): Promise<WindowReducer> {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', ['windows', 'tokens', 'width']);
     const axes = g.constInt64([1]);
@@ -23,9 +30,11 @@ export class WindowReducer {
     const positive = g.op('Cast', [g.op('Greater', [x, g.constFloat([0], [])])], { to: 1 });
     g.op('ReduceSum', [positive, axes], { keepdims: 0 }, 'nonzero');
     g.output('nonzero', 'float32', ['windows', 'width']);
-    // neuron-major copies, so a window entering a neuron's top-k is copied contiguously
-    g.op('Transpose', [x], { perm: [0, 2, 1] }, 'columns');
-    g.output('columns', 'float32', ['windows', 'width', 'tokens']);
+    if (options.columns ?? true) {
+      // neuron-major copies, so a window entering a neuron's top-k is copied contiguously
+      g.op('Transpose', [x], { perm: [0, 2, 1] }, 'columns');
+      g.output('columns', 'float32', ['windows', 'width', 'tokens']);
+    }
     const { session } = await openSession(g.encode({ graphName: 'window-reducer', opset: 20 }), settings);
     return new WindowReducer(session);
   }
@@ -47,7 +56,10 @@ export class WindowReducer {
       min: row('min', w),
       sum: row('sum', w),
       nonZero: row('nonzero', w),
-      columns: (out.columns.data as Float32Array).subarray(w * width * tokens, (w + 1) * width * tokens),
+      columns: (out.columns?.data as Float32Array | undefined)?.subarray(
+        w * width * tokens,
+        (w + 1) * width * tokens,
+      ),
     }));
   }
 

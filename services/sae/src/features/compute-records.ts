@@ -90,18 +90,22 @@ export async function computeFeatureRecords(
         options.onProgress?.('encode', done, total);
       }
     }
-    const plan = accumulator.plan();
-    const sample = new Map<number, Float32Array>();
+    // the sample's latents go to the records one batch at a time: all at once they are gigabytes
+    const finisher = accumulator.beginFinish();
+    const plan = finisher.pending();
     const read = await folder.read(plan);
     const windows = [...read.values()];
+    const histogram = new Int32Array(row.dSae * settings.histogramBins);
+    let sampled = 0;
     for (const batch of batches(windows, rowsPerBatch)) {
       const encoded = await encodeWindows(encoder, batch);
-      for (const [i, w] of batch.entries()) sample.set(w.index, encoded[i]);
-      options.onProgress?.('sample', sample.size, plan.length);
+      for (const [i, w] of batch.entries()) finisher.add(w.index, encoded[i]);
+      const counts = nonZeroHistogram(encoded, row.dSae, accumulator.stats.max, settings.histogramBins);
+      for (let i = 0; i < counts.length; i++) histogram[i] += counts[i];
+      sampled += batch.length;
+      options.onProgress?.('sample', sampled, plan.length);
     }
-    const set = accumulator.finish(sample);
-    const histogram = nonZeroHistogram(sample.values(), row.dSae, set.max, settings.histogramBins);
-    sample.clear();
+    const set = finisher.result();
 
     options.onProgress?.('write', 0, 1);
     const file = recordsFile(dataDir, saeId);
