@@ -15,6 +15,8 @@ import {
 // unit pages with their scores, found by explanation search, and ordering the browse lists by score.
 let bench: Workbench;
 const explained = new Map<string, Json>();
+let auth: Record<string, string>;
+let key: string;
 
 const EXPLAIN = `mutation ($unit: ID!) { explain(unit: $unit, options: { seed: 3 }) {
   explanation { id text score { method value ciLow ciHigh } } } }`;
@@ -23,7 +25,8 @@ beforeAll(async () => {
   bench = await startWorkbench();
   const created = await runCli(['apikey', 'create', '--name', 'browser-explanations'], bench.env);
   if (created.code !== 0) throw new Error(created.stderr);
-  const auth = { authorization: `Bearer ${JSON.parse(created.stdout).key}` };
+  key = JSON.parse(created.stdout).key;
+  auth = { authorization: `Bearer ${key}` };
   const units = [
     `tiny/${NEURON_HOOK}/3`,
     `tiny/${NEURON_HOOK}/5`,
@@ -110,6 +113,54 @@ describe('explanations in Chromium', () => {
         await page.screenshot({ path: path.join(SCREENSHOTS, 'hook-neurons.png') });
       }
     }
+    await page.close();
+  });
+
+  it('compares simulated and true activations of the best explanation on the same tokens', async () => {
+    const unit = `tiny/${NEURON_HOOK}/3`;
+    const { unit: data } = await bench.gql(
+      `query ($id: ID!) { unit(id: $id) { explanations(first: 1) { edges { node { text } } }
+        top(first: 100) { edges { node { window values } } } random(first: 100) { edges { node { window values } } } } }`,
+      { id: unit },
+    );
+    const text = data.explanations.edges[0].node.text;
+    const { score } = await bench.gql(
+      `mutation ($unit: ID!, $text: String!) { score(unit: $unit, explanation: $text, method: SIMULATION,
+        options: { seed: 0, save: false }) { score { provenance { recordIds { top random } } } simulatedTop { values } simulatedRandom { values } } }`,
+      { unit, text },
+      auth,
+    );
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${bench.web.url}/jobs`);
+    await page.evaluate((k) => window.localStorage.setItem('loupe.apiKey', k), key);
+    await page.goto(`${bench.web.url}/units/${unit}`);
+    await page.click('button.simulate');
+    await page.locator('.compared li').first().waitFor();
+    const rows = await page.locator('.compared li').evaluateAll((items) =>
+      items.map((li) => ({
+        id: li.getAttribute('data-record'),
+        truth: [...li.querySelectorAll('.true-values .token')].map((t) =>
+          Number(t.getAttribute('data-value')),
+        ),
+        simulated: [...li.querySelectorAll('.simulated-values .token')].map((t) =>
+          Number(t.getAttribute('data-value')),
+        ),
+      })),
+    );
+    const ids = [...score.score.provenance.recordIds.top, ...score.score.provenance.recordIds.random];
+    const simulations = [...score.simulatedTop, ...score.simulatedRandom];
+    expect(ids.length).toBeGreaterThan(0);
+    expect(rows.map((r) => r.id)).toEqual(ids);
+    const windows = new Map<string, number[]>();
+    for (const side of ['top', 'random'])
+      for (const e of data[side].edges) windows.set(`${side}:window:${e.node.window}`, e.node.values);
+    for (const [i, row] of rows.entries()) {
+      expect(row.simulated).toEqual(simulations[i].values);
+      expect(row.truth).toEqual(windows.get(row.id));
+      expect(row.truth.length).toBe(row.simulated.length);
+    }
+    await page.locator('.compared').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'simulated-vs-true.png') });
     await page.close();
   });
 });

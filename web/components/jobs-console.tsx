@@ -4,11 +4,10 @@ import { gql } from '@apollo/client';
 import { useApolloClient, useSubscription } from '@apollo/client/react';
 import Link from 'next/link';
 import { type FormEvent, useEffect, useState } from 'react';
+import { API_KEY_STORAGE } from '@/lib/api-key';
 import { describeError } from '@/lib/graphql-errors';
 import { unitPath } from '@/lib/units';
 import { ErrorBox } from './error-box';
-
-const API_KEY_STORAGE = 'loupe.apiKey';
 
 type Kind = 'capture' | 'training' | 'scoring';
 interface WatchedJob {

@@ -1,10 +1,13 @@
 import { gql } from '@apollo/client';
 import Link from 'next/link';
+import { ApolloProvider } from '@/components/apollo-provider';
 import { ErrorBox } from '@/components/error-box';
 import { EXPLANATION_FIELDS, type ExplanationData, ExplanationList } from '@/components/explanation-list';
 import { Histogram } from '@/components/histogram';
 import { RecordList, type RecordWindowData } from '@/components/record-list';
+import { SimulationCompare } from '@/components/simulation-compare';
 import { query } from '@/lib/apollo';
+import { gatewayWsUrl } from '@/lib/config';
 import { describeError } from '@/lib/graphql-errors';
 import { formatValue, unitIdFromSegments, unitPath } from '@/lib/units';
 
@@ -246,10 +249,21 @@ export default async function UnitPage(props: {
         {!explained.ok ? (
           <ErrorBox {...explained.error} />
         ) : explained.value ? (
-          <ExplanationList
-            explanations={explained.value.edges.map((e) => e.node)}
-            totalCount={explained.value.totalCount}
-          />
+          <>
+            <ExplanationList
+              explanations={explained.value.edges.map((e) => e.node)}
+              totalCount={explained.value.totalCount}
+            />
+            {explained.value.edges[0] ? (
+              <ApolloProvider wsUrl={gatewayWsUrl()}>
+                <SimulationCompare
+                  unitId={unit.id}
+                  explanation={explained.value.edges[0].node.text}
+                  scale={scale}
+                />
+              </ApolloProvider>
+            ) : null}
+          </>
         ) : null}
       </section>
       <Histogram counts={unit.histogram.counts} min={unit.histogram.min} max={unit.histogram.max} />
