@@ -1,5 +1,6 @@
 export * from './connect.js';
 export * from './embedded.js';
 export * from './jobs.js';
+export * from './lazy-database.js';
 export * from './migrate.js';
 export * from './open.js';

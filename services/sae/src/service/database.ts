@@ -1,45 +1,23 @@
-import { type Logger, type LoupeConfig, LoupeError } from '@loupe/common';
-import { type Database, openDatabase, type Sql } from '@loupe/common/db';
+import type { Logger, LoupeConfig } from '@loupe/common';
+import { LazyDatabase } from '@loupe/common/db';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '../store/migrations.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
 /**
- * The sae schema, opened on first use: the service starts without waiting for (or failing with) the
- * database, and a database that was down is tried again on the next request.
+ * The sae schema, opened on first use (see LazyDatabase).
  */
 @Injectable()
-export class SaeDatabase implements OnApplicationShutdown {
-  private opening: Promise<Database> | null = null;
-
-  constructor(
-    @Inject(CONFIG) private readonly config: LoupeConfig,
-    @Inject(LOGGER) private readonly log: Logger,
-  ) {}
-
-  async sql(): Promise<Sql> {
-    if (!this.opening) {
-      this.opening = openDatabase(this.config, {
-        schema: SAE_SCHEMA,
-        migrationsDir: SAE_MIGRATIONS_DIR,
-        applicationName: 'loupe-sae',
-      });
-      this.opening.then(
-        (db) => this.log.info({ database: db.describe }, 'sae database ready'),
-        (error: Error) => {
-          this.log.warn({ err: error.message }, 'sae database unavailable');
-          this.opening = null;
-        },
-      );
-    }
-    try {
-      return (await this.opening).sql;
-    } catch (error) {
-      throw new LoupeError(`the SAE database is unavailable: ${(error as Error).message}`, 'UNAVAILABLE');
-    }
+export class SaeDatabase extends LazyDatabase implements OnApplicationShutdown {
+  constructor(@Inject(CONFIG) config: LoupeConfig, @Inject(LOGGER) log: Logger) {
+    super(config, log, {
+      schema: SAE_SCHEMA,
+      migrationsDir: SAE_MIGRATIONS_DIR,
+      service: 'sae',
+    });
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    await (await this.opening?.catch(() => null))?.close();
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
   }
 }
