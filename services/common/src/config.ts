@@ -90,6 +90,13 @@ export const VARIABLES = {
     description: 'Port of the GraphQL gateway (http://host:port/graphql)',
     parse: positiveInt,
   },
+  gatewayUrl: {
+    name: 'LOUPE_GATEWAY_URL',
+    default: undefined,
+    description:
+      'GraphQL URL the web app reaches the gateway at (another host or container); unset = 127.0.0.1 on LOUPE_GATEWAY_PORT',
+    parse: text,
+  },
   webPort: {
     name: 'LOUPE_WEB_PORT',
     default: '3000',
