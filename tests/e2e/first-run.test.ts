@@ -212,7 +212,13 @@ describe('first run: loupe serve offline on an empty data directory', () => {
     if (WEB_BUILT) {
       const home = await fetch(`http://127.0.0.1:${env.LOUPE_WEB_PORT}/`);
       expect(home.status).toBe(200);
-      expect(await home.text()).toContain('<html');
+      const html = await home.text();
+      expect(html).toContain('<html');
+      // the banner: offline notice and the finished demo workspace with a link to its SAE
+      expect(html).toMatch(/aria-label="demo workspace" data-status="done"/);
+      expect(html).toContain('Offline: the Hugging Face hub could not be reached');
+      expect(html).toContain(`/saes/${encodeURIComponent(final.saeId ?? '')}`);
+      expect(html.match(/data-status="done"/g)?.length).toBe(1 + ORDER.length);
     } else {
       expect(stderr).toContain('run npm run build');
     }

@@ -1,12 +1,14 @@
 import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
+import { WorkspaceBanner, type WorkspaceData } from '@/components/workspace-banner';
 import { query } from '@/lib/apollo';
 import { describeError } from '@/lib/graphql-errors';
 
 export const dynamic = 'force-dynamic';
 
 interface ModelsData {
+  workspace: WorkspaceData | null;
   models: {
     edges: {
       node: {
@@ -23,6 +25,20 @@ interface ModelsData {
 
 const MODELS = gql`
   query HomeModels {
+    workspace {
+      model
+      offline
+      status
+      sae {
+        id
+      }
+      steps {
+        kind
+        status
+        progress
+        error
+      }
+    }
     models {
       edges {
         node {
@@ -54,6 +70,7 @@ export default async function Home() {
   }
   return (
     <>
+      {data?.workspace ? <WorkspaceBanner workspace={data.workspace} /> : null}
       <h1>Models</h1>
       {data?.models.edges.map(({ node: model }) => (
         <section key={model.name} className="model">
