@@ -6,11 +6,19 @@ import type { ActivationsRequest as _loupe_v1_ActivationsRequest, ActivationsReq
 import type { ActivationsResponse as _loupe_v1_ActivationsResponse, ActivationsResponse__Output as _loupe_v1_ActivationsResponse__Output } from './loupe/v1/ActivationsResponse.js';
 import type { CaptureJob as _loupe_v1_CaptureJob, CaptureJob__Output as _loupe_v1_CaptureJob__Output } from './loupe/v1/CaptureJob.js';
 import type { CaptureServiceClient as _loupe_v1_CaptureServiceClient, CaptureServiceDefinition as _loupe_v1_CaptureServiceDefinition } from './loupe/v1/CaptureService.js';
+import type { CatalogSource as _loupe_v1_CatalogSource, CatalogSource__Output as _loupe_v1_CatalogSource__Output } from './loupe/v1/CatalogSource.js';
 import type { Continuation as _loupe_v1_Continuation, Continuation__Output as _loupe_v1_Continuation__Output } from './loupe/v1/Continuation.js';
+import type { Document as _loupe_v1_Document, Document__Output as _loupe_v1_Document__Output } from './loupe/v1/Document.js';
+import type { DocumentCollection as _loupe_v1_DocumentCollection, DocumentCollection__Output as _loupe_v1_DocumentCollection__Output } from './loupe/v1/DocumentCollection.js';
+import type { DocumentList as _loupe_v1_DocumentList, DocumentList__Output as _loupe_v1_DocumentList__Output } from './loupe/v1/DocumentList.js';
 import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Output as _loupe_v1_GenerateRequest__Output } from './loupe/v1/GenerateRequest.js';
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from './loupe/v1/GenerateResponse.js';
 import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from './loupe/v1/GetCaptureJobRequest.js';
+import type { GetCollectionRequest as _loupe_v1_GetCollectionRequest, GetCollectionRequest__Output as _loupe_v1_GetCollectionRequest__Output } from './loupe/v1/GetCollectionRequest.js';
 import type { HookInfo as _loupe_v1_HookInfo, HookInfo__Output as _loupe_v1_HookInfo__Output } from './loupe/v1/HookInfo.js';
+import type { IndexDocumentsRequest as _loupe_v1_IndexDocumentsRequest, IndexDocumentsRequest__Output as _loupe_v1_IndexDocumentsRequest__Output } from './loupe/v1/IndexDocumentsRequest.js';
+import type { ListCollectionsRequest as _loupe_v1_ListCollectionsRequest, ListCollectionsRequest__Output as _loupe_v1_ListCollectionsRequest__Output } from './loupe/v1/ListCollectionsRequest.js';
+import type { ListCollectionsResponse as _loupe_v1_ListCollectionsResponse, ListCollectionsResponse__Output as _loupe_v1_ListCollectionsResponse__Output } from './loupe/v1/ListCollectionsResponse.js';
 import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from './loupe/v1/ListNeuronsRequest.js';
 import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from './loupe/v1/ListNeuronsResponse.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from './loupe/v1/ModelInfoRequest.js';
@@ -21,6 +29,10 @@ import type { NeuronStats as _loupe_v1_NeuronStats, NeuronStats__Output as _loup
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from './loupe/v1/ResidualSteering.js';
+import type { SearchDocumentsRequest as _loupe_v1_SearchDocumentsRequest, SearchDocumentsRequest__Output as _loupe_v1_SearchDocumentsRequest__Output } from './loupe/v1/SearchDocumentsRequest.js';
+import type { SearchDocumentsResponse as _loupe_v1_SearchDocumentsResponse, SearchDocumentsResponse__Output as _loupe_v1_SearchDocumentsResponse__Output } from './loupe/v1/SearchDocumentsResponse.js';
+import type { SearchResult as _loupe_v1_SearchResult, SearchResult__Output as _loupe_v1_SearchResult__Output } from './loupe/v1/SearchResult.js';
+import type { SearchRun as _loupe_v1_SearchRun, SearchRun__Output as _loupe_v1_SearchRun__Output } from './loupe/v1/SearchRun.js';
 import type { StartCaptureRequest as _loupe_v1_StartCaptureRequest, StartCaptureRequest__Output as _loupe_v1_StartCaptureRequest__Output } from './loupe/v1/StartCaptureRequest.js';
 import type { Tensor as _loupe_v1_Tensor, Tensor__Output as _loupe_v1_Tensor__Output } from './loupe/v1/Tensor.js';
 import type { TokenIds as _loupe_v1_TokenIds, TokenIds__Output as _loupe_v1_TokenIds__Output } from './loupe/v1/TokenIds.js';
@@ -38,11 +50,19 @@ export interface ProtoGrpcType {
       ActivationsResponse: MessageTypeDefinition<_loupe_v1_ActivationsResponse, _loupe_v1_ActivationsResponse__Output>
       CaptureJob: MessageTypeDefinition<_loupe_v1_CaptureJob, _loupe_v1_CaptureJob__Output>
       CaptureService: SubtypeConstructor<typeof grpc.Client, _loupe_v1_CaptureServiceClient> & { service: _loupe_v1_CaptureServiceDefinition }
+      CatalogSource: MessageTypeDefinition<_loupe_v1_CatalogSource, _loupe_v1_CatalogSource__Output>
       Continuation: MessageTypeDefinition<_loupe_v1_Continuation, _loupe_v1_Continuation__Output>
+      Document: MessageTypeDefinition<_loupe_v1_Document, _loupe_v1_Document__Output>
+      DocumentCollection: MessageTypeDefinition<_loupe_v1_DocumentCollection, _loupe_v1_DocumentCollection__Output>
+      DocumentList: MessageTypeDefinition<_loupe_v1_DocumentList, _loupe_v1_DocumentList__Output>
       GenerateRequest: MessageTypeDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateRequest__Output>
       GenerateResponse: MessageTypeDefinition<_loupe_v1_GenerateResponse, _loupe_v1_GenerateResponse__Output>
       GetCaptureJobRequest: MessageTypeDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_GetCaptureJobRequest__Output>
+      GetCollectionRequest: MessageTypeDefinition<_loupe_v1_GetCollectionRequest, _loupe_v1_GetCollectionRequest__Output>
       HookInfo: MessageTypeDefinition<_loupe_v1_HookInfo, _loupe_v1_HookInfo__Output>
+      IndexDocumentsRequest: MessageTypeDefinition<_loupe_v1_IndexDocumentsRequest, _loupe_v1_IndexDocumentsRequest__Output>
+      ListCollectionsRequest: MessageTypeDefinition<_loupe_v1_ListCollectionsRequest, _loupe_v1_ListCollectionsRequest__Output>
+      ListCollectionsResponse: MessageTypeDefinition<_loupe_v1_ListCollectionsResponse, _loupe_v1_ListCollectionsResponse__Output>
       ListNeuronsRequest: MessageTypeDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsRequest__Output>
       ListNeuronsResponse: MessageTypeDefinition<_loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsResponse__Output>
       ModelInfoRequest: MessageTypeDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoRequest__Output>
@@ -53,6 +73,10 @@ export interface ProtoGrpcType {
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
       ResidualSteering: MessageTypeDefinition<_loupe_v1_ResidualSteering, _loupe_v1_ResidualSteering__Output>
+      SearchDocumentsRequest: MessageTypeDefinition<_loupe_v1_SearchDocumentsRequest, _loupe_v1_SearchDocumentsRequest__Output>
+      SearchDocumentsResponse: MessageTypeDefinition<_loupe_v1_SearchDocumentsResponse, _loupe_v1_SearchDocumentsResponse__Output>
+      SearchResult: MessageTypeDefinition<_loupe_v1_SearchResult, _loupe_v1_SearchResult__Output>
+      SearchRun: MessageTypeDefinition<_loupe_v1_SearchRun, _loupe_v1_SearchRun__Output>
       StartCaptureRequest: MessageTypeDefinition<_loupe_v1_StartCaptureRequest, _loupe_v1_StartCaptureRequest__Output>
       Tensor: MessageTypeDefinition<_loupe_v1_Tensor, _loupe_v1_Tensor__Output>
       TokenIds: MessageTypeDefinition<_loupe_v1_TokenIds, _loupe_v1_TokenIds__Output>

@@ -6,15 +6,22 @@ import type { MethodDefinition } from '@grpc/proto-loader'
 import type { ActivationsRequest as _loupe_v1_ActivationsRequest, ActivationsRequest__Output as _loupe_v1_ActivationsRequest__Output } from '../../loupe/v1/ActivationsRequest.js';
 import type { ActivationsResponse as _loupe_v1_ActivationsResponse, ActivationsResponse__Output as _loupe_v1_ActivationsResponse__Output } from '../../loupe/v1/ActivationsResponse.js';
 import type { CaptureJob as _loupe_v1_CaptureJob, CaptureJob__Output as _loupe_v1_CaptureJob__Output } from '../../loupe/v1/CaptureJob.js';
+import type { DocumentCollection as _loupe_v1_DocumentCollection, DocumentCollection__Output as _loupe_v1_DocumentCollection__Output } from '../../loupe/v1/DocumentCollection.js';
 import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Output as _loupe_v1_GenerateRequest__Output } from '../../loupe/v1/GenerateRequest.js';
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from '../../loupe/v1/GenerateResponse.js';
 import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from '../../loupe/v1/GetCaptureJobRequest.js';
+import type { GetCollectionRequest as _loupe_v1_GetCollectionRequest, GetCollectionRequest__Output as _loupe_v1_GetCollectionRequest__Output } from '../../loupe/v1/GetCollectionRequest.js';
+import type { IndexDocumentsRequest as _loupe_v1_IndexDocumentsRequest, IndexDocumentsRequest__Output as _loupe_v1_IndexDocumentsRequest__Output } from '../../loupe/v1/IndexDocumentsRequest.js';
+import type { ListCollectionsRequest as _loupe_v1_ListCollectionsRequest, ListCollectionsRequest__Output as _loupe_v1_ListCollectionsRequest__Output } from '../../loupe/v1/ListCollectionsRequest.js';
+import type { ListCollectionsResponse as _loupe_v1_ListCollectionsResponse, ListCollectionsResponse__Output as _loupe_v1_ListCollectionsResponse__Output } from '../../loupe/v1/ListCollectionsResponse.js';
 import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from '../../loupe/v1/ListNeuronsRequest.js';
 import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from '../../loupe/v1/ListNeuronsResponse.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from '../../loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from '../../loupe/v1/ModelInfoResponse.js';
 import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from '../../loupe/v1/NeuronRecordRequest.js';
 import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronRecordResponse__Output as _loupe_v1_NeuronRecordResponse__Output } from '../../loupe/v1/NeuronRecordResponse.js';
+import type { SearchDocumentsRequest as _loupe_v1_SearchDocumentsRequest, SearchDocumentsRequest__Output as _loupe_v1_SearchDocumentsRequest__Output } from '../../loupe/v1/SearchDocumentsRequest.js';
+import type { SearchDocumentsResponse as _loupe_v1_SearchDocumentsResponse, SearchDocumentsResponse__Output as _loupe_v1_SearchDocumentsResponse__Output } from '../../loupe/v1/SearchDocumentsResponse.js';
 import type { StartCaptureRequest as _loupe_v1_StartCaptureRequest, StartCaptureRequest__Output as _loupe_v1_StartCaptureRequest__Output } from '../../loupe/v1/StartCaptureRequest.js';
 import type { TokenizeRequest as _loupe_v1_TokenizeRequest, TokenizeRequest__Output as _loupe_v1_TokenizeRequest__Output } from '../../loupe/v1/TokenizeRequest.js';
 import type { TokenizeResponse as _loupe_v1_TokenizeResponse, TokenizeResponse__Output as _loupe_v1_TokenizeResponse__Output } from '../../loupe/v1/TokenizeResponse.js';
@@ -47,6 +54,33 @@ export interface CaptureServiceClient extends grpc.Client {
   getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   getCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   
+  GetCollection(argument: _loupe_v1_GetCollectionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  GetCollection(argument: _loupe_v1_GetCollectionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  GetCollection(argument: _loupe_v1_GetCollectionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  GetCollection(argument: _loupe_v1_GetCollectionRequest, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  getCollection(argument: _loupe_v1_GetCollectionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  getCollection(argument: _loupe_v1_GetCollectionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  getCollection(argument: _loupe_v1_GetCollectionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  getCollection(argument: _loupe_v1_GetCollectionRequest, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  
+  IndexDocuments(argument: _loupe_v1_IndexDocumentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  IndexDocuments(argument: _loupe_v1_IndexDocumentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  IndexDocuments(argument: _loupe_v1_IndexDocumentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  IndexDocuments(argument: _loupe_v1_IndexDocumentsRequest, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  indexDocuments(argument: _loupe_v1_IndexDocumentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  indexDocuments(argument: _loupe_v1_IndexDocumentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  indexDocuments(argument: _loupe_v1_IndexDocumentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  indexDocuments(argument: _loupe_v1_IndexDocumentsRequest, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
+  
+  ListCollections(argument: _loupe_v1_ListCollectionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  ListCollections(argument: _loupe_v1_ListCollectionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  ListCollections(argument: _loupe_v1_ListCollectionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  ListCollections(argument: _loupe_v1_ListCollectionsRequest, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  listCollections(argument: _loupe_v1_ListCollectionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  listCollections(argument: _loupe_v1_ListCollectionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  listCollections(argument: _loupe_v1_ListCollectionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  listCollections(argument: _loupe_v1_ListCollectionsRequest, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
+  
   ListNeurons(argument: _loupe_v1_ListNeuronsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
   ListNeurons(argument: _loupe_v1_ListNeuronsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
   ListNeurons(argument: _loupe_v1_ListNeuronsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
@@ -73,6 +107,15 @@ export interface CaptureServiceClient extends grpc.Client {
   neuronRecord(argument: _loupe_v1_NeuronRecordRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
   neuronRecord(argument: _loupe_v1_NeuronRecordRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
   neuronRecord(argument: _loupe_v1_NeuronRecordRequest, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  
+  SearchDocuments(argument: _loupe_v1_SearchDocumentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
+  SearchDocuments(argument: _loupe_v1_SearchDocumentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
+  SearchDocuments(argument: _loupe_v1_SearchDocumentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
+  SearchDocuments(argument: _loupe_v1_SearchDocumentsRequest, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
+  searchDocuments(argument: _loupe_v1_SearchDocumentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
+  searchDocuments(argument: _loupe_v1_SearchDocumentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
+  searchDocuments(argument: _loupe_v1_SearchDocumentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
+  searchDocuments(argument: _loupe_v1_SearchDocumentsRequest, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
   
   StartCapture(argument: _loupe_v1_StartCaptureRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   StartCapture(argument: _loupe_v1_StartCaptureRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
@@ -101,11 +144,19 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
   
   GetCaptureJob: grpc.handleUnaryCall<_loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob>;
   
+  GetCollection: grpc.handleUnaryCall<_loupe_v1_GetCollectionRequest__Output, _loupe_v1_DocumentCollection>;
+  
+  IndexDocuments: grpc.handleUnaryCall<_loupe_v1_IndexDocumentsRequest__Output, _loupe_v1_DocumentCollection>;
+  
+  ListCollections: grpc.handleUnaryCall<_loupe_v1_ListCollectionsRequest__Output, _loupe_v1_ListCollectionsResponse>;
+  
   ListNeurons: grpc.handleUnaryCall<_loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse>;
   
   ModelInfo: grpc.handleUnaryCall<_loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse>;
   
   NeuronRecord: grpc.handleUnaryCall<_loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse>;
+  
+  SearchDocuments: grpc.handleUnaryCall<_loupe_v1_SearchDocumentsRequest__Output, _loupe_v1_SearchDocumentsResponse>;
   
   StartCapture: grpc.handleUnaryCall<_loupe_v1_StartCaptureRequest__Output, _loupe_v1_CaptureJob>;
   
@@ -117,9 +168,13 @@ export interface CaptureServiceDefinition extends grpc.ServiceDefinition {
   Activations: MethodDefinition<_loupe_v1_ActivationsRequest, _loupe_v1_ActivationsResponse, _loupe_v1_ActivationsRequest__Output, _loupe_v1_ActivationsResponse__Output>
   Generate: MethodDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateResponse, _loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse__Output>
   GetCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
+  GetCollection: MethodDefinition<_loupe_v1_GetCollectionRequest, _loupe_v1_DocumentCollection, _loupe_v1_GetCollectionRequest__Output, _loupe_v1_DocumentCollection__Output>
+  IndexDocuments: MethodDefinition<_loupe_v1_IndexDocumentsRequest, _loupe_v1_DocumentCollection, _loupe_v1_IndexDocumentsRequest__Output, _loupe_v1_DocumentCollection__Output>
+  ListCollections: MethodDefinition<_loupe_v1_ListCollectionsRequest, _loupe_v1_ListCollectionsResponse, _loupe_v1_ListCollectionsRequest__Output, _loupe_v1_ListCollectionsResponse__Output>
   ListNeurons: MethodDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse__Output>
   ModelInfo: MethodDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse__Output>
   NeuronRecord: MethodDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse__Output>
+  SearchDocuments: MethodDefinition<_loupe_v1_SearchDocumentsRequest, _loupe_v1_SearchDocumentsResponse, _loupe_v1_SearchDocumentsRequest__Output, _loupe_v1_SearchDocumentsResponse__Output>
   StartCapture: MethodDefinition<_loupe_v1_StartCaptureRequest, _loupe_v1_CaptureJob, _loupe_v1_StartCaptureRequest__Output, _loupe_v1_CaptureJob__Output>
   Tokenize: MethodDefinition<_loupe_v1_TokenizeRequest, _loupe_v1_TokenizeResponse, _loupe_v1_TokenizeRequest__Output, _loupe_v1_TokenizeResponse__Output>
 }
