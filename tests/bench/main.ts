@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { captureBench } from './capture.js';
 import { explainerBench } from './explainer.js';
+import { gatewayBench } from './gateway.js';
 import { MatmulProbe } from './matmul-rate.js';
 import { saeBench } from './sae.js';
 import { saeEncodeBench } from './sae-encode.js';
@@ -17,4 +18,5 @@ if (!only || only === 'sae') await saeBench(probe);
 if (!only || only === 'sae-encode') await saeEncodeBench();
 if (!only || only === 'search') await vectorSearchBench();
 if (!only || only === 'explainer') await explainerBench();
+if (!only || only === 'gateway') await gatewayBench();
 await probe.release();

@@ -36,14 +36,18 @@ export const TEXTS = [
 // biome-ignore lint/suspicious/noExplicitAny: answers are compared field by field with the pages
 export type Json = any;
 
-export interface Workbench {
+/** The services behind the gateway, as processes, with data in them (no web app, no browser). */
+export interface Services {
   env: Record<string, string>;
   gatewayUrl: string;
-  web: RunningWeb;
-  browser: Browser;
   /** a GraphQL answer's data; throws with the errors when there are any */
   gql(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<Json>;
   stop(): Promise<void>;
+}
+
+export interface Workbench extends Services {
+  web: RunningWeb;
+  browser: Browser;
 }
 
 function randomSae(seed: number): Sae {
@@ -114,12 +118,40 @@ async function waitForGateway(url: string, gateway: RunningProcess): Promise<voi
 }
 
 /**
- * The whole stack as real processes: embedded Postgres, capture service (with a captured dataset for
- * neuron records), SAE service (with a random SAE whose feature records are computed), explainer (its
- * statistical baseline: no LLM), gateway and
- * `next start`, and Debian's Chromium to drive it.
+ * The whole stack as real processes: the services (startServices), `next start`, and Debian's Chromium
+ * to drive it.
  */
 export async function startWorkbench(): Promise<Workbench> {
+  const services = await startServices();
+  let web: RunningWeb | undefined;
+  try {
+    web = await startWeb(await freePort(), services.env);
+    const browser = await launchChromium();
+    await fs.mkdir(SCREENSHOTS, { recursive: true });
+    const running = web;
+    return {
+      ...services,
+      web: running,
+      browser,
+      async stop() {
+        await browser.close();
+        await running.stop();
+        await services.stop();
+      },
+    };
+  } catch (error) {
+    await web?.stop();
+    await services.stop();
+    throw error;
+  }
+}
+
+/**
+ * Embedded Postgres, capture service (with a captured dataset for neuron records), SAE service (with a
+ * random SAE whose feature records are computed), explainer (its statistical baseline: no LLM) and the
+ * gateway, each a real process.
+ */
+export async function startServices(): Promise<Services> {
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-workbench-'));
   const dataDir = path.join(scratch, 'data');
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
@@ -152,13 +184,9 @@ export async function startWorkbench(): Promise<Workbench> {
     { schema: SAE_SCHEMA, migrationsDir: SAE_MIGRATIONS_DIR, applicationName: 'workbench-test' },
   );
   const processes: RunningProcess[] = [];
-  let web: RunningWeb | undefined;
-  let browser: Browser | undefined;
   let captureApi: CaptureApi | undefined;
   const stop = async () => {
     captureApi?.close();
-    await browser?.close();
-    await web?.stop();
     for (const p of processes.reverse()) await p.stop();
     await db.close();
     await pg.stop();
@@ -185,9 +213,6 @@ export async function startWorkbench(): Promise<Workbench> {
     processes.push(gateway);
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}/graphql`;
     await waitForGateway(gatewayUrl, gateway);
-    web = await startWeb(await freePort(), env);
-    browser = await launchChromium();
-    await fs.mkdir(SCREENSHOTS, { recursive: true });
     const gql = async (query: string, variables: Record<string, unknown> = {}, headers = {}) => {
       const response = await fetch(gatewayUrl, {
         method: 'POST',
@@ -198,7 +223,7 @@ export async function startWorkbench(): Promise<Workbench> {
       if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
       return body.data;
     };
-    return { env, gatewayUrl, web, browser, gql, stop };
+    return { env, gatewayUrl, gql, stop };
   } catch (error) {
     await stop();
     throw error;
