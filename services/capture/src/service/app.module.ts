@@ -3,6 +3,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { CaptureController } from './capture.controller.js';
 import { CaptureJobs } from './capture-jobs.js';
 import { CaptureDatabase } from './database.js';
+import { DocumentSearch } from './document-search.js';
 import { ModelRegistry } from './model-registry.js';
 import { NeuronList } from './neuron-list.js';
 import { NeuronRecords } from './neuron-records.js';
@@ -22,6 +23,7 @@ export class CaptureModule {
         CaptureJobs,
         NeuronRecords,
         NeuronList,
+        DocumentSearch,
       ],
     };
   }

@@ -3,9 +3,13 @@ import type {
   ActivationsRequest__Output,
   ActivationsResponse,
   CaptureJob,
+  DocumentCollection,
   GenerateRequest__Output,
   GenerateResponse,
   GetCaptureJobRequest__Output,
+  GetCollectionRequest__Output,
+  IndexDocumentsRequest__Output,
+  ListCollectionsResponse,
   ListNeuronsRequest__Output,
   ListNeuronsResponse,
   ModelInfoRequest__Output,
@@ -13,6 +17,8 @@ import type {
   NeuronRecordRequest__Output,
   NeuronRecordResponse,
   ResidualSteering__Output,
+  SearchDocumentsRequest__Output,
+  SearchDocumentsResponse,
   StartCaptureRequest__Output,
   TokenizeRequest__Output,
   TokenizeResponse,
@@ -22,6 +28,7 @@ import { GrpcMethod } from '@nestjs/microservices';
 import { generatePair } from '../runtime/generate.js';
 import { toResidualAdditions } from '../runtime/steering.js';
 import { CaptureJobs } from './capture-jobs.js';
+import { DocumentSearch } from './document-search.js';
 import { ModelRegistry } from './model-registry.js';
 import { NeuronList } from './neuron-list.js';
 import { NeuronRecords } from './neuron-records.js';
@@ -38,6 +45,7 @@ export class CaptureController {
     private readonly jobs: CaptureJobs,
     private readonly records: NeuronRecords,
     private readonly neuronList: NeuronList,
+    private readonly documents: DocumentSearch,
     @Inject(CONFIG) private readonly config: LoupeConfig,
   ) {}
 
@@ -153,6 +161,26 @@ export class CaptureController {
   @GrpcMethod('CaptureService', 'ListNeurons')
   listNeurons(request: ListNeuronsRequest__Output): Promise<ListNeuronsResponse> {
     return this.neuronList.list(request);
+  }
+
+  @GrpcMethod('CaptureService', 'IndexDocuments')
+  indexDocuments(request: IndexDocumentsRequest__Output): Promise<DocumentCollection> {
+    return this.documents.index(request);
+  }
+
+  @GrpcMethod('CaptureService', 'SearchDocuments')
+  searchDocuments(request: SearchDocumentsRequest__Output): Promise<SearchDocumentsResponse> {
+    return this.documents.search(request);
+  }
+
+  @GrpcMethod('CaptureService', 'GetCollection')
+  getCollection(request: GetCollectionRequest__Output): Promise<DocumentCollection> {
+    return this.documents.get(request.collection);
+  }
+
+  @GrpcMethod('CaptureService', 'ListCollections')
+  listCollections(): Promise<ListCollectionsResponse> {
+    return this.documents.list();
   }
 
   private checkText(text: string, field: string): string {
