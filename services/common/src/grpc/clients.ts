@@ -40,6 +40,10 @@ const CAPTURE_METHODS = [
   'GetCaptureJob',
   'NeuronRecord',
   'ListNeurons',
+  'IndexDocuments',
+  'SearchDocuments',
+  'GetCollection',
+  'ListCollections',
 ] as const;
 
 const SAE_METHODS = [
