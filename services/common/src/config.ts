@@ -103,6 +103,13 @@ export const VARIABLES = {
     description: 'Port of the Next.js web app',
     parse: positiveInt,
   },
+  metricsPort: {
+    name: 'LOUPE_METRICS_PORT',
+    default: undefined,
+    description:
+      'Port of GET /metrics, /healthz, /readyz in each gRPC service process (the gateway serves them on its own port); unset = none',
+    parse: positiveInt,
+  },
   llmBaseUrl: {
     name: 'LOUPE_LLM_BASE_URL',
     default: undefined,

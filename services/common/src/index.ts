@@ -6,6 +6,7 @@ export * from './hooks.js';
 export * from './logging.js';
 export * from './onnx/graph-builder.js';
 export * from './random.js';
+export * from './request-context.js';
 export * from './tensors/dtype.js';
 export * from './tensors/safetensors.js';
 export * from './units.js';

@@ -8,6 +8,7 @@ import {
   type SaeApi,
   saeServiceClient,
 } from '@loupe/common/grpc';
+import { graphqlMetricsPlugin } from '@loupe/common/metrics';
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { type DynamicModule, Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
@@ -111,6 +112,7 @@ export class GatewayModule {
             formatError: formatError(log),
             includeStacktraceInErrorResponses: false,
             introspection: true,
+            plugins: [graphqlMetricsPlugin()],
             context: (arg: Parameters<typeof headersOf>[0]) =>
               createContext(headersOf(arg), { capture, sae, explainer, apiKeys, log }),
             // job progress subscriptions; graphql-ws does not go through Apollo: limits and errors are applied here

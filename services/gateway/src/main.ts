@@ -1,8 +1,19 @@
 import 'reflect-metadata';
-import { createLogger, loadConfig } from '@loupe/common';
+import {
+  createLogger,
+  type Logger,
+  loadConfig,
+  REQUEST_ID_HEADER,
+  requestIdFrom,
+  withRequestId,
+} from '@loupe/common';
+import { closeHealthClients, expectServing } from '@loupe/common/grpc';
+import { healthHttpAnswer, registerReadiness } from '@loupe/common/metrics';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { GatewayModule } from './app.module.js';
+import { GatewayDatabase } from './auth/database.js';
 
 /** Starts the GraphQL gateway on config.gatewayPort; returns its URL and a function that stops it. */
 export async function startGateway(): Promise<{ url: string; close(): Promise<void> }> {
@@ -13,9 +24,49 @@ export async function startGateway(): Promise<{ url: string; close(): Promise<vo
   });
   // a request may carry a text of maxTextChars (up to 6 bytes each as JSON escapes) plus steering vectors
   app.useBodyParser('json', { limit: config.maxTextChars * 6 + 4 * 1024 * 1024 });
+  // after the body parser, so the request id's async context reaches the resolvers and gRPC clients
+  app.use(requestIds(log));
+  app.use(healthEndpoints);
+  // ready when its API key store answers and the capture service is SERVING (sae and explainer only
+  // serve parts of the API; their state shows in their own probes)
+  const unregister = registerReadiness('gateway', {
+    database: async () => (await app.get(GatewayDatabase).sql())`SELECT 1`,
+    capture: () => expectServing(config.captureAddress),
+  });
   app.enableShutdownHooks();
   await app.listen(config.gatewayPort);
   const url = `http://127.0.0.1:${config.gatewayPort}/graphql`;
   log.info({ url, capture: config.captureAddress }, 'gateway listening');
-  return { url, close: () => app.close() };
+  return {
+    url,
+    close: async () => {
+      unregister();
+      closeHealthClients();
+      await app.close();
+    },
+  };
+}
+
+/** Each HTTP request runs under the id the caller sent in x-request-id (or a fresh one), echoed back. */
+function requestIds(log: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    withRequestId(requestId, () => {
+      log.debug({ method: req.method, path: req.path }, 'http request');
+      next();
+    });
+  };
+}
+
+/** GET /healthz, /readyz and /metrics on the gateway's own port (see common/metrics). */
+function healthEndpoints(req: Request, res: Response, next: NextFunction): void {
+  if (req.method !== 'GET') {
+    next();
+    return;
+  }
+  healthHttpAnswer(req.path).then((answer) => {
+    if (answer) res.status(answer.status).type(answer.contentType).send(answer.body);
+    else next();
+  }, next);
 }

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Device, Logger } from '@loupe/common';
 import { LoupeError } from '@loupe/common';
+import { recordExecutionProvider } from '@loupe/common/metrics';
 import ort from 'onnxruntime-node';
 
 /**
@@ -57,6 +58,7 @@ export async function openSession(
     try {
       const session = await create(model, options('cuda'));
       log?.info({ file, provider: 'cuda' }, 'onnx runtime session on CUDA');
+      recordExecutionProvider('capture', 'cuda');
       return { session, provider: 'cuda' };
     } catch (error) {
       if (settings.device === 'cuda') {
@@ -73,6 +75,7 @@ export async function openSession(
     { file, provider: 'cpu', threads: settings.intraOpThreads || 'default' },
     'onnx runtime session on CPU',
   );
+  recordExecutionProvider('capture', 'cpu');
   return { session, provider: 'cpu' };
 }
 

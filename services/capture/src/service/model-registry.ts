@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Logger, type LoupeConfig, modelsDir, UserInputError } from '@loupe/common';
+import { recordTokens } from '@loupe/common/metrics';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { DynamicBatcher } from '../runtime/batcher.js';
 import type { ForwardRequest, ForwardResult } from '../runtime/gpt2-runner.js';
@@ -51,7 +52,12 @@ export class ModelRegistry implements OnApplicationShutdown {
       { maxBatchTokens: this.config.maxBatchTokens, windowMs: this.config.batchWindowMs },
     );
     this.log.info({ model: runner.name, dir }, 'model loaded');
-    return { runner, forward: (request) => batcher.submit(request) };
+    const forward = async (request: ForwardRequest) => {
+      const result = await batcher.submit(request);
+      recordTokens('capture', runner.name, request.ids.length);
+      return result;
+    };
+    return { runner, forward };
   }
 
   /** A bare name is a folder under the models directory; the default model may also be a path. */

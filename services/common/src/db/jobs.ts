@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { recordJobFinished } from '../metrics/record.js';
 import type { Sql } from './connect.js';
 
 /**
@@ -77,8 +78,9 @@ export async function finishJobRow(
   worker: string,
   outcome: { error?: string },
 ): Promise<void> {
-  await sql`
+  const finished = await sql`
     UPDATE ${sql(table)} SET status = ${outcome.error ? 'failed' : 'done'}, phase = ${outcome.error ? sql`phase` : 'done'},
            error = ${outcome.error ?? null}, finished_at = now(), updated_at = now(), heartbeat_at = NULL
     WHERE id = ${id} AND worker = ${worker} AND status = 'running'`;
+  if (finished.count) recordJobFinished(table, outcome.error ? 'failed' : 'done');
 }

@@ -8,6 +8,7 @@ import type {
   SaeProto,
   SaeServiceClient,
 } from '../proto/index.js';
+import { currentRequestId, REQUEST_ID_HEADER } from '../request-context.js';
 import { loadProto } from './protos.js';
 import { ERROR_CODE_METADATA_KEY, GRPC_STATUS } from './status.js';
 
@@ -123,6 +124,7 @@ function promised(client: grpc.Client, methods: readonly string[]): Record<strin
   for (const method of methods) {
     type UnaryCall = (
       request: unknown,
+      metadata: grpc.Metadata,
       options: grpc.CallOptions,
       callback: Callback,
     ) => grpc.ClientUnaryCall;
@@ -131,7 +133,9 @@ function promised(client: grpc.Client, methods: readonly string[]): Record<strin
       new Promise((resolve, reject) => {
         const callOptions: grpc.CallOptions =
           options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
-        call(request, callOptions, (error, value) => (error ? reject(error) : resolve(value)));
+        call(request, requestMetadata(), callOptions, (error, value) =>
+          error ? reject(error) : resolve(value),
+        );
       });
   }
   api.ready = (timeoutMs = 60_000) =>
@@ -140,6 +144,14 @@ function promised(client: grpc.Client, methods: readonly string[]): Record<strin
     );
   api.close = () => client.close();
   return api;
+}
+
+/** The id of the request this call is made for, passed on so the callee's log lines carry it too. */
+function requestMetadata(): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  const requestId = currentRequestId();
+  if (requestId) metadata.set(REQUEST_ID_HEADER, requestId);
+  return metadata;
 }
 
 const LOUPE_CODES = new Set(Object.keys(GRPC_STATUS));

@@ -1,4 +1,5 @@
 export type * from '../proto/index.js';
 export * from './clients.js';
+export * from './health.js';
 export * from './protos.js';
 export * from './status.js';

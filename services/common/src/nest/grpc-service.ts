@@ -1,9 +1,14 @@
-import type { DynamicModule } from '@nestjs/common';
+import path from 'node:path';
+import { type DynamicModule, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions, Transport } from '@nestjs/microservices';
-import { PROTO_LOADER_OPTIONS, protoFile } from '../grpc/index.js';
+import { PROTO_LOADER_OPTIONS, PROTO_ROOT, protoFile } from '../grpc/index.js';
 import type { Logger } from '../logging.js';
+import { startMetricsListener } from '../metrics/http-listener.js';
+import { type ReadinessChecks, registerReadiness } from '../metrics/readiness.js';
+import { GrpcCallInterceptor } from './grpc-call.interceptor.js';
 import { GrpcErrorFilter } from './grpc-error.filter.js';
+import { HealthController, SERVED_SERVICE } from './health.controller.js';
 
 export interface GrpcServiceSpec {
   /** the service's root module, registered with its config and logger */
@@ -14,6 +19,13 @@ export interface GrpcServiceSpec {
   log: Logger;
   /** largest message either way: sized by each service's biggest answer */
   maxMessageBytes: number;
+  /**
+   * What must work before the service reports SERVING (gRPC health) and ready (/readyz), each check
+   * named (the name appears in the reason); given the started app to reach its providers.
+   */
+  readiness?: (app: INestMicroservice) => ReadinessChecks;
+  /** port of the process's /metrics, /healthz, /readyz listener (config.metricsPort); none when unset */
+  metricsPort?: number;
 }
 
 export interface RunningGrpcService {
@@ -21,18 +33,36 @@ export interface RunningGrpcService {
   close(): Promise<void>;
 }
 
+const HEALTH_PROTO = path.join(PROTO_ROOT, 'grpc/health/v1/health.proto');
+const SERVICE_NAMES = { capture: 'CaptureService', sae: 'SaeService', explainer: 'ExplainerService' };
+
+/** The service's module plus what every Loupe gRPC server also serves: grpc.health.v1.Health. */
+@Module({})
+class GrpcServer {
+  static register(spec: GrpcServiceSpec, served: string): DynamicModule {
+    return {
+      module: GrpcServer,
+      imports: [spec.module],
+      controllers: [HealthController],
+      providers: [{ provide: SERVED_SERVICE, useValue: served }],
+    };
+  }
+}
+
 /**
- * Starts a NestJS gRPC microservice the way every Loupe service runs: package loupe.v1, the shared
- * proto-loader options, the one error filter (every error leaves as a gRPC status with a clear message),
- * Nest's own logs limited to warnings.
+ * Starts a NestJS gRPC microservice the way every Loupe service runs: package loupe.v1 plus the
+ * standard health service, the shared proto-loader options, the one error filter (every error leaves
+ * as a gRPC status with a clear message), the call interceptor (request ids in logs, latency metrics),
+ * Nest's own logs limited to warnings, and the process's metrics listener when a port is configured.
  */
 export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGrpcService> {
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(spec.module, {
+  const served = `loupe.v1.${SERVICE_NAMES[spec.proto]}`;
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(GrpcServer.register(spec, served), {
     logger: ['error', 'warn'],
     transport: Transport.GRPC,
     options: {
-      package: 'loupe.v1',
-      protoPath: protoFile(spec.proto),
+      package: ['loupe.v1', 'grpc.health.v1'],
+      protoPath: [protoFile(spec.proto), HEALTH_PROTO],
       url: spec.address,
       loader: PROTO_LOADER_OPTIONS,
       maxSendMessageLength: spec.maxMessageBytes,
@@ -40,7 +70,16 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
     },
   });
   app.useGlobalFilters(new GrpcErrorFilter(spec.log));
+  app.useGlobalInterceptors(new GrpcCallInterceptor(spec.log));
   app.enableShutdownHooks();
+  const unregister = registerReadiness(served, spec.readiness?.(app) ?? {});
   await app.listen();
-  return { address: spec.address, close: () => app.close() };
+  if (spec.metricsPort !== undefined) await startMetricsListener(spec.metricsPort, spec.log);
+  return {
+    address: spec.address,
+    close: async () => {
+      unregister();
+      await app.close();
+    },
+  };
 }

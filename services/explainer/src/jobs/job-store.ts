@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LoupeError, UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
+import { recordJobFinished } from '@loupe/common/metrics';
 import type { UsageTotals } from '../llm/types.js';
 import { type ScoredExplanation, saveExplanation } from '../store/explanations.js';
 
@@ -110,9 +111,10 @@ export async function cancelJob(sql: Sql, id: string): Promise<JobRow> {
 
 export async function setJobStatus(sql: Sql, id: string, status: JobStatus, error?: string): Promise<void> {
   // A finished job stays finished: a late worker cannot turn "cancelled" back into "running".
-  await sql`
+  const changed = await sql`
     UPDATE scoring_jobs SET status = ${status}, error = ${error ?? null}, updated_at = now()
     WHERE id = ${id} AND status NOT IN ${sql(FINISHED)}`;
+  if (changed.count && FINISHED.includes(status)) recordJobFinished('scoring_jobs', status);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { recordLlmCall } from '@loupe/common/metrics';
 import { countPromptTokens, countTextTokens } from './count-tokens.js';
 import { LlmError } from './errors.js';
 import { type HttpClientOptions, HttpRequestError, RetryingJsonPost, snippet } from './http-json.js';
@@ -43,6 +44,12 @@ export class LlmClient implements ChatModel {
     }
     const result = await this.readReply(sent.reply, request, sent.attempts);
     meter?.record(result);
+    recordLlmCall({
+      ...result.usage,
+      model: result.model,
+      attempts: result.attempts,
+      usageSource: result.usageSource,
+    });
     return result;
   }
 

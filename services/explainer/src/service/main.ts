@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { createLogger, loadConfig } from '@loupe/common';
 import { type RunningGrpcService, startGrpcService } from '@loupe/common/nest';
 import { ExplainerModule } from './app.module.js';
+import { ExplainerDatabase } from './database.js';
 
 const MAX_MESSAGE_BYTES = 64 * 1024 * 1024; // records of many windows in one request
 
@@ -15,6 +16,8 @@ export async function startExplainerService(): Promise<RunningGrpcService> {
     address: config.explainerAddress,
     log,
     maxMessageBytes: MAX_MESSAGE_BYTES,
+    metricsPort: config.metricsPort,
+    readiness: (app) => ({ database: async () => (await app.get(ExplainerDatabase).sql())`SELECT 1` }),
   });
   log.info(
     { address: config.explainerAddress, llm: config.llmBaseUrl ?? 'baseline-statistical' },
