@@ -40,6 +40,7 @@ import { ProgressSubscriptions } from './resolvers/progress.resolver.js';
 import { ModelSaeFields, SaeFields, SaeQueries } from './resolvers/saes.resolver.js';
 import { ScoringJobResolvers } from './resolvers/scoring-jobs.resolver.js';
 import { ExplanationSearchEdgeFields, SearchQueries } from './resolvers/search.resolver.js';
+import { ShopQueries, ShopResultFields, ShopSearchFields } from './resolvers/shop.resolver.js';
 import { SteerQueries } from './resolvers/steer.resolver.js';
 import { TrainingJobFields, TrainingJobResolvers } from './resolvers/training-jobs.resolver.js';
 import { NeuronFields, QuantileBinFields, UnitQueries, UnitType } from './resolvers/units.resolver.js';
@@ -148,6 +149,9 @@ export class GatewayModule {
         SearchQueries,
         ExplanationSearchEdgeFields,
         BrowseQueries,
+        ShopQueries,
+        ShopSearchFields,
+        ShopResultFields,
       ],
     };
   }

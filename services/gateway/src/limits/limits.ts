@@ -15,6 +15,8 @@ export const LIMITS = {
   maxUnits: 100,
   /** features listed per token by `encode` */
   maxFeaturesPerToken: 64,
+  /** results per shopSearch column (each result's `why` encodes its text once) */
+  maxShopResults: 50,
   /** steering edits per request */
   maxEdits: 8,
   /** tokens generated per continuation (the capture service's own limit) */
