@@ -235,6 +235,30 @@ jobs
     runCommand(() => import('./commands/explain.js').then((m) => m.jobsExport(id, options))),
   );
 
+const shop = program
+  .command('demo')
+  .description('demos built on the services')
+  .command('shop')
+  .description('product search over a generated catalog: index it, evaluate plain and steered search');
+const catalogFlags = (command: Command) =>
+  command
+    .option('--products <n>', 'catalog size (deterministic per seed)', '3000')
+    .option('--seed <s>', 'catalog seed', '1')
+    .option('--hook <hook>', 'hook whose pooled activations embed each product')
+    .option('--pooling <pooling>', 'mean (over the text tokens) or last', 'mean')
+    .option('--model <name>', "model name (default: the capture service's)");
+catalogFlags(shop.command('index'))
+  .option('--collection <name>', 'collection to (re)create', 'shop')
+  .description('generate the catalog (also written as a capture dataset) and index it in the capture service')
+  .action((options) => runCommand(() => import('./commands/shop.js').then((m) => m.index(options))));
+catalogFlags(shop.command('eval'))
+  .option('--collection <name>', 'collection to (re)create for the evaluation', 'shop-eval')
+  .option('--sae <id>', 'steer SAE features (one per attribute) instead of mean-difference directions')
+  .option('--strength-scale <x>', 'steering vector norm, in mean product-embedding norms', '1')
+  .option('--json', 'print JSON (the only output format)')
+  .description('precision@10 and nDCG@10 of plain and steered search on labelled catalog queries')
+  .action((options) => runCommand(() => import('./commands/shop.js').then((m) => m.evaluate(options))));
+
 program
   .command('serve')
   .description('start the Loupe services on this machine')
