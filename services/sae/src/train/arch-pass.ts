@@ -13,12 +13,20 @@ export interface ArchPass {
   mse: string;
   /** raw gradients of `loss`, before any decoder projection */
   grads: Record<string, string>;
-  /** 0/1 float [B, m]: which latents fired for which vector */
-  firing: string;
+  /** 0/1 float [B, m]: which latents fired for which vector; or, for a sparse pass, the counts directly */
+  firing: string | FiringCounts;
   /** batch size as a float scalar */
   batch: string;
   /** architecture-specific outputs already named in the graph */
   extraOutputs: { name: string; type: ElementType; shape: Dim[] }[];
   /** whether decoder rows are held at unit norm */
   unitDecoder: boolean;
+}
+
+/** What a sparse pass gives instead of a [B, m] firing matrix. */
+export interface FiringCounts {
+  /** scalar: nonzero latents over the whole batch */
+  total: string;
+  /** [m]: vectors firing each latent */
+  perLatent: string;
 }

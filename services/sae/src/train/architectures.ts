@@ -18,6 +18,11 @@ export interface ReluL1Settings {
   l1WarmupSteps: number;
   /** initial decoder row norm; default 0.1 */
   initialDecoderNorm?: number;
+  /**
+   * `auto` (default): the sparse kernel whenever the last step's sparsity allows it (see
+   * sparse-kernel-choice.ts), the dense one otherwise; `dense`: always dense (the reference).
+   */
+  kernel?: 'auto' | 'dense';
 }
 
 /** BatchTopK (see batchtopk-graph.ts). */
@@ -55,6 +60,11 @@ export interface ArchitectureRuntime {
   name: string;
   params: readonly SaeParam[];
   pass: (g: GraphBuilder, shape: SaeShape) => ArchPass;
+  /**
+   * A second pass computing the same step from the firing latents alone, given a k_cap input; the
+   * trainer runs it when the last step's `max_active` allows (ReLU-L1 only).
+   */
+  sparsePass?: (g: GraphBuilder, shape: SaeShape) => ArchPass;
   init(shape: SaeShape, seed: number, firstBatch: Float32Array, batchSize: number): SaeParameters;
   /** scalar graph inputs for the step that follows `completedSteps` steps */
   stepInputs(completedSteps: number): Record<string, number>;
@@ -71,6 +81,7 @@ export function architectureRuntime(arch: DenseArchitecture): ArchitectureRuntim
         name: 'sae_relu_l1',
         params: SAE_PARAMS,
         pass: reluL1Pass,
+        ...(arch.kernel === 'dense' ? {} : { sparsePass: (g, shape) => reluL1Pass(g, shape, 'sparse') }),
         init: (shape, seed, batch, rows) =>
           initTopK(shape, seed, batch, rows, arch.initialDecoderNorm ?? 0.1),
         stepInputs: (done) => ({ [L1_INPUT]: warmedUpCoefficient(arch.l1, arch.l1WarmupSteps, done) }),

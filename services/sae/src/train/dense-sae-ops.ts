@@ -116,12 +116,22 @@ export function positiveMask(g: GraphBuilder, values: string): string {
 
 /**
  * Outputs `l0` (mean nonzero latents per vector) and `latent_counts` (vectors firing each latent) from a
- * 0/1 firing matrix [B, m].
+ * 0/1 firing matrix [B, m], or from the counts a sparse pass made without one.
  */
-export function firingOutputs(g: GraphBuilder, shape: SaeShape, firing: string, batch: string): void {
-  const rows0 = g.constInt64([0], [1], 'axis0');
-  g.op('ReduceSum', [firing, rows0], { keepdims: 0 }, 'latent_counts');
-  g.op('Div', [g.op('ReduceSum', [firing], { keepdims: 0 }), batch], {}, 'l0');
+export function firingOutputs(
+  g: GraphBuilder,
+  shape: SaeShape,
+  firing: string | { total: string; perLatent: string },
+  batch: string,
+): void {
+  if (typeof firing === 'string') {
+    const rows0 = g.constInt64([0], [1], 'axis0');
+    g.op('ReduceSum', [firing, rows0], { keepdims: 0 }, 'latent_counts');
+    g.op('Div', [g.op('ReduceSum', [firing], { keepdims: 0 }), batch], {}, 'l0');
+  } else {
+    g.op('Identity', [firing.perLatent], {}, 'latent_counts');
+    g.op('Div', [firing.total, batch], {}, 'l0');
+  }
   g.output('l0', 'float32', []);
   g.output('latent_counts', 'float32', [shape.m]);
 }

@@ -14,6 +14,26 @@ import {
 /** Name of the scalar graph input carrying the current L1 coefficient λ (the trainer applies warm-up). */
 export const L1_INPUT = 'l1_coefficient';
 
+/** Scalar output: the most latents firing for any one vector of the batch. */
+export const MAX_ACTIVE_OUTPUT = 'max_active';
+/** Sparse kernel only: int64 [1] input, how many latents per vector it picks (k_cap < m). */
+export const K_CAP_INPUT = 'k_cap';
+/**
+ * Sparse kernel only: scalar output, 1 when every vector had fewer than k_cap firing latents (every
+ * pick list ends in a zero), so nothing was cut off and the step is exact; 0 when some vector may have
+ * had more, and the step must be run again with the dense kernel (its outputs discarded).
+ */
+export const COMPLETE_OUTPUT = 'complete';
+
+/**
+ * How the firing latents meet the decoder. `dense` multiplies the whole [B, m] activation matrix by
+ * W_dec and dRecon by W_decᵀ (the reference; right while many latents fire, as early in training).
+ * `sparse` picks, per vector, the k_cap largest activations (every nonzero one, padded with zeros,
+ * checked by COMPLETE_OUTPUT) and gathers their decoder rows, so the decoder forward and dL/d(acts)
+ * cost O(B·k_cap·d) instead of O(B·m·d). Both give the same loss and gradients up to summation order.
+ */
+export type ReluL1Kernel = 'dense' | 'sparse';
+
 /**
  * ReLU SAE with an L1 penalty weighted by decoder row norms (Anthropic, "Towards Monosemanticity" and
  * the April 2024 update): f = ReLU((x − b_dec)·W_enc + b_enc), x̂ = f·W_dec + b_dec,
@@ -25,7 +45,8 @@ export const L1_INPUT = 'l1_coefficient';
  *   dL/df_bi = (dRecon·W_decᵀ)_bi + s·n_i, masked by f_bi > 0 to get dL/dpre;
  *   dL/dW_dec[i] = (fᵀ·dRecon)_i + s·(Σ_b f_bi)·W_dec[i]/n_i.
  */
-export function reluL1Pass(g: GraphBuilder, shape: SaeShape): ArchPass {
+export function reluL1Pass(g: GraphBuilder, shape: SaeShape, kernel: ReluL1Kernel = 'dense'): ArchPass {
+  if (kernel === 'sparse') return reluL1SparsePass(g, shape);
   const e = encodeInputs(g, shape, SAE_PARAMS);
   const lambda = g.input(L1_INPUT, 'float32', []);
   const acts = g.op('Relu', [e.pre]);
@@ -44,6 +65,7 @@ export function reluL1Pass(g: GraphBuilder, shape: SaeShape): ArchPass {
   const scale = g.op('Div', [lambda, e.batch]);
   const dActs = g.op('Add', [activationGradient(g, dec.dRecon), g.op('Mul', [scale, norms])]);
   const firing = positiveMask(g, e.pre);
+  maxActive(g, firing);
   const dPre = g.op('Mul', [dActs, firing]);
   // the floor keeps a row that Adam drove to exactly zero finite; its penalty gradient is then zero
   const safeNorms = g.op('Max', [norms, g.constFloat([1e-12], [], 'norm_floor')]);
@@ -62,7 +84,122 @@ export function reluL1Pass(g: GraphBuilder, shape: SaeShape): ArchPass {
     grads: { ...encoderGradients(g, e, dec.dRecon, dPre), W_dec: dDec },
     firing,
     batch: e.batch,
-    extraOutputs: [{ name: penalty, type: 'float32', shape: [] }],
+    extraOutputs: [
+      { name: penalty, type: 'float32', shape: [] },
+      { name: MAX_ACTIVE_OUTPUT, type: 'float32', shape: [] },
+    ],
+    unitDecoder: false,
+  };
+}
+
+/** max over vectors of the number of firing latents, from a 0/1 firing matrix [B, m]; named MAX_ACTIVE_OUTPUT. */
+function maxActive(g: GraphBuilder, firing: string): string {
+  const perVector = g.op('ReduceSum', [firing, g.constInt64([1], [1], 'axis1')], { keepdims: 0 });
+  return g.op('ReduceMax', [perVector], { keepdims: 0 }, MAX_ACTIVE_OUTPUT);
+}
+
+/**
+ * The sparse kernel (see ReluL1Kernel). The encoder forward and the two weight gradients stay dense
+ * MatMuls (dW_enc = centredᵀ·dPre and dW_dec = actsᵀ·dRecon, with dPre and acts zero off the firing
+ * latents): those are the 6·d·m FLOPs per vector of the dense bound, and ONNX Runtime's MatMul spreads
+ * them over every thread, where a scatter-add of B·k_cap outer products (TopK's sparse kernel) runs on
+ * one thread (it must, to stay deterministic, see topk-graph.ts) and holds B·k_cap·d int64 indices,
+ * which at ReLU's k_cap of a few hundred is gigabytes. What goes is the decoder forward and dL/d(acts),
+ * the other 4·d·m. The firing counts come from the picks, so no [B, m] pass beyond ReLU and TopK is
+ * needed for them; k_cap comes from the trainer (the last step's max_active plus a margin) because
+ * counting the nonzeros of each row in the graph would cost a full [B, m] pass every step.
+ */
+function reluL1SparsePass(g: GraphBuilder, shape: SaeShape): ArchPass {
+  const e = encodeInputs(g, shape, SAE_PARAMS);
+  const lambda = g.input(L1_INPUT, 'float32', []);
+  const kCap = g.input(K_CAP_INPUT, 'int64', [1]);
+  const acts = g.op('Relu', [e.pre]);
+  const axis1 = g.constInt64([1], [1], 'axis1');
+  const axis2 = g.constInt64([2], [1], 'axis2');
+  const rows0 = g.constInt64([0], [1], 'axis0');
+  const flat = g.constInt64([-1], [1], 'flat');
+  const zero = g.constFloat([0], [], 'zero_f');
+  const [values, indices] = g.opMulti('TopK', [acts, kCap], 2, { axis: 1, largest: 1, sorted: 0 });
+  const positive = g.op('Cast', [g.op('Greater', [values, zero])], { to: 1 });
+  // every row's smallest pick is 0 exactly when no row had k_cap or more firing latents
+  g.op(
+    'Cast',
+    [
+      g.op('Equal', [
+        g.op('ReduceMax', [g.op('ReduceMin', [values, axis1], { keepdims: 0 })], { keepdims: 0 }),
+        zero,
+      ]),
+    ],
+    { to: 1 },
+    COMPLETE_OUTPUT,
+  );
+  g.op(
+    'ReduceMax',
+    [g.op('ReduceSum', [positive, axis1], { keepdims: 0 })],
+    { keepdims: 0 },
+    MAX_ACTIVE_OUTPUT,
+  );
+  // [B, 1, k]·[B, k, d] → [B, 1, d]
+  const rows = g.op('Gather', ['W_dec', indices], { axis: 0 });
+  const decoded = g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [values, axis1]), rows]), axis1]);
+  const error = g.op('Sub', [g.op('Add', [decoded, 'b_dec']), e.x]);
+  const mse = g.op('Div', [g.op('ReduceSum', [g.op('Mul', [error, error])], { keepdims: 0 }), e.batch]);
+  const dRecon = g.op('Div', [g.op('Mul', [error, g.constFloat([2], [], 'two')]), e.batch]);
+  const norms = g.op('ReduceL2', ['W_dec', axis1], { keepdims: 0 });
+  const pickedNorms = g.op('Gather', [norms, indices], { axis: 0 });
+  const penalty = g.op(
+    'Div',
+    [g.op('ReduceSum', [g.op('Mul', [values, pickedNorms])], { keepdims: 0 }), e.batch],
+    {},
+    'sparsity_loss',
+  );
+  const loss = g.op('Add', [mse, g.op('Mul', [lambda, penalty])], {}, 'loss');
+  const scale = g.op('Div', [lambda, e.batch]);
+  // dL/d(picked act) = dRecon_b·W_dec[idx] + s·n_idx, masked to zero where the pick is padding (act 0,
+  // ReLU off): [B, k, d]·[B, d, 1] → [B, k]
+  const dPicked = g.op('Mul', [
+    g.op('Add', [
+      g.op('Squeeze', [g.op('MatMul', [rows, g.op('Unsqueeze', [dRecon, axis2])]), axis2]),
+      g.op('Mul', [scale, pickedNorms]),
+    ]),
+    positive,
+  ]);
+  // indices are distinct within a row, so a plain (non-reducing) scatter places each value once
+  const dPre = g.op('ScatterElements', [g.op('ConstantOfShape', [g.op('Shape', [acts])]), indices, dPicked], {
+    axis: 1,
+  });
+  // per-latent sums over the batch from the picks; ScatterElements adds in index order on one thread,
+  // so they are deterministic (see topk-graph.ts)
+  const zerosM = g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]);
+  const flatIndices = g.op('Reshape', [indices, flat]);
+  const perLatent = (v: string) =>
+    g.op('ScatterElements', [zerosM, flatIndices, g.op('Reshape', [v, flat])], { axis: 0, reduction: 'add' });
+  const bEnc = perLatent(dPicked);
+  const safeNorms = g.op('Max', [norms, g.constFloat([1e-12], [], 'norm_floor')]);
+  const perRow = g.op('Div', [g.op('Mul', [scale, perLatent(values)]), safeNorms]);
+  const dDec = g.op('Add', [
+    decoderGradient(g, acts, dRecon),
+    g.op('Mul', [g.op('Unsqueeze', [perRow, axis1]), 'W_dec']),
+  ]);
+  const direct = g.op('ReduceSum', [dRecon, rows0], { keepdims: 0 });
+  return {
+    params: SAE_PARAMS,
+    loss,
+    mse,
+    grads: {
+      W_enc: g.op('MatMul', [g.op('Transpose', [e.centred], { perm: [1, 0] }), dPre]),
+      b_enc: bEnc,
+      // b_dec enters twice: added to x̂ directly, and subtracted from x before the encoder
+      b_dec: g.op('Sub', [direct, g.op('MatMul', ['W_enc', bEnc])]),
+      W_dec: dDec,
+    },
+    firing: { total: g.op('ReduceSum', [positive], { keepdims: 0 }), perLatent: perLatent(positive) },
+    batch: e.batch,
+    extraOutputs: [
+      { name: penalty, type: 'float32', shape: [] },
+      { name: MAX_ACTIVE_OUTPUT, type: 'float32', shape: [] },
+      { name: COMPLETE_OUTPUT, type: 'float32', shape: [] },
+    ],
     unitDecoder: false,
   };
 }

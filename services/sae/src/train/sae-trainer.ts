@@ -11,11 +11,15 @@ import {
 import { MIN_KEPT_OUTPUT } from './batchtopk-graph.js';
 import { type SaeParam, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
 import type { RunningThreshold } from './inference-threshold.js';
+import { COMPLETE_OUTPUT, K_CAP_INPUT, MAX_ACTIVE_OUTPUT } from './relu-l1-graph.js';
 import { buildStepGraph } from './sae-graphs.js';
+import { nextKCap } from './sparse-kernel-choice.js';
 import { auxKFeeds } from './trainer.js';
 import { copyTensors, restoreTensors, type TrainerState } from './trainer-state.js';
 
 const THRESHOLD_SCALAR = 'inference_threshold';
+/** the k_cap the next step's sparse kernel will use (0: dense); part of the state, so resume is exact */
+const K_CAP_SCALAR = 'sparse_k_cap';
 
 export interface SaeTrainerSettings {
   shape: SaeShape;
@@ -55,6 +59,8 @@ const CORE_OUTPUTS = new Set(['loss', 'mse', 'l0', 'latent_counts']);
 export class SaeTrainer {
   private state: State = {};
   private steps = 0;
+  private kCap = 0;
+  private sparseSession?: Promise<ort.InferenceSession>;
 
   private constructor(
     readonly shape: SaeShape,
@@ -62,6 +68,7 @@ export class SaeTrainer {
     private readonly session: ort.InferenceSession,
     readonly provider: string,
     initial: SaeParameters,
+    private readonly settings: SaeTrainerSettings,
   ) {
     for (const p of runtime.params) {
       const dims = saeParamShape(shape, p);
@@ -84,7 +91,29 @@ export class SaeTrainer {
       intraOpThreads: settings.intraOpThreads,
     });
     const initial = runtime.init(settings.shape, settings.seed, firstBatch, batchSize);
-    return new SaeTrainer(settings.shape, runtime, session, provider, initial);
+    return new SaeTrainer(settings.shape, runtime, session, provider, initial, settings);
+  }
+
+  /** The sparse kernel's session, opened on first use: a run that stays dense never builds it. */
+  private sparse(): Promise<ort.InferenceSession> {
+    const pass = this.runtime.sparsePass;
+    if (!pass) throw new Error(`${this.runtime.name} has no sparse kernel`);
+    this.sparseSession ??= openSession(
+      buildStepGraph(this.shape, pass, `${this.runtime.name}_sparse`, this.settings.adam),
+      {
+        device: this.settings.device,
+        intraOpThreads: this.settings.intraOpThreads,
+      },
+    ).then((opened) => opened.session);
+    return this.sparseSession;
+  }
+
+  /**
+   * Which kernel the next step runs: `sparse` with its k_cap, or `dense`. Chosen from the last step's
+   * max_active; the first step (and a run just restored) follows what was saved.
+   */
+  get nextKernel(): { kind: 'dense' } | { kind: 'sparse'; kCap: number } {
+    return this.kCap > 0 ? { kind: 'sparse', kCap: this.kCap } : { kind: 'dense' };
   }
 
   get stepCount(): number {
@@ -120,7 +149,20 @@ export class SaeTrainer {
       feeds[name] = new ort.Tensor('float32', Float32Array.of(value), []);
     }
     if (this.runtime.auxk) Object.assign(feeds, auxKFeeds(this.shape, dead));
-    const out = await this.session.run(feeds);
+    let out: ort.InferenceSession.ReturnType | undefined;
+    if (this.kCap > 0) {
+      const sparse = await this.sparse();
+      out = await sparse.run({
+        ...feeds,
+        [K_CAP_INPUT]: new ort.Tensor('int64', BigInt64Array.of(BigInt(this.kCap)), [1]),
+      });
+      // some vector had k_cap or more firing latents: the picks may have cut one off, so redo densely
+      if ((out[COMPLETE_OUTPUT].data as Float32Array)[0] !== 1) out = undefined;
+    }
+    out ??= await this.session.run(feeds);
+    if (this.runtime.sparsePass) {
+      this.kCap = nextKCap((out[MAX_ACTIVE_OUTPUT].data as Float32Array)[0], this.shape);
+    }
     const next: State = {};
     for (const p of this.runtime.params) {
       next[p] = out[saeIo.updated(p)];
@@ -167,6 +209,7 @@ export class SaeTrainer {
     const scalars: Record<string, number> = {};
     const theta = this.runtime.threshold?.value;
     if (theta !== undefined) scalars[THRESHOLD_SCALAR] = theta;
+    if (this.runtime.sparsePass) scalars[K_CAP_SCALAR] = this.kCap;
     return { steps: this.steps, tensors: copyTensors(this.state), scalars };
   }
 
@@ -175,9 +218,11 @@ export class SaeTrainer {
     this.state = restoreTensors(this.state, saved.tensors);
     this.steps = saved.steps;
     this.runtime.threshold?.restore(saved.scalars[THRESHOLD_SCALAR]);
+    this.kCap = saved.scalars[K_CAP_SCALAR] ?? 0;
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    if (this.sparseSession) await (await this.sparseSession).release();
   }
 }
