@@ -22,6 +22,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
             <Link href="/">Models</Link>
             <Link href="/search">Search</Link>
             <Link href="/steer">Steer</Link>
+            <Link href="/shop">Shop</Link>
             <Link href="/jobs">Jobs</Link>
           </nav>
         </header>

@@ -1,0 +1,129 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CaptureApi, captureClient, saeClient } from '../support/grpc.js';
+import { type Json, SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
+
+// The shop page in Chromium over a small generated catalog: what it shows (results, query features,
+// "why", the steered column) equals the gateway's shopSearch answer for the same search, and its URL
+// restores the search and its steering, rendered on the server so it works without JavaScript too.
+const QUERY = 'waterproof hiking boots';
+const K = 5;
+const STRENGTH = 30;
+
+let bench: Workbench;
+let capture: CaptureApi;
+
+beforeAll(async () => {
+  bench = await startWorkbench();
+  capture = await captureClient(bench.env.LOUPE_CAPTURE_ADDR);
+  // the SAE service starts alongside the gateway: wait until it answers
+  (await saeClient(bench.env.LOUPE_SAE_ADDR)).close();
+  // "shop", the page's default collection, read after the SAE's layer so its steering reaches it
+  await capture.IndexDocuments({
+    collection: 'shop',
+    hook: 'blocks.1.hook_resid_post',
+    catalog: { products: 60, seed: 5 },
+  });
+}, 300_000);
+
+afterAll(async () => {
+  capture?.close();
+  await bench?.stop();
+});
+
+const SHOP = `query ($query: String!, $steering: [SteeringEdit!], $k: Int, $saeId: ID) {
+  shopSearch(query: $query, steering: $steering, k: $k, saeId: $saeId) {
+    queryFeatures { feature { id } }
+    results { ...R }
+    unsteered { ...R }
+  } }
+  fragment R on ShopResult { id title price attributes why { feature { index } } }`;
+
+const PRICE = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
+
+/** What a column of the page shows, card by card. */
+function column(page: import('playwright-core').Page, name: string) {
+  return page.locator(`[data-column=${name}] li[data-id]`).evaluateAll((cards) =>
+    cards.map((card) => ({
+      id: card.getAttribute('data-id'),
+      title: card.querySelector('.title')?.textContent,
+      price: card.querySelector('.price')?.textContent ?? null,
+      attributes: [...card.querySelectorAll('.attributes li')].map((li) => li.textContent),
+    })),
+  );
+}
+
+function shown(results: Json[]) {
+  return results.map((r) => ({
+    id: r.id,
+    title: r.title,
+    price: r.price === null ? null : PRICE.format(r.price),
+    attributes: r.attributes,
+  }));
+}
+
+describe('shop page in Chromium', () => {
+  it('searches, explains and steers exactly as the gateway answers', async () => {
+    const { shopSearch: want } = await bench.gql(SHOP, { query: QUERY, k: K, saeId: SAE_ID });
+    expect(want.results.length).toBe(K);
+
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${bench.web.url}/shop?sae=${SAE_ID}`);
+    await page.fill('input[name=q]', QUERY);
+    await page.fill('input[name=k]', String(K));
+    await page.click('button[type=submit]');
+    await page.locator('[data-column=results]').waitFor();
+    await expect(column(page, 'results')).resolves.toEqual(shown(want.results));
+    await expect(
+      page
+        .locator('.query-features .feature')
+        .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-unit'))),
+    ).resolves.toEqual(want.queryFeatures.map((f: Json) => f.feature.id));
+
+    // why: the first card's shared features, as the gateway lists them
+    const first = page.locator('[data-column=results] li[data-id] >> nth=0');
+    await first.locator('summary').click();
+    await expect(
+      first
+        .locator('.why li')
+        .evaluateAll((items) => items.map((i) => Number(i.getAttribute('data-feature')))),
+    ).resolves.toEqual(want.results[0].why.map((w: Json) => w.feature.index));
+
+    // steering the first query feature brings the steered column beside the unsteered one
+    const unit = want.queryFeatures[0].feature.id;
+    const { shopSearch: steered } = await bench.gql(SHOP, {
+      query: QUERY,
+      k: K,
+      saeId: SAE_ID,
+      steering: [{ unit, strength: STRENGTH }],
+    });
+    expect(steered.results.map((r: Json) => r.id)).not.toEqual([]);
+    await page.locator(`.feature[data-unit="${unit}"] input[type=range]`).fill(String(STRENGTH));
+    await page.locator('[data-column=steered]').waitFor();
+    await expect.poll(() => column(page, 'steered')).toEqual(shown(steered.results));
+    await expect(column(page, 'unsteered')).resolves.toEqual(shown(steered.unsteered));
+    await page.waitForURL(/strength=30/);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'shop.png') });
+
+    // the address bar holds the search and its steering: without JavaScript the server renders the same
+    const shared = page.url();
+    expect(new URL(shared).searchParams.getAll('unit')).toEqual([unit]);
+    await page.close();
+    const context = await bench.browser.newContext({ javaScriptEnabled: false });
+    const bare = await context.newPage();
+    await bare.goto(shared);
+    await expect(bare.locator('input[name=q]').inputValue()).resolves.toBe(QUERY);
+    await expect(column(bare, 'steered')).resolves.toEqual(shown(steered.results));
+    await expect(column(bare, 'unsteered')).resolves.toEqual(shown(steered.unsteered));
+    await context.close();
+  }, 120_000);
+
+  it('shows the gateway’s error for a search it refuses', async () => {
+    const page = await bench.browser.newPage();
+    await page.goto(`${bench.web.url}/shop?q=boots&collection=no-such-shop`);
+    const alert = page.locator('.error[role=alert]');
+    await expect(alert.getAttribute('data-code')).resolves.toBe('NOT_FOUND');
+    await expect(alert.textContent()).resolves.toMatch(/no-such-shop/);
+    await page.close();
+  });
+});

@@ -1,0 +1,51 @@
+import { gql } from '@apollo/client';
+import { ApolloProvider } from '@/components/apollo-provider';
+import { ShopSearch } from '@/components/shop-search';
+import { query } from '@/lib/apollo';
+import { gatewayWsUrl } from '@/lib/config';
+import { describeError } from '@/lib/graphql-errors';
+import { parseShopSetup, SHOP_QUERY, type ShopSearchData, shopVariables } from './setup';
+
+export const dynamic = 'force-dynamic';
+
+const SHOP = gql(SHOP_QUERY);
+
+/**
+ * Explainable, steerable product search. The URL holds the search and its steering: the server renders
+ * the results on first paint (without JavaScript the form submits back here); with JavaScript the
+ * client re-runs the search in place as sliders move.
+ */
+export default async function ShopPage(props: {
+  searchParams: Promise<Record<string, string | string[] | undefined>>;
+}) {
+  const setup = parseShopSetup(await props.searchParams);
+  let result: ShopSearchData | undefined;
+  let error: { code: string; message: string } | undefined;
+  if (setup.query !== '') {
+    try {
+      // no-cache: steered and unsteered results of one product share an id but not a rank or score
+      result = (
+        await query<{ shopSearch: ShopSearchData }>({
+          query: SHOP,
+          variables: shopVariables(setup),
+          fetchPolicy: 'no-cache',
+        })
+      ).data?.shopSearch;
+    } catch (failure) {
+      error = describeError(failure);
+    }
+  }
+  return (
+    <>
+      <h1>Shop</h1>
+      <p className="muted">
+        Product search on the model's own representation: each product is embedded as its pooled activations
+        at one hook, and so is your query. The query's SAE features say what the model saw; steer them to see
+        how the results move, and open “why” on a result for the features it shares with the query.
+      </p>
+      <ApolloProvider wsUrl={gatewayWsUrl()}>
+        <ShopSearch initialSetup={setup} initialResult={result} initialError={error} />
+      </ApolloProvider>
+    </>
+  );
+}

@@ -1,0 +1,217 @@
+'use client';
+
+import { gql } from '@apollo/client';
+import { useApolloClient } from '@apollo/client/react';
+import Link from 'next/link';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
+import {
+  parseShopSetup,
+  SHOP_QUERY,
+  type ShopResultData,
+  type ShopSearchData,
+  type ShopSetup,
+  STRENGTH_MAX,
+  STRENGTH_MIN,
+  shopQueryString,
+  shopVariables,
+} from '@/app/shop/setup';
+import styles from '@/app/shop/shop.module.css';
+import { describeError } from '@/lib/graphql-errors';
+import { formatValue, unitPath } from '@/lib/units';
+import { ErrorBox } from './error-box';
+import { explanationOf, ShopResultCard } from './shop-result-card';
+
+const SHOP = gql(SHOP_QUERY);
+/** Wait this long after the last slider move before searching again. */
+const SLIDER_DELAY_MS = 250;
+
+function ResultColumn(props: {
+  name: 'steered' | 'unsteered' | 'results';
+  caption: string;
+  results: ShopResultData[];
+}) {
+  return (
+    <section className={`${styles.column} column`} data-column={props.name}>
+      <h2>{props.caption}</h2>
+      {props.results.length === 0 ? <p className="muted">no products</p> : null}
+      <ol>
+        {props.results.map((r) => (
+          <ShopResultCard key={r.id} result={r} />
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+const CHOICE: Record<ShopSearchData['saeChoice'], string> = {
+  ARGUMENT: 'as asked',
+  WORKSPACE: "the demo workspace's SAE",
+  HOOK: "the newest SAE on the collection's hook",
+  NONE: '',
+};
+
+/**
+ * The search form, the query's features with a steering slider each, and the results (steered and
+ * unsteered side by side once a slider is off 0). Fields are named as the URL's parameters, so without
+ * JavaScript the form submits to /shop and the server answers; with JavaScript searches run through
+ * Apollo Client and the address bar follows, so the link reproduces the view.
+ */
+export function ShopSearch(props: {
+  initialSetup: ShopSetup;
+  initialResult?: ShopSearchData;
+  initialError?: { code: string; message: string };
+}) {
+  const client = useApolloClient();
+  const [setup, setSetup] = useState(props.initialSetup);
+  const [result, setResult] = useState(props.initialResult);
+  const [error, setError] = useState(props.initialError);
+  const [running, setRunning] = useState(false);
+  const latest = useRef(0);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  useEffect(() => () => clearTimeout(timer.current), []);
+
+  async function run(next: ShopSetup) {
+    const mine = ++latest.current;
+    setRunning(true);
+    setError(undefined);
+    try {
+      const answer = await client.query<{ shopSearch: ShopSearchData }>({
+        query: SHOP,
+        variables: shopVariables(next),
+        fetchPolicy: 'no-cache',
+      });
+      if (mine !== latest.current) return;
+      setResult(answer.data?.shopSearch);
+      window.history.replaceState(null, '', `/shop?${shopQueryString(next)}`);
+    } catch (failure) {
+      if (mine !== latest.current) return;
+      setResult(undefined);
+      setError(describeError(failure));
+    } finally {
+      if (mine === latest.current) setRunning(false);
+    }
+  }
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const keys = ['q', 'k', 'collection', 'sae', 'unit', 'strength'];
+    const next = parseShopSetup(Object.fromEntries(keys.map((key) => [key, form.getAll(key).map(String)])));
+    setSetup(next);
+    if (next.query !== '') void run(next);
+  }
+
+  function steer(unit: string, strength: number) {
+    const others = setup.steering.filter((s) => s.unit !== unit);
+    const next = { ...setup, steering: strength === 0 ? others : [...others, { unit, strength }] };
+    setSetup(next);
+    clearTimeout(timer.current);
+    if (next.query !== '') timer.current = setTimeout(() => void run(next), SLIDER_DELAY_MS);
+  }
+
+  // a slider for each of the query's features, and for steered units that are not among them
+  const strengthOf = new Map(setup.steering.map((s) => [s.unit, s.strength]));
+  const rows = (result?.queryFeatures ?? []).map((f) => ({
+    unit: f.feature.id,
+    label: `#${f.feature.index}`,
+    explanation: explanationOf(f.feature),
+    value: f.value as number | null,
+  }));
+  for (const s of setup.steering)
+    if (!rows.some((r) => r.unit === s.unit))
+      rows.push({
+        unit: s.unit,
+        label: s.unit,
+        explanation: 'steered, not among the query’s features',
+        value: null,
+      });
+
+  return (
+    <form method="get" action="/shop" onSubmit={submit}>
+      <div className={styles.form}>
+        <input
+          name="q"
+          type="search"
+          aria-label="search products"
+          placeholder="e.g. waterproof hiking boots"
+          defaultValue={props.initialSetup.query}
+          required
+        />
+        <label>
+          results{' '}
+          <input
+            name="k"
+            type="number"
+            min={1}
+            max={50}
+            defaultValue={props.initialSetup.k}
+            style={{ width: '4rem' }}
+          />
+        </label>
+        {setup.collection ? <input type="hidden" name="collection" value={setup.collection} /> : null}
+        {setup.saeId ? <input type="hidden" name="sae" value={setup.saeId} /> : null}
+        <button type="submit" disabled={running}>
+          {running ? 'Searching…' : 'Search'}
+        </button>
+      </div>
+      {error ? <ErrorBox {...error} /> : null}
+      {result ? (
+        <div className={styles.layout}>
+          <aside className={`${styles.features} query-features`}>
+            <h2>Query features</h2>
+            <p className="muted">
+              {result.sae ? (
+                <>
+                  SAE <Link href={`/saes/${encodeURIComponent(result.sae.id)}`}>{result.sae.id}</Link> at{' '}
+                  {result.sae.hook}
+                  {CHOICE[result.saeChoice] ? ` (${CHOICE[result.saeChoice]})` : ''}; slide right to boost a
+                  feature, left to suppress it.
+                </>
+              ) : (
+                `No SAE reads ${result.collection.hook}, the hook collection "${result.collection.name}" was embedded at; add ?sae=<id> to choose one.`
+              )}
+            </p>
+            {rows.map((row) => {
+              const strength = strengthOf.get(row.unit) ?? 0;
+              return (
+                <div key={row.unit} className={`${styles.feature} feature`} data-unit={row.unit}>
+                  <Link href={unitPath(row.unit)}>{row.label}</Link>
+                  <span className="muted">{row.value === null ? '' : formatValue(row.value)}</span>
+                  <span className={styles.explanation}>{row.explanation}</span>
+                  <input type="hidden" name="unit" value={row.unit} />
+                  <input
+                    type="range"
+                    name="strength"
+                    aria-label={`steer ${row.label}`}
+                    min={STRENGTH_MIN}
+                    max={STRENGTH_MAX}
+                    step={1}
+                    value={strength}
+                    onChange={(e) => steer(row.unit, Number(e.target.value))}
+                  />
+                  <output className="strength">
+                    {strength === 0 ? 'off' : strength > 0 ? `+${strength}` : strength}
+                  </output>
+                </div>
+              );
+            })}
+          </aside>
+          <div className={styles.columns}>
+            {result.unsteered ? (
+              <>
+                <ResultColumn name="steered" caption="steered" results={result.results} />
+                <ResultColumn name="unsteered" caption="unsteered" results={result.unsteered} />
+              </>
+            ) : (
+              <ResultColumn
+                name="results"
+                caption={`results from ${result.collection.name}`}
+                results={result.results}
+              />
+            )}
+          </div>
+        </div>
+      ) : null}
+    </form>
+  );
+}
