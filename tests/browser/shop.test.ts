@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CaptureApi, captureClient, saeClient } from '../support/grpc.js';
+import { runCli } from '../support/process.js';
 import { type Json, SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
 
 // The shop page in Chromium over a small generated catalog: what it shows (results, query features,
@@ -33,7 +34,7 @@ afterAll(async () => {
 
 const SHOP = `query ($query: String!, $steering: [SteeringEdit!], $k: Int, $saeId: ID) {
   shopSearch(query: $query, steering: $steering, k: $k, saeId: $saeId) {
-    queryFeatures { feature { id } }
+    queryFeatures { feature { id stats { fractionNonzero } } }
     results { ...R }
     unsteered { ...R }
   } }
@@ -66,6 +67,15 @@ describe('shop page in Chromium', () => {
   it('searches, explains and steers exactly as the gateway answers', async () => {
     const { shopSearch: want } = await bench.gql(SHOP, { query: QUERY, k: K, saeId: SAE_ID });
     expect(want.results.length).toBe(K);
+    // one of the query's features explained (by the explainer's baseline), so its row shows the text
+    const created = await runCli(['apikey', 'create', '--name', 'browser-shop'], bench.env);
+    if (created.code !== 0) throw new Error(created.stderr);
+    const explained = want.queryFeatures.find((f: Json) => f.feature.stats.fractionNonzero > 0).feature.id;
+    const { explain } = await bench.gql(
+      'mutation ($unit: ID!) { explain(unit: $unit, options: { seed: 1 }) { explanation { text } } }',
+      { unit: explained },
+      { authorization: `Bearer ${JSON.parse(created.stdout).key}` },
+    );
 
     const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(`${bench.web.url}/shop?sae=${SAE_ID}`);
@@ -79,6 +89,9 @@ describe('shop page in Chromium', () => {
         .locator('.query-features .feature')
         .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-unit'))),
     ).resolves.toEqual(want.queryFeatures.map((f: Json) => f.feature.id));
+    await expect(page.locator(`.feature[data-unit="${explained}"] .explanation`).textContent()).resolves.toBe(
+      `${explain.explanation.text} (baseline)`,
+    );
 
     // why: the first card's shared features, as the gateway lists them
     const first = page.locator('[data-column=results] li[data-id] >> nth=0');
@@ -103,6 +116,11 @@ describe('shop page in Chromium', () => {
     await expect.poll(() => column(page, 'steered')).toEqual(shown(steered.results));
     await expect(column(page, 'unsteered')).resolves.toEqual(shown(steered.unsteered));
     await page.waitForURL(/strength=30/);
+    const top = page.locator('[data-column=steered] li[data-id] >> nth=0');
+    await top.locator('summary').click();
+    await expect(
+      top.locator('.why li').evaluateAll((items) => items.map((i) => Number(i.getAttribute('data-feature')))),
+    ).resolves.toEqual(steered.results[0].why.map((w: Json) => w.feature.index));
     await page.screenshot({ path: path.join(SCREENSHOTS, 'shop.png') });
 
     // the address bar holds the search and its steering: without JavaScript the server renders the same

@@ -1,6 +1,9 @@
+import fs from 'node:fs/promises';
+import { workspaceFile, writeWorkspace } from '@loupe/common';
 import type { SearchDocumentsResponse__Output, SearchRun__Output } from '@loupe/common/grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CaptureApi, captureClient, type SaeApi, saeClient } from '../support/grpc.js';
+import { runCli } from '../support/process.js';
 import { type Json, SAE_HOOK, SAE_ID, type Services, startServices } from '../support/workbench.js';
 
 // shopSearch over real capture, SAE, explainer and gateway processes: a small generated catalog is
@@ -17,6 +20,7 @@ const AT_SAE = 'shop-sae-hook';
 let services: Services;
 let capture: CaptureApi;
 let sae: SaeApi;
+let auth: Record<string, string>;
 
 beforeAll(async () => {
   services = await startServices();
@@ -25,6 +29,9 @@ beforeAll(async () => {
   const catalog = { products: PRODUCTS, seed: 3 };
   await capture.IndexDocuments({ collection: LATE, hook: 'blocks.1.hook_resid_post', catalog });
   await capture.IndexDocuments({ collection: AT_SAE, hook: SAE_HOOK, catalog });
+  const created = await runCli(['apikey', 'create', '--name', 'e2e-shop'], services.env);
+  if (created.code !== 0) throw new Error(created.stderr);
+  auth = { authorization: `Bearer ${JSON.parse(created.stdout).key}` };
 }, 300_000);
 
 afterAll(async () => {
@@ -50,7 +57,7 @@ const SHOP = `query ($query: String!, $steering: [SteeringEdit!], $k: Int, $coll
   shopSearch(query: $query, steering: $steering, k: $k, collection: $collection, saeId: $saeId) {
     query saeChoice sae { id hook }
     collection { name model hook pooling dim count }
-    queryFeatures { value tokens feature { id index explanations { totalCount } } }
+    queryFeatures { value tokens feature { id index stats { fractionNonzero } explanations(first: 5) { edges { node { text } } } } }
     results { ...R }
     unsteered { ...R }
   } }
@@ -117,16 +124,23 @@ describe('shopSearch in the gateway', () => {
 
     const query = await encoded(QUERY);
     expect(query.size).toBeGreaterThan(0);
-    expect(
-      got.queryFeatures.map((f: Json) => [f.feature.index, f.value, f.feature.id, f.feature.explanations]),
-    ).toEqual(
-      [...query].map(([index, value]) => [
-        index,
-        Math.fround(value),
-        `tiny/${SAE_ID}/${index}`,
-        { totalCount: 0 },
-      ]),
+    expect(got.queryFeatures.map((f: Json) => [f.feature.index, f.value, f.feature.id])).toEqual(
+      [...query].map(([index, value]) => [index, Math.fround(value), `tiny/${SAE_ID}/${index}`]),
     );
+    // explanations come through Feature.explanations: one explained feature has its explanation, the rest none
+    expect(got.queryFeatures.filter((f: Json) => f.feature.explanations.edges.length > 0)).toEqual([]);
+    const explained = got.queryFeatures.find((f: Json) => f.feature.stats.fractionNonzero > 0).feature.id;
+    const { explain } = await services.gql(
+      'mutation ($unit: ID!) { explain(unit: $unit, options: { seed: 1 }) { explanation { text } } }',
+      { unit: explained },
+      auth,
+    );
+    const again = (await services.gql(SHOP, { query: QUERY, k: 1, collection: LATE, saeId: SAE_ID }))
+      .shopSearch;
+    for (const f of again.queryFeatures)
+      expect(f.feature.explanations.edges.map((e: Json) => e.node.text)).toEqual(
+        f.feature.id === explained ? [explain.explanation.text] : [],
+      );
 
     // why: exactly the features in both top lists, computed here from two independent Encode calls
     let shared = 0;
@@ -177,7 +191,29 @@ describe('shopSearch in the gateway', () => {
     expect(atSae.saeChoice).toBe('HOOK');
     expect(atSae.sae.id).toBe(SAE_ID);
     expect(atSae.queryFeatures.length).toBeGreaterThan(0);
-    const late = (await services.gql(SHOP, { query: QUERY, k: 3, collection: LATE })).shopSearch;
+    // the demo workspace's SAE comes first when it reads the collection's hook; a workspace naming an SAE
+    // that does not exist (yet) falls back to the hook's newest
+    const file = workspaceFile(services.env.LOUPE_DATA_DIR);
+    const workspace = (saeId: string) =>
+      writeWorkspace(file, {
+        version: 1,
+        model: 'tiny',
+        offline: true,
+        status: 'done',
+        steps: [],
+        saeId,
+        updatedAt: '',
+      });
+    await workspace(SAE_ID);
+    const chosen = async (collection: string) =>
+      (await services.gql(SHOP, { query: QUERY, k: 3, collection })).shopSearch;
+    expect(await chosen(AT_SAE)).toMatchObject({ saeChoice: 'WORKSPACE', sae: { id: SAE_ID } });
+    await workspace('not-trained-yet');
+    expect(await chosen(AT_SAE)).toMatchObject({ saeChoice: 'HOOK', sae: { id: SAE_ID } });
+    // the workspace's SAE reads another hook than LATE's, and no SAE reads LATE's hook
+    await workspace(SAE_ID);
+    const late = await chosen(LATE);
+    await fs.rm(file);
     expect(late).toMatchObject({ saeChoice: 'NONE', sae: null, queryFeatures: [] });
     expect(late.results.every((r: Json) => r.why.length === 0)).toBe(true);
     expectSameResults(

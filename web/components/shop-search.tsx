@@ -177,7 +177,7 @@ export function ShopSearch(props: {
                 <div key={row.unit} className={`${styles.feature} feature`} data-unit={row.unit}>
                   <Link href={unitPath(row.unit)}>{row.label}</Link>
                   <span className="muted">{row.value === null ? '' : formatValue(row.value)}</span>
-                  <span className={styles.explanation}>{row.explanation}</span>
+                  <span className={`${styles.explanation} explanation`}>{row.explanation}</span>
                   <input type="hidden" name="unit" value={row.unit} />
                   <input
                     type="range"
