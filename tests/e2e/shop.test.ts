@@ -220,7 +220,7 @@ describe('loupe demo shop', () => {
     const lines = (await fs.readFile(out.dataset, 'utf8')).trim().split('\n');
     expect(lines).toHaveLength(120);
     expect(JSON.parse(lines[0]).text).toBe(generateCatalog({ products: 1 })[0].text);
-  });
+  }, 60_000);
 
   it('eval prints plain and steered metrics in their ranges (mean-difference and SAE directions)', async () => {
     // a random SAE at the steering hook, in the library the CLI reads

@@ -31,7 +31,8 @@ beforeAll(async () => {
   });
   sql = connect(db.url, { schema: CAPTURE_SCHEMA });
   await runMigrations(sql, { schema: CAPTURE_SCHEMA, dir: CAPTURE_MIGRATIONS_DIR });
-});
+  // starting PGlite takes seconds, more on a busy machine
+}, 60_000);
 
 afterAll(async () => {
   await sql?.end();

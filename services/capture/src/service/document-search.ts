@@ -1,4 +1,4 @@
-import { type LoupeConfig, parseHook, UserInputError } from '@loupe/common';
+import { hookWidth, type LoupeConfig, parseHook, UserInputError } from '@loupe/common';
 import type {
   DocumentCollection,
   IndexDocumentsRequest__Output,
@@ -21,6 +21,8 @@ import { parsePooling } from '../documents/pooling.js';
 import {
   addDocuments,
   type Collection,
+  checkCollectionName,
+  findCollection,
   getCollection,
   type Hit,
   listCollections,
@@ -51,31 +53,29 @@ export class DocumentSearch {
     // an existing collection decides the model, hook and pooling unless it is being replaced
     const existing = request.replace
       ? null
-      : await listCollections(sql).then((all) => all.find((c) => c.name === request.collection) ?? null);
+      : await findCollection(sql, checkCollectionName(request.collection));
     const served = await this.models.get(request.model || existing?.model || '');
     const { manifest } = served.runner;
-    const { nLayer, dModel, dMlp } = manifest.dims;
+    const { nLayer } = manifest.dims;
     const hook = request.hook || existing?.hook || `blocks.${nLayer - 1}.hook_resid_post`;
     const ref = parseHook(hook, nLayer);
     const pooling = request.pooling ? parsePooling(request.pooling) : (existing?.pooling ?? parsePooling(''));
-    const dim = ref.kind === 'block' && ref.hook.startsWith('mlp.') ? dMlp : dModel;
-    const collection = await openCollection(
-      sql,
-      {
-        name: request.collection,
-        model: manifest.name,
-        modelSha256: manifest.source.sha256,
-        hook,
-        pooling,
-        dim,
-      },
-      { replace: request.replace },
-    );
+    const spec = {
+      name: request.collection,
+      model: manifest.name,
+      modelSha256: manifest.source.sha256,
+      hook,
+      pooling,
+      dim: hookWidth(ref, manifest.dims),
+    };
+    // checked before the forward passes; a replaced collection is dropped only once they succeeded
+    const kept = request.replace ? null : await openCollection(sql, spec);
     const embeddings = await embedTexts(
       embeddingModel(served),
       documents.map((d) => d.text),
       { hook, pooling },
     );
+    const collection = kept ?? (await openCollection(sql, spec, { replace: true }));
     await addDocuments(
       sql,
       collection,

@@ -87,6 +87,10 @@ export async function evaluate(flags: EvalFlags): Promise<void> {
   try {
     const info = await client.ModelInfo({ model: flags.model ?? '' });
     const sae = flags.sae ? await loadSae(config, flags.sae) : undefined;
+    if (sae && sae.model !== info.name)
+      throw new UserInputError(
+        `SAE ${sae.id} was trained on ${sae.model}; the capture service serves ${info.name}`,
+      );
     const hook = flags.hook ?? sae?.hook ?? `blocks.${info.nLayer - 1}.hook_resid_pre`;
     const steerLayer = steeringLayer(hook, sae?.hook, info.nLayer);
     const collection = await client.IndexDocuments({
