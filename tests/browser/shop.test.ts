@@ -136,6 +136,24 @@ describe('shop page in Chromium', () => {
     await context.close();
   }, 120_000);
 
+  it('offers every collection, and searches the chosen one (without JavaScript too)', async () => {
+    await capture.IndexDocuments({ collection: 'shop-small', catalog: { products: 20, seed: 9 } });
+    const { shopSearch: want } = await bench.gql(
+      'query { shopSearch(query: "boots", k: 3, collection: "shop-small") { results { id title price attributes } } }',
+    );
+    const context = await bench.browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${bench.web.url}/shop?q=boots&k=3&collection=shop-small`);
+    await expect(
+      page
+        .locator('select[name=collection] option')
+        .evaluateAll((o) => o.map((x) => (x as HTMLOptionElement).value)),
+    ).resolves.toEqual(['shop', 'shop-small']);
+    await expect(page.locator('select[name=collection]').inputValue()).resolves.toBe('shop-small');
+    await expect(column(page, 'results')).resolves.toEqual(shown(want.results));
+    await context.close();
+  });
+
   it('shows the gateway’s error for a search it refuses', async () => {
     const page = await bench.browser.newPage();
     await page.goto(`${bench.web.url}/shop?q=boots&collection=no-such-shop`);

@@ -5,6 +5,7 @@ import { useApolloClient } from '@apollo/client/react';
 import Link from 'next/link';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import {
+  type CollectionData,
   parseShopSetup,
   SHOP_QUERY,
   type ShopResultData,
@@ -22,6 +23,8 @@ import { ErrorBox } from './error-box';
 import { explanationOf, ShopResultCard } from './shop-result-card';
 
 const SHOP = gql(SHOP_QUERY);
+/** The gateway's default collection (shopSearch's collection argument). */
+const DEFAULT_COLLECTION = 'shop';
 /** Wait this long after the last slider move before searching again. */
 const SLIDER_DELAY_MS = 250;
 
@@ -60,6 +63,8 @@ export function ShopSearch(props: {
   initialSetup: ShopSetup;
   initialResult?: ShopSearchData;
   initialError?: { code: string; message: string };
+  /** undefined when they could not be listed */
+  collections?: CollectionData[];
 }) {
   const client = useApolloClient();
   const [setup, setSetup] = useState(props.initialSetup);
@@ -148,12 +153,30 @@ export function ShopSearch(props: {
             style={{ width: '4rem' }}
           />
         </label>
-        {setup.collection ? <input type="hidden" name="collection" value={setup.collection} /> : null}
+        {props.collections && props.collections.length > 1 ? (
+          <label>
+            collection{' '}
+            <select name="collection" defaultValue={setup.collection || DEFAULT_COLLECTION}>
+              {props.collections.map((c) => (
+                <option key={c.name} value={c.name}>
+                  {c.name} ({c.count} at {c.hook})
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : setup.collection ? (
+          <input type="hidden" name="collection" value={setup.collection} />
+        ) : null}
         {setup.saeId ? <input type="hidden" name="sae" value={setup.saeId} /> : null}
         <button type="submit" disabled={running}>
           {running ? 'Searching…' : 'Search'}
         </button>
       </div>
+      {props.collections?.length === 0 ? (
+        <p className="muted no-collections">
+          No products indexed yet: run <code>loupe demo shop index</code> to embed the generated catalog.
+        </p>
+      ) : null}
       {error ? <ErrorBox {...error} /> : null}
       {result ? (
         <div className={styles.layout}>

@@ -4,11 +4,30 @@ import { ShopSearch } from '@/components/shop-search';
 import { query } from '@/lib/apollo';
 import { gatewayWsUrl } from '@/lib/config';
 import { describeError } from '@/lib/graphql-errors';
-import { parseShopSetup, SHOP_QUERY, type ShopSearchData, shopVariables } from './setup';
+import {
+  COLLECTIONS_QUERY,
+  type CollectionData,
+  parseShopSetup,
+  SHOP_QUERY,
+  type ShopSearchData,
+  shopVariables,
+} from './setup';
 
 export const dynamic = 'force-dynamic';
 
 const SHOP = gql(SHOP_QUERY);
+const COLLECTIONS = gql(COLLECTIONS_QUERY);
+
+/** The collections to choose from; the search still works (and says what is wrong) when listing fails. */
+async function collections(): Promise<CollectionData[] | undefined> {
+  try {
+    return (
+      await query<{ shopCollections: CollectionData[] }>({ query: COLLECTIONS, fetchPolicy: 'no-cache' })
+    ).data?.shopCollections;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Explainable, steerable product search. The URL holds the search and its steering: the server renders
@@ -19,6 +38,7 @@ export default async function ShopPage(props: {
   searchParams: Promise<Record<string, string | string[] | undefined>>;
 }) {
   const setup = parseShopSetup(await props.searchParams);
+  const listed = collections();
   let result: ShopSearchData | undefined;
   let error: { code: string; message: string } | undefined;
   if (setup.query !== '') {
@@ -44,7 +64,12 @@ export default async function ShopPage(props: {
         how the results move, and open “why” on a result for the features it shares with the query.
       </p>
       <ApolloProvider wsUrl={gatewayWsUrl()}>
-        <ShopSearch initialSetup={setup} initialResult={result} initialError={error} />
+        <ShopSearch
+          initialSetup={setup}
+          initialResult={result}
+          initialError={error}
+          collections={await listed}
+        />
       </ApolloProvider>
     </>
   );

@@ -129,3 +129,15 @@ export interface ShopSearchData {
   results: ShopResultData[];
   unsteered: ShopResultData[] | null;
 }
+
+export const COLLECTIONS_QUERY = /* GraphQL */ `
+  query ShopCollections {
+    shopCollections { name hook count }
+  }
+`;
+
+export interface CollectionData {
+  name: string;
+  hook: string;
+  count: number;
+}
