@@ -7,9 +7,9 @@ import {
   convertCheckpoint,
   Gpt2Runner,
   type ModelManifest,
+  neutralControlFeeds,
   prepareCaptureJob,
   runCaptureJob,
-  steeringInput,
 } from '@loupe/capture';
 import { blockHook } from '@loupe/common';
 import { connect, runMigrations, spawnEmbeddedPostgres } from '@loupe/common/db';
@@ -48,11 +48,10 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
   });
-  const zeros = new ort.Tensor('float32', new Float32Array(dims.dModel), [1, 1, dims.dModel]);
   const feeds = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.flat(), BigInt), [BATCH, SEQ]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(tokens).fill(1n), [BATCH, SEQ]),
-    ...Object.fromEntries(Array.from({ length: dims.nLayer }, (_, layer) => [steeringInput(layer), zeros])),
+    ...neutralControlFeeds(dims),
   };
   const a = await interleaved(probe, () => raw.run(feeds, ['logits']));
   const lnOnly = await interleaved(probe, () => raw.run(feeds, ['ln_final.hook_normalized']));

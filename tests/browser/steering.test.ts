@@ -88,7 +88,7 @@ describe('steering playground in Chromium', () => {
     await page.goto(`${bench.web.url}/steer?prompt=Hello&unit=tiny/${SAE_ID}/5&mode=CLAMP&maxTokens=4`);
     const alert = page.locator('.error[role=alert]');
     await expect(alert.getAttribute('data-code')).resolves.toBe('BAD_USER_INPUT');
-    await expect(alert.textContent()).resolves.toMatch(/CLAMP is not supported yet/);
+    await expect(alert.textContent()).resolves.toMatch(/TopK.*CLAMP is not supported for it/);
     await page.close();
   });
 });

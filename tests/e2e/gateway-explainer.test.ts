@@ -465,7 +465,7 @@ describe('GraphQL gateway over the explainer', () => {
     );
     const { id } = started.startScoringJob;
     const cancelled = await ok(
-      'mutation ($id: ID!) { cancelJob(id: $id) { id status unitsDone unitsTotal } }',
+      'mutation ($id: ID!) { cancelJob(id: $id) { id status ... on ScoringJob { unitsDone unitsTotal } } }',
       { id },
       auth,
     );

@@ -432,12 +432,12 @@ describe('GraphQL gateway over the SAE service', () => {
     const clamp = await failure(steer, { edits: [{ unit: `tiny/${SAE_ID}/${f}`, mode: 'CLAMP' }] });
     expect(clamp.extensions?.code).toBe('BAD_USER_INPUT');
     expect(clamp.message).toMatch(
-      /mode CLAMP is not supported yet .*supported today: a feature of an SAE on a blocks.\{L\}.hook_resid_pre hook with mode ADD/,
+      /is TopK, whose features are active only among the k largest of all of them; mode CLAMP is not supported for it \(ADD is\)/,
     );
     const post = await failure(steer, { edits: [{ unit: `tiny/${POST_SAE}/1` }] });
     expect(post.extensions?.code).toBe('BAD_USER_INPUT');
     expect(post.message).toMatch(
-      /SAE "tiny-post" reads blocks.0.hook_resid_post; steering adds at blocks.\{L\}.hook_resid_pre only/,
+      /SAE "tiny-post" reads blocks.0.hook_resid_post; steering acts at blocks.\{L\}.hook_resid_pre only/,
     );
   });
 

@@ -285,9 +285,12 @@ describe('GraphQL gateway over the capture service', () => {
     expect(data.steer.steered.logprobs).toEqual(steered.steered.logprobs);
 
     const steer = 'query ($edits: [SteeringEdit!]!) { steer(prompt: "hi", edits: $edits) { seed } }';
-    const byUnit = await failure(steer, { edits: [{ unit: 'tiny/sae/1', strength: 2, mode: 'CLAMP' }] });
-    expect(byUnit.extensions?.code).toBe('BAD_USER_INPUT');
-    expect(byUnit.message).toMatch(/mode CLAMP is not supported yet/);
+    // CLAMP and ABLATE act on SAE features (tests/e2e/steering-modes.test.ts); a raw vector is only added
+    const clampRaw = await failure(steer, {
+      edits: [{ hook: 'blocks.0.hook_resid_pre', vector: [1, 2], strength: 2, mode: 'CLAMP' }],
+    });
+    expect(clampRaw.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(clampRaw.message).toMatch(/mode CLAMP applies to SAE features; a raw vector can only be ADDed/);
     const wrongWidth = await failure(steer, { edits: [{ hook: 'blocks.0.hook_resid_pre', vector: [1, 2] }] });
     expect(wrongWidth.message).toMatch(/has 2 values; d_model is 64/);
   });

@@ -58,6 +58,11 @@ export interface ReferenceOutput {
 export interface ReferenceOptions {
   /** Layer -> d_model vector added to blocks.{layer}.hook_resid_pre at every position. */
   steering?: Map<number, Float64Array>;
+  /**
+   * Rewrites blocks.{layer}.hook_resid_pre after the steering (one array per position), e.g. to clamp
+   * an SAE feature there; what it returns is the hook's value and the rest of the stream.
+   */
+  editResidPre?: (layer: number, residPre: Float64Array[]) => Float64Array[];
 }
 
 const TANH_ACTIVATIONS = new Set(['gelu_new', 'gelu_pytorch_tanh']);
@@ -273,7 +278,8 @@ export function referenceForward(
   let resid = embed.map((e, pos) => add(e, posEmbed[pos]));
   model.layers.forEach((layer, L) => {
     const steer = opts.steering?.get(L);
-    const residPre = steer ? resid.map((x) => add(x, steer)) : resid;
+    const steered = steer ? resid.map((x) => add(x, steer)) : resid;
+    const residPre = opts.editResidPre ? opts.editResidPre(L, steered) : steered;
     const attnOut = attention(
       residPre.map((x) => layerNorm(x, layer.ln1Weight, layer.ln1Bias, eps)),
       layer,

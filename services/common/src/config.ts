@@ -97,6 +97,12 @@ export const VARIABLES = {
       'GraphQL URL the web app reaches the gateway at (another host or container); unset = 127.0.0.1 on LOUPE_GATEWAY_PORT',
     parse: text,
   },
+  gatewayPublicReads: {
+    name: 'LOUPE_GATEWAY_PUBLIC_READS',
+    default: 'true',
+    description: 'true: queries need no API key (mutations always do); false: every operation needs one',
+    parse: (raw: string, name: string) => oneOf('true', 'false')(raw, name) === 'true',
+  },
   webPort: {
     name: 'LOUPE_WEB_PORT',
     default: '3000',

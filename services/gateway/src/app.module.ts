@@ -14,6 +14,7 @@ import { type DynamicModule, Global, Inject, Module, type OnApplicationShutdown 
 import { GraphQLModule } from '@nestjs/graphql';
 import { ApiKeys } from './auth/api-key-guard.js';
 import { GatewayDatabase } from './auth/database.js';
+import { readAccessPlugin, subscriptionAccessErrors } from './auth/read-access.js';
 import { createContext } from './graphql/context.js';
 import { formatError } from './graphql/errors.js';
 import { SCHEMA_FILE } from './graphql/schema-file.js';
@@ -21,6 +22,7 @@ import { graphqlWsHooks } from './graphql/subscriptions.js';
 import { LIMITS } from './limits/limits.js';
 import { costLimit, depthLimit } from './limits/query-limits.js';
 import { BrowseQueries } from './resolvers/browse.resolver.js';
+import { CancelJobResolvers, JobType } from './resolvers/cancel-jobs.resolver.js';
 import { CaptureJobResolvers } from './resolvers/capture-jobs.resolver.js';
 import { EncodeQueries } from './resolvers/encode.resolver.js';
 import {
@@ -64,6 +66,19 @@ class ServiceChannels implements OnApplicationShutdown {
 /** Headers of the request: Apollo passes { req } per HTTP request, graphql-ws its socket context. */
 function headersOf(arg: { req?: IncomingMessage; extra?: { request?: IncomingMessage } }) {
   return (arg.req ?? arg.extra?.request)?.headers ?? {};
+}
+
+/** Subscriptions need an API key too when reads are closed (LOUPE_GATEWAY_PUBLIC_READS=false). */
+function closedReads(hooks: ReturnType<typeof graphqlWsHooks>, config: LoupeConfig, apiKeys: ApiKeys) {
+  return {
+    ...hooks,
+    onSubscribe: async (ctx: { extra: unknown }, id: string, payload: { query: string }) =>
+      (await subscriptionAccessErrors(
+        config.gatewayPublicReads,
+        apiKeys,
+        (ctx.extra as { request?: IncomingMessage } | undefined)?.request?.headers.authorization,
+      )) ?? hooks.onSubscribe(ctx, id, payload),
+  };
 }
 
 /** Configuration, the log, the service clients and the API key store: shared by everything. */
@@ -113,11 +128,11 @@ export class GatewayModule {
             formatError: formatError(log),
             includeStacktraceInErrorResponses: false,
             introspection: true,
-            plugins: [graphqlMetricsPlugin()],
+            plugins: [graphqlMetricsPlugin(), readAccessPlugin(config.gatewayPublicReads, apiKeys)],
             context: (arg: Parameters<typeof headersOf>[0]) =>
               createContext(headersOf(arg), { capture, sae, explainer, apiKeys, log }),
             // job progress subscriptions; graphql-ws does not go through Apollo: limits and errors are applied here
-            subscriptions: { 'graphql-ws': graphqlWsHooks(formatError(log)) },
+            subscriptions: { 'graphql-ws': closedReads(graphqlWsHooks(formatError(log)), config, apiKeys) },
           }),
         }),
       ],
@@ -146,6 +161,8 @@ export class GatewayModule {
         ExplanationFields,
         ExplainMutations,
         ScoringJobResolvers,
+        CancelJobResolvers,
+        JobType,
         SearchQueries,
         ExplanationSearchEdgeFields,
         BrowseQueries,

@@ -10,12 +10,33 @@ import type { Gpt2Config } from './gpt2-config.js';
  * `steer.{L}` per layer [batch | 1, 1 | seq, d_model], added to blocks.{L}.hook_resid_pre; callers feed
  * [1, 1, d_model] zeros for layers they do not steer. (An initializer-backed default would be neater,
  * but onnxruntime-node only passes feeds for true graph inputs and silently drops the rest.)
+ *
+ * Feature clamps (`clamp.{L}.*`, see `clampInputs`) then act on that steered residual: for F clamped SAE
+ * features, pre = x·W + bias, act = pre where pre > threshold else 0, x += (value − act)·D, so each
+ * feature reads `value` and the SAE's error term is untouched. Unused layers get F = 0, whose products
+ * are empty and add exact zeros.
  */
 export const OPSET = 20;
 const MASKED_SCORE = -3.4028234663852886e38; // float32 lowest, as Hugging Face uses: never -inf, so no NaN rows
 
 export function steeringInput(layer: number): string {
   return `steer.${layer}`;
+}
+
+/**
+ * Per-layer clamp inputs, each with a leading batch axis of 1 or batch (rows that clamp nothing carry
+ * zero columns and rows, which add exactly 0): encoder [b, d, F], bias / threshold / value [b, 1, F],
+ * decoder [b, F, d]. b_dec is folded into bias by the caller, so one layer can clamp features of
+ * different SAEs.
+ */
+export function clampInputs(layer: number) {
+  return {
+    encoder: `clamp.${layer}.encoder`,
+    bias: `clamp.${layer}.bias`,
+    threshold: `clamp.${layer}.threshold`,
+    value: `clamp.${layer}.value`,
+    decoder: `clamp.${layer}.decoder`,
+  };
 }
 
 /** Returns the graph's weight names; `weight` maps a checkpoint tensor name to an initializer. */
@@ -57,7 +78,8 @@ export function buildGpt2Graph(
 
   for (let layer = 0; layer < nLayer; layer++) {
     const steer = g.input(steeringInput(layer), 'float32', ['steer_batch', 'steer_positions', d]);
-    const residPre = g.op('Add', [residual, steer], {}, declareHook(blockHook(layer, 'hook_resid_pre')));
+    const steered = g.op('Add', [residual, steer]);
+    const residPre = clampFeatures(g, layer, d, steered, declareHook(blockHook(layer, 'hook_resid_pre')));
     const attnIn = layerNorm(g, config, weight, `h.${layer}.ln_1`, residPre);
     const attnOut = attention(g, config, weight, layer, attnIn, allowed, declareHook);
     const residMid = g.op('Add', [residPre, attnOut], {}, declareHook(blockHook(layer, 'hook_resid_mid')));
@@ -75,6 +97,20 @@ export function buildGpt2Graph(
   const normalized = layerNorm(g, config, weight, 'ln_f', residual, declareHook('ln_final.hook_normalized'));
   if (options.logits) unembed(g, config, weight, normalized);
   return g;
+}
+
+/** x + (value − act(x))·decoder for the layer's clamped features (see the file comment). */
+function clampFeatures(g: GraphBuilder, layer: number, d: number, x: string, outputName: string): string {
+  const names = clampInputs(layer);
+  const encoder = g.input(names.encoder, 'float32', ['clamp_batch', d, 'clamp_features']);
+  const bias = g.input(names.bias, 'float32', ['clamp_batch', 1, 'clamp_features']);
+  const threshold = g.input(names.threshold, 'float32', ['clamp_batch', 1, 'clamp_features']);
+  const value = g.input(names.value, 'float32', ['clamp_batch', 1, 'clamp_features']);
+  const decoder = g.input(names.decoder, 'float32', ['clamp_batch', 'clamp_features', d]);
+  const pre = g.op('Add', [g.op('MatMul', [x, encoder]), bias]);
+  const act = g.op('Where', [g.op('Greater', [pre, threshold]), pre, g.constFloat([0], [])]);
+  const delta = g.op('MatMul', [g.op('Sub', [value, act]), decoder]);
+  return g.op('Add', [x, delta], {}, outputName);
 }
 
 /**

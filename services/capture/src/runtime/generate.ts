@@ -1,5 +1,5 @@
 import { hashString, Rng, UserInputError } from '@loupe/common';
-import type { ForwardRequest, ForwardResult, ResidualAddition } from './gpt2-runner.js';
+import type { FeatureClamp, ForwardRequest, ForwardResult, ResidualAddition } from './gpt2-runner.js';
 
 export interface GenerateOptions {
   maxTokens: number;
@@ -9,6 +9,8 @@ export interface GenerateOptions {
   topK: number;
   seed: number;
   steering: ResidualAddition[];
+  /** the steered run's feature clamps (none when absent) */
+  clamps?: FeatureClamp[];
   stopAtEndOfText: boolean;
 }
 
@@ -40,8 +42,8 @@ export async function generatePair(
 ): Promise<{ steered: Continuation; unsteered: Continuation }> {
   validate(promptIds, options, limits);
   const [steered, unsteered] = await Promise.all([
-    sample(forward, promptIds, options, options.steering, limits),
-    sample(forward, promptIds, options, [], limits),
+    sample(forward, promptIds, options, { steering: options.steering, clamps: options.clamps ?? [] }, limits),
+    sample(forward, promptIds, options, { steering: [], clamps: [] }, limits),
   ]);
   return { steered, unsteered };
 }
@@ -73,16 +75,17 @@ async function sample(
   forward: Forward,
   promptIds: number[],
   options: GenerateOptions,
-  steering: ResidualAddition[],
+  edits: { steering: ResidualAddition[]; clamps: FeatureClamp[] },
   limits: GenerateLimits,
 ): Promise<Continuation> {
   // seeds are uint64 on the wire: hash the whole value, not just its low 32 bits
   const rng = new Rng(hashString(String(options.seed)));
   const ids = [...promptIds];
   const out: Continuation = { ids: [], logprobs: [] };
-  // No KV cache yet: each step re-runs the whole sequence (fine for short continuations on GPT-2).
+  // No KV cache yet: each step re-runs the whole sequence (fine for short continuations on GPT-2); it
+  // also keeps clamps exact, since the graph recomputes every position's feature activation each step.
   for (let step = 0; step < options.maxTokens; step++) {
-    const result = await forward({ ids, hooks: [], logits: true, steering });
+    const result = await forward({ ids, hooks: [], logits: true, ...edits });
     const logits = result.logits!.subarray(
       (ids.length - 1) * limits.vocabSize,
       ids.length * limits.vocabSize,

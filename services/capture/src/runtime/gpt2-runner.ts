@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { type Logger, parseHook, UserInputError } from '@loupe/common';
 import ort from 'onnxruntime-node';
-import { steeringInput } from '../model/gpt2-graph.js';
+import { clampInputs, steeringInput } from '../model/gpt2-graph.js';
 import { type ModelManifest, readManifest } from '../model/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
@@ -17,11 +17,29 @@ export interface ResidualAddition {
   strength: number;
 }
 
+/**
+ * One SAE feature held at `value` inside blocks.{layer}.hook_resid_pre, after any addition there:
+ * x += (value − act(x))·decoder with act(x) = pre where pre > threshold else 0 and pre = x·encoder + bias
+ * (bias = b_enc − b_dec·encoder when the SAE centres its input). Everything else in x is kept.
+ */
+export interface FeatureClamp {
+  layer: number;
+  /** W_enc[:, f], d_model values */
+  encoder: Float32Array;
+  bias: number;
+  /** 0 for a ReLU SAE; the JumpReLU threshold otherwise */
+  threshold: number;
+  value: number;
+  /** W_dec[f], d_model values */
+  decoder: Float32Array;
+}
+
 export interface ForwardRequest {
   ids: number[];
   hooks: string[];
   logits: boolean;
   steering?: ResidualAddition[];
+  clamps?: FeatureClamp[];
 }
 
 /** Per hook a [seq, width] row-major array; logits [seq, vocab] when asked for. */
@@ -93,6 +111,22 @@ export class Gpt2Runner {
         throw new UserInputError(`steering for layer ${add.layer} contains a NaN or infinite value`);
       }
     }
+    for (const clamp of request.clamps ?? []) {
+      if (!Number.isInteger(clamp.layer) || clamp.layer < 0 || clamp.layer >= nLayer) {
+        throw new UserInputError(
+          `feature clamp layer ${clamp.layer} does not exist: model ${this.name} has layers 0-${nLayer - 1}`,
+        );
+      }
+      if (clamp.encoder.length !== dModel || clamp.decoder.length !== dModel) {
+        throw new UserInputError(
+          `feature clamp for layer ${clamp.layer}: encoder and decoder need d_model = ${dModel} values, got ${clamp.encoder.length} and ${clamp.decoder.length}`,
+        );
+      }
+      const numbers = [clamp.bias, clamp.threshold, clamp.value, ...clamp.encoder, ...clamp.decoder];
+      if (numbers.some((v) => !Number.isFinite(v))) {
+        throw new UserInputError(`feature clamp for layer ${clamp.layer} contains a NaN or infinite value`);
+      }
+    }
   }
 
   async forward(requests: ForwardRequest[]): Promise<ForwardResult[]> {
@@ -100,6 +134,14 @@ export class Gpt2Runner {
     for (const request of requests) this.validate(request);
     const needLogits = requests.some((r) => r.logits);
     const { session } = await this.session(needLogits ? 'full' : 'trunk');
+    const clamping = requests.some((r) => (r.clamps ?? []).length > 0);
+    // graphs converted before clamps existed lack the inputs: they still run everything else
+    const hasClampInputs = session.inputNames.includes(clampInputs(0).encoder);
+    if (clamping && !hasClampInputs) {
+      throw new UserInputError(
+        `model ${this.name} was converted before feature clamping existed; convert it again to clamp or ablate features`,
+      );
+    }
     const batch = requests.length;
     const seq = Math.max(...requests.map((r) => r.ids.length));
     const ids = new BigInt64Array(batch * seq);
@@ -114,6 +156,7 @@ export class Gpt2Runner {
       input_ids: new ort.Tensor('int64', ids, [batch, seq]),
       attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
       ...this.steeringFeeds(requests, seq),
+      ...(hasClampInputs ? this.clampFeeds(requests) : {}),
     };
     const hookNames = [...new Set(requests.flatMap((r) => r.hooks))];
     const fetches = needLogits ? [...hookNames, 'logits'] : hookNames;
@@ -160,6 +203,42 @@ export class Gpt2Runner {
     return feeds;
   }
 
+  /**
+   * Per layer, F = the most features any request clamps there: F = 0 (empty tensors, nothing computed)
+   * when none does, otherwise one row per request, with requests clamping fewer padded by zero
+   * encoder/decoder columns, which add exactly 0.
+   */
+  private clampFeeds(requests: ForwardRequest[]): Record<string, ort.Tensor> {
+    const { dModel: d, nLayer } = this.manifest.dims;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let layer = 0; layer < nLayer; layer++) {
+      const lists = requests.map((r) => (r.clamps ?? []).filter((c) => c.layer === layer));
+      const f = Math.max(...lists.map((list) => list.length));
+      const b = f === 0 ? 1 : requests.length;
+      const encoder = new Float32Array(b * d * f);
+      const decoder = new Float32Array(b * f * d);
+      const bias = new Float32Array(b * f);
+      const threshold = new Float32Array(b * f);
+      const value = new Float32Array(b * f);
+      for (const [row, list] of f === 0 ? [] : lists.entries()) {
+        for (const [k, clamp] of list.entries()) {
+          for (let i = 0; i < d; i++) encoder[row * d * f + i * f + k] = clamp.encoder[i];
+          decoder.set(clamp.decoder, (row * f + k) * d);
+          bias[row * f + k] = clamp.bias;
+          threshold[row * f + k] = clamp.threshold;
+          value[row * f + k] = clamp.value;
+        }
+      }
+      const names = clampInputs(layer);
+      feeds[names.encoder] = new ort.Tensor('float32', encoder, [b, d, f]);
+      feeds[names.decoder] = new ort.Tensor('float32', decoder, [b, f, d]);
+      feeds[names.bias] = new ort.Tensor('float32', bias, [b, 1, f]);
+      feeds[names.threshold] = new ort.Tensor('float32', threshold, [b, 1, f]);
+      feeds[names.value] = new ort.Tensor('float32', value, [b, 1, f]);
+    }
+    return feeds;
+  }
+
   private session(kind: 'full' | 'trunk'): Promise<OpenedSession> {
     let opened = this.sessions.get(kind);
     if (!opened) {
@@ -177,6 +256,24 @@ export class Gpt2Runner {
     }
     this.sessions.clear();
   }
+}
+
+/**
+ * Feeds that leave every layer unsteered and unclamped, for callers running a session directly (the
+ * graph has no defaults: see gpt2-graph.ts).
+ */
+export function neutralControlFeeds(dims: { nLayer: number; dModel: number }): Record<string, ort.Tensor> {
+  const { nLayer, dModel: d } = dims;
+  const feeds: Record<string, ort.Tensor> = {};
+  const empty = (shape: number[]) => new ort.Tensor('float32', new Float32Array(0), shape);
+  for (let layer = 0; layer < nLayer; layer++) {
+    feeds[steeringInput(layer)] = new ort.Tensor('float32', new Float32Array(d), [1, 1, d]);
+    const names = clampInputs(layer);
+    feeds[names.encoder] = empty([1, d, 0]);
+    feeds[names.decoder] = empty([1, 0, d]);
+    for (const name of [names.bias, names.threshold, names.value]) feeds[name] = empty([1, 1, 0]);
+  }
+  return feeds;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { parseHook, UserInputError } from '@loupe/common';
-import type { ResidualAddition } from './gpt2-runner.js';
+import type { FeatureClamp, ResidualAddition } from './gpt2-runner.js';
 
 /** The user-facing spelling of a residual addition: a hook name instead of a layer index. */
 export interface SteeringSpec {
@@ -34,5 +34,53 @@ export function toResidualAdditions(specs: unknown, nLayer: number): ResidualAdd
     if (typeof strength !== 'number')
       throw new UserInputError(`steering[${index}]: strength must be a number`);
     return { layer: ref.layer, vector: Float32Array.from(item.vector as number[]), strength };
+  });
+}
+
+/** The wire spelling of a feature clamp (capture.proto's FeatureClamp). */
+export interface FeatureClampSpec {
+  hook: string;
+  encoderColumn: number[];
+  encoderBias: number;
+  /** empty when the SAE does not centre its input */
+  bDec: number[];
+  decoderRow: number[];
+  threshold: number;
+  value: number;
+}
+
+/**
+ * Clamps act at blocks.{L}.hook_resid_pre, like additions. b_dec is folded into the bias here (in
+ * float64: b_enc − b_dec·W_enc[:, f]) so the graph computes pre = x·W_enc[:, f] + bias. Widths are
+ * checked against d_model by the runner.
+ */
+export function toFeatureClamps(specs: FeatureClampSpec[], nLayer: number, dModel: number): FeatureClamp[] {
+  return specs.map((spec, index): FeatureClamp => {
+    const ref = parseHook(spec.hook, nLayer);
+    if (ref.kind !== 'block' || ref.hook !== 'hook_resid_pre') {
+      throw new UserInputError(
+        `clamps[${index}]: "${spec.hook}" cannot be clamped; use blocks.{L}.hook_resid_pre (L = 0-${nLayer - 1})`,
+      );
+    }
+    if (spec.encoderColumn.length !== dModel || spec.decoderRow.length !== dModel) {
+      throw new UserInputError(
+        `clamps[${index}]: encoder_column and decoder_row need d_model = ${dModel} values, got ${spec.encoderColumn.length} and ${spec.decoderRow.length}`,
+      );
+    }
+    if (spec.bDec.length !== 0 && spec.bDec.length !== dModel) {
+      throw new UserInputError(
+        `clamps[${index}]: b_dec needs d_model = ${dModel} values (or none), got ${spec.bDec.length}`,
+      );
+    }
+    let bias = spec.encoderBias;
+    for (const [i, b] of spec.bDec.entries()) bias -= b * spec.encoderColumn[i];
+    return {
+      layer: ref.layer,
+      encoder: Float32Array.from(spec.encoderColumn),
+      bias,
+      threshold: spec.threshold,
+      value: spec.value,
+      decoder: Float32Array.from(spec.decoderRow),
+    };
   });
 }

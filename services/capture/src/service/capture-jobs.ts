@@ -58,6 +58,22 @@ export class CaptureJobs implements OnApplicationBootstrap, OnApplicationShutdow
     return toMessage(await getJob(await this.database.sql(), id));
   }
 
+  /**
+   * Marks a queued, running or failed job cancelled (finished jobs stay as they are). The running
+   * worker's next checkpoint is guarded by status = 'running', so it stops there: the files it wrote
+   * are those of a consistent checkpoint or unreferenced by the row. A cancelled job leaves the
+   * resumable set, so the same request again starts a new job.
+   */
+  async cancel(id: string): Promise<CaptureJob> {
+    const job = await this.get(id);
+    if (job.status === 'done' || job.status === 'cancelled') return job;
+    const sql = await this.database.sql();
+    await sql`
+      UPDATE capture_jobs SET status = 'cancelled', error = 'cancelled on request', finished_at = now(), updated_at = now()
+      WHERE id = ${id} AND status IN ('queued', 'running', 'failed')`;
+    return this.get(id);
+  }
+
   /** Clients name datasets inside the data directory only; the service never reads other paths for them. */
   private datasetPath(dataset: string): string {
     if (dataset === '' || dataset === DEFAULT_DATASET) return DEFAULT_DATASET;

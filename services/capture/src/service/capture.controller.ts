@@ -26,7 +26,7 @@ import type {
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { generatePair } from '../runtime/generate.js';
-import { toResidualAdditions } from '../runtime/steering.js';
+import { toFeatureClamps, toResidualAdditions } from '../runtime/steering.js';
 import { CaptureJobs } from './capture-jobs.js';
 import { DocumentSearch } from './document-search.js';
 import { ModelRegistry } from './model-registry.js';
@@ -85,8 +85,16 @@ export class CaptureController {
         : runner.tokenizer.encode(this.checkText(request.text ?? '', 'text'));
     if (request.hooks.length === 0 && !request.logits)
       throw new UserInputError('ask for at least one hook or for logits');
-    const steering = this.steering(request.steering, runner.manifest.dims.nLayer);
-    const result = await served.forward({ ids, hooks: request.hooks, logits: request.logits, steering });
+    const { nLayer, dModel } = runner.manifest.dims;
+    const steering = this.steering(request.steering, nLayer);
+    const clamps = toFeatureClamps(request.clamps, nLayer, dModel);
+    const result = await served.forward({
+      ids,
+      hooks: request.hooks,
+      logits: request.logits,
+      steering,
+      clamps,
+    });
     return {
       ids,
       tokens: runner.tokenizer.tokenStrings(ids),
@@ -104,8 +112,9 @@ export class CaptureController {
     const promptIds = runner.tokenizer.encode(this.checkText(request.prompt, 'prompt'));
     const { dims, tokenizer } = runner.manifest;
     const steering = this.steering(request.steering, dims.nLayer);
+    const clamps = toFeatureClamps(request.clamps, dims.nLayer, dims.dModel);
     // checked before either continuation starts, so a bad request costs no forward pass
-    runner.validate({ ids: promptIds, hooks: [], logits: true, steering });
+    runner.validate({ ids: promptIds, hooks: [], logits: true, steering, clamps });
     const pair = await generatePair(
       (forwardRequest) => served.forward(forwardRequest),
       promptIds,
@@ -115,6 +124,7 @@ export class CaptureController {
         topK: request.topK,
         seed: request.seed,
         steering,
+        clamps,
         stopAtEndOfText: true,
       },
       {
@@ -151,6 +161,11 @@ export class CaptureController {
   @GrpcMethod('CaptureService', 'GetCaptureJob')
   getCaptureJob(request: GetCaptureJobRequest__Output): Promise<CaptureJob> {
     return this.jobs.get(request.id);
+  }
+
+  @GrpcMethod('CaptureService', 'CancelCaptureJob')
+  cancelCaptureJob(request: GetCaptureJobRequest__Output): Promise<CaptureJob> {
+    return this.jobs.cancel(request.id);
   }
 
   @GrpcMethod('CaptureService', 'NeuronRecord')

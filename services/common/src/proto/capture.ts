@@ -11,6 +11,7 @@ import type { Continuation as _loupe_v1_Continuation, Continuation__Output as _l
 import type { Document as _loupe_v1_Document, Document__Output as _loupe_v1_Document__Output } from './loupe/v1/Document.js';
 import type { DocumentCollection as _loupe_v1_DocumentCollection, DocumentCollection__Output as _loupe_v1_DocumentCollection__Output } from './loupe/v1/DocumentCollection.js';
 import type { DocumentList as _loupe_v1_DocumentList, DocumentList__Output as _loupe_v1_DocumentList__Output } from './loupe/v1/DocumentList.js';
+import type { FeatureClamp as _loupe_v1_FeatureClamp, FeatureClamp__Output as _loupe_v1_FeatureClamp__Output } from './loupe/v1/FeatureClamp.js';
 import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Output as _loupe_v1_GenerateRequest__Output } from './loupe/v1/GenerateRequest.js';
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from './loupe/v1/GenerateResponse.js';
 import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from './loupe/v1/GetCaptureJobRequest.js';
@@ -55,6 +56,7 @@ export interface ProtoGrpcType {
       Document: MessageTypeDefinition<_loupe_v1_Document, _loupe_v1_Document__Output>
       DocumentCollection: MessageTypeDefinition<_loupe_v1_DocumentCollection, _loupe_v1_DocumentCollection__Output>
       DocumentList: MessageTypeDefinition<_loupe_v1_DocumentList, _loupe_v1_DocumentList__Output>
+      FeatureClamp: MessageTypeDefinition<_loupe_v1_FeatureClamp, _loupe_v1_FeatureClamp__Output>
       GenerateRequest: MessageTypeDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateRequest__Output>
       GenerateResponse: MessageTypeDefinition<_loupe_v1_GenerateResponse, _loupe_v1_GenerateResponse__Output>
       GetCaptureJobRequest: MessageTypeDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_GetCaptureJobRequest__Output>

@@ -14,6 +14,7 @@ import type { FeatureStatsResponse as _loupe_v1_FeatureStatsResponse, FeatureSta
 import type { FeatureStatsRow as _loupe_v1_FeatureStatsRow, FeatureStatsRow__Output as _loupe_v1_FeatureStatsRow__Output } from './loupe/v1/FeatureStatsRow.js';
 import type { FeatureSummary as _loupe_v1_FeatureSummary, FeatureSummary__Output as _loupe_v1_FeatureSummary__Output } from './loupe/v1/FeatureSummary.js';
 import type { FeatureValue as _loupe_v1_FeatureValue, FeatureValue__Output as _loupe_v1_FeatureValue__Output } from './loupe/v1/FeatureValue.js';
+import type { FeatureWeightsResponse as _loupe_v1_FeatureWeightsResponse, FeatureWeightsResponse__Output as _loupe_v1_FeatureWeightsResponse__Output } from './loupe/v1/FeatureWeightsResponse.js';
 import type { GetSaeRequest as _loupe_v1_GetSaeRequest, GetSaeRequest__Output as _loupe_v1_GetSaeRequest__Output } from './loupe/v1/GetSaeRequest.js';
 import type { GetTrainingJobRequest as _loupe_v1_GetTrainingJobRequest, GetTrainingJobRequest__Output as _loupe_v1_GetTrainingJobRequest__Output } from './loupe/v1/GetTrainingJobRequest.js';
 import type { ListFeaturesRequest as _loupe_v1_ListFeaturesRequest, ListFeaturesRequest__Output as _loupe_v1_ListFeaturesRequest__Output } from './loupe/v1/ListFeaturesRequest.js';
@@ -52,6 +53,7 @@ export interface ProtoGrpcType {
       FeatureStatsRow: MessageTypeDefinition<_loupe_v1_FeatureStatsRow, _loupe_v1_FeatureStatsRow__Output>
       FeatureSummary: MessageTypeDefinition<_loupe_v1_FeatureSummary, _loupe_v1_FeatureSummary__Output>
       FeatureValue: MessageTypeDefinition<_loupe_v1_FeatureValue, _loupe_v1_FeatureValue__Output>
+      FeatureWeightsResponse: MessageTypeDefinition<_loupe_v1_FeatureWeightsResponse, _loupe_v1_FeatureWeightsResponse__Output>
       GetSaeRequest: MessageTypeDefinition<_loupe_v1_GetSaeRequest, _loupe_v1_GetSaeRequest__Output>
       GetTrainingJobRequest: MessageTypeDefinition<_loupe_v1_GetTrainingJobRequest, _loupe_v1_GetTrainingJobRequest__Output>
       ListFeaturesRequest: MessageTypeDefinition<_loupe_v1_ListFeaturesRequest, _loupe_v1_ListFeaturesRequest__Output>

@@ -25,7 +25,7 @@ interface StartScoringJobInput {
   llm?: LlmChoiceInput | null;
 }
 
-/** Batch scoring jobs of the explainer: starting and cancelling need an API key, reading does not. */
+/** Batch scoring jobs of the explainer: starting needs an API key, reading does not (cancelJob: cancel-jobs.resolver.ts). */
 @Resolver()
 export class ScoringJobResolvers {
   constructor(@Inject(EXPLAINER) private readonly explainer: ExplainerApi) {}
@@ -53,12 +53,5 @@ export class ScoringJobResolvers {
       maxAttempts: checkRange(input.maxAttempts ?? 3, 'maxAttempts', 1, 10),
     };
     return scoringJobView(await callExplainer(() => this.explainer.StartScoringJob(request)));
-  }
-
-  /** Cancels a scoring job (capture and training jobs cannot be cancelled yet). */
-  @Mutation('cancelJob')
-  async cancelJob(@Args('id') id: string, @Context() ctx: GatewayContext) {
-    await ctx.requireApiKey();
-    return scoringJobView(await callExplainer(() => this.explainer.CancelJob({ id })));
   }
 }

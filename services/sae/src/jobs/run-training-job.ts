@@ -87,6 +87,9 @@ export async function runTrainingJob(
     await runClaimed(sql, job, worker, options);
     await finishTrainingJob(sql, id, worker, {});
   } catch (error) {
+    // cancelled while running (CancelTrainingJob): the lost claim is the stop signal, not a failure
+    if (error instanceof LostClaim && (await getTrainingJobRow(sql, id)).status === 'cancelled')
+      return getTrainingJob(sql, id);
     await finishTrainingJob(sql, id, worker, { error: (error as Error).message }).catch(() => {});
     throw error;
   } finally {

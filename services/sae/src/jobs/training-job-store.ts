@@ -211,6 +211,20 @@ export async function getTrainingJob(sql: Sql, id: string): Promise<TrainingJob_
   return toTrainingJob(await getTrainingJobRow(sql, id));
 }
 
+/**
+ * Marks a queued, running or failed job cancelled (finished jobs stay as they are). A running worker
+ * notices at its next progress write, which is guarded by status = 'running', and stops after that
+ * step; its checkpoints stay on disk. A cancelled job leaves the resumable set, so asking for the same
+ * training again starts a new job.
+ */
+export async function cancelTrainingJob(sql: Sql, id: string): Promise<TrainingJob__Output> {
+  await getTrainingJobRow(sql, id);
+  await sql`
+    UPDATE training_jobs SET status = 'cancelled', error = 'cancelled on request', finished_at = now(), updated_at = now()
+    WHERE id = ${id} AND status IN ('queued', 'running', 'failed')`;
+  return getTrainingJob(sql, id);
+}
+
 /** Claims the job for `worker`; see claimJobRow for who may take it. */
 export async function claimTrainingJob(
   sql: Sql,

@@ -18,6 +18,7 @@ import { saeDir } from '../store/sae-library.js';
 import { randomDictionary, SparseMixSource } from '../synthetic.js';
 import { runTrainingJob } from './run-training-job.js';
 import {
+  cancelTrainingJob,
   claimTrainingJob,
   createTrainingJob,
   getTrainingJob,
@@ -177,6 +178,32 @@ describe('SAE training jobs', () => {
     await sql`UPDATE training_jobs SET status = 'failed', error = 'disk full' WHERE id = ${job.id}`;
     const again = await createTrainingJob(sql, { ...request, seed: 9, saeId: 'flaky' });
     expect(again).toMatchObject({ id: job.id, status: 'queued', error: '' });
+  });
+
+  it('stops at its next progress write once cancelled, keeps a consistent checkpoint, and a new request starts anew', async () => {
+    const job = await createTrainingJob(sql, { ...request, seed: 10, saeId: 'cancelled' });
+    let cancelling: Promise<unknown> | null = null;
+    const steps: number[] = [];
+    const ended = await run(job.id, 'worker-e', (step) => {
+      steps.push(step);
+      if (step === 12) cancelling = cancelTrainingJob(sql, job.id);
+    });
+    await cancelling;
+    expect(ended).toMatchObject({ id: job.id, status: 'cancelled', error: 'cancelled on request' });
+    // noticed at the latest at the step-20 checkpoint's write; never trained to the end
+    expect(Math.max(...steps)).toBeLessThan(40);
+    const row = await getTrainingJobRow(sql, job.id);
+    expect(row.checkpointStep).toBeLessThanOrEqual(20);
+    // no progress after the cancel is recorded, and running it again does nothing
+    expect(await run(job.id, 'worker-f')).toMatchObject({ status: 'cancelled', step: row.step });
+    // a finished job is returned as it is
+    expect((await cancelTrainingJob(sql, job.id)).status).toBe('cancelled');
+    const again = await createTrainingJob(sql, { ...request, seed: 10, saeId: 'cancelled' });
+    expect(again.id).not.toBe(job.id);
+    expect(again.status).toBe('queued');
+    await expect(cancelTrainingJob(sql, '00000000-0000-4000-8000-000000000000')).rejects.toThrow(
+      /unknown training job/,
+    );
   });
 
   it('refuses bad requests with what is allowed', async () => {

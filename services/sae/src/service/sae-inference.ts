@@ -3,6 +3,7 @@ import type {
   DecodeResponse,
   EncodeResponse,
   FeatureValue__Output,
+  FeatureWeightsResponse,
   NearestFeaturesResponse,
   Tensor__Output,
 } from '@loupe/common/grpc';
@@ -81,6 +82,28 @@ export class SaeInference {
       acts[feature] = value;
     }
     return { vector: Array.from(decode(sae, acts, 1)) };
+  }
+
+  /** One feature's weights as stored (raw activation space; a training scale is already folded in). */
+  async featureWeights(request: { saeId: string; feature: number }): Promise<FeatureWeightsResponse> {
+    const { record, sae } = await this.saes.get(request.saeId);
+    const { dIn, dSae, architecture, applyBDecToInput, normalizeActivations, k } = sae.config;
+    const { W_enc, b_enc, W_dec, b_dec, threshold } = sae.weights;
+    const f = request.feature;
+    checkFeature(f, dSae, request.saeId);
+    return {
+      saeId: request.saeId,
+      feature: f,
+      hook: record.hook,
+      architecture,
+      normalizeActivations,
+      encoderColumn: Array.from({ length: dIn }, (_, j) => W_enc[j * dSae + f]),
+      encoderBias: b_enc[f],
+      bDec: applyBDecToInput ? Array.from(b_dec) : [],
+      decoderRow: Array.from(W_dec.subarray(f * dIn, (f + 1) * dIn)),
+      threshold: architecture === 'jumprelu' ? threshold![f] : 0,
+      k: k ?? 0,
+    };
   }
 
   async nearest(request: {

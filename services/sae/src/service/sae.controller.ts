@@ -8,6 +8,7 @@ import type {
   FeatureRecordsResponse,
   FeatureRequest__Output,
   FeatureStatsResponse,
+  FeatureWeightsResponse,
   GetSaeRequest__Output,
   GetTrainingJobRequest__Output,
   ListFeaturesRequest__Output,
@@ -65,6 +66,11 @@ export class SaeController {
     return this.inference.decode(request);
   }
 
+  @GrpcMethod('SaeService', 'FeatureWeights')
+  featureWeights(request: FeatureRequest__Output): Promise<FeatureWeightsResponse> {
+    return this.inference.featureWeights(request);
+  }
+
   @GrpcMethod('SaeService', 'NearestFeatures')
   nearestFeatures(request: NearestFeaturesRequest__Output): Promise<NearestFeaturesResponse> {
     return this.inference.nearest({
@@ -91,6 +97,11 @@ export class SaeController {
   @GrpcMethod('SaeService', 'GetTrainingJob')
   getTrainingJob(request: GetTrainingJobRequest__Output): Promise<TrainingJob> {
     return this.training.get(request.id);
+  }
+
+  @GrpcMethod('SaeService', 'CancelTrainingJob')
+  cancelTrainingJob(request: GetTrainingJobRequest__Output): Promise<TrainingJob> {
+    return this.training.cancel(request.id);
   }
 
   @GrpcMethod('SaeService', 'FeatureRecords')

@@ -3,7 +3,7 @@ import { type Logger, type LoupeConfig, LoupeError } from '@loupe/common';
 import type { TrainingJob, TrainRequest__Output } from '@loupe/common/grpc';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { runTrainingJob } from '../jobs/run-training-job.js';
-import { createTrainingJob, getTrainingJob } from '../jobs/training-job-store.js';
+import { cancelTrainingJob, createTrainingJob, getTrainingJob } from '../jobs/training-job-store.js';
 import { SaeDatabase } from './database.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
@@ -35,6 +35,10 @@ export class TrainingJobs implements OnApplicationBootstrap, OnApplicationShutdo
     // a job queued before a restart starts once anyone looks at it (or at boot with DATABASE_URL)
     if (job.status === 'queued' || job.status === 'running') this.drain();
     return job;
+  }
+
+  async cancel(id: string): Promise<TrainingJob> {
+    return cancelTrainingJob(await this.database.sql(), id);
   }
 
   onApplicationBootstrap(): void {

@@ -3,6 +3,7 @@
 
 import type { TokenIds as _loupe_v1_TokenIds, TokenIds__Output as _loupe_v1_TokenIds__Output } from '../../loupe/v1/TokenIds.js';
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from '../../loupe/v1/ResidualSteering.js';
+import type { FeatureClamp as _loupe_v1_FeatureClamp, FeatureClamp__Output as _loupe_v1_FeatureClamp__Output } from '../../loupe/v1/FeatureClamp.js';
 
 export interface ActivationsRequest {
   'model'?: (string);
@@ -11,6 +12,7 @@ export interface ActivationsRequest {
   'hooks'?: (string)[];
   'logits'?: (boolean);
   'steering'?: (_loupe_v1_ResidualSteering)[];
+  'clamps'?: (_loupe_v1_FeatureClamp)[];
   'input'?: "text"|"ids";
 }
 
@@ -21,5 +23,6 @@ export interface ActivationsRequest__Output {
   'hooks': (string)[];
   'logits': (boolean);
   'steering': (_loupe_v1_ResidualSteering__Output)[];
+  'clamps': (_loupe_v1_FeatureClamp__Output)[];
   'input'?: "text"|"ids";
 }

@@ -36,6 +36,15 @@ export interface CaptureServiceClient extends grpc.Client {
   activations(argument: _loupe_v1_ActivationsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ActivationsResponse__Output>): grpc.ClientUnaryCall;
   activations(argument: _loupe_v1_ActivationsRequest, callback: grpc.requestCallback<_loupe_v1_ActivationsResponse__Output>): grpc.ClientUnaryCall;
   
+  CancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  CancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  CancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  CancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  cancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  cancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  cancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  cancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  
   Generate(argument: _loupe_v1_GenerateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_GenerateResponse__Output>): grpc.ClientUnaryCall;
   Generate(argument: _loupe_v1_GenerateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_GenerateResponse__Output>): grpc.ClientUnaryCall;
   Generate(argument: _loupe_v1_GenerateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_GenerateResponse__Output>): grpc.ClientUnaryCall;
@@ -140,6 +149,8 @@ export interface CaptureServiceClient extends grpc.Client {
 export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementation {
   Activations: grpc.handleUnaryCall<_loupe_v1_ActivationsRequest__Output, _loupe_v1_ActivationsResponse>;
   
+  CancelCaptureJob: grpc.handleUnaryCall<_loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob>;
+  
   Generate: grpc.handleUnaryCall<_loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse>;
   
   GetCaptureJob: grpc.handleUnaryCall<_loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob>;
@@ -166,6 +177,7 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
 
 export interface CaptureServiceDefinition extends grpc.ServiceDefinition {
   Activations: MethodDefinition<_loupe_v1_ActivationsRequest, _loupe_v1_ActivationsResponse, _loupe_v1_ActivationsRequest__Output, _loupe_v1_ActivationsResponse__Output>
+  CancelCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
   Generate: MethodDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateResponse, _loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse__Output>
   GetCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
   GetCollection: MethodDefinition<_loupe_v1_GetCollectionRequest, _loupe_v1_DocumentCollection, _loupe_v1_GetCollectionRequest__Output, _loupe_v1_DocumentCollection__Output>

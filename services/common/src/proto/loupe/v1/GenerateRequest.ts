@@ -2,6 +2,7 @@
 // Original file: proto/loupe/v1/capture.proto
 
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from '../../loupe/v1/ResidualSteering.js';
+import type { FeatureClamp as _loupe_v1_FeatureClamp, FeatureClamp__Output as _loupe_v1_FeatureClamp__Output } from '../../loupe/v1/FeatureClamp.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface GenerateRequest {
@@ -12,6 +13,7 @@ export interface GenerateRequest {
   'topK'?: (number);
   'seed'?: (number | string | Long);
   'steering'?: (_loupe_v1_ResidualSteering)[];
+  'clamps'?: (_loupe_v1_FeatureClamp)[];
 }
 
 export interface GenerateRequest__Output {
@@ -22,4 +24,5 @@ export interface GenerateRequest__Output {
   'topK': (number);
   'seed': (number);
   'steering': (_loupe_v1_ResidualSteering__Output)[];
+  'clamps': (_loupe_v1_FeatureClamp__Output)[];
 }

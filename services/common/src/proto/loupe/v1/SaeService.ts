@@ -12,6 +12,7 @@ import type { EvaluateRequest as _loupe_v1_EvaluateRequest, EvaluateRequest__Out
 import type { FeatureRecordsResponse as _loupe_v1_FeatureRecordsResponse, FeatureRecordsResponse__Output as _loupe_v1_FeatureRecordsResponse__Output } from '../../loupe/v1/FeatureRecordsResponse.js';
 import type { FeatureRequest as _loupe_v1_FeatureRequest, FeatureRequest__Output as _loupe_v1_FeatureRequest__Output } from '../../loupe/v1/FeatureRequest.js';
 import type { FeatureStatsResponse as _loupe_v1_FeatureStatsResponse, FeatureStatsResponse__Output as _loupe_v1_FeatureStatsResponse__Output } from '../../loupe/v1/FeatureStatsResponse.js';
+import type { FeatureWeightsResponse as _loupe_v1_FeatureWeightsResponse, FeatureWeightsResponse__Output as _loupe_v1_FeatureWeightsResponse__Output } from '../../loupe/v1/FeatureWeightsResponse.js';
 import type { GetSaeRequest as _loupe_v1_GetSaeRequest, GetSaeRequest__Output as _loupe_v1_GetSaeRequest__Output } from '../../loupe/v1/GetSaeRequest.js';
 import type { GetTrainingJobRequest as _loupe_v1_GetTrainingJobRequest, GetTrainingJobRequest__Output as _loupe_v1_GetTrainingJobRequest__Output } from '../../loupe/v1/GetTrainingJobRequest.js';
 import type { ListFeaturesRequest as _loupe_v1_ListFeaturesRequest, ListFeaturesRequest__Output as _loupe_v1_ListFeaturesRequest__Output } from '../../loupe/v1/ListFeaturesRequest.js';
@@ -25,6 +26,15 @@ import type { TrainRequest as _loupe_v1_TrainRequest, TrainRequest__Output as _l
 import type { TrainingJob as _loupe_v1_TrainingJob, TrainingJob__Output as _loupe_v1_TrainingJob__Output } from '../../loupe/v1/TrainingJob.js';
 
 export interface SaeServiceClient extends grpc.Client {
+  CancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  CancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  CancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  CancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  cancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  cancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  cancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  cancelTrainingJob(argument: _loupe_v1_GetTrainingJobRequest, callback: grpc.requestCallback<_loupe_v1_TrainingJob__Output>): grpc.ClientUnaryCall;
+  
   Decode(argument: _loupe_v1_DecodeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DecodeResponse__Output>): grpc.ClientUnaryCall;
   Decode(argument: _loupe_v1_DecodeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_DecodeResponse__Output>): grpc.ClientUnaryCall;
   Decode(argument: _loupe_v1_DecodeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DecodeResponse__Output>): grpc.ClientUnaryCall;
@@ -69,6 +79,15 @@ export interface SaeServiceClient extends grpc.Client {
   featureStats(argument: _loupe_v1_FeatureRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_FeatureStatsResponse__Output>): grpc.ClientUnaryCall;
   featureStats(argument: _loupe_v1_FeatureRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureStatsResponse__Output>): grpc.ClientUnaryCall;
   featureStats(argument: _loupe_v1_FeatureRequest, callback: grpc.requestCallback<_loupe_v1_FeatureStatsResponse__Output>): grpc.ClientUnaryCall;
+  
+  FeatureWeights(argument: _loupe_v1_FeatureRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
+  FeatureWeights(argument: _loupe_v1_FeatureRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
+  FeatureWeights(argument: _loupe_v1_FeatureRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
+  FeatureWeights(argument: _loupe_v1_FeatureRequest, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
+  featureWeights(argument: _loupe_v1_FeatureRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
+  featureWeights(argument: _loupe_v1_FeatureRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
+  featureWeights(argument: _loupe_v1_FeatureRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
+  featureWeights(argument: _loupe_v1_FeatureRequest, callback: grpc.requestCallback<_loupe_v1_FeatureWeightsResponse__Output>): grpc.ClientUnaryCall;
   
   GetSae(argument: _loupe_v1_GetSaeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_SaeInfo__Output>): grpc.ClientUnaryCall;
   GetSae(argument: _loupe_v1_GetSaeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_SaeInfo__Output>): grpc.ClientUnaryCall;
@@ -127,6 +146,8 @@ export interface SaeServiceClient extends grpc.Client {
 }
 
 export interface SaeServiceHandlers extends grpc.UntypedServiceImplementation {
+  CancelTrainingJob: grpc.handleUnaryCall<_loupe_v1_GetTrainingJobRequest__Output, _loupe_v1_TrainingJob>;
+  
   Decode: grpc.handleUnaryCall<_loupe_v1_DecodeRequest__Output, _loupe_v1_DecodeResponse>;
   
   Encode: grpc.handleUnaryCall<_loupe_v1_EncodeRequest__Output, _loupe_v1_EncodeResponse>;
@@ -136,6 +157,8 @@ export interface SaeServiceHandlers extends grpc.UntypedServiceImplementation {
   FeatureRecords: grpc.handleUnaryCall<_loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureRecordsResponse>;
   
   FeatureStats: grpc.handleUnaryCall<_loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureStatsResponse>;
+  
+  FeatureWeights: grpc.handleUnaryCall<_loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureWeightsResponse>;
   
   GetSae: grpc.handleUnaryCall<_loupe_v1_GetSaeRequest__Output, _loupe_v1_SaeInfo>;
   
@@ -152,11 +175,13 @@ export interface SaeServiceHandlers extends grpc.UntypedServiceImplementation {
 }
 
 export interface SaeServiceDefinition extends grpc.ServiceDefinition {
+  CancelTrainingJob: MethodDefinition<_loupe_v1_GetTrainingJobRequest, _loupe_v1_TrainingJob, _loupe_v1_GetTrainingJobRequest__Output, _loupe_v1_TrainingJob__Output>
   Decode: MethodDefinition<_loupe_v1_DecodeRequest, _loupe_v1_DecodeResponse, _loupe_v1_DecodeRequest__Output, _loupe_v1_DecodeResponse__Output>
   Encode: MethodDefinition<_loupe_v1_EncodeRequest, _loupe_v1_EncodeResponse, _loupe_v1_EncodeRequest__Output, _loupe_v1_EncodeResponse__Output>
   Evaluate: MethodDefinition<_loupe_v1_EvaluateRequest, _loupe_v1_EvalMetrics, _loupe_v1_EvaluateRequest__Output, _loupe_v1_EvalMetrics__Output>
   FeatureRecords: MethodDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureRecordsResponse, _loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureRecordsResponse__Output>
   FeatureStats: MethodDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureStatsResponse, _loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureStatsResponse__Output>
+  FeatureWeights: MethodDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureWeightsResponse, _loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureWeightsResponse__Output>
   GetSae: MethodDefinition<_loupe_v1_GetSaeRequest, _loupe_v1_SaeInfo, _loupe_v1_GetSaeRequest__Output, _loupe_v1_SaeInfo__Output>
   GetTrainingJob: MethodDefinition<_loupe_v1_GetTrainingJobRequest, _loupe_v1_TrainingJob, _loupe_v1_GetTrainingJobRequest__Output, _loupe_v1_TrainingJob__Output>
   ListFeatures: MethodDefinition<_loupe_v1_ListFeaturesRequest, _loupe_v1_ListFeaturesResponse, _loupe_v1_ListFeaturesRequest__Output, _loupe_v1_ListFeaturesResponse__Output>
