@@ -56,12 +56,25 @@ describe('feature clamps in the graph (tiny GPT-2)', () => {
   it('clamps (ReLU and JumpReLU, two features on one layer, with steering) as the float64 reference does', async () => {
     const { dModel: d } = runner.manifest.dims;
     const rng = new Rng(7);
+    const jump = randomClamp(rng, 1, d, { value: 1.5 });
     const clamps = [
       randomClamp(rng, 1, d, { bias: 0.1, value: 4 }),
-      randomClamp(rng, 1, d, { threshold: 0.5, value: 1.5 }),
+      jump,
       randomClamp(rng, 0, d, { bias: -0.2, value: 0 }),
     ];
     const steer = Float32Array.from({ length: d }, (_, i) => Math.cos(i));
+    // the JumpReLU threshold splits the positions where the feature is positive, so some fall below it
+    const before = referenceForward(reference, ids, {
+      steering: new Map([[1, Float64Array.from(steer, (v) => v * 0.5)]]),
+      editResidPre: (layer, rows) => (layer === 0 ? clampByHand([clamps[2]])(0, rows) : rows),
+    }).hooks.get('blocks.1.hook_resid_pre')!;
+    const positive = before
+      .map((x) => x.reduce((sum, v, i) => sum + v * jump.encoder[i], 0))
+      .filter((pre) => pre > 0)
+      .sort((a, b) => a - b);
+    expect(positive.length).toBeGreaterThan(1);
+    const middle = Math.floor(positive.length / 2);
+    jump.threshold = (positive[middle - 1] + positive[middle]) / 2;
     const [plain] = await runner.forward([{ ids, hooks, logits: true }]);
     const [clamped] = await runner.forward([
       { ids, hooks, logits: true, clamps, steering: [{ layer: 1, vector: steer, strength: 0.5 }] },
