@@ -32,8 +32,10 @@ export default async function SteerPage(props: {
     <>
       <h1>Steering</h1>
       <p className="muted">
-        Add SAE features' decoder directions to the residual stream and compare with the unsteered model, same
-        seed. Share the setup by copying the URL.
+        Steer with SAE features and compare with the unsteered model, same seed: ADD adds strength × the
+        feature's decoder direction at every position; CLAMP sets the feature to the strength inside the SAE
+        and keeps the error term; ABLATE clamps it to zero (CLAMP and ABLATE: ReLU or JumpReLU SAEs). Share
+        the setup by copying the URL.
       </p>
       <ApolloProvider wsUrl={gatewayWsUrl()}>
         <SteeringPlayground initialSetup={setup} initialResult={result} initialError={error} />
