@@ -176,16 +176,19 @@ export function adamOutputs(
   for (const p of params) {
     const grad =
       p === 'W_dec' && options.unitDecoder ? removeParallelComponent(g, grads[p], 'W_dec') : grads[p];
-    const updated = adamUpdate(g, options.adam, step, {
-      param: p,
-      grad,
-      m: saeIo.moment('m', p),
-      v: saeIo.moment('v', p),
-    });
-    if (p === 'W_dec' && options.unitDecoder) normaliseRows(g, updated.param, saeIo.updated(p));
-    else g.op('Identity', [updated.param], {}, saeIo.updated(p));
-    g.op('Identity', [updated.m], {}, saeIo.updatedMoment('m', p));
-    g.op('Identity', [updated.v], {}, saeIo.updatedMoment('v', p));
+    const normalised = p === 'W_dec' && options.unitDecoder;
+    const updated = adamUpdate(
+      g,
+      options.adam,
+      step,
+      { param: p, grad, m: saeIo.moment('m', p), v: saeIo.moment('v', p) },
+      {
+        m: saeIo.updatedMoment('m', p),
+        v: saeIo.updatedMoment('v', p),
+        ...(normalised ? {} : { param: saeIo.updated(p) }),
+      },
+    );
+    if (normalised) normaliseRows(g, updated.param, saeIo.updated(p));
   }
   for (const p of params) {
     const dims = saeParamShape(shape, p);

@@ -177,17 +177,18 @@ function reluL1SparsePass(g: GraphBuilder, shape: SaeShape): ArchPass {
   const bEnc = perLatent(dPicked);
   const safeNorms = g.op('Max', [norms, g.constFloat([1e-12], [], 'norm_floor')]);
   const perRow = g.op('Div', [g.op('Mul', [scale, perLatent(values)]), safeNorms]);
-  const dDec = g.op('Add', [
-    decoderGradient(g, acts, dRecon),
-    g.op('Mul', [g.op('Unsqueeze', [perRow, axis1]), 'W_dec']),
-  ]);
+  // Gemm with transA rather than MatMul(Transpose(·)): ONNX Runtime did not fold that Transpose of the
+  // [B, m] activations into the MatMul and copied 400 MB per step for it at the bench's size
+  const dDec = g.op('Gemm', [acts, dRecon, g.op('Mul', [g.op('Unsqueeze', [perRow, axis1]), 'W_dec'])], {
+    transA: 1,
+  });
   const direct = g.op('ReduceSum', [dRecon, rows0], { keepdims: 0 });
   return {
     params: SAE_PARAMS,
     loss,
     mse,
     grads: {
-      W_enc: g.op('MatMul', [g.op('Transpose', [e.centred], { perm: [1, 0] }), dPre]),
+      W_enc: g.op('Gemm', [e.centred, dPre], { transA: 1 }),
       b_enc: bEnc,
       // b_dec enters twice: added to x̂ directly, and subtracted from x before the encoder
       b_dec: g.op('Sub', [direct, g.op('MatMul', ['W_enc', bEnc])]),

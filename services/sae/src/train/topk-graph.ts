@@ -332,16 +332,18 @@ export function buildTopKStepGraph(shape: TopKShape, options: StepGraphOptions =
   }
   const step = adamStep(g, settings, lr, t);
   for (const p of TOPK_PARAMS) {
-    const updated = adamUpdate(g, settings, step, {
-      param: p,
-      grad: grads[p],
-      m: io.moment('m', p),
-      v: io.moment('v', p),
-    });
+    const updated = adamUpdate(
+      g,
+      settings,
+      step,
+      { param: p, grad: grads[p], m: io.moment('m', p), v: io.moment('v', p) },
+      {
+        m: io.updatedMoment('m', p),
+        v: io.updatedMoment('v', p),
+        ...(p === 'W_dec' ? {} : { param: io.updated(p) }),
+      },
+    );
     if (p === 'W_dec') normaliseRows(g, updated.param, io.updated(p));
-    else g.op('Identity', [updated.param], {}, io.updated(p));
-    g.op('Identity', [updated.m], {}, io.updatedMoment('m', p));
-    g.op('Identity', [updated.v], {}, io.updatedMoment('v', p));
   }
   for (const p of TOPK_PARAMS) g.output(io.updated(p), 'float32', paramShape(shape, p));
   for (const p of TOPK_PARAMS) {
