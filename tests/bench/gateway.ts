@@ -1,3 +1,4 @@
+import { captureClient } from '../support/grpc.js';
 import { NEURON_HOOK, SAE_ID, startServices } from '../support/workbench.js';
 import { fmt, printTable } from './measure.js';
 
@@ -73,6 +74,44 @@ async function load(
   } satisfies Load;
 }
 
+/**
+ * The unit page under the same load while a capture job runs in the capture service (its forward
+ * passes compete for the CPU and the database with the reads). Latency is reported; the error rate is
+ * a property, not a timing: any failed read fails the bench.
+ */
+async function whileCaptureRuns(
+  env: Record<string, string>,
+  url: string,
+  next: (i: number) => { query: string; variables: object },
+) {
+  const capture = await captureClient(env.LOUPE_CAPTURE_ADDR);
+  try {
+    // the hook the services were started with is captured already: another one makes a new job
+    const job = await capture.StartCapture({
+      model: 'tiny',
+      dataset: 'default',
+      hooks: ['blocks.0.mlp.hook_post'],
+      maxTokens: 200_000,
+    });
+    const idle = await load(url, 1, 2, next);
+    const many = await load(url, CLIENTS, SECONDS, next);
+    const after = await capture.GetCaptureJob({ id: job.id });
+    await capture.CancelCaptureJob({ id: job.id });
+    if (after.status !== 'running' && after.status !== 'done')
+      throw new Error(`the capture job did not run during the load: ${after.status} ${after.error}`);
+    if (many.errors > 0)
+      throw new Error(`${many.errors} of ${many.requests} reads failed while a capture job ran`);
+    return {
+      measure: `unit page while a capture job runs, ${CLIENTS} clients`,
+      value: `p50 ${fmt(many.p50, 1)} ms, p99 ${fmt(many.p99, 1)} ms, ${fmt(many.perSecond)} req/s, ${many.errors} errors / ${fmt(many.requests)}`,
+      reference: `job at ${after.windowsDone}/${after.totalWindows} windows after the load`,
+      ratio: `1 client meanwhile: p50 ${fmt(idle.p50, 1)} ms`,
+    };
+  } finally {
+    capture.close();
+  }
+}
+
 /** Unit-page query and nearest-unit search latency under 50 concurrent clients, on the tiny fixture's data. */
 export async function gatewayBench(): Promise<void> {
   const services = await startServices();
@@ -99,6 +138,7 @@ export async function gatewayBench(): Promise<void> {
         ratio: `${fmt(many.perSecond / one.perSecond, 1)}× throughput`,
       });
     }
+    rows.push(await whileCaptureRuns(services.env, services.gatewayUrl, neuron));
     printTable('GraphQL gateway under load (tiny fixture model, all services on this machine)', rows);
   } finally {
     await services.stop();

@@ -103,6 +103,31 @@ export const VARIABLES = {
     description: 'true: queries need no API key (mutations always do); false: every operation needs one',
     parse: (raw: string, name: string) => oneOf('true', 'false')(raw, name) === 'true',
   },
+  gatewayRateLimit: {
+    name: 'LOUPE_GATEWAY_RATE_LIMIT',
+    default: '0',
+    description:
+      'GraphQL requests per second per API key (keyless requests: per client address), bursts of twice that; 0 = unlimited',
+    parse: positiveInt,
+  },
+  gatewayCorsOrigins: {
+    name: 'LOUPE_GATEWAY_CORS_ORIGINS',
+    default: undefined,
+    description:
+      'Comma-separated browser origins allowed to call the gateway cross-origin (* = any); unset = same origin only',
+    parse: (raw: string) =>
+      raw
+        .split(',')
+        .map((origin) => origin.trim())
+        .filter(Boolean),
+  },
+  serviceToken: {
+    name: 'LOUPE_SERVICE_TOKEN',
+    default: undefined,
+    description:
+      'Shared secret the gRPC services require from their callers (health checks exempt); unset = none (never logged)',
+    parse: text,
+  },
   webPort: {
     name: 'LOUPE_WEB_PORT',
     default: '3000',

@@ -11,7 +11,9 @@ export type ErrorCode =
   | 'TOO_LONG'
   | 'BAD_CHECKPOINT'
   | 'UNAVAILABLE'
-  | 'CONFIG';
+  | 'CONFIG'
+  /** a caller without the shared service token (LOUPE_SERVICE_TOKEN) */
+  | 'UNAUTHENTICATED';
 
 export class LoupeError extends Error {
   constructor(

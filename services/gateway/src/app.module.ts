@@ -121,6 +121,7 @@ export class GatewayModule {
           ): ApolloDriverConfig => ({
             path: '/graphql',
             typePaths: [SCHEMA_FILE],
+            parseOptions: { maxTokens: LIMITS.maxTokens },
             validationRules: [
               depthLimit(LIMITS.maxDepth),
               costLimit(LIMITS.maxCost, { defaultPage: LIMITS.defaultPage, maxPage: LIMITS.maxPage }),

@@ -14,6 +14,9 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { GatewayModule } from './app.module.js';
 import { GatewayDatabase } from './auth/database.js';
+import { corsOptions } from './security/cors.js';
+import { rateLimit } from './security/rate-limit.js';
+import { bodyErrors, requireUtf8, unicodeOnly } from './security/request-body.js';
 
 /** Starts the GraphQL gateway on config.gatewayPort; returns its URL and a function that stops it. */
 export async function startGateway(): Promise<{ url: string; close(): Promise<void> }> {
@@ -22,8 +25,16 @@ export async function startGateway(): Promise<{ url: string; close(): Promise<vo
   const app = await NestFactory.create<NestExpressApplication>(GatewayModule.register(config, log), {
     logger: ['error', 'warn'],
   });
+  app.disable('x-powered-by');
+  // first, so preflights are answered and even a 429 carries the CORS headers a browser needs to read it
+  const cors = corsOptions(config.gatewayCorsOrigins);
+  if (cors) app.enableCors(cors);
+  // per API key (or client address), before any parsing or resolving; see security/rate-limit.ts
+  app.use('/graphql', rateLimit(config.gatewayRateLimit));
   // a request may carry a text of maxTextChars (up to 6 bytes each as JSON escapes) plus steering vectors
-  app.useBodyParser('json', { limit: config.maxTextChars * 6 + 4 * 1024 * 1024 });
+  app.useBodyParser('json', { limit: config.maxTextChars * 6 + 4 * 1024 * 1024, verify: requireUtf8 });
+  // malformed, oversized or non-UTF-8 bodies and lone surrogates: clear GraphQL errors (security/request-body.ts)
+  app.use('/graphql', bodyErrors, unicodeOnly);
   // after the body parser, so the request id's async context reaches the resolvers and gRPC clients
   app.use(requestIds(log));
   app.use(healthEndpoints);

@@ -22,6 +22,7 @@ export async function startCaptureService(overrides: Partial<LoupeConfig> = {}):
     log,
     maxMessageBytes: MAX_MESSAGE_BYTES,
     metricsPort: config.metricsPort,
+    serviceToken: config.serviceToken,
     // ready once the default model is loaded (the first probe starts loading it) and Postgres answers
     readiness: (app) => ({
       database: async () => (await app.get(CaptureDatabase).sql())`SELECT 1`,

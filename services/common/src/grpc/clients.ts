@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { loadConfig } from '../config.js';
 import { type ErrorCode, LoupeError } from '../errors.js';
 import type {
   CaptureProto,
@@ -10,6 +11,7 @@ import type {
 } from '../proto/index.js';
 import { currentRequestId, REQUEST_ID_HEADER } from '../request-context.js';
 import { loadProto } from './protos.js';
+import { SERVICE_TOKEN_METADATA_KEY } from './service-token.js';
 import { ERROR_CODE_METADATA_KEY, GRPC_STATUS } from './status.js';
 
 /**
@@ -82,6 +84,8 @@ export type ExplainerApi = Promised<ExplainerServiceClient, (typeof EXPLAINER_ME
 export interface ClientOptions {
   /** largest message received; logits of a long text are tens of megabytes */
   maxMessageBytes?: number;
+  /** sent with every call as loupe-service-token; default: LOUPE_SERVICE_TOKEN of this process */
+  serviceToken?: string;
 }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
@@ -94,14 +98,14 @@ export function captureServiceClient(address: string, options: ClientOptions = {
     grpc.credentials.createInsecure(),
     channel(options),
   );
-  return promised(client, CAPTURE_METHODS) as unknown as CaptureApi;
+  return promised(client, CAPTURE_METHODS, options) as unknown as CaptureApi;
 }
 
 /** An SaeService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
 export function saeServiceClient(address: string, options: ClientOptions = {}): SaeApi {
   const proto = loadProto<SaeProto>('sae');
   const client = new proto.loupe.v1.SaeService(address, grpc.credentials.createInsecure(), channel(options));
-  return promised(client, SAE_METHODS) as unknown as SaeApi;
+  return promised(client, SAE_METHODS, options) as unknown as SaeApi;
 }
 
 /** An ExplainerService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
@@ -112,7 +116,7 @@ export function explainerServiceClient(address: string, options: ClientOptions =
     grpc.credentials.createInsecure(),
     channel(options),
   );
-  return promised(client, EXPLAINER_METHODS) as unknown as ExplainerApi;
+  return promised(client, EXPLAINER_METHODS, options) as unknown as ExplainerApi;
 }
 
 function channel(options: ClientOptions): grpc.ChannelOptions {
@@ -122,8 +126,13 @@ function channel(options: ClientOptions): grpc.ChannelOptions {
 
 type Callback = (error: grpc.ServiceError | null, value: unknown) => void;
 
-function promised(client: grpc.Client, methods: readonly string[]): Record<string, unknown> {
+function promised(
+  client: grpc.Client,
+  methods: readonly string[],
+  options: ClientOptions,
+): Record<string, unknown> {
   const api: Record<string, unknown> = {};
+  const serviceToken = options.serviceToken ?? loadConfig().serviceToken;
   for (const method of methods) {
     type UnaryCall = (
       request: unknown,
@@ -136,7 +145,7 @@ function promised(client: grpc.Client, methods: readonly string[]): Record<strin
       new Promise((resolve, reject) => {
         const callOptions: grpc.CallOptions =
           options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
-        call(request, requestMetadata(), callOptions, (error, value) =>
+        call(request, requestMetadata(serviceToken), callOptions, (error, value) =>
           error ? reject(error) : resolve(value),
         );
       });
@@ -149,9 +158,13 @@ function promised(client: grpc.Client, methods: readonly string[]): Record<strin
   return api;
 }
 
-/** The id of the request this call is made for, passed on so the callee's log lines carry it too. */
-function requestMetadata(): grpc.Metadata {
+/**
+ * The id of the request this call is made for, passed on so the callee's log lines carry it too, and
+ * the shared service token when one is configured.
+ */
+function requestMetadata(serviceToken: string | undefined): grpc.Metadata {
   const metadata = new grpc.Metadata();
+  if (serviceToken) metadata.set(SERVICE_TOKEN_METADATA_KEY, serviceToken);
   const requestId = currentRequestId();
   if (requestId) metadata.set(REQUEST_ID_HEADER, requestId);
   return metadata;

@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { isDatabaseUnavailable } from '../db/connection-errors.js';
 import { type ErrorCode, LoupeError } from '../errors.js';
 
 /** The one mapping from Loupe's error codes to gRPC status codes, used by every service. */
@@ -11,6 +12,7 @@ export const GRPC_STATUS: Record<ErrorCode, status> = {
   NOT_FOUND: status.NOT_FOUND,
   UNAVAILABLE: status.UNAVAILABLE,
   CONFIG: status.FAILED_PRECONDITION,
+  UNAUTHENTICATED: status.UNAUTHENTICATED,
 };
 
 /** Loupe error code carried in gRPC metadata, so clients can recover the exact kind of mistake. */
@@ -26,5 +28,12 @@ export interface GrpcErrorPayload {
 export function toGrpcError(error: unknown): GrpcErrorPayload {
   if (error instanceof LoupeError)
     return { code: GRPC_STATUS[error.code], message: error.message, loupeCode: error.code };
+  // the database went away under a request (restart, network): the client may retry, the service lives on
+  if (isDatabaseUnavailable(error))
+    return {
+      code: status.UNAVAILABLE,
+      message: 'the database is unavailable; try again shortly',
+      loupeCode: 'UNAVAILABLE',
+    };
   return { code: status.INTERNAL, message: 'internal error (see the service log)', loupeCode: 'INTERNAL' };
 }

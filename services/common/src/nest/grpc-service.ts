@@ -9,6 +9,7 @@ import { type ReadinessChecks, registerReadiness } from '../metrics/readiness.js
 import { GrpcCallInterceptor } from './grpc-call.interceptor.js';
 import { GrpcErrorFilter } from './grpc-error.filter.js';
 import { HealthController, SERVED_SERVICE } from './health.controller.js';
+import { ServiceTokenGuard } from './service-token.guard.js';
 
 export interface GrpcServiceSpec {
   /** the service's root module, registered with its config and logger */
@@ -26,6 +27,8 @@ export interface GrpcServiceSpec {
   readiness?: (app: INestMicroservice) => ReadinessChecks;
   /** port of the process's /metrics, /healthz, /readyz listener (config.metricsPort); none when unset */
   metricsPort?: number;
+  /** config.serviceToken: when set, every RPC but the health check must carry it (ServiceTokenGuard) */
+  serviceToken?: string;
 }
 
 export interface RunningGrpcService {
@@ -71,6 +74,7 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
   });
   app.useGlobalFilters(new GrpcErrorFilter(spec.log));
   app.useGlobalInterceptors(new GrpcCallInterceptor(spec.log));
+  if (spec.serviceToken) app.useGlobalGuards(new ServiceTokenGuard(spec.serviceToken));
   app.enableShutdownHooks();
   const unregister = registerReadiness(served, spec.readiness?.(app) ?? {});
   await app.listen();

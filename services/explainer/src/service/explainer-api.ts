@@ -50,6 +50,8 @@ import {
 } from './wire.js';
 
 const MAX_CANDIDATES = 16;
+/** longest search query (the gateway's own limit on explanation text too) */
+const MAX_QUERY_CHARS = 2000;
 const DEFAULT_JOB_CONCURRENCY = 4;
 const DEFAULT_MAX_ATTEMPTS = 3;
 
@@ -165,6 +167,11 @@ export class ExplainerApi {
   }
 
   async search(request: SearchExplanationsRequest__Output): Promise<SearchExplanationsResponse> {
+    if (request.query.length > MAX_QUERY_CHARS)
+      throw new UserInputError(
+        `search query has ${request.query.length} characters; the limit is ${MAX_QUERY_CHARS}`,
+        'TOO_LONG',
+      );
     const options = { query: request.query, limit: request.limit, unitPrefix: request.unitPrefix };
     if (!request.semantic)
       return { hits: (await searchExplanations(await this.database.sql(), options)).map(hitToWire) };

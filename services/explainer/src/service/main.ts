@@ -17,6 +17,7 @@ export async function startExplainerService(): Promise<RunningGrpcService> {
     log,
     maxMessageBytes: MAX_MESSAGE_BYTES,
     metricsPort: config.metricsPort,
+    serviceToken: config.serviceToken,
     readiness: (app) => ({ database: async () => (await app.get(ExplainerDatabase).sql())`SELECT 1` }),
   });
   log.info(

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Sql } from '@loupe/common/db';
@@ -33,11 +33,20 @@ export async function createApiKey(sql: Sql, name: string): Promise<CreatedApiKe
   return { id, name, key };
 }
 
-/** The key's id and name when it exists and is not revoked; records when it was last used. */
+/**
+ * The key's id and name when it exists and is not revoked; records when it was last used. The lookup
+ * is by sha256, so how long the index search takes says something about the hash of the guess, never
+ * about the stored key (finding a key from hash prefixes means inverting sha256); the found hash is
+ * still compared with timingSafeEqual, so no byte-by-byte string comparison touches a secret.
+ */
 export async function verifyApiKey(sql: Sql, key: string): Promise<{ id: string; name: string } | null> {
-  const rows = await sql<{ id: string; name: string }[]>`
+  const presented = hashApiKey(key);
+  const rows = await sql<{ id: string; name: string; key_sha256: string }[]>`
     UPDATE api_keys SET last_used_at = now()
-    WHERE key_sha256 = ${hashApiKey(key)} AND revoked_at IS NULL
-    RETURNING id, name`;
-  return rows[0] ?? null;
+    WHERE key_sha256 = ${presented} AND revoked_at IS NULL
+    RETURNING id, name, key_sha256`;
+  const row = rows[0];
+  if (!row || !timingSafeEqual(Buffer.from(row.key_sha256, 'hex'), Buffer.from(presented, 'hex')))
+    return null;
+  return { id: row.id, name: row.name };
 }

@@ -25,6 +25,8 @@ const FROM_LOUPE: Record<ErrorCode, GatewayErrorCode> = {
   BAD_CHECKPOINT: 'UNAVAILABLE',
   CONFIG: 'UNAVAILABLE',
   UNAVAILABLE: 'UNAVAILABLE',
+  // a service refused the gateway's LOUPE_SERVICE_TOKEN: a deployment mistake, not the caller's
+  UNAUTHENTICATED: 'UNAVAILABLE',
 };
 
 /** Codes graphql-js and Apollo Server give requests that never ran (parse, validation, variables). */

@@ -1,5 +1,7 @@
 /** The gateway's limits in one place; each is checked before any service is called. */
 export const LIMITS = {
+  /** tokens of one GraphQL document: a parse stops there, before deep nesting can exhaust the stack */
+  maxTokens: 2_000,
   /** levels of nested fields in one operation (introspection not counted) */
   maxDepth: 10,
   /** fields × page sizes in one operation (see query-limits.ts) */

@@ -17,6 +17,7 @@ export async function startSaeService(): Promise<RunningGrpcService> {
     log,
     maxMessageBytes: MAX_MESSAGE_BYTES,
     metricsPort: config.metricsPort,
+    serviceToken: config.serviceToken,
     readiness: (app) => ({ database: async () => (await app.get(SaeDatabase).sql())`SELECT 1` }),
   });
   log.info({ address: config.saeAddress, capture: config.captureAddress }, 'sae service listening');

@@ -1,0 +1,15 @@
+/**
+ * Errors that say the database could not be reached or went away (not that a query was wrong): a
+ * refused or reset connection, postgres.js' own connection codes, and the server's class 08
+ * (connection exception) and 57P01-57P03 (shutting down, cannot connect now). A request that meets
+ * one is UNAVAILABLE, to be retried, never an internal error; postgres.js reconnects by itself.
+ */
+const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND']);
+const CLIENT = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+const SERVER = new Set(['57P01', '57P02', '57P03']);
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  return NETWORK.has(code) || CLIENT.has(code) || SERVER.has(code) || /^08[0-9A-Z]{3}$/.test(code);
+}
