@@ -474,14 +474,19 @@ describe('GraphQL gateway over the SAE service', () => {
       { ids },
     );
     expect(data.units.map((u: Json) => u.id)).toEqual(ids);
-    // the request's batches are all logged before its answer is sent
-    const batches = gateway
-      .stderr()
-      .slice(from)
-      .split('\n')
-      .filter((line) => line.includes('"sae batch"') || line.includes('"capture batch"'))
-      .map((line) => JSON.parse(line))
-      .map(({ rpc, keys }) => ({ rpc, keys }));
+    // the request's batches are all logged before its answer is sent, but the log pipe and the HTTP
+    // socket are read independently here: wait (bounded) until the last batch's line has arrived
+    const logged = () =>
+      gateway
+        .stderr()
+        .slice(from)
+        .split('\n')
+        .filter((line) => line.includes('"sae batch"') || line.includes('"capture batch"'))
+        .map((line) => JSON.parse(line))
+        .map(({ rpc, keys }) => ({ rpc, keys }));
+    for (let i = 0; i < 100 && !logged().some((b) => b.rpc === 'FeatureRecords'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const batches = logged();
     const distinct = [1, 2, 3].map((f) => `tiny/${SAE_ID}/${f}`);
     expect(batches).toEqual([
       { rpc: 'GetSae', keys: [SAE_ID] },
