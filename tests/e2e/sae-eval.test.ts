@@ -7,6 +7,7 @@ import {
   encode,
   ReconstructionAccumulator,
   randomSae,
+  readSaeLens,
   reconstruct,
   splicedLoss,
   writeSaeLens,
