@@ -96,6 +96,11 @@ sae
   .option('--normalize', 'scale activations to unit mean squared norm (folded into the saved weights)')
   .option('--normalize-vectors <n>', 'vectors to estimate the normalisation scale on', '65536')
   .option(
+    '--b-dec-init <mean|geometric-median>',
+    "b_dec from the first batch's mean or geometric median",
+    'mean',
+  )
+  .option(
     '--dead-window <tokens>',
     'a latent is dead when it has not fired in this many tokens (dense: fires on > 10% of them)',
     '10000000',

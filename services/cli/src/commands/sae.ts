@@ -4,6 +4,8 @@ import { loadConfig, UserInputError } from '@loupe/common';
 import { openDatabase, type Sql } from '@loupe/common/db';
 import {
   ActivationDataset,
+  B_DEC_INITS,
+  type BDecInit,
   CFG_FILE,
   evaluateHeldOut,
   exportSae,
@@ -38,6 +40,7 @@ interface TrainOptions {
   normalize?: boolean;
   normalizeVectors: string;
   deadWindow: string;
+  bDecInit: string;
   evalVectors: string;
   out: string;
   force?: boolean;
@@ -85,6 +88,11 @@ function architecture(value: string): TrainableArchitecture {
   );
 }
 
+function bDecInit(value: string): BDecInit {
+  if ((B_DEC_INITS as readonly string[]).includes(value)) return value as BDecInit;
+  throw new UserInputError(`--b-dec-init ${value} is unknown; use one of: ${B_DEC_INITS.join(', ')}`);
+}
+
 /** Refuses to mix a new SAE into a folder that already holds one, unless told to replace it. */
 async function checkOut(dir: string, force: boolean): Promise<void> {
   const entries = await readdir(dir).catch(() => [] as string[]);
@@ -110,6 +118,7 @@ export async function train(options: TrainOptions): Promise<void> {
     heldOutFraction: percent(options.holdout, '--holdout'),
     normaliseVectors: options.normalize ? whole(options.normalizeVectors, '--normalize-vectors') : 0,
     deadWindowTokens: whole(options.deadWindow, '--dead-window'),
+    bDecInit: bDecInit(options.bDecInit),
     auxkCoefficient: options.auxk === undefined ? undefined : nonNegativeNumber(options.auxk, '--auxk'),
     checkpointEvery: whole(options.checkpointEvery, '--checkpoint-every'),
     device: config.device,

@@ -5,6 +5,7 @@ import type { ActivationSource } from '../data/activation-source.js';
 import { estimateActivationScale } from '../data/normalisation.js';
 import { foldActivationScale, type Sae, type SaeArchitecture, type SaeWeights } from '../format/sae-model.js';
 import type { DenseArchitecture } from '../train/architectures.js';
+import type { BDecInit } from '../train/init.js';
 import { SaeTrainer } from '../train/sae-trainer.js';
 import { DEFAULT_AUXK_COEFFICIENT } from '../train/topk-graph.js';
 import { TopKTrainer } from '../train/trainer.js';
@@ -60,6 +61,8 @@ export interface TrainSaeSettings {
   normaliseVectors: number;
   /** window for dead latents (and AuxK's dead mask) and for dense ones (see LatentActivity) */
   deadWindowTokens: number;
+  /** b_dec from the first batch's mean (default) or geometric median */
+  bDecInit?: BDecInit;
   /** topk and batchtopk: AuxK's coefficient α; default 1/32, 0 turns AuxK off */
   auxkCoefficient?: number;
   device: Device;
@@ -147,7 +150,12 @@ export async function trainSae(
   const first = await batches.next();
   if (first.done) throw new Error('the dataset produced no batch');
   const shape = { d: source.width, m: width, k };
-  const runtime = { seed, device: settings.device, intraOpThreads: settings.intraOpThreads };
+  const runtime = {
+    seed,
+    device: settings.device,
+    intraOpThreads: settings.intraOpThreads,
+    bDecInit: settings.bDecInit ?? 'mean',
+  };
   const topk =
     settings.architecture === 'topk'
       ? await TopKTrainer.create(
@@ -291,6 +299,8 @@ function runHash(source: ActivationSource, settings: TrainSaeSettings, auxkCoeff
     normaliseVectors: settings.normaliseVectors,
     deadWindowTokens: settings.deadWindowTokens,
     auxkCoefficient,
+    // absent for the default, so checkpoints written before the setting existed still resume
+    ...(settings.bDecInit && settings.bDecInit !== 'mean' ? { bDecInit: settings.bDecInit } : {}),
   });
 }
 

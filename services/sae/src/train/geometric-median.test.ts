@@ -1,6 +1,9 @@
 import { Rng } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
 import { geometricMedian } from './geometric-median.js';
+import { batchMean } from './init.js';
+import { SaeTrainer } from './sae-trainer.js';
+import { TopKTrainer } from './trainer.js';
 
 /** Sum of distances from y to every row: what the geometric median minimises. */
 function cost(batch: Float32Array, rows: number, d: number, y: ArrayLike<number>): number {
@@ -50,5 +53,46 @@ describe('geometric median (Weiszfeld)', () => {
     }
     expect(Math.max(...Array.from(median, Math.abs))).toBeLessThan(0.2);
     expect(Math.min(...Array.from(mean, Math.abs))).toBeGreaterThan(2);
+  });
+});
+
+describe('b_dec initialisation', () => {
+  const d = 16;
+  const rows = 64;
+  const batch = new Rng(9).normalFloat32(rows * d, 0.5, 1);
+  for (let j = 0; j < d; j++) batch[j] = 500; // an outlier the median ignores and the mean does not
+  const expected = geometricMedian(batch, rows, d).median;
+
+  it('is the first batch’s geometric median when asked, in both trainers, and its mean by default', async () => {
+    const topk = await TopKTrainer.create(
+      { shape: { d, m: 32, k: 4 }, seed: 1, device: 'cpu', intraOpThreads: 1, bDecInit: 'geometric-median' },
+      batch,
+      rows,
+    );
+    const relu = await SaeTrainer.create(
+      {
+        shape: { d, m: 32 },
+        architecture: { kind: 'relu', l1: 0.1, l1WarmupSteps: 0 },
+        seed: 1,
+        device: 'cpu',
+        intraOpThreads: 1,
+        bDecInit: 'geometric-median',
+      },
+      batch,
+      rows,
+    );
+    const plain = await TopKTrainer.create(
+      { shape: { d, m: 32, k: 4 }, seed: 1, device: 'cpu', intraOpThreads: 1 },
+      batch,
+      rows,
+    );
+    try {
+      expect(Array.from(topk.parameters().b_dec)).toEqual(Array.from(expected));
+      expect(Array.from(relu.parameters().b_dec)).toEqual(Array.from(expected));
+      expect(Array.from(plain.parameters().b_dec)).toEqual(Array.from(batchMean(batch, rows, d)));
+      expect(Math.abs(expected[0] - plain.parameters().b_dec[0])).toBeGreaterThan(1);
+    } finally {
+      await Promise.all([topk.release(), relu.release(), plain.release()]);
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { Rng } from '@loupe/common';
+import { geometricMedian } from './geometric-median.js';
 import type { TopKParam } from './topk-graph.js';
 
 export type TopKParameters = Record<TopKParam, Float32Array>;
@@ -32,6 +33,14 @@ export function initTopK(
     for (let j = 0; j < d; j++) wEnc[j * m + row] = wDec[row * d + j];
   }
   return { W_enc: wEnc, b_enc: new Float32Array(m), W_dec: wDec, b_dec: batchMean(firstBatch, batchSize, d) };
+}
+
+/** How b_dec starts: the first batch's mean, or its geometric median (robust to outlying vectors). */
+export type BDecInit = 'mean' | 'geometric-median';
+export const B_DEC_INITS: readonly BDecInit[] = ['mean', 'geometric-median'];
+
+export function decoderBias(kind: BDecInit, batch: Float32Array, rows: number, d: number): Float32Array {
+  return kind === 'geometric-median' ? geometricMedian(batch, rows, d).median : batchMean(batch, rows, d);
 }
 
 /** Column means in float64, so the result does not depend on summation order subtleties in float32. */

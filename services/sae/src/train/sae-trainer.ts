@@ -11,6 +11,7 @@ import {
 import { MIN_KEPT_OUTPUT } from './batchtopk-graph.js';
 import { type SaeParam, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
 import type { RunningThreshold } from './inference-threshold.js';
+import { type BDecInit, decoderBias } from './init.js';
 import { COMPLETE_OUTPUT, K_CAP_INPUT, MAX_ACTIVE_OUTPUT } from './relu-l1-graph.js';
 import { buildStepGraph } from './sae-graphs.js';
 import { nextKCap } from './sparse-kernel-choice.js';
@@ -25,6 +26,8 @@ export interface SaeTrainerSettings {
   shape: SaeShape;
   architecture: DenseArchitecture;
   seed: number;
+  /** default mean */
+  bDecInit?: BDecInit;
   device: Device;
   /** 0 lets ONNX Runtime pick; fix it for bit-identical CPU runs across machines */
   intraOpThreads: number;
@@ -91,6 +94,8 @@ export class SaeTrainer {
       intraOpThreads: settings.intraOpThreads,
     });
     const initial = runtime.init(settings.shape, settings.seed, firstBatch, batchSize);
+    if (settings.bDecInit === 'geometric-median')
+      initial.b_dec = decoderBias('geometric-median', firstBatch, batchSize, settings.shape.d);
     return new SaeTrainer(settings.shape, runtime, session, provider, initial, settings);
   }
 

@@ -1,7 +1,7 @@
 import { openSession } from '@loupe/capture';
 import type { Device } from '@loupe/common';
 import ort from 'onnxruntime-node';
-import { initTopK, type TopKParameters } from './init.js';
+import { type BDecInit, decoderBias, initTopK, type TopKParameters } from './init.js';
 import type { StepGraphOptions } from './topk-graph.js';
 import {
   AUXK_INPUTS,
@@ -16,6 +16,8 @@ import { copyTensors, restoreTensors, type TrainerState } from './trainer-state.
 export interface TopKTrainerSettings extends StepGraphOptions {
   shape: TopKShape;
   seed: number;
+  /** default mean */
+  bDecInit?: BDecInit;
   device: Device;
   /** 0 lets ONNX Runtime pick; fix it for bit-identical CPU runs across machines */
   intraOpThreads: number;
@@ -96,6 +98,8 @@ export class TopKTrainer {
       intraOpThreads: settings.intraOpThreads,
     });
     const initial = initTopK(settings.shape, settings.seed, firstBatch, batchSize);
+    if (settings.bDecInit === 'geometric-median')
+      initial.b_dec = decoderBias('geometric-median', firstBatch, batchSize, settings.shape.d);
     return new TopKTrainer(settings.shape, session, provider, initial, settings.auxk !== undefined);
   }
 
