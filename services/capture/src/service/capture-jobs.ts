@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
-import { type Logger, type LoupeConfig, LoupeError, UserInputError } from '@loupe/common';
+import { type Logger, type LoupeConfig, UserInputError } from '@loupe/common';
+import { JobQueue } from '@loupe/common/db';
 import type { CaptureJob } from '@loupe/common/grpc';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { prepareCaptureJob, runCaptureJob } from '../capture/capture-job.js';
@@ -19,15 +20,28 @@ const MAX_CAPTURE_TOKENS = 100_000_000;
 @Injectable()
 export class CaptureJobs implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly worker = `${os.hostname()}:${process.pid}`;
-  private draining: Promise<void> | null = null;
-  private stopped = false;
+  private readonly queue: JobQueue;
 
   constructor(
     private readonly database: CaptureDatabase,
     private readonly models: ModelRegistry,
     @Inject(CONFIG) private readonly config: LoupeConfig,
-    @Inject(LOGGER) private readonly log: Logger,
-  ) {}
+    @Inject(LOGGER) log: Logger,
+  ) {
+    this.queue = new JobQueue({
+      kind: 'capture',
+      table: 'capture_jobs',
+      sql: () => this.database.sql(),
+      log,
+      run: async (job) => {
+        const { runner } = await this.models.get(job.model as string);
+        await runCaptureJob(await this.database.sql(), runner, job.id, {
+          dataDir: this.config.dataDir,
+          worker: this.worker,
+        });
+      },
+    });
+  }
 
   async start(request: {
     model: string;
@@ -91,38 +105,11 @@ export class CaptureJobs implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.stopped = true;
-    await this.draining?.catch(() => {});
+    await this.queue.stop();
   }
 
   private drain(): void {
-    if (this.draining) return;
-    this.draining = this.runQueued()
-      .catch((error: Error) => this.log.error({ err: error }, 'capture worker stopped'))
-      .finally(() => {
-        this.draining = null;
-      });
-  }
-
-  private async runQueued(): Promise<void> {
-    const sql = await this.database.sql();
-    const tried = new Set<string>();
-    while (!this.stopped) {
-      const [next] = await sql`
-        SELECT id, model FROM capture_jobs WHERE status IN ('queued', 'running') AND id <> ALL(${[...tried]}::uuid[])
-        ORDER BY created_at LIMIT 1`;
-      if (!next) return;
-      tried.add(next.id);
-      try {
-        const { runner } = await this.models.get(next.model);
-        this.log.info({ job: next.id }, 'capture job started');
-        await runCaptureJob(sql, runner, next.id, { dataDir: this.config.dataDir, worker: this.worker });
-        this.log.info({ job: next.id }, 'capture job done');
-      } catch (error) {
-        const level = error instanceof LoupeError ? 'warn' : 'error';
-        this.log[level]({ job: next.id, err: (error as Error).message }, 'capture job not run to the end');
-      }
-    }
+    this.queue.drain();
   }
 }
 

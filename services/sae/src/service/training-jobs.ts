@@ -1,5 +1,6 @@
 import os from 'node:os';
-import { type Logger, type LoupeConfig, LoupeError } from '@loupe/common';
+import type { Logger, LoupeConfig } from '@loupe/common';
+import { JobQueue } from '@loupe/common/db';
 import type { TrainingJob, TrainRequest__Output } from '@loupe/common/grpc';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { runTrainingJob } from '../jobs/run-training-job.js';
@@ -15,14 +16,28 @@ import { CONFIG, LOGGER } from './tokens.js';
 @Injectable()
 export class TrainingJobs implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly worker = `${os.hostname()}:${process.pid}`;
-  private draining: Promise<void> | null = null;
-  private stopped = false;
+  private readonly queue: JobQueue;
 
   constructor(
     private readonly database: SaeDatabase,
     @Inject(CONFIG) private readonly config: LoupeConfig,
-    @Inject(LOGGER) private readonly log: Logger,
-  ) {}
+    @Inject(LOGGER) log: Logger,
+  ) {
+    this.queue = new JobQueue({
+      kind: 'training',
+      table: 'training_jobs',
+      sql: () => this.database.sql(),
+      log,
+      run: async (job) => {
+        await runTrainingJob(await this.database.sql(), job.id, {
+          dataDir: this.config.dataDir,
+          worker: this.worker,
+          device: this.config.device,
+          intraOpThreads: this.config.intraOpThreads,
+        });
+      },
+    });
+  }
 
   async train(request: TrainRequest__Output): Promise<TrainingJob> {
     const job = await createTrainingJob(await this.database.sql(), request);
@@ -47,41 +62,10 @@ export class TrainingJobs implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.stopped = true;
-    await this.draining?.catch(() => {});
+    await this.queue.stop();
   }
 
   private drain(): void {
-    if (this.draining) return;
-    this.draining = this.runQueued()
-      .catch((error: Error) => this.log.error({ err: error }, 'training worker stopped'))
-      .finally(() => {
-        this.draining = null;
-      });
-  }
-
-  private async runQueued(): Promise<void> {
-    const sql = await this.database.sql();
-    const tried = new Set<string>();
-    while (!this.stopped) {
-      const [next] = await sql`
-        SELECT id FROM training_jobs WHERE status IN ('queued', 'running') AND id <> ALL(${[...tried]}::uuid[])
-        ORDER BY created_at LIMIT 1`;
-      if (!next) return;
-      tried.add(next.id);
-      try {
-        this.log.info({ job: next.id }, 'training job started');
-        const done = await runTrainingJob(sql, next.id, {
-          dataDir: this.config.dataDir,
-          worker: this.worker,
-          device: this.config.device,
-          intraOpThreads: this.config.intraOpThreads,
-        });
-        this.log.info({ job: next.id, sae: done.saeId }, 'training job done');
-      } catch (error) {
-        const level = error instanceof LoupeError ? 'warn' : 'error';
-        this.log[level]({ job: next.id, err: (error as Error).message }, 'training job not run to the end');
-      }
-    }
+    this.queue.drain();
   }
 }
