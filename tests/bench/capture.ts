@@ -20,7 +20,12 @@ import { fmt, pct, printTable } from './measure.js';
 
 const BATCH = 8;
 const SEQ = 128;
-const CAPTURE_TOKENS = 8192;
+/**
+ * Capture jobs: long enough that a job's fixed cost (the records pass over a 256-window sample, the
+ * record files and rows of 36,864 neurons) is a real job's share of it, not most of the figure.
+ */
+const JOB_TOKENS = 65_536;
+const LAYER_JOB_TOKENS = 16_384;
 
 /** Model FLOPs per token at sequence length `seq`: projections, attention as computed (full T×T), logits. */
 export function flopsPerToken(dims: ModelManifest['dims'], seq: number, logits: boolean): number {
@@ -76,7 +81,7 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
   // (c) a capture job end to end on the bundled corpus: tokenize, forward, shards for every hook above,
   // neuron records for every mlp.hook_post, checkpoints, the records pass and the database writes
   const rateBefore = await probe.once();
-  const job = await captureJobSeconds(runner, hooks, CAPTURE_TOKENS);
+  const job = await captureJobSeconds(runner, hooks, JOB_TOKENS);
   const rateAfter = await probe.once();
 
   // (c1) the everyday job: one layer (its neurons and its residual stream), against Activations on
@@ -86,7 +91,7 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
     runner.forward(ids.map((row) => ({ ids: row, hooks: layerHooks, logits: false }))),
   );
   const layerRateBefore = await probe.once();
-  const layerJob = await captureJobSeconds(runner, layerHooks, CAPTURE_TOKENS);
+  const layerJob = await captureJobSeconds(runner, layerHooks, LAYER_JOB_TOKENS);
   const layerRate = (layerRateBefore + (await probe.once())) / 2;
   await runner.close();
   await fs.rm(modelDir, { recursive: true, force: true });
@@ -130,7 +135,7 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
         ratio: pct(job.tokens / job.seconds / ((tps(bTrunk.seconds) * jobRate) / bTrunk.rate)),
       },
       {
-        measure: '    of which the records pass (256-window sample read from shards)',
+        measure: '    of which the records pass (256-window sample read back, record files and rows)',
         value: `${fmt(job.recordsSeconds, 1)} s`,
         reference: '-',
         ratio: '-',

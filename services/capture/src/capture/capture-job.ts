@@ -20,6 +20,7 @@ import {
   STALE_AFTER_SECONDS,
 } from './job-store.js';
 import {
+  type AccumulatorSnapshot,
   DEFAULT_RECORD_SETTINGS,
   NeuronRecordAccumulator,
   restoreAccumulator,
@@ -233,52 +234,69 @@ async function capturePhase(
   let windowsDone = job.windowsDone;
   let tokensDone = job.tokensDone;
   let shardsSinceCheckpoint = 0;
-  const unsynced: string[] = [];
-  // Shard files of one shard are written while the next shard's forward pass runs.
-  let writing: Promise<unknown> = Promise.resolve();
-  for (let first = windowsDone; first < windows.length; first += windowsPerShard) {
-    const shardWindows = windows.slice(first, first + windowsPerShard);
-    const shard = first / windowsPerShard;
-    const tokens = shardWindows.reduce((n, w) => n + w.ids.length, 0);
-    const perHook = await runWindows(runner, shardWindows, job.hooks);
-    await writing;
-    writing = Promise.all(
-      job.hooks.map(async (hook) => {
+  // Disk work runs behind the forward passes, in order: each shard's files are written and fsynced, and
+  // a checkpoint (record-state snapshot, then the job row) follows the shards it covers, so the row
+  // never points past what is durable. At most one shard's writes are in flight.
+  let background: Promise<unknown> = Promise.resolve();
+  const behind = (work: () => Promise<unknown>) => {
+    background = background.then(work);
+    background.catch(() => {}); // awaited before the next shard; this only keeps a failure from being reported as unhandled first
+  };
+  try {
+    for (let first = windowsDone; first < windows.length; first += windowsPerShard) {
+      const shardWindows = windows.slice(first, first + windowsPerShard);
+      const shard = first / windowsPerShard;
+      const tokens = shardWindows.reduce((n, w) => n + w.ids.length, 0);
+      const perHook = await runWindows(runner, shardWindows, job.hooks);
+      await background;
+      behind(() =>
+        Promise.all(
+          job.hooks.map(async (hook) => {
+            const activations = perHook.get(hook)!;
+            const file = await writeShard(dir, job, hook, shard, shardWindows, activations);
+            await sql`
+              INSERT INTO activation_shards (job_id, hook, shard, path, first_window, windows, tokens, width)
+              VALUES (${job.id}, ${hook}, ${shard}, ${file}, ${first}, ${shardWindows.length}, ${tokens},
+                      ${activations[0].length / shardWindows[0].ids.length})
+              ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
+          }),
+        ),
+      );
+      for (const [hook, accumulator] of accumulators) {
         const activations = perHook.get(hook)!;
-        const file = await writeShard(dir, job, hook, shard, shardWindows, activations);
-        unsynced.push(file);
-        await sql`
-          INSERT INTO activation_shards (job_id, hook, shard, path, first_window, windows, tokens, width)
-          VALUES (${job.id}, ${hook}, ${shard}, ${file}, ${first}, ${shardWindows.length}, ${tokens},
-                  ${activations[0].length / shardWindows[0].ids.length})
-          ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
-      }),
-    );
-    writing.catch(() => {}); // awaited below; this only keeps a failure from being reported as unhandled first
-    for (const [hook, accumulator] of accumulators) {
-      const activations = perHook.get(hook)!;
-      const reductions = await reduceWindows(reducer, shardWindows, activations, accumulator.width);
-      for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i], reductions[i]);
+        const reductions = await reduceWindows(reducer, shardWindows, activations, accumulator.width);
+        for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i], reductions[i]);
+      }
+      windowsDone = first + shardWindows.length;
+      tokensDone += tokens;
+      shardsSinceCheckpoint++;
+      const last = windowsDone === windows.length;
+      if (shardsSinceCheckpoint >= shardsPerCheckpoint || last) {
+        const snapshots = [...accumulators].map(([hook, accumulator]) => ({
+          hook,
+          snapshot: snapshotAccumulator(accumulator),
+        }));
+        const progress = {
+          windowsDone,
+          tokensDone,
+          phase: last ? ('records' as const) : ('capture' as const),
+        };
+        behind(async () => {
+          await saveSnapshots(snapshots, dir, progress.windowsDone);
+          const owned = await checkpoint(sql, job.id, worker, progress);
+          if (!owned) throw new Error(`capture job ${job.id} was taken over by another worker`);
+          await pruneSnapshots(dir, progress.windowsDone);
+        });
+        shardsSinceCheckpoint = 0;
+      }
+      report('capture', windowsDone, tokensDone);
     }
-    windowsDone = first + shardWindows.length;
-    tokensDone += tokens;
-    shardsSinceCheckpoint++;
-    const last = windowsDone === windows.length;
-    if (shardsSinceCheckpoint >= shardsPerCheckpoint || last) {
-      await writing;
-      await syncFiles(unsynced.splice(0));
-      await saveAccumulators(accumulators, dir, windowsDone);
-      const owned = await checkpoint(sql, job.id, worker, {
-        windowsDone,
-        tokensDone,
-        phase: last ? 'records' : 'capture',
-      });
-      if (!owned) throw new Error(`capture job ${job.id} was taken over by another worker`);
-      await pruneSnapshots(dir, windowsDone);
-      shardsSinceCheckpoint = 0;
-    }
-    report('capture', windowsDone, tokensDone);
+  } catch (error) {
+    // nothing may still be writing when the caller marks the job failed
+    await background.catch(() => {});
+    throw error;
   }
+  await background;
 }
 
 /** Half-written files (`*.tmp-<pid>`) of a killed worker; the claim makes this process their only writer. */
@@ -310,8 +328,9 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Per-neuron reductions of the full-length windows in one ONNX Runtime call; shorter windows (document
- * tails) are left to `observe`'s own reduction.
+ * Per-neuron reductions of the full-length windows, one ONNX Runtime call per run of windows that lie
+ * back to back in one forward output (no copy: at 36 hooks the copies cost as much as the reductions);
+ * shorter windows (document tails) are left to `observe`'s own reduction.
  */
 async function reduceWindows(
   reducer: WindowReducer,
@@ -320,13 +339,35 @@ async function reduceWindows(
   width: number,
 ): Promise<(WindowReduction | undefined)[]> {
   const length = Math.max(...windows.map((w) => w.ids.length));
-  const full = windows.flatMap((w, i) => (w.ids.length === length ? [i] : []));
-  const batch = new Float32Array(full.length * length * width);
-  for (const [k, i] of full.entries()) batch.set(activations[i], k * length * width);
-  const reduced = await reducer.reduce(batch, full.length, length, width);
   const out: (WindowReduction | undefined)[] = new Array(windows.length);
-  for (const [k, i] of full.entries()) out[i] = reduced[k];
+  for (const run of contiguousRuns(windows, activations, length)) {
+    const first = activations[run[0]];
+    const data = new Float32Array(first.buffer, first.byteOffset, run.length * length * width);
+    const reduced = await reducer.reduce(data, run.length, length, width);
+    for (const [k, i] of run.entries()) out[i] = reduced[k];
+  }
   return out;
+}
+
+/** Indices of full-length windows, grouped into runs whose arrays are adjacent in one buffer. */
+function contiguousRuns(windows: Window[], activations: Float32Array[], length: number): number[][] {
+  const runs: number[][] = [];
+  let run: number[] = [];
+  for (const [i, w] of windows.entries()) {
+    if (w.ids.length !== length) continue;
+    const previous = activations[run.at(-1) ?? -1];
+    const adjacent =
+      previous !== undefined &&
+      previous.buffer === activations[i].buffer &&
+      previous.byteOffset + previous.byteLength === activations[i].byteOffset;
+    if (!adjacent && run.length > 0) {
+      runs.push(run);
+      run = [];
+    }
+    run.push(i);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
 }
 
 /** Runs windows through the trunk graph; per hook, one [tokens, width] array per window. */
@@ -377,7 +418,6 @@ async function writeShard(
       { name: 'window_offsets', dtype: 'I32', shape: [windows.length + 1], data: offsets },
     ],
     { hook, model: job.model, model_sha256: job.modelSha256, job: job.id, shard: String(shard) },
-    { sync: false },
   );
   return file;
 }
@@ -390,17 +430,18 @@ function snapshotFile(dir: string, hook: string, windowsDone: number): string {
   return path.join(dir, 'records-state', `${hook}.${windowsDone}.safetensors`);
 }
 
-async function saveAccumulators(
-  accumulators: Map<string, NeuronRecordAccumulator>,
+async function saveSnapshots(
+  snapshots: { hook: string; snapshot: AccumulatorSnapshot }[],
   dir: string,
   windowsDone: number,
-) {
-  for (const [hook, accumulator] of accumulators) {
-    const snapshot = snapshotAccumulator(accumulator);
-    const file = snapshotFile(dir, hook, windowsDone);
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    await writeSafetensors(file, snapshot.tensors, snapshot.metadata);
-  }
+): Promise<void> {
+  await Promise.all(
+    snapshots.map(async ({ hook, snapshot }) => {
+      const file = snapshotFile(dir, hook, windowsDone);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await writeSafetensors(file, snapshot.tensors, snapshot.metadata);
+    }),
+  );
 }
 
 /** Older snapshots are deleted only after the job row points at the newer one. */
@@ -502,6 +543,9 @@ async function recordsPhase(
   worker: string,
 ): Promise<void> {
   let saving: Promise<void> = Promise.resolve();
+  // A crash before the job is finished redoes this phase, so the files need only be durable by then:
+  // fsynced together at the end rather than one at a time on the critical path.
+  const recordFiles: string[] = [];
   for (const [hook, accumulator] of accumulators) {
     const finisher = accumulator.beginFinish();
     const sample = readShardWindows(dir, hook, finisher.pending(), job.params.windowsPerShard);
@@ -511,7 +555,8 @@ async function recordsPhase(
     saving = (async () => {
       const file = path.join(dir, 'records', `${hook}.safetensors`);
       await fs.mkdir(path.dirname(file), { recursive: true });
-      await writeRecordFile(file, set, { hook, model: job.model, job: job.id });
+      await writeRecordFile(file, set, { hook, model: job.model, job: job.id }, { sync: false });
+      recordFiles.push(file);
       await saveRecordRows(sql, job, hook, set, windows, file);
       const progress = {
         windowsDone: job.totalWindows,
@@ -525,4 +570,5 @@ async function recordsPhase(
     saving.catch(() => {}); // awaited above or below; this only keeps a failure from being reported as unhandled first
   }
   await saving;
+  await syncFiles(recordFiles);
 }

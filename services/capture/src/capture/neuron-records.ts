@@ -384,7 +384,8 @@ export class RecordFinisher {
 
 /**
  * The accumulator's whole state as tensors, so a capture job can checkpoint it in a safetensors file
- * and a restarted job continues exactly where the snapshot was taken.
+ * and a restarted job continues exactly where the snapshot was taken. The tensors are copies: the
+ * snapshot is written while later windows are observed.
  */
 export interface AccumulatorSnapshot {
   tensors: {
@@ -405,14 +406,14 @@ export function snapshotAccumulator(acc: NeuronRecordAccumulator): AccumulatorSn
   for (const [i, slot] of acc.sample.entries()) sampleMaxima.set(slot.maxima, i * n);
   return {
     tensors: [
-      { name: 'top.max', dtype: 'F32', shape: [n, k], data: topMax },
-      { name: 'top.window', dtype: 'I32', shape: [n, k], data: topWindow },
-      { name: 'top.length', dtype: 'I32', shape: [n, k], data: topLength },
-      { name: 'top.values', dtype: 'F32', shape: [n, k, windowLength], data: topValues },
-      { name: 'stats.max', dtype: 'F64', shape: [n], data: acc.stats.max },
-      { name: 'stats.min', dtype: 'F64', shape: [n], data: acc.stats.min },
-      { name: 'stats.sum', dtype: 'F64', shape: [n], data: acc.stats.sum },
-      { name: 'stats.nonZero', dtype: 'F64', shape: [n], data: acc.stats.nonZero },
+      { name: 'top.max', dtype: 'F32', shape: [n, k], data: topMax.slice() },
+      { name: 'top.window', dtype: 'I32', shape: [n, k], data: topWindow.slice() },
+      { name: 'top.length', dtype: 'I32', shape: [n, k], data: topLength.slice() },
+      { name: 'top.values', dtype: 'F32', shape: [n, k, windowLength], data: topValues.slice() },
+      { name: 'stats.max', dtype: 'F64', shape: [n], data: acc.stats.max.slice() },
+      { name: 'stats.min', dtype: 'F64', shape: [n], data: acc.stats.min.slice() },
+      { name: 'stats.sum', dtype: 'F64', shape: [n], data: acc.stats.sum.slice() },
+      { name: 'stats.nonZero', dtype: 'F64', shape: [n], data: acc.stats.nonZero.slice() },
       { name: 'sample.window', dtype: 'I32', shape: [s], data: Int32Array.from(acc.sample, (x) => x.window) },
       {
         name: 'sample.priority',

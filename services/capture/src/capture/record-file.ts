@@ -1,4 +1,4 @@
-import { SafetensorsReader, type TensorToWrite, writeSafetensors } from '@loupe/common';
+import { SafetensorsReader, type TensorToWrite, type WriteOptions, writeSafetensors } from '@loupe/common';
 import type { NeuronRecord, RecordSet, RecordSettings, WindowActivations } from './neuron-records.js';
 
 /**
@@ -10,6 +10,7 @@ export async function writeRecordFile(
   file: string,
   set: RecordSet,
   metadata: Record<string, string>,
+  options?: WriteOptions,
 ): Promise<void> {
   const { width: n, windowLength: L, settings } = set;
   const k = settings.topK;
@@ -39,12 +40,17 @@ export async function writeRecordFile(
       data: set.quantileValues,
     },
   ];
-  await writeSafetensors(file, tensors, {
-    ...metadata,
-    settings: JSON.stringify(settings),
-    window_length: String(L),
-    tokens: String(set.tokens),
-  });
+  await writeSafetensors(
+    file,
+    tensors,
+    {
+      ...metadata,
+      settings: JSON.stringify(settings),
+      window_length: String(L),
+      tokens: String(set.tokens),
+    },
+    options,
+  );
 }
 
 /** One neuron's records, read from the file without loading the other neurons'. */

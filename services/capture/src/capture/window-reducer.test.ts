@@ -30,4 +30,27 @@ describe('WindowReducer (ONNX Runtime) against the JavaScript reduction', () => 
       await reducer.release();
     }
   });
+
+  it('reads a view into a larger buffer from its offset (capture reduces forward outputs in place)', async () => {
+    const rng = new Rng(12);
+    const [windows, tokens, width] = [3, 4, 5];
+    const size = windows * tokens * width;
+    const buffer = Float32Array.from({ length: 3 * size }, () => rng.nextNormal());
+    const view = buffer.subarray(size, 2 * size);
+    const reducer = await WindowReducer.create({ device: 'cpu', intraOpThreads: 1 });
+    try {
+      const reduced = await reducer.reduce(view, windows, tokens, width);
+      for (let w = 0; w < windows; w++) {
+        const expected = reduceWindow(
+          view.subarray(w * tokens * width, (w + 1) * tokens * width),
+          tokens,
+          width,
+        );
+        expect(Array.from(reduced[w].max)).toEqual(Array.from(expected.max));
+        expect(Array.from(reduced[w].min)).toEqual(Array.from(expected.min));
+      }
+    } finally {
+      await reducer.release();
+    }
+  });
 });

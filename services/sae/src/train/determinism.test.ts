@@ -43,7 +43,7 @@ describe('TopK SAE training on CPU', () => {
 
 describe('TopK SAE training with several threads', () => {
   // At this size ONNX Runtime splits a ScatterND across threads, and the sparse kernel's scatter-adds
-  // (written with ScatterND before) gave a different loss run to run; ScatterElements does not.
+  // (written with ScatterND before) gave a different loss run to run; row-sum-ops.ts's sums do not.
   it('gives bit-identical parameters run to run at 2 threads where the work is split', async () => {
     const big: TopKShape = { d: 64, m: 768, k: 6 };
     const rows = 1024;

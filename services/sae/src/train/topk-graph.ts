@@ -2,6 +2,7 @@ import { GraphBuilder } from '@loupe/common';
 import { type AdamSettings, adamStep, adamUpdate, DEFAULT_ADAM } from './adam-ops.js';
 import { normaliseRows, removeParallelComponent } from './decoder-norm-ops.js';
 import { saeIo, saeParamShape } from './dense-sae-ops.js';
+import { sumRowsByIndex } from './row-sum-ops.js';
 
 /** Shape of a TopK SAE: input width d, latent width m, k latents kept per vector. */
 export interface TopKShape {
@@ -204,21 +205,16 @@ function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
   const axis1 = once(() => g.constInt64([1], [1], 'axis1'));
   const axis2 = once(() => g.constInt64([2], [1], 'axis2'));
   const flatRows = once(() => g.constInt64([-1, shape.d], [2], 'flat_rows'));
-  const zerosMd = once(() => g.op('ConstantOfShape', [g.constInt64([shape.m, shape.d], [2], 'm_by_d')]));
   const zerosM = once(() => g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]));
   const flat = once(() => g.constInt64([-1], [1], 'flat'));
-  // Outer products per selected latent, summed into its row. ScatterElements rather than ScatterND:
-  // ONNX Runtime's CPU ScatterND splits its updates across threads, and with repeated indices (a latent
-  // picked by several vectors) the sums then depend on the thread schedule (the same seed gave different
-  // losses run to run with 2 threads). ScatterElements adds in index order on one thread: the results are
-  // deterministic at any thread count, which exact checkpoint resume relies on.
+  // Outer products per selected latent, summed into its row, in a fixed order (see row-sum-ops.ts:
+  // exact checkpoint resume needs training to be deterministic at any thread count).
   const scatterRows = (flatIndices: string, coefficients: string, vectors: string) => {
     const updates = g.op('Reshape', [
       g.op('Mul', [g.op('Unsqueeze', [coefficients, axis2()]), g.op('Unsqueeze', [vectors, axis1()])]),
       flatRows(),
     ]);
-    const indices = g.op('Expand', [flatIndices, g.op('Shape', [updates])]);
-    return g.op('ScatterElements', [zerosMd(), indices, updates], { axis: 0, reduction: 'add' });
+    return sumRowsByIndex(g, shape, flatIndices, updates);
   };
   const scatterLatents = (flatIndices: string, values: string) =>
     g.op(
