@@ -2,6 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CaptureApi, captureClient, saeClient } from '../support/grpc.js';
 import { runCli } from '../support/process.js';
+import { importReluSae, reluSae } from '../support/relu-sae.js';
 import { type Json, SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
 
 // The shop page in Chromium over a small generated catalog: what it shows (results, query features,
@@ -10,6 +11,9 @@ import { type Json, SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '
 const QUERY = 'waterproof hiking boots';
 const K = 5;
 const STRENGTH = 30;
+// a ReLU SAE, whose features can be clamped (the workbench's TopK SAE refuses CLAMP)
+const RELU_ID = 'shop-relu';
+const CLAMP = 8;
 
 let bench: Workbench;
 let capture: CaptureApi;
@@ -25,6 +29,7 @@ beforeAll(async () => {
     hook: 'blocks.1.hook_resid_post',
     catalog: { products: 60, seed: 5 },
   });
+  await importReluSae(bench.env, RELU_ID, reluSae(31));
 }, 300_000);
 
 afterAll(async () => {
@@ -39,6 +44,15 @@ const SHOP = `query ($query: String!, $steering: [SteeringEdit!], $k: Int, $saeI
     unsteered { ...R }
   } }
   fragment R on ShopResult { id title price attributes why { feature { index } } }`;
+
+// the ReLU SAE has no feature records (so no stats): only what the page shows
+const CLAMP_SHOP = `query ($query: String!, $steering: [SteeringEdit!], $k: Int, $saeId: ID) {
+  shopSearch(query: $query, steering: $steering, k: $k, saeId: $saeId) {
+    queryFeatures { feature { id } }
+    results { ...R }
+    unsteered { ...R }
+  } }
+  fragment R on ShopResult { id title price attributes }`;
 
 const PRICE = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
 
@@ -135,6 +149,51 @@ describe('shop page in Chromium', () => {
     await expect(column(bare, 'unsteered')).resolves.toEqual(shown(steered.unsteered));
     await context.close();
   }, 120_000);
+
+  it('clamps a query feature at a value and shows the steered results the gateway gives', async () => {
+    const { shopSearch: plain } = await bench.gql(CLAMP_SHOP, { query: QUERY, k: K, saeId: RELU_ID });
+    const unit = plain.queryFeatures[0].feature.id;
+    const { shopSearch: want } = await bench.gql(CLAMP_SHOP, {
+      query: QUERY,
+      k: K,
+      saeId: RELU_ID,
+      steering: [{ unit, strength: CLAMP, mode: 'CLAMP' }],
+    });
+    expect(want.unsteered).not.toBeNull();
+    // the clamp changes what the page shows, so the steered column cannot pass for the unsteered one
+    expect(shown(want.results)).not.toEqual(shown(want.unsteered));
+
+    const page = await bench.browser.newPage();
+    await page.goto(`${bench.web.url}/shop?sae=${RELU_ID}&q=${encodeURIComponent(QUERY)}&k=${K}`);
+    await expect(column(page, 'results')).resolves.toEqual(shown(plain.results));
+    const row = page.locator(`.feature[data-unit="${unit}"]`);
+    await row.locator('select[name=mode]').selectOption('CLAMP');
+    // clamp mode at 0 ablates the feature: a steered search already
+    await expect.poll(() => row.locator('output.strength').textContent()).toBe('ablated');
+    await row.locator('input[type=range]').fill(String(CLAMP));
+    await expect.poll(() => row.locator('output.strength').textContent()).toBe(`= ${CLAMP}`);
+    await page.waitForURL(/mode=CLAMP/);
+    await expect.poll(() => column(page, 'steered')).toEqual(shown(want.results));
+    await expect(column(page, 'unsteered')).resolves.toEqual(shown(want.unsteered));
+    const params = new URL(page.url()).searchParams;
+    expect([params.getAll('unit'), params.getAll('strength'), params.getAll('mode')]).toEqual([
+      [unit],
+      [String(CLAMP)],
+      ['CLAMP'],
+    ]);
+
+    // the link restores the clamp, rendered on the server without JavaScript
+    const shared = page.url();
+    await page.close();
+    const context = await bench.browser.newContext({ javaScriptEnabled: false });
+    const bare = await context.newPage();
+    await bare.goto(shared);
+    const bareRow = bare.locator(`.feature[data-unit="${unit}"]`);
+    await expect(bareRow.locator('select[name=mode]').inputValue()).resolves.toBe('CLAMP');
+    await expect(bareRow.locator('input[type=range]').inputValue()).resolves.toBe(String(CLAMP));
+    await expect(column(bare, 'steered')).resolves.toEqual(shown(want.results));
+    await context.close();
+  });
 
   it('offers every collection, and searches the chosen one (without JavaScript too)', async () => {
     await capture.IndexDocuments({ collection: 'shop-small', catalog: { products: 20, seed: 9 } });

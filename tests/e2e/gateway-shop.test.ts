@@ -4,6 +4,7 @@ import type { SearchDocumentsResponse__Output, SearchRun__Output } from '@loupe/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CaptureApi, captureClient, type SaeApi, saeClient } from '../support/grpc.js';
 import { runCli } from '../support/process.js';
+import { clampFromWeights, importReluSae, RELU_SILENT, reluSae } from '../support/relu-sae.js';
 import { type Json, SAE_HOOK, SAE_ID, type Services, startServices } from '../support/workbench.js';
 
 // shopSearch over real capture, SAE, explainer and gateway processes: a small generated catalog is
@@ -16,6 +17,9 @@ const FEATURES = 16;
 const LATE = 'shop-late';
 // read at the SAE's own hook: the SAE is found by the collection's hook
 const AT_SAE = 'shop-sae-hook';
+// a ReLU SAE beside the workbench's TopK one (which refuses CLAMP / ABLATE)
+const RELU_ID = 'shop-relu';
+const relu = reluSae(31);
 
 let services: Services;
 let capture: CaptureApi;
@@ -29,6 +33,7 @@ beforeAll(async () => {
   const catalog = { products: PRODUCTS, seed: 3 };
   await capture.IndexDocuments({ collection: LATE, hook: 'blocks.1.hook_resid_post', catalog });
   await capture.IndexDocuments({ collection: AT_SAE, hook: SAE_HOOK, catalog });
+  await importReluSae(services.env, RELU_ID, relu);
   const created = await runCli(['apikey', 'create', '--name', 'e2e-shop'], services.env);
   if (created.code !== 0) throw new Error(created.stderr);
   auth = { authorization: `Bearer ${JSON.parse(created.stdout).key}` };
@@ -186,6 +191,56 @@ describe('shopSearch in the gateway', () => {
     expect(got.results.map((r: Json) => r.score)).not.toEqual(got.unsteered.map((r: Json) => r.score));
   });
 
+  it('clamps a ReLU feature in the query exactly as SearchDocuments does with the SAE file’s weights', async () => {
+    const feature = 3;
+    const value = 8;
+    const { shopSearch: got } = await services.gql(SHOP, {
+      query: QUERY,
+      k: 10,
+      collection: LATE,
+      saeId: SAE_ID,
+      steering: [{ unit: `tiny/${RELU_ID}/${feature}`, strength: value, mode: 'CLAMP' }],
+    });
+    // the clamp built here from the weights written to the SAELens file, not through the SAE service
+    const want = await capture.SearchDocuments({
+      collection: LATE,
+      query: QUERY,
+      k: 10,
+      clamps: [clampFromWeights(relu, feature, value)],
+    });
+    expectSameResults(got.results, want.steered);
+    expectSameResults(got.unsteered, want.unsteered);
+    const plain = await capture.SearchDocuments({ collection: LATE, query: QUERY, k: 10 });
+    expectSameResults(got.unsteered, plain.steered);
+    // the clamp did change the search
+    expect(got.results.map((r: Json) => r.score)).not.toEqual(got.unsteered.map((r: Json) => r.score));
+  });
+
+  it('ABLATE of a feature that never fires changes nothing; CLAMP of it at c is ADD of c × its decoder row', async () => {
+    const unit = `tiny/${RELU_ID}/${RELU_SILENT}`;
+    const search = async (steering: Record<string, unknown>[]) =>
+      (await services.gql(SHOP, { query: QUERY, k: 10, collection: LATE, steering })).shopSearch;
+    // x += (0 − 0) · W_dec[f] adds exact zeros: the same ranking and the same scores, to the last bit
+    const ablated = await search([{ unit, mode: 'ABLATE' }]);
+    expect(ablated.unsteered).not.toBeNull();
+    expect(ablated.results.map((r: Json) => [r.id, r.score])).toEqual(
+      ablated.unsteered.map((r: Json) => [r.id, r.score]),
+    );
+    // with the feature at 0 everywhere, holding it at c adds c · W_dec[f] at every position, as ADD does
+    // (the two run different graph paths, so scores agree to float32 rounding)
+    const [clamped, added] = await Promise.all([
+      search([{ unit, mode: 'CLAMP', strength: 20 }]),
+      search([{ unit, mode: 'ADD', strength: 20 }]),
+    ]);
+    expect(clamped.results.map((r: Json) => r.id)).toEqual(added.results.map((r: Json) => r.id));
+    clamped.results.forEach((r: Json, i: number) => {
+      expect(Math.abs(r.score - added.results[i].score)).toBeLessThan(1e-5);
+    });
+    expect(clamped.results.map((r: Json) => r.score)).not.toEqual(
+      clamped.unsteered.map((r: Json) => r.score),
+    );
+  });
+
   it('finds the SAE by the collection hook when no saeId is given, and searches without one otherwise', async () => {
     const atSae = (await services.gql(SHOP, { query: QUERY, k: 3, collection: AT_SAE })).shopSearch;
     expect(atSae.saeChoice).toBe('HOOK');
@@ -227,7 +282,12 @@ describe('shopSearch in the gateway', () => {
       [
         { steering: [{ unit: `tiny/${SAE_ID}/5`, strength: 4, mode: 'CLAMP' }] },
         'BAD_USER_INPUT',
-        /CLAMP is not supported/,
+        /SAE "tiny-res1" is TopK.*mode CLAMP is not supported for it \(ADD is\)/,
+      ],
+      [
+        { steering: [{ unit: `tiny/${SAE_ID}/5`, mode: 'ABLATE' }] },
+        'BAD_USER_INPUT',
+        /is TopK.*mode ABLATE is not supported for it \(ADD is\)/,
       ],
       [{ k: 0 }, 'BAD_USER_INPUT', /k must be 1-50/],
       [{ k: 51 }, 'BAD_USER_INPUT', /k must be 1-50/],

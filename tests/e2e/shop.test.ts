@@ -5,7 +5,7 @@ import { status } from '@grpc/grpc-js';
 import { generateCatalog, pool } from '@loupe/capture';
 import { Rng } from '@loupe/common';
 import { openDatabase } from '@loupe/common/db';
-import type { ResidualSteering } from '@loupe/common/grpc';
+import type { FeatureClamp, ResidualSteering } from '@loupe/common/grpc';
 import { importSae, randomSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA, writeSaeLens } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
@@ -27,10 +27,37 @@ let env: Record<string, string>;
 /** product id → pooled activations computed through the Activations RPC (the reference) */
 const reference = new Map<string, Float32Array>();
 
-/** The reference embedding: Activations on <|endoftext|> + the text's ids, mean over the text. */
-async function referenceEmbedding(text: string, steering: ResidualSteering[] = [], hook = HOOK) {
+/** A ReLU SAE feature's clamp at STEER_HOOK from seeded random weights. */
+function randomClamp(seed: number, value: number): FeatureClamp {
+  const rng = new Rng(seed);
+  return {
+    hook: STEER_HOOK,
+    encoderColumn: Array.from(rng.normalFloat32(D, 0, 0.3)),
+    encoderBias: 0.1,
+    bDec: Array.from(rng.normalFloat32(D, 0, 0.05)),
+    decoderRow: Array.from(rng.normalFloat32(D, 0, 0.3)),
+    threshold: 0,
+    value,
+  };
+}
+
+/**
+ * The reference embedding: Activations on <|endoftext|> + the text's ids (with the same steering and
+ * clamps), mean over the text, by the pooling function the collection documents.
+ */
+async function referenceEmbedding(
+  text: string,
+  steering: ResidualSteering[] = [],
+  clamps: FeatureClamp[] = [],
+  hook = HOOK,
+) {
   const { ids } = await client.Tokenize({ text });
-  const response = await client.Activations({ ids: { ids: [EOT, ...ids] }, hooks: [hook], steering });
+  const response = await client.Activations({
+    ids: { ids: [EOT, ...ids] },
+    hooks: [hook],
+    steering,
+    clamps,
+  });
   return pool(floats(response.activations[hook]), ids.length + 1, D, 'mean');
 }
 
@@ -157,6 +184,26 @@ describe('SearchDocuments over the indexed catalog', () => {
     expectBruteForceRanking(plain, response.unsteered!.results);
   });
 
+  it('clamps an SAE feature in the query exactly as Activations does, alone and after steering', async () => {
+    const query = 'cushioned running shoes';
+    const clamps = [randomClamp(5, 6)];
+    const steering = [
+      { hook: STEER_HOOK, vector: Array.from(new Rng(4).normalFloat32(D, 0, 1)), strength: 2 },
+    ];
+    const plain = await referenceEmbedding(query);
+    for (const edits of [{ clamps }, { clamps, steering }]) {
+      const response = await client.SearchDocuments({ collection: 'shop', query, k: 10, ...edits });
+      const clamped = await referenceEmbedding(query, edits.steering, clamps);
+      // batched service forward vs one reference forward: float32 rounding only
+      expect(maxAbsDiff(response.steered!.queryEmbedding, clamped)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(response.unsteered!.queryEmbedding, plain)).toBeLessThan(1e-5);
+      // the clamp really moved the embedding (far beyond the tolerance above)
+      expect(maxAbsDiff(clamped, plain)).toBeGreaterThan(0.1);
+      expectBruteForceRanking(clamped, response.steered!.results);
+      expectBruteForceRanking(plain, response.unsteered!.results);
+    }
+  });
+
   it('indexes given documents and explains what is wrong with a request', async () => {
     const small = await client.IndexDocuments({
       collection: 'early',
@@ -182,6 +229,40 @@ describe('SearchDocuments over the indexed catalog', () => {
     expect(tooLate.details).toMatch(
       /blocks.1.hook_resid_pre cannot change .* read at blocks.0.hook_resid_post/,
     );
+    // a clamp after the hook the collection is read at cannot change its embeddings
+    const clampTooLate = await grpcError(
+      client.SearchDocuments({ collection: 'early', query: 'tent', clamps: [randomClamp(5, 1)] }),
+    );
+    expect(clampTooLate.code).toBe(status.INVALID_ARGUMENT);
+    expect(clampTooLate.details).toMatch(
+      /clamps\[0\] at blocks.1.hook_resid_pre cannot change .* read at blocks.0.hook_resid_post: clamp at a layer at or before 0/,
+    );
+    // a clamp is checked as Activations checks it
+    const narrow = await grpcError(
+      client.SearchDocuments({
+        collection: 'shop',
+        query: 'tent',
+        clamps: [{ ...randomClamp(5, 1), decoderRow: [1, 2, 3] }],
+      }),
+    );
+    expect(narrow.code).toBe(status.INVALID_ARGUMENT);
+    expect(narrow.details).toMatch(
+      /clamps\[0\]: encoder_column and decoder_row need d_model = 64 values, got 64 and 3/,
+    );
+    const notResidPre = await grpcError(
+      client.SearchDocuments({
+        collection: 'shop',
+        query: 'tent',
+        clamps: [{ ...randomClamp(5, 1), hook: HOOK }],
+      }),
+    );
+    expect(notResidPre.details).toMatch(
+      /clamps\[0\]: "blocks.1.hook_resid_post" cannot be clamped; use blocks.\{L\}.hook_resid_pre/,
+    );
+    const infinite = await grpcError(
+      client.SearchDocuments({ collection: 'shop', query: 'tent', clamps: [randomClamp(5, Infinity)] }),
+    );
+    expect(infinite.details).toMatch(/feature clamp for layer 1 contains a NaN or infinite value/);
     const missing = await grpcError(client.SearchDocuments({ collection: 'nope', query: 'tent' }));
     expect(missing.code).toBe(status.NOT_FOUND);
     expect(missing.details).toMatch(/no collection "nope"; collections: early, shop/);

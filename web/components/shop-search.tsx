@@ -5,16 +5,22 @@ import { useApolloClient } from '@apollo/client/react';
 import Link from 'next/link';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import {
+  CLAMP_MAX,
+  CLAMP_MIN,
   type CollectionData,
   parseShopSetup,
+  SHOP_MODES,
   SHOP_QUERY,
+  type ShopMode,
   type ShopResultData,
   type ShopSearchData,
   type ShopSetup,
+  type ShopSteer,
   STRENGTH_MAX,
   STRENGTH_MIN,
   shopQueryString,
   shopVariables,
+  steers,
 } from '@/app/shop/setup';
 import styles from '@/app/shop/shop.module.css';
 import { describeError } from '@/lib/graphql-errors';
@@ -27,6 +33,13 @@ const SHOP = gql(SHOP_QUERY);
 const DEFAULT_COLLECTION = 'shop';
 /** Wait this long after the last slider move before searching again. */
 const SLIDER_DELAY_MS = 250;
+const MODE_LABEL: Record<ShopMode, string> = { ADD: 'boost / suppress', CLAMP: 'clamp at' };
+
+/** What a feature's slider reads: off, +n / -n (ADD), = n or ablated (CLAMP). */
+function steerLabel(s: ShopSteer): string {
+  if (s.mode === 'CLAMP') return s.strength === 0 ? 'ablated' : `= ${s.strength}`;
+  return s.strength === 0 ? 'off' : s.strength > 0 ? `+${s.strength}` : String(s.strength);
+}
 
 function ResultColumn(props: {
   name: 'steered' | 'unsteered' | 'results';
@@ -100,22 +113,26 @@ export function ShopSearch(props: {
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const form = new FormData(event.currentTarget);
-    const keys = ['q', 'k', 'collection', 'sae', 'unit', 'strength'];
+    const keys = ['q', 'k', 'collection', 'sae', 'unit', 'strength', 'mode'];
     const next = parseShopSetup(Object.fromEntries(keys.map((key) => [key, form.getAll(key).map(String)])));
     setSetup(next);
     if (next.query !== '') void run(next);
   }
 
-  function steer(unit: string, strength: number) {
+  function steer(unit: string, change: Partial<Pick<ShopSteer, 'strength' | 'mode'>>) {
+    const edit = { ...steeringOf(unit), ...change };
+    // a clamp holds a ReLU / JumpReLU activation, which is never negative: the slider starts at 0
+    if (edit.mode === 'CLAMP') edit.strength = Math.min(Math.max(edit.strength, CLAMP_MIN), CLAMP_MAX);
     const others = setup.steering.filter((s) => s.unit !== unit);
-    const next = { ...setup, steering: strength === 0 ? others : [...others, { unit, strength }] };
+    const next = { ...setup, steering: steers(edit) ? [...others, edit] : others };
     setSetup(next);
     clearTimeout(timer.current);
     if (next.query !== '') timer.current = setTimeout(() => void run(next), SLIDER_DELAY_MS);
   }
 
   // a slider for each of the query's features, and for steered units that are not among them
-  const strengthOf = new Map(setup.steering.map((s) => [s.unit, s.strength]));
+  const steeringOf = (unit: string): ShopSteer =>
+    setup.steering.find((s) => s.unit === unit) ?? { unit, strength: 0, mode: 'ADD' };
   const rows = (result?.queryFeatures ?? []).map((f) => ({
     unit: f.feature.id,
     label: `#${f.feature.index}`,
@@ -188,33 +205,46 @@ export function ShopSearch(props: {
                   SAE <Link href={`/saes/${encodeURIComponent(result.sae.id)}`}>{result.sae.id}</Link> at{' '}
                   {result.sae.hook}
                   {CHOICE[result.saeChoice] ? ` (${CHOICE[result.saeChoice]})` : ''}; slide right to boost a
-                  feature, left to suppress it.
+                  feature, left to suppress it, or clamp it at a value (0 ablates it; standard and JumpReLU
+                  SAEs).
                 </>
               ) : (
                 `No SAE reads ${result.collection.hook}, the hook collection "${result.collection.name}" was embedded at; add ?sae=<id> to choose one.`
               )}
             </p>
             {rows.map((row) => {
-              const strength = strengthOf.get(row.unit) ?? 0;
+              const edit = steeringOf(row.unit);
+              const clamp = edit.mode === 'CLAMP';
               return (
                 <div key={row.unit} className={`${styles.feature} feature`} data-unit={row.unit}>
                   <Link href={unitPath(row.unit)}>{row.label}</Link>
                   <span className="muted">{row.value === null ? '' : formatValue(row.value)}</span>
                   <span className={`${styles.explanation} explanation`}>{row.explanation}</span>
                   <input type="hidden" name="unit" value={row.unit} />
+                  <select
+                    name="mode"
+                    aria-label={`steering mode of ${row.label}`}
+                    className={`${styles.mode} mode`}
+                    value={edit.mode}
+                    onChange={(e) => steer(row.unit, { mode: e.target.value as ShopMode })}
+                  >
+                    {SHOP_MODES.map((m) => (
+                      <option key={m} value={m}>
+                        {MODE_LABEL[m]}
+                      </option>
+                    ))}
+                  </select>
                   <input
                     type="range"
                     name="strength"
                     aria-label={`steer ${row.label}`}
-                    min={STRENGTH_MIN}
-                    max={STRENGTH_MAX}
-                    step={1}
-                    value={strength}
-                    onChange={(e) => steer(row.unit, Number(e.target.value))}
+                    min={clamp ? CLAMP_MIN : STRENGTH_MIN}
+                    max={clamp ? CLAMP_MAX : STRENGTH_MAX}
+                    step={clamp ? 0.1 : 1}
+                    value={edit.strength}
+                    onChange={(e) => steer(row.unit, { strength: Number(e.target.value) })}
                   />
-                  <output className="strength">
-                    {strength === 0 ? 'off' : strength > 0 ? `+${strength}` : strength}
-                  </output>
+                  <output className="strength">{steerLabel(edit)}</output>
                 </div>
               );
             })}

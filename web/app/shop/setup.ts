@@ -1,13 +1,19 @@
 /**
  * A shop search and its URL form, so a search is shared by its link:
- * /shop?q=hiking+boots&k=10&unit=gpt2/res-6/17&strength=40 (one unit/strength pair per steered feature;
- * collection and sae only when not the defaults). The same names are the search form's fields, so the
- * form submits to this URL without JavaScript.
+ * /shop?q=hiking+boots&k=10&unit=gpt2/res-6/17&strength=40&mode=ADD (one unit/strength/mode triple per
+ * steered feature, in order; collection and sae only when not the defaults). The same names are the
+ * search form's fields, so the form submits to this URL without JavaScript.
  */
 export interface ShopSteer {
   unit: string;
+  /** ADD: added × the feature's decoder row (> 0 boosts, < 0 suppresses); CLAMP: the value it is held at */
   strength: number;
+  /** a feature is boosted / suppressed (ADD) or held at a value inside its SAE (CLAMP; 0 ablates it) */
+  mode: ShopMode;
 }
+
+export const SHOP_MODES = ['ADD', 'CLAMP'] as const;
+export type ShopMode = (typeof SHOP_MODES)[number];
 
 export interface ShopSetup {
   query: string;
@@ -20,9 +26,12 @@ export interface ShopSetup {
 }
 
 export const DEFAULT_K = 10;
-/** The sliders' range: strength × the feature's decoder row is added to the query's residual stream. */
+/** The sliders' range for ADD: strength × the feature's decoder row is added to the query's residual stream. */
 export const STRENGTH_MIN = -100;
 export const STRENGTH_MAX = 100;
+/** The sliders' range for CLAMP: the feature's activation (ReLU / JumpReLU: not negative) is held there. */
+export const CLAMP_MIN = 0;
+export const CLAMP_MAX = 100;
 
 type Params = Record<string, string | string[] | undefined>;
 
@@ -37,18 +46,33 @@ function finite(value: string | undefined, fallback: number): number {
   return Number.isFinite(parsed) ? parsed : fallback;
 }
 
-/** The search a URL's query describes; a slider left at 0 steers nothing and is dropped. */
+/** ADD at 0 steers nothing; CLAMP at 0 is an ablation, so it stays. */
+export function steers(s: ShopSteer): boolean {
+  return s.mode === 'CLAMP' || s.strength !== 0;
+}
+
+/** A URL's mode: ADD or CLAMP (ABLATE reads as CLAMP at 0), ADD when absent or unknown. */
+function parseMode(value: string | undefined): { mode: ShopMode; ablate: boolean } {
+  if (value === 'ABLATE') return { mode: 'CLAMP', ablate: true };
+  return { mode: value === 'CLAMP' ? 'CLAMP' : 'ADD', ablate: false };
+}
+
+/** The search a URL's query describes; a slider that steers nothing (ADD at 0) is dropped. */
 export function parseShopSetup(params: Params): ShopSetup {
   const units = all(params, 'unit');
   const strengths = all(params, 'strength');
+  const modes = all(params, 'mode');
   return {
     query: (all(params, 'q')[0] ?? '').trim(),
     k: Math.trunc(finite(all(params, 'k')[0], DEFAULT_K)),
     collection: (all(params, 'collection')[0] ?? '').trim(),
     saeId: (all(params, 'sae')[0] ?? '').trim(),
     steering: units
-      .map((unit, i) => ({ unit: unit.trim(), strength: finite(strengths[i], 0) }))
-      .filter((s) => s.unit !== '' && s.strength !== 0),
+      .map((unit, i) => {
+        const { mode, ablate } = parseMode(modes[i]);
+        return { unit: unit.trim(), strength: ablate ? 0 : finite(strengths[i], 0), mode };
+      })
+      .filter((s) => s.unit !== '' && steers(s)),
   };
 }
 
@@ -59,22 +83,29 @@ export function shopQueryString(setup: ShopSetup): string {
   if (setup.collection) query.set('collection', setup.collection);
   if (setup.saeId) query.set('sae', setup.saeId);
   for (const s of setup.steering) {
-    if (s.strength === 0) continue;
+    if (!steers(s)) continue;
     query.append('unit', s.unit);
     query.append('strength', String(s.strength));
+    query.append('mode', s.mode);
   }
   return query.toString();
 }
 
 export function shopVariables(setup: ShopSetup) {
-  const steering = setup.steering.filter((s) => s.strength !== 0);
+  const steering = setup.steering.filter(steers);
   return {
     query: setup.query,
     k: setup.k,
     ...(setup.collection ? { collection: setup.collection } : {}),
     ...(setup.saeId ? { saeId: setup.saeId } : {}),
     ...(steering.length > 0
-      ? { steering: steering.map((s) => ({ unit: s.unit, strength: s.strength })) }
+      ? {
+          steering: steering.map((s) =>
+            s.mode === 'CLAMP' && s.strength === 0
+              ? { unit: s.unit, mode: 'ABLATE' }
+              : { unit: s.unit, strength: s.strength, mode: s.mode },
+          ),
+        }
       : {}),
   };
 }

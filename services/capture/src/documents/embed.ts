@@ -1,5 +1,10 @@
 import { parseHook, UserInputError } from '@loupe/common';
-import type { ForwardRequest, ForwardResult, ResidualAddition } from '../runtime/gpt2-runner.js';
+import type {
+  FeatureClamp,
+  ForwardRequest,
+  ForwardResult,
+  ResidualAddition,
+} from '../runtime/gpt2-runner.js';
 import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { type Pooling, PREFIX_TOKENS, pool } from './pooling.js';
 
@@ -16,6 +21,12 @@ export interface EmbeddingSpec {
   pooling: Pooling;
 }
 
+/** What a query's forward pass is edited by, exactly as in Activations: additions, then feature clamps. */
+export interface EmbeddingEdits {
+  steering?: ResidualAddition[];
+  clamps?: FeatureClamp[];
+}
+
 /**
  * The ids a text runs as: <|endoftext|> then the text's tokens, cut to the model's context (a product
  * description is far shorter; a long document is embedded from its start).
@@ -28,14 +39,14 @@ export function documentIds(model: Pick<EmbeddingModel, 'tokenizer' | 'nPosition
   return [eot, ...ids].slice(0, model.nPositions);
 }
 
-/** The embedding of one run: the hook's activations pooled over the text's tokens. */
+/** The embedding of one run: the hook's activations (under any edits) pooled over the text's tokens. */
 export async function embedIds(
   model: EmbeddingModel,
   ids: number[],
   spec: EmbeddingSpec,
-  steering?: ResidualAddition[],
+  edits: EmbeddingEdits = {},
 ): Promise<Float32Array> {
-  const result = await model.forward({ ids, hooks: [spec.hook], logits: false, steering });
+  const result = await model.forward({ ids, hooks: [spec.hook], logits: false, ...edits });
   const values = result.hooks.get(spec.hook);
   if (!values) throw new Error(`the forward pass returned no ${spec.hook}`);
   return pool(values, ids.length, values.length / ids.length, spec.pooling, PREFIX_TOKENS);
@@ -66,20 +77,21 @@ export async function embedTexts(
 }
 
 /**
- * Steering adds to blocks.{L}.hook_resid_pre, so it can only change hooks at layer L or later (and
- * ln_final); an embedding read before it would silently ignore the steering.
+ * Steering adds to, and a feature clamp edits, blocks.{L}.hook_resid_pre, so either can only change hooks
+ * at layer L or later (and ln_final); an embedding read before it would silently ignore the edit.
  */
-export function checkSteeringReaches(
-  hook: string,
-  steering: readonly ResidualAddition[],
-  nLayer: number,
-): void {
+export function checkSteeringReaches(hook: string, edits: EmbeddingEdits, nLayer: number): void {
   const ref = parseHook(hook, nLayer);
-  for (const add of steering) {
-    const reaches = ref.kind === 'global' ? ref.name === 'ln_final.hook_normalized' : ref.layer >= add.layer;
+  const named = [
+    ...(edits.steering ?? []).map((e, i) => ({ layer: e.layer, what: `steering[${i}]` })),
+    ...(edits.clamps ?? []).map((e, i) => ({ layer: e.layer, what: `clamps[${i}]` })),
+  ];
+  for (const { layer, what } of named) {
+    const reaches = ref.kind === 'global' ? ref.name === 'ln_final.hook_normalized' : ref.layer >= layer;
     if (!reaches) {
+      const verb = what.startsWith('clamps') ? 'clamp' : 'steer';
       throw new UserInputError(
-        `steering at blocks.${add.layer}.hook_resid_pre cannot change this collection's embeddings, read at ${hook}: steer a layer at or before ${ref.kind === 'block' ? ref.layer : 'the first block'} (or index the collection at blocks.${add.layer} or later)`,
+        `${what} at blocks.${layer}.hook_resid_pre cannot change this collection's embeddings, read at ${hook}: ${verb} at a layer at or before ${ref.kind === 'block' ? ref.layer : 'the first block'} (or index the collection at blocks.${layer} or later)`,
       );
     }
   }

@@ -30,7 +30,7 @@ import {
   searchCollection,
 } from '../documents/store.js';
 import type { ResidualAddition } from '../runtime/gpt2-runner.js';
-import { toResidualAdditions } from '../runtime/steering.js';
+import { toFeatureClamps, toResidualAdditions } from '../runtime/steering.js';
 import { CaptureDatabase } from './database.js';
 import { ModelRegistry, type ServedModel } from './model-registry.js';
 import { CONFIG } from './tokens.js';
@@ -102,15 +102,20 @@ export class DocumentSearch {
         `query has ${text.length} characters; the limit is ${this.config.maxTextChars}`,
         'TOO_LONG',
       );
-    const steering = toAdditions(request.steering, model.nLayer);
-    checkSteeringReaches(collection.hook, steering, model.nLayer);
+    // the same checks as Activations (hooks, widths; the runner checks layers and finite values)
+    const edits = {
+      steering: toAdditions(request.steering, model.nLayer),
+      clamps: toFeatureClamps(request.clamps, model.nLayer, served.runner.manifest.dims.dModel),
+    };
+    checkSteeringReaches(collection.hook, edits, model.nLayer);
+    const edited = edits.steering.length > 0 || edits.clamps.length > 0;
     const ids = documentIds(model, text);
     const spec = { hook: collection.hook, pooling: collection.pooling };
     const options = { k, embeddings: request.includeEmbeddings };
     // both forwards at once: the batcher runs them as one batch
     const [steered, unsteered] = await Promise.all([
-      embedIds(model, ids, spec, steering),
-      steering.length > 0 ? embedIds(model, ids, spec) : null,
+      embedIds(model, ids, spec, edits),
+      edited ? embedIds(model, ids, spec) : null,
     ]);
     const run = async (embedding: Float32Array): Promise<SearchRun> => ({
       queryEmbedding: Array.from(embedding),

@@ -17,9 +17,9 @@ import { productFields } from '../shop/product.js';
 import { chooseSae } from '../shop/sae-choice.js';
 import { sharedFeatures, type TextFeatures } from '../shop/shared-features.js';
 import { textFeaturesLoader } from '../shop/text-features.js';
+import { type SteeringEditInput, toCaptureSteering } from '../steering/steering-edits.js';
 import { CAPTURE, CONFIG, SAE } from '../tokens.js';
 import { featureView, saeView } from './sae-views.js';
-import { type SteeringEditInput, toResidualSteering } from './steer.resolver.js';
 
 /** What a search's results need to say why they were found: the SAE, its loader and the query's features. */
 interface Explainer {
@@ -90,9 +90,9 @@ export class ShopQueries {
     checkText(query, 'query', this.config.maxTextChars);
     checkRange(k, 'k', 1, LIMITS.maxShopResults);
     checkRange(top, 'features', 1, LIMITS.maxFeaturesPerToken);
-    const [collection, { steering, models }, workspace] = await Promise.all([
+    const [collection, { steering, clamps, models }, workspace] = await Promise.all([
       callCapture(() => this.capture.GetCollection({ collection: name })),
-      toResidualSteering(edits ?? [], ctx, this.sae),
+      toCaptureSteering(edits ?? [], ctx, this.sae),
       readWorkspace(workspaceFile(this.config.dataDir)),
     ]);
     const other = models.find((m) => m !== collection.model);
@@ -103,7 +103,7 @@ export class ShopQueries {
     const chosen = await chooseSae(saeId, collection, workspace?.saeId ?? null, ctx, this.sae);
     const loader = chosen.info ? textFeaturesLoader(this.sae, chosen.info.id, top) : null;
     const [search, queryFeatures] = await Promise.all([
-      callCapture(() => this.capture.SearchDocuments({ collection: name, query, k, steering })),
+      callCapture(() => this.capture.SearchDocuments({ collection: name, query, k, steering, clamps })),
       loader ? loader.load(query) : Promise.resolve(new Map() as TextFeatures),
     ]);
     const explainer =
@@ -121,7 +121,7 @@ export class ShopQueries {
           }))
         : [],
       results: resultViews(search.steered, explainer),
-      unsteered: steering.length > 0 ? resultViews(search.unsteered, explainer) : null,
+      unsteered: search.unsteered ? resultViews(search.unsteered, explainer) : null,
     };
   }
 }

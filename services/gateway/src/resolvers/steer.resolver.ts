@@ -11,9 +11,6 @@ import { type SteeringEditInput, toCaptureSteering } from '../steering/steering-
 import { CAPTURE, CONFIG, SAE } from '../tokens.js';
 import { tokens } from './views.js';
 
-// the shop resolver imports these from here
-export { type SteeringEditInput, toResidualSteering } from '../steering/steering-edits.js';
-
 interface SteerOptionsInput {
   model?: string | null;
   maxTokens?: number | null;

@@ -16,7 +16,7 @@ export interface SteeringEditInput {
   mode?: 'ADD' | 'CLAMP' | 'ABLATE' | null;
 }
 
-/** What the capture service's Generate / Activations take, plus the models the edited features belong to. */
+/** What the capture service's Generate / Activations / SearchDocuments take, plus the models the edited features belong to. */
 export interface CaptureSteering {
   steering: ResidualSteering[];
   clamps: FeatureClamp[];
@@ -29,8 +29,8 @@ const SUPPORTED =
   'or ABLATE; TopK SAEs ADD only), or hook (a blocks.{L}.hook_resid_pre) and vector with mode ADD';
 
 /**
- * Turns steering edits into capture steering messages; every caller of Generate or Activations with
- * edits goes through here. ADD of a feature adds strength × W_dec[f] (Decode of the one-hot feature
+ * Turns steering edits into capture steering messages; every caller of Generate, Activations or
+ * SearchDocuments with edits goes through here. ADD of a feature adds strength × W_dec[f] (Decode of the one-hot feature
  * minus b_dec, so the gateway reads no SAE files). CLAMP holds the feature at `strength` and ABLATE at
  * 0, inside the SAE with its error term kept: capture computes x += (c − f(x))·W_dec[f] in the graph
  * from the feature's weights (FeatureWeights). TopK SAEs are refused for CLAMP / ABLATE: whether a
@@ -53,19 +53,6 @@ export async function toCaptureSteering(
     if (edit.clamp) clamps.push(edit.clamp);
   }
   return { steering, clamps, models };
-}
-
-/** For callers that can only add to the residual (e.g. SearchDocuments): CLAMP / ABLATE are refused. */
-export async function toResidualSteering(
-  edits: SteeringEditInput[],
-  ctx: GatewayContext,
-  sae: SaeApi,
-): Promise<{ steering: ResidualSteering[]; models: string[] }> {
-  const index = edits.findIndex((e) => (e.mode ?? 'ADD') !== 'ADD');
-  if (index >= 0)
-    throw new UserInputError(`edits[${index}]: mode ${edits[index].mode} is not supported here; only ADD is`);
-  const { steering, models } = await toCaptureSteering(edits, ctx, sae);
-  return { steering, models };
 }
 
 async function buildEdit(

@@ -2,6 +2,7 @@
 // Original file: proto/loupe/v1/capture.proto
 
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from '../../loupe/v1/ResidualSteering.js';
+import type { FeatureClamp as _loupe_v1_FeatureClamp, FeatureClamp__Output as _loupe_v1_FeatureClamp__Output } from '../../loupe/v1/FeatureClamp.js';
 
 export interface SearchDocumentsRequest {
   'collection'?: (string);
@@ -9,6 +10,7 @@ export interface SearchDocumentsRequest {
   'k'?: (number);
   'steering'?: (_loupe_v1_ResidualSteering)[];
   'includeEmbeddings'?: (boolean);
+  'clamps'?: (_loupe_v1_FeatureClamp)[];
 }
 
 export interface SearchDocumentsRequest__Output {
@@ -17,4 +19,5 @@ export interface SearchDocumentsRequest__Output {
   'k': (number);
   'steering': (_loupe_v1_ResidualSteering__Output)[];
   'includeEmbeddings': (boolean);
+  'clamps': (_loupe_v1_FeatureClamp__Output)[];
 }
