@@ -1,52 +1,99 @@
 import type { GraphBuilder } from '@loupe/common';
 
 /**
- * out[i] = Σ_p updates[p] over every p with indices[p] = i: an [m, d] matrix from [P, d] rows, many of
- * which share an index (a latent picked by many vectors), summed in an order fixed by the data alone, so
- * the result is bit-identical at any thread count, and in parallel.
+ * out[i] = Σ_p weights[p]·vectors[p / perVector] over every p with indices[p] = i: an [m, d] matrix from
+ * P weighted rows (TopK's k picks per vector: the decoder gradient is Σ acts·dRecon, the encoder's
+ * Σ dActs·x), many of which share an index (a latent picked by many vectors), summed in an order fixed
+ * by the data alone, so the result is bit-identical at any thread count, and in parallel.
  *
  * Why not one scatter: ONNX Runtime's CPU ScatterND splits its updates across threads, so rows sharing
  * an index are summed in schedule order (a training run was not reproducible at 2 threads); its
  * ScatterElements adds in index order but on one thread, with an int64 index per element, and at
  * TopK's B·k·d = 100M elements that one thread cost most of a training step.
  *
- * How: the rows are sorted by index (a stable sort, TopK on the index), so equal indices are adjacent;
- * then each level cuts the sorted rows into chunks of CHUNK rows and sums each index's rows within a
- * chunk with one batched MatMul by a 0/1 "same index, first occurrence" mask (the sums stay in their
- * sorted order), keeping one row per index per chunk. Chunks alternate between aligned and shifted by
- * half a chunk, so rows split by one level's chunk boundary meet in the next. After LEVELS levels an
- * index with c rows has at most about c / CHUNK^LEVELS + 1 left; the few remaining duplicates go
- * through ScatterElements, now over roughly m rows instead of P.
+ * How: the picks are sorted by index (TopK on the index, which orders ties by position), so equal
+ * indices are adjacent; their vectors are gathered in that order. Each level then cuts the sorted rows
+ * into chunks of CHUNK rows and sums each index's rows within a chunk with one batched MatMul by a
+ * "same index, first occurrence" mask (carrying the weights at the first level), keeping one row per
+ * index per chunk, still sorted. The second level's chunks are shifted by half a chunk, so most rows a
+ * chunk boundary split meet there. Rows whose index is then unique are written with ScatterND (no
+ * index twice, so its threads never meet); the few left sharing an index are added by ScatterElements.
  */
 const CHUNK = 32;
-const LEVELS = 3;
+const LEVELS = 2;
 
-export function sumRowsByIndex(
-  g: GraphBuilder,
-  shape: { m: number; d: number },
-  indices: string,
-  updates: string,
-): string {
+export interface WeightedRows {
+  /** [P] or [P, 1] int64: the output row of each pick */
+  indices: string;
+  /** [P] float: each pick's weight */
+  weights: string;
+  /** [B, d]: pick p's vector is row p / perVector */
+  vectors: string;
+  /** int64 [1]: picks per vector (k) */
+  perVector: string;
+  /** a static P is a multiple of CHUNK (k = 32): the first level needs no padding copy */
+  wholeChunks?: boolean;
+}
+
+export function sumRowsByIndex(g: GraphBuilder, shape: { m: number; d: number }, rows: WeightedRows): string {
   const { m, d } = shape;
-  const flat = g.op('Reshape', [indices, g.constInt64([-1], [1], 'rs_flat')]);
-  // float32 holds every index below 2^24 exactly; TopK orders equal keys by position (ONNX spec)
-  const count = g.op('Shape', [flat]);
-  const [, order] = g.opMulti('TopK', [g.op('Cast', [flat], { to: 1 }), count], 2, {
+  const flat = g.op('Reshape', [rows.indices, g.constInt64([-1], [1], 'rs_flat')]);
+  // float32 holds every index below 2^24 exactly
+  const [, order] = g.opMulti('TopK', [g.op('Cast', [flat], { to: 1 }), g.op('Shape', [flat])], 2, {
     axis: 0,
     largest: 0,
     sorted: 1,
   });
-  let rows = g.op('Gather', [updates, order], { axis: 0 });
-  let keys = g.op('Gather', [flat, order], { axis: 0 });
-  for (let level = 0; level < LEVELS; level++) {
-    ({ rows, keys } = chunkLevel(g, { m, d }, rows, keys, level % 2 === 0 ? 0 : CHUNK / 2));
+  let level: Level = {
+    rows: g.op('Gather', [rows.vectors, g.op('Div', [order, rows.perVector])], { axis: 0 }),
+    keys: g.op('Gather', [flat, order], { axis: 0 }),
+    weights: g.op('Gather', [g.op('Reshape', [rows.weights, g.constInt64([-1], [1], 'rs_flat_w')]), order], {
+      axis: 0,
+    }),
+  };
+  for (let i = 0; i < LEVELS; i++) {
+    level = chunkLevel(g, { m, d }, level, i % 2 === 0 ? 0 : CHUNK / 2, i === 0 && !!rows.wholeChunks);
   }
-  const zeros = g.op('ConstantOfShape', [g.constInt64([m, d], [2], 'rs_m_by_d')]);
-  const scatterIndices = g.op('Expand', [
-    g.op('Unsqueeze', [keys, g.constInt64([1], [1], 'rs_axis1')]),
-    g.op('Shape', [rows]),
+  return writeRows(g, { m, d }, level.rows, level.keys);
+}
+
+interface Level {
+  rows: string;
+  keys: string;
+  /** per-row weights, folded into the first level's MatMul */
+  weights?: string;
+}
+
+/** Sorted rows with (nearly) unique keys into [m, d]: ScatterND for unique keys, ScatterElements for the rest. */
+function writeRows(g: GraphBuilder, shape: { m: number; d: number }, rows: string, keys: string): string {
+  const { m, d } = shape;
+  const none = g.constInt64([-1], [], 'rs_no_key');
+  const one = g.constInt64([1], [1], 'rs_one');
+  const zero = g.constInt64([0], [1], 'rs_zero_w');
+  const count = g.op('Shape', [keys]);
+  // the keys before and after each row (-1 past the ends)
+  const previous = g.op('Pad', [
+    g.op('Slice', [keys, zero, g.op('Sub', [count, one])]),
+    g.constInt64([1, 0], [2], 'rs_prev'),
+    none,
   ]);
-  return g.op('ScatterElements', [zeros, scatterIndices, rows], { axis: 0, reduction: 'add' });
+  const next = g.op('Pad', [g.op('Slice', [keys, one, count]), g.constInt64([0, 1], [2], 'rs_next'), none]);
+  const shared = g.op('Or', [g.op('Equal', [keys, previous]), g.op('Equal', [keys, next])]);
+  const unique = g.op('Not', [shared]);
+  const zeros = g.op('ConstantOfShape', [g.constInt64([m, d], [2], 'rs_m_by_d')]);
+  const axis1 = g.constInt64([1], [1], 'rs_axis1');
+  const written = g.op('ScatterND', [
+    zeros,
+    g.op('Unsqueeze', [g.op('Compress', [keys, unique], { axis: 0 }), axis1]),
+    g.op('Compress', [rows, unique], { axis: 0 }),
+  ]);
+  const sharedRows = g.op('Compress', [rows, shared], { axis: 0 });
+  const sharedKeys = g.op('Unsqueeze', [g.op('Compress', [keys, shared], { axis: 0 }), axis1]);
+  return g.op(
+    'ScatterElements',
+    [written, g.op('Expand', [sharedKeys, g.op('Shape', [sharedRows])]), sharedRows],
+    { axis: 0, reduction: 'add' },
+  );
 }
 
 /**
@@ -56,31 +103,32 @@ export function sumRowsByIndex(
 function chunkLevel(
   g: GraphBuilder,
   shape: { m: number; d: number },
-  rows: string,
-  keys: string,
+  input: Level,
   offset: number,
-): { rows: string; keys: string } {
+  wholeChunks: boolean,
+): Level {
   const { m, d } = shape;
-  const chunk = g.constInt64([CHUNK], [1], 'rs_chunk');
-  const count = g.op('Shape', [keys]);
-  // pad at the back to a whole number of chunks: (CHUNK − (offset + count) mod CHUNK) mod CHUNK
-  const back = g.op('Mod', [
-    g.op('Sub', [
+  let { rows, keys, weights } = input;
+  if (!wholeChunks) {
+    const chunk = g.constInt64([CHUNK], [1], 'rs_chunk');
+    const count = g.op('Shape', [keys]);
+    // pad at the back to a whole number of chunks: (CHUNK − (offset + count) mod CHUNK) mod CHUNK
+    const back = g.op('Mod', [
+      g.op('Sub', [
+        chunk,
+        g.op('Mod', [g.op('Add', [count, g.constInt64([offset], [1], 'rs_offset')]), chunk]),
+      ]),
       chunk,
-      g.op('Mod', [g.op('Add', [count, g.constInt64([offset], [1], 'rs_offset')]), chunk]),
-    ]),
-    chunk,
-  ]);
-  const front = g.constInt64([offset], [1], 'rs_front');
-  const zero = g.constInt64([0], [1], 'rs_zero');
-  const paddedRows = g.op('Pad', [rows, g.op('Concat', [front, zero, back, zero], { axis: 0 })]);
-  const paddedKeys = g.op('Pad', [
-    keys,
-    g.op('Concat', [front, back], { axis: 0 }),
-    g.constInt64([m], [], 'rs_pad_key'),
-  ]);
-  const blocks = g.op('Reshape', [paddedRows, g.constInt64([-1, CHUNK, d], [3], 'rs_blocks')]);
-  const blockKeys = g.op('Reshape', [paddedKeys, g.constInt64([-1, CHUNK], [2], 'rs_block_keys')]);
+    ]);
+    const front = g.constInt64([offset], [1], 'rs_front');
+    const zero = g.constInt64([0], [1], 'rs_zero');
+    const pads1d = g.op('Concat', [front, back], { axis: 0 });
+    rows = g.op('Pad', [rows, g.op('Concat', [front, zero, back, zero], { axis: 0 })]);
+    keys = g.op('Pad', [keys, pads1d, g.constInt64([m], [], 'rs_pad_key')]);
+    if (weights) weights = g.op('Pad', [weights, pads1d]);
+  }
+  const blocks = g.op('Reshape', [rows, g.constInt64([-1, CHUNK, d], [3], 'rs_blocks')]);
+  const blockKeys = g.op('Reshape', [keys, g.constInt64([-1, CHUNK], [2], 'rs_block_keys')]);
   // a row heads its key's run when the row before it in the chunk has another key
   const before = g.op('Pad', [
     g.op('Slice', [
@@ -97,13 +145,18 @@ function chunkLevel(
     g.op('Unsqueeze', [blockKeys, g.constInt64([2], [1], 'rs_axis2')]),
     g.op('Unsqueeze', [blockKeys, g.constInt64([1], [1], 'rs_axis1b')]),
   ]);
-  const mask = g.op(
+  let mask = g.op(
     'Cast',
     [g.op('And', [same, g.op('Unsqueeze', [head, g.constInt64([2], [1], 'rs_axis2b')])])],
     {
       to: 1,
     },
   );
+  if (weights) {
+    // mask[c, i, j] · weight of row j: the MatMul sums each run's weighted rows
+    const blockWeights = g.op('Reshape', [weights, g.constInt64([-1, 1, CHUNK], [3], 'rs_block_weights')]);
+    mask = g.op('Mul', [mask, blockWeights]);
+  }
   const sums = g.op('Reshape', [g.op('MatMul', [mask, blocks]), g.constInt64([-1, d], [2], 'rs_rows')]);
   const flatKeys = g.op('Reshape', [blockKeys, g.constInt64([-1], [1], 'rs_flat_keys')]);
   const keep = g.op('And', [

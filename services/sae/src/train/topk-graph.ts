@@ -60,6 +60,8 @@ export const DEFAULT_AUXK_COEFFICIENT = 1 / 32;
 export const AUXK_INPUTS = { deadMask: 'dead_mask', kAux: 'k_aux', scale: 'aux_scale' } as const;
 
 interface AuxForward {
+  /** int64 [1]: picks per vector */
+  kAux: string;
   values: string;
   indices: string;
   flatIndices: string;
@@ -168,6 +170,7 @@ function auxForward(
   const error = g.op('Add', [eHat, main.error]);
   const flatIndices = g.op('Reshape', [indices, g.constInt64([-1, 1], [2], 'aux_flat_shape')]);
   return {
+    kAux,
     values,
     indices,
     flatIndices,
@@ -202,20 +205,26 @@ function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
     to: 1,
   });
   // made on first use, so the dense kernel without AuxK leaves no unused initializers behind
-  const axis1 = once(() => g.constInt64([1], [1], 'axis1'));
   const axis2 = once(() => g.constInt64([2], [1], 'axis2'));
-  const flatRows = once(() => g.constInt64([-1, shape.d], [2], 'flat_rows'));
   const zerosM = once(() => g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]));
   const flat = once(() => g.constInt64([-1], [1], 'flat'));
   // Outer products per selected latent, summed into its row, in a fixed order (see row-sum-ops.ts:
   // exact checkpoint resume needs training to be deterministic at any thread count).
-  const scatterRows = (flatIndices: string, coefficients: string, vectors: string) => {
-    const updates = g.op('Reshape', [
-      g.op('Mul', [g.op('Unsqueeze', [coefficients, axis2()]), g.op('Unsqueeze', [vectors, axis1()])]),
-      flatRows(),
-    ]);
-    return sumRowsByIndex(g, shape, flatIndices, updates);
-  };
+  const kMain = once(() => g.constInt64([shape.k], [1], 'k_per_vector'));
+  const scatterRows = (
+    flatIndices: string,
+    coefficients: string,
+    vectors: string,
+    perVector = kMain(),
+    wholeChunks = shape.k % 32 === 0,
+  ) =>
+    sumRowsByIndex(g, shape, {
+      indices: flatIndices,
+      weights: coefficients,
+      vectors,
+      perVector,
+      wholeChunks,
+    });
   const scatterLatents = (flatIndices: string, values: string) =>
     g.op(
       'ScatterElements',
@@ -262,10 +271,10 @@ function backward(g: GraphBuilder, shape: TopKShape, f: Forward): Gradients {
       g.op('Squeeze', [g.op('MatMul', [a.rows, g.op('Unsqueeze', [dHat, axis2()])]), axis2()]),
       auxPositive,
     ]);
-    dDec = g.op('Add', [dDec, scatterRows(a.flatIndices, a.values, dHat)]);
+    dDec = g.op('Add', [dDec, scatterRows(a.flatIndices, a.values, dHat, a.kAux, false)]);
     dEnc = g.op('Add', [
       dEnc,
-      g.op('Transpose', [scatterRows(a.flatIndices, dAux, f.centred)], { perm: [1, 0] }),
+      g.op('Transpose', [scatterRows(a.flatIndices, dAux, f.centred, a.kAux, false)], { perm: [1, 0] }),
     ]);
     dBiasEnc = g.op('Add', [dBiasEnc, scatterLatents(a.flatIndices, dAux)]);
   }
