@@ -195,8 +195,9 @@ describe('loupe jobs score / export', () => {
     expect(run.code).toBe(0);
     expect(run.stderr).toMatch(/starting scoring job .*: 4 units, simulation, baseline-statistical/);
     expect(run.stderr).toMatch(/scoring .*: 100%/);
+    expect(run.stderr).toMatch(/scoring job \S+ done: 3 done, 1 failed, 0 tokens, unpriced/);
     const job = JSON.parse(run.stdout);
-    expect(job).toMatchObject({ status: 'done', unitsTotal: 4, unitsDone: 3, unitsFailed: 1 });
+    expect(job).toMatchObject({ status: 'done', unitsTotal: 4, unitsDone: 3, unitsFailed: 1, costUsd: 0 });
     const lines = (await fs.readFile(out, 'utf8'))
       .trim()
       .split('\n')
@@ -217,8 +218,13 @@ describe('loupe jobs score / export', () => {
       error: expect.stringMatching(/no records for .*\/3: expected/),
     });
 
-    const resumed = await runCli(['jobs', 'score', '--job', job.id, '--records-dir', recordsDir], env);
+    // prices configured now do not reprice a job created unpriced
+    const resumed = await runCli(['jobs', 'score', '--job', job.id, '--records-dir', recordsDir], {
+      ...env,
+      LOUPE_LLM_PRICE_PROMPT: '2.5',
+    });
     expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toMatch(/0 tokens, unpriced/);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ status: 'done', unitsDone: 3, unitsFailed: 1 });
     const exported = await runCli(['jobs', 'export', job.id], env);
     expect(exported.code).toBe(0);

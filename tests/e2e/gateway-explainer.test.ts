@@ -322,7 +322,7 @@ describe('GraphQL gateway over the explainer', () => {
     try {
       const subscription = client.iterate({
         query: `subscription ($id: ID!) { scoringJobProgress(id: $id) {
-          id status unitsTotal unitsDone unitsFailed progress llmCalls tokensSpent error } }`,
+          id status unitsTotal unitsDone unitsFailed progress llmCalls tokensSpent costUsd error } }`,
         variables: { id },
       });
       for await (const result of subscription) {
@@ -341,6 +341,7 @@ describe('GraphQL gateway over the explainer', () => {
       // the baseline spends no LLM tokens
       llmCalls: 0,
       tokensSpent: 0,
+      costUsd: 0,
       error: null,
     });
     const done = seen.map((j) => j.unitsDone);

@@ -19,6 +19,13 @@ const positiveInt: Variable<number>['parse'] = (raw, name) => {
     throw new ConfigError(`${name}="${raw}": expected a whole number ≥ 0`);
   return value;
 };
+/** A price or other amount that may be fractional: finite and ≥ 0. */
+const nonNegativeNumber: Variable<number>['parse'] = (raw, name) => {
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0)
+    throw new ConfigError(`${name}="${raw}": expected a finite number ≥ 0 (e.g. 0.15)`);
+  return value;
+};
 const oneOf =
   <T extends string>(...allowed: T[]): Variable<T>['parse'] =>
   (raw, name) => {
@@ -128,6 +135,26 @@ export const VARIABLES = {
       'Shared secret the gRPC services require from their callers (health checks exempt); unset = none (never logged)',
     parse: text,
   },
+  grpcTlsCa: {
+    name: 'LOUPE_GRPC_TLS_CA',
+    default: undefined,
+    description:
+      'PEM file of the CA that signs every service certificate; with the two below: mTLS on every gRPC server and client',
+    parse: (raw: string) => path.resolve(raw),
+  },
+  grpcTlsCert: {
+    name: 'LOUPE_GRPC_TLS_CERT',
+    default: undefined,
+    description:
+      "PEM file of this process's certificate (served by its gRPC servers, presented by its clients)",
+    parse: (raw: string) => path.resolve(raw),
+  },
+  grpcTlsKey: {
+    name: 'LOUPE_GRPC_TLS_KEY',
+    default: undefined,
+    description: "PEM file of that certificate's private key (never logged)",
+    parse: (raw: string) => path.resolve(raw),
+  },
   webPort: {
     name: 'LOUPE_WEB_PORT',
     default: '3000',
@@ -171,6 +198,19 @@ export const VARIABLES = {
     default: '60000',
     description: 'Timeout of one LLM request (retried with backoff on 429, 5xx and timeouts)',
     parse: positiveInt,
+  },
+  llmPricePrompt: {
+    name: 'LOUPE_LLM_PRICE_PROMPT',
+    default: '0',
+    description:
+      'US dollars per million prompt tokens, for loupe_llm_cost_usd_total and job cost; 0 = unpriced (e.g. a local vLLM)',
+    parse: nonNegativeNumber,
+  },
+  llmPriceCompletion: {
+    name: 'LOUPE_LLM_PRICE_COMPLETION',
+    default: '0',
+    description: 'US dollars per million completion tokens; 0 = unpriced',
+    parse: nonNegativeNumber,
   },
   embeddingsBaseUrl: {
     name: 'LOUPE_EMBEDDINGS_BASE_URL',
@@ -237,7 +277,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const value = raw ?? variable.default;
     config[key] = value === undefined ? undefined : variable.parse(value, variable.name);
   }
+  checkGrpcTls(config as LoupeConfig);
   return config as LoupeConfig;
+}
+
+/** mTLS needs the CA, the certificate and its key together: half a setup is refused, not ignored. */
+function checkGrpcTls(config: LoupeConfig): void {
+  const tls = [VARIABLES.grpcTlsCa, VARIABLES.grpcTlsCert, VARIABLES.grpcTlsKey];
+  const values = [config.grpcTlsCa, config.grpcTlsCert, config.grpcTlsKey];
+  const missing = tls.filter((_, i) => values[i] === undefined).map((v) => v.name);
+  if (missing.length === 0 || missing.length === tls.length) return;
+  const set = tls.filter((_, i) => values[i] !== undefined).map((v) => v.name);
+  throw new ConfigError(
+    `${set.join(' and ')} ${set.length > 1 ? 'are' : 'is'} set but ${missing.join(' and ')} ${
+      missing.length > 1 ? 'are' : 'is'
+    } not: gRPC mTLS needs all of LOUPE_GRPC_TLS_CA, LOUPE_GRPC_TLS_CERT and LOUPE_GRPC_TLS_KEY, or none`,
+  );
 }
 
 export function modelsDir(config: Pick<LoupeConfig, 'dataDir'>): string {

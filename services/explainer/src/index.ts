@@ -8,6 +8,7 @@ export * from './jobs/job-runner.js';
 export * from './jobs/job-store.js';
 export * from './jobs/score-unit.js';
 export * from './llm/client.js';
+export * from './llm/cost.js';
 export * from './llm/embeddings.js';
 export * from './llm/errors.js';
 export * from './llm/http-json.js';

@@ -67,10 +67,7 @@ export function resolveJobLlm(
 }
 
 /** The models a job's units are scored with; the key and limits come from this process's config. */
-export function modelsForJob(
-  config: Pick<LoupeConfig, 'llmBaseUrl' | 'llmApiKey' | 'llmModel' | 'llmConcurrency' | 'llmTimeoutMs'>,
-  llm: JobLlm,
-): UnitModels {
+export function modelsForJob(config: Parameters<typeof llmOptionsFromConfig>[0], llm: JobLlm): UnitModels {
   const options = llm.baseUrl
     ? llmOptionsFromConfig(config, { baseUrl: llm.baseUrl, ...(llm.model ? { model: llm.model } : {}) })
     : undefined;

@@ -20,6 +20,7 @@ import {
   parseSimulatorMethod,
   parseUnitRecords,
   parseUnitSpec,
+  pricesFromConfig,
   resolveJobLlm,
   runJob,
   scoreExplanation,
@@ -171,6 +172,7 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
         concurrency: wholeNumber(options.concurrency, '--concurrency', 1),
         seed: wholeNumber(options.seed, '--seed', 0),
         maxAttempts: wholeNumber(options.maxAttempts, '--max-attempts', 1),
+        prices: pricesFromConfig(config),
       }));
     const before = await getJob(db.sql, jobId);
     process.stderr.write(
@@ -179,11 +181,7 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
     );
     const show = async () => {
       const job = await getJob(db.sql, jobId);
-      bar.update(
-        job.unitsDone + job.unitsFailed,
-        job.unitsTotal,
-        `${job.promptTokens + job.completionTokens} tokens`,
-      );
+      bar.update(job.unitsDone + job.unitsFailed, job.unitsTotal, usageLine(job));
     };
     const ticker = setInterval(() => show().catch(() => {}), 250);
     let job: Awaited<ReturnType<typeof getJob>>;
@@ -209,6 +207,9 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
     }
     await show();
     bar.stop();
+    process.stderr.write(
+      `scoring job ${jobId} ${job.status}: ${job.unitsDone} done, ${job.unitsFailed} failed, ${usageLine(job)}\n`,
+    );
     if (options.out) await writeResults(db.sql, jobId, options.out);
     await printJson(job);
   } finally {
@@ -217,6 +218,13 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
     grpcSource.close();
     await db.close();
   }
+}
+
+/** Tokens so far and, when the job was priced (LOUPE_LLM_PRICE_*), what they cost at its prices. */
+function usageLine(job: Awaited<ReturnType<typeof getJob>>): string {
+  const tokens = `${job.promptTokens + job.completionTokens} tokens`;
+  const priced = job.prices.promptUsdPerMillion > 0 || job.prices.completionUsdPerMillion > 0;
+  return priced ? `${tokens}, $${job.costUsd.toFixed(4)}` : `${tokens}, unpriced`;
 }
 
 /** `loupe jobs export <id>`: one JSON line per unit, to a file or stdout. */

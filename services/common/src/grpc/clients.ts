@@ -13,6 +13,7 @@ import { currentRequestId, REQUEST_ID_HEADER } from '../request-context.js';
 import { loadProto } from './protos.js';
 import { SERVICE_TOKEN_METADATA_KEY } from './service-token.js';
 import { ERROR_CODE_METADATA_KEY, GRPC_STATUS } from './status.js';
+import { type GrpcTls, grpcChannelCredentials, grpcTlsFromConfig } from './tls.js';
 
 /**
  * Promise-returning clients of Loupe's gRPC services, typed from the generated client interfaces.
@@ -86,6 +87,11 @@ export interface ClientOptions {
   maxMessageBytes?: number;
   /** sent with every call as loupe-service-token; default: LOUPE_SERVICE_TOKEN of this process */
   serviceToken?: string;
+  /**
+   * mTLS (CA, this client's certificate and key); default: LOUPE_GRPC_TLS_* of this process;
+   * null dials in plaintext whatever the config says
+   */
+  tls?: GrpcTls | null;
 }
 
 const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
@@ -93,30 +99,26 @@ const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
 /** A CaptureService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
 export function captureServiceClient(address: string, options: ClientOptions = {}): CaptureApi {
   const proto = loadProto<CaptureProto>('capture');
-  const client = new proto.loupe.v1.CaptureService(
-    address,
-    grpc.credentials.createInsecure(),
-    channel(options),
-  );
+  const client = new proto.loupe.v1.CaptureService(address, credentials(options), channel(options));
   return promised(client, CAPTURE_METHODS, options) as unknown as CaptureApi;
 }
 
 /** An SaeService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
 export function saeServiceClient(address: string, options: ClientOptions = {}): SaeApi {
   const proto = loadProto<SaeProto>('sae');
-  const client = new proto.loupe.v1.SaeService(address, grpc.credentials.createInsecure(), channel(options));
+  const client = new proto.loupe.v1.SaeService(address, credentials(options), channel(options));
   return promised(client, SAE_METHODS, options) as unknown as SaeApi;
 }
 
 /** An ExplainerService client at `address` (host:port). Connects lazily; `ready()` waits for it. */
 export function explainerServiceClient(address: string, options: ClientOptions = {}): ExplainerApi {
   const proto = loadProto<ExplainerProto>('explainer');
-  const client = new proto.loupe.v1.ExplainerService(
-    address,
-    grpc.credentials.createInsecure(),
-    channel(options),
-  );
+  const client = new proto.loupe.v1.ExplainerService(address, credentials(options), channel(options));
   return promised(client, EXPLAINER_METHODS, options) as unknown as ExplainerApi;
+}
+
+function credentials(options: ClientOptions): grpc.ChannelCredentials {
+  return grpcChannelCredentials(options.tls === undefined ? grpcTlsFromConfig() : (options.tls ?? undefined));
 }
 
 function channel(options: ClientOptions): grpc.ChannelOptions {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { PROTO_LOADER_OPTIONS, PROTO_ROOT } from './protos.js';
+import { grpcChannelCredentials, grpcTlsFromConfig } from './tls.js';
 
 type HealthClient = grpc.Client & {
   Check(
@@ -23,7 +24,8 @@ function healthClient(address: string): HealthClient {
     const proto = grpc.loadPackageDefinition(definition) as unknown as {
       grpc: { health: { v1: { Health: new (a: string, c: grpc.ChannelCredentials) => HealthClient } } };
     };
-    client = new proto.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+    // with mTLS configured, health is asked over it like every other call (the server demands it)
+    client = new proto.grpc.health.v1.Health(address, grpcChannelCredentials(grpcTlsFromConfig()));
     clients.set(address, client);
   }
   return client;

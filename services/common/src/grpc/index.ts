@@ -4,3 +4,4 @@ export * from './health.js';
 export * from './protos.js';
 export * from './service-token.js';
 export * from './status.js';
+export * from './tls.js';

@@ -2,6 +2,7 @@ import {
   executionProvider,
   jobsFinished,
   llmCalls,
+  llmCost,
   llmRetries,
   llmTokens,
   tokensProcessed,
@@ -24,17 +25,22 @@ export function recordJobFinished(table: string, outcome: string): void {
   jobsFinished.inc({ table, outcome });
 }
 
-/** One LLM chat call that returned, with its usage and how many attempts it took. */
+/**
+ * One LLM chat call that returned, with its usage, how many attempts it took and what it cost in US
+ * dollars at the configured prices (0 when unpriced: the series still appears, at 0).
+ */
 export function recordLlmCall(call: {
   model: string;
   promptTokens: number;
   completionTokens: number;
   attempts: number;
   usageSource: string;
+  costUsd: number;
 }): void {
   const { model, usageSource: source } = call;
   llmCalls.inc({ model });
   llmTokens.inc({ model, kind: 'prompt', source }, call.promptTokens);
   llmTokens.inc({ model, kind: 'completion', source }, call.completionTokens);
+  llmCost.inc({ model }, call.costUsd);
   if (call.attempts > 1) llmRetries.inc({ model }, call.attempts - 1);
 }

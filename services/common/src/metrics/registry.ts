@@ -54,6 +54,13 @@ export const llmCalls = new client.Counter({
   registers: [registry],
 });
 
+export const llmCost = new client.Counter({
+  name: 'loupe_llm_cost_usd_total',
+  help: 'US dollars spent on LLM calls at LOUPE_LLM_PRICE_PROMPT/COMPLETION (per million tokens), by model; 0 when unpriced',
+  labelNames: ['model'] as const,
+  registers: [registry],
+});
+
 export const llmRetries = new client.Counter({
   name: 'loupe_llm_retries_total',
   help: 'Extra attempts LLM calls needed (429, 5xx, timeouts), by model',

@@ -2,7 +2,8 @@ import path from 'node:path';
 import { type DynamicModule, type INestMicroservice, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { type MicroserviceOptions, Transport } from '@nestjs/microservices';
-import { PROTO_LOADER_OPTIONS, PROTO_ROOT, protoFile } from '../grpc/index.js';
+import { PROTO_LOADER_OPTIONS, PROTO_ROOT, protoFile } from '../grpc/protos.js';
+import { type GrpcTls, grpcServerCredentials, grpcTlsFromConfig } from '../grpc/tls.js';
 import type { Logger } from '../logging.js';
 import { startMetricsListener } from '../metrics/http-listener.js';
 import { type ReadinessChecks, registerReadiness } from '../metrics/readiness.js';
@@ -29,6 +30,11 @@ export interface GrpcServiceSpec {
   metricsPort?: number;
   /** config.serviceToken: when set, every RPC but the health check must carry it (ServiceTokenGuard) */
   serviceToken?: string;
+  /**
+   * mTLS with required client certificates; default: LOUPE_GRPC_TLS_* of this process (every
+   * service's main passes nothing and gets the config), null = plaintext
+   */
+  tls?: GrpcTls | null;
 }
 
 export interface RunningGrpcService {
@@ -67,6 +73,9 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
       package: ['loupe.v1', 'grpc.health.v1'],
       protoPath: [protoFile(spec.proto), HEALTH_PROTO],
       url: spec.address,
+      credentials: grpcServerCredentials(
+        spec.tls === undefined ? grpcTlsFromConfig() : (spec.tls ?? undefined),
+      ),
       loader: PROTO_LOADER_OPTIONS,
       maxSendMessageLength: spec.maxMessageBytes,
       maxReceiveMessageLength: spec.maxMessageBytes,

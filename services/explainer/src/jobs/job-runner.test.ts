@@ -11,6 +11,7 @@ import {
 } from '@loupe/common/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLlmServer } from '../../../../tests/support/llm-server.js';
+import { UNPRICED } from '../llm/cost.js';
 import type { UnitRecords } from '../records/records.js';
 import { selectModels } from '../select-models.js';
 import { searchExplanations } from '../store/explanations.js';
@@ -56,6 +57,8 @@ const syntheticSource = (failures: Record<string, number> = {}) => {
     },
   };
 };
+/** gpt-4o's list prices: US dollars per million tokens. */
+const GPT_4O_PRICES = { promptUsdPerMillion: 2.5, completionUsdPerMillion: 10 };
 const baseline = () => selectModels(undefined, 'baseline');
 const spec = (units: string[], extra: Partial<JobSpec> = {}): JobSpec => ({
   units,
@@ -65,6 +68,7 @@ const spec = (units: string[], extra: Partial<JobSpec> = {}): JobSpec => ({
   concurrency: 2,
   seed: 1,
   maxAttempts: 3,
+  prices: UNPRICED,
   ...extra,
 });
 const units = (model: string, n: number) =>
@@ -153,13 +157,61 @@ describe('scoring jobs', () => {
           { baseUrl: server.url, model: 'm', concurrency: 2, timeoutMs: 5000, maxRetries: 0 },
           'json',
         );
-      const id = await createJob(sql, spec(units('d', 4), { llm, budgetTokens: 1500, concurrency: 1 }));
+      const id = await createJob(
+        sql,
+        spec(units('d', 4), { llm, budgetTokens: 1500, concurrency: 1, prices: GPT_4O_PRICES }),
+      );
       const job = await runJob({ sql, records: syntheticSource(), models }, id);
       // per unit: 1 explanation call (100 tokens) + 1 simulation call (1000 tokens); the budget of 1500 is
       // crossed by the second unit, so two units run and the rest are never started
       expect(job).toMatchObject({ status: 'budget_exhausted', unitsDone: 2, llmCalls: 4 });
       expect(job.promptTokens + job.completionTokens).toBe(2200);
+      // by hand: 2 units × (90 + 700) prompt tokens × $2.50/M + 2 × (10 + 300) completion × $10/M
+      //   = 1580 × 2.5e-6 + 620 × 1e-5 = 0.00395 + 0.0062
+      expect(job.costUsd).toBeCloseTo(0.01015, 12);
       expect((await jobUnits(sql, id)).filter((u) => u.status === 'pending')).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a resumed job keeps accumulating cost at the prices it was created with', async () => {
+    const stop = new AbortController();
+    const server = await startLlmServer({
+      respond: (r) => {
+        // the first unit's simulation call: stop the worker after this unit, as an interrupt would
+        if (r.body.response_format && !stop.signal.aborted) stop.abort();
+        return r.body.response_format
+          ? { content: '{"sequences":[]}', usage: { prompt_tokens: 700, completion_tokens: 300 } }
+          : {
+              content: 'Explanation: the word "river".',
+              usage: { prompt_tokens: 90, completion_tokens: 10 },
+            };
+      },
+    });
+    try {
+      const llm = { baseUrl: server.url, model: 'm', simulator: 'json' };
+      const models = () =>
+        selectModels(
+          // the resuming process is configured with other prices: the job's own stay in force
+          {
+            baseUrl: server.url,
+            model: 'm',
+            concurrency: 2,
+            timeoutMs: 5000,
+            maxRetries: 0,
+            prices: UNPRICED,
+          },
+          'json',
+        );
+      const id = await createJob(sql, spec(units('e', 3), { llm, concurrency: 1, prices: GPT_4O_PRICES }));
+      const first = await runJob({ sql, records: syntheticSource(), models }, id, stop.signal);
+      expect(first).toMatchObject({ status: 'running', unitsDone: 1, llmCalls: 2 });
+      // by hand, one unit: 790 × $2.50/M + 310 × $10/M = 0.001975 + 0.0031
+      expect(first.costUsd).toBeCloseTo(0.005075, 12);
+      const resumed = await runJob({ sql, records: syntheticSource(), models }, id);
+      expect(resumed).toMatchObject({ status: 'done', unitsDone: 3, llmCalls: 6, prices: GPT_4O_PRICES });
+      expect(resumed.costUsd).toBeCloseTo(3 * 0.005075, 12);
     } finally {
       await server.close();
     }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LoupeError, UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import { recordJobFinished } from '@loupe/common/metrics';
+import { type LlmPrices, llmCostUsd } from '../llm/cost.js';
 import type { UsageTotals } from '../llm/types.js';
 import { type ScoredExplanation, saveExplanation } from '../store/explanations.js';
 
@@ -25,6 +26,8 @@ export interface JobSpec {
   concurrency: number;
   seed: number;
   maxAttempts: number;
+  /** the configured prices now, kept with the job for its cost */
+  prices: LlmPrices;
 }
 
 export interface JobRow {
@@ -42,6 +45,9 @@ export interface JobRow {
   promptTokens: number;
   completionTokens: number;
   llmCalls: number;
+  prices: LlmPrices;
+  /** US dollars spent so far: the job's tokens at its prices */
+  costUsd: number;
   error: string | null;
 }
 
@@ -57,9 +63,11 @@ export async function createJob(sql: Sql, spec: JobSpec): Promise<string> {
   const id = randomUUID();
   await sql.begin(async (tx) => {
     await tx`
-      INSERT INTO scoring_jobs (id, method, llm, budget_tokens, concurrency, seed, max_attempts, units_total)
+      INSERT INTO scoring_jobs (id, method, llm, budget_tokens, concurrency, seed, max_attempts, units_total,
+        price_prompt_usd_per_mtok, price_completion_usd_per_mtok)
       VALUES (${id}, ${spec.method}, ${tx.json(spec.llm as never)}, ${spec.budgetTokens}, ${spec.concurrency},
-        ${spec.seed}, ${spec.maxAttempts}, ${spec.units.length})`;
+        ${spec.seed}, ${spec.maxAttempts}, ${spec.units.length}, ${spec.prices.promptUsdPerMillion},
+        ${spec.prices.completionUsdPerMillion})`;
     // In chunks: a job over a whole SAE has tens of thousands of units.
     for (let start = 0; start < spec.units.length; start += 5000) {
       const rows = spec.units
@@ -75,6 +83,12 @@ export async function getJob(sql: Sql, id: string): Promise<JobRow> {
   if (!/^[0-9a-f-]{36}$/i.test(id)) throw new UserInputError(`job id "${id}" is not a job id (a UUID)`);
   const [row] = await sql<Record<string, unknown>[]>`SELECT * FROM scoring_jobs WHERE id = ${id}`;
   if (!row) throw new LoupeError(`no scoring job ${id}`, 'NOT_FOUND');
+  const promptTokens = Number(row.prompt_tokens);
+  const completionTokens = Number(row.completion_tokens);
+  const prices: LlmPrices = {
+    promptUsdPerMillion: Number(row.price_prompt_usd_per_mtok),
+    completionUsdPerMillion: Number(row.price_completion_usd_per_mtok),
+  };
   return {
     id: row.id as string,
     status: row.status as JobStatus,
@@ -87,9 +101,11 @@ export async function getJob(sql: Sql, id: string): Promise<JobRow> {
     unitsTotal: row.units_total as number,
     unitsDone: row.units_done as number,
     unitsFailed: row.units_failed as number,
-    promptTokens: Number(row.prompt_tokens),
-    completionTokens: Number(row.completion_tokens),
+    promptTokens,
+    completionTokens,
     llmCalls: row.llm_calls as number,
+    prices,
+    costUsd: llmCostUsd({ promptTokens, completionTokens }, prices),
     error: (row.error as string | null) ?? null,
   };
 }

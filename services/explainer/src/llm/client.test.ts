@@ -1,3 +1,4 @@
+import { metricsText } from '@loupe/common/metrics';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type LlmServer, startLlmServer } from '../../../../tests/support/llm-server.js';
 import { LlmClient, parseRetryAfter } from './client.js';
@@ -112,6 +113,27 @@ describe('LlmClient', () => {
     await Promise.all(Array.from({ length: 8 }, () => limited.chat(hello)));
     expect(server.requests).toHaveLength(8);
     expect(server.maxConcurrent()).toBe(2);
+  });
+
+  it("adds each call's cost at the configured prices to loupe_llm_cost_usd_total{model}", async () => {
+    server = await startLlmServer({
+      replies: [
+        { content: 'a', usage: { prompt_tokens: 1000, completion_tokens: 200 } },
+        { content: 'b', usage: { prompt_tokens: 3000, completion_tokens: 0 } },
+      ],
+    });
+    const priced = client(server.url, {
+      model: 'cost-test-model',
+      prices: { promptUsdPerMillion: 2.5, completionUsdPerMillion: 10 },
+    });
+    await priced.chat(hello);
+    await priced.chat(hello);
+    const { body } = await metricsText();
+    const line = body
+      .split('\n')
+      .find((l) => l.startsWith('loupe_llm_cost_usd_total{model="cost-test-model"}'));
+    // by hand: (1000 + 3000) × $2.50/M + 200 × $10/M = 0.01 + 0.002
+    expect(Number(line?.split(' ').at(-1))).toBeCloseTo(0.012, 12);
   });
 
   it('reads Retry-After as seconds or an HTTP date', () => {

@@ -1,4 +1,5 @@
 import { recordLlmCall } from '@loupe/common/metrics';
+import { type LlmPrices, llmCostUsd, UNPRICED } from './cost.js';
 import { countPromptTokens, countTextTokens } from './count-tokens.js';
 import { LlmError } from './errors.js';
 import { type HttpClientOptions, HttpRequestError, RetryingJsonPost, snippet } from './http-json.js';
@@ -18,6 +19,8 @@ export interface LlmClientOptions extends HttpClientOptions {
   /** e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 (the client appends /chat/completions) */
   baseUrl: string;
   model: string;
+  /** for loupe_llm_cost_usd_total; default unpriced */
+  prices?: LlmPrices;
 }
 
 /**
@@ -28,9 +31,11 @@ export interface LlmClientOptions extends HttpClientOptions {
 export class LlmClient implements ChatModel {
   readonly model: string;
   private readonly http: RetryingJsonPost;
+  private readonly prices: LlmPrices;
 
   constructor(options: LlmClientOptions) {
     this.model = options.model;
+    this.prices = options.prices ?? UNPRICED;
     this.http = new RetryingJsonPost(`${options.baseUrl.replace(/\/+$/, '')}/chat/completions`, options);
   }
 
@@ -49,6 +54,7 @@ export class LlmClient implements ChatModel {
       model: result.model,
       attempts: result.attempts,
       usageSource: result.usageSource,
+      costUsd: llmCostUsd(result.usage, this.prices),
     });
     return result;
   }

@@ -153,6 +153,7 @@ export class ExplainerApi {
       concurrency,
       seed: request.seed,
       maxAttempts,
+      prices: this.models.prices(),
     });
     this.worker.kick();
     return jobToWire(await getJob(sql, id));

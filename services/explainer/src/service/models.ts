@@ -2,6 +2,7 @@ import { ConfigError, type Logger, type LoupeConfig } from '@loupe/common';
 import { Inject, Injectable } from '@nestjs/common';
 import type { JobLlm } from '../jobs/job-store.js';
 import type { UnitModels } from '../jobs/score-unit.js';
+import { type LlmPrices, pricesFromConfig } from '../llm/cost.js';
 import { type EmbeddingsClient, embeddingsFromConfig } from '../llm/embeddings.js';
 import { llmOptionsFromConfig } from '../llm/options.js';
 import { modelsForJob, parseSimulatorMethod, resolveJobLlm, selectModels } from '../select-models.js';
@@ -55,6 +56,11 @@ export class Models {
   /** Validated now, so a bad choice fails the request rather than every unit of the job. */
   resolveForJob(choice: LlmChoice): JobLlm {
     return resolveJobLlm(this.config, choice);
+  }
+
+  /** The configured LLM prices, stored with each new job. */
+  prices(): LlmPrices {
+    return pricesFromConfig(this.config);
   }
 
   forJob(llm: JobLlm): UnitModels {

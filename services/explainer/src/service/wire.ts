@@ -113,6 +113,7 @@ export const jobToWire = (job: JobRow): ScoringJob => ({
   completionTokens: job.completionTokens,
   llmCalls: job.llmCalls,
   error: job.error ?? '',
+  costUsd: job.costUsd,
 });
 
 export const hitToWire = (hit: ExplanationHit): ExplanationHitMessage => ({

@@ -108,7 +108,7 @@ export const simulationView = (s: Simulation__Output) => ({
   failure: s.failure || null,
 });
 
-/** A scoring job with its progress and running cost (tokens spent so far). */
+/** A scoring job with its progress and running cost (tokens and US dollars spent so far). */
 export function scoringJobView(j: ScoringJob__Output) {
   const promptTokens = Number(j.promptTokens);
   const completionTokens = Number(j.completionTokens);
@@ -124,6 +124,7 @@ export function scoringJobView(j: ScoringJob__Output) {
     promptTokens,
     completionTokens,
     tokensSpent: promptTokens + completionTokens,
+    costUsd: j.costUsd,
     error: j.error || null,
   };
 }

@@ -14,6 +14,7 @@ export interface ScoringJob {
   'completionTokens'?: (number | string | Long);
   'llmCalls'?: (number);
   'error'?: (string);
+  'costUsd'?: (number | string);
 }
 
 export interface ScoringJob__Output {
@@ -27,4 +28,5 @@ export interface ScoringJob__Output {
   'completionTokens': (number);
   'llmCalls': (number);
   'error': (string);
+  'costUsd': (number);
 }
