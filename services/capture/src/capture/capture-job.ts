@@ -510,24 +510,35 @@ async function* readShardWindows(
     const reader = await SafetensorsReader.open(shardFile(dir, hook, shard));
     try {
       const offsets = await reader.readArray('window_offsets');
-      const [first, last] = [members[0], members.at(-1)!].map((i) => i - shard * windowsPerShard);
-      // one read covering every wanted window of the shard (the sample is most of a small job's windows)
-      const start = Number(offsets[first]);
-      const rows = (await reader.readRowsArray(
-        'activations',
-        start,
-        Number(offsets[last + 1]) - start,
-      )) as Float32Array;
-      const width = rows.length / (Number(offsets[last + 1]) - start);
-      for (const index of members) {
-        const local = index - shard * windowsPerShard;
-        const [from, to] = [Number(offsets[local]) - start, Number(offsets[local + 1]) - start];
-        yield [index, rows.subarray(from * width, to * width)];
+      // one read per run of consecutive wanted windows: a small job's sample is most of its windows,
+      // a large job's a few scattered ones (reading from the first to the last would read whole shards)
+      for (const run of consecutiveRuns(members)) {
+        const [first, last] = [run[0], run.at(-1)!].map((i) => i - shard * windowsPerShard);
+        const start = Number(offsets[first]);
+        const tokens = Number(offsets[last + 1]) - start;
+        const rows = (await reader.readRowsArray('activations', start, tokens)) as Float32Array;
+        const width = rows.length / tokens;
+        for (const index of run) {
+          const local = index - shard * windowsPerShard;
+          const [from, to] = [Number(offsets[local]) - start, Number(offsets[local + 1]) - start];
+          yield [index, rows.subarray(from * width, to * width)];
+        }
       }
     } finally {
       await reader.close();
     }
   }
+}
+
+/** Sorted indices split where they stop being consecutive. */
+function consecutiveRuns(sorted: number[]): number[][] {
+  const runs: number[][] = [];
+  for (const index of sorted) {
+    const run = runs.at(-1);
+    if (run && run.at(-1) === index - 1) run.push(index);
+    else runs.push([index]);
+  }
+  return runs;
 }
 
 /**

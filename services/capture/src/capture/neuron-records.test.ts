@@ -191,7 +191,7 @@ function referenceFinish(acc: NeuronRecordAccumulator, acts: Map<number, Float32
     histogram: new Int32Array(n * settings.histogramBins),
     topWindows: acc.top.window.slice(),
     topMax: acc.top.max.slice(),
-    topValues: acc.top.values.slice(),
+    topValues: acc.top.values(),
     randomWindows: Int32Array.from(randomWindows),
     randomValues: new Float32Array(n * randomWindows.length * L).fill(Number.NaN),
     quantileWindows: new Int32Array(n * bins * perBin).fill(-1),

@@ -291,8 +291,9 @@ export class RecordFinisher {
   private readonly randomSlot = new Map<number, number>();
   /** window → pairs (neuron, slot of quantileValues) that show it */
   private readonly quantileUses = new Map<number, number[]>();
-  private readonly histMin: Float64Array;
-  private readonly histSpan: Float64Array;
+  /** bin = activation · histScale + histOffset: the neuron's [min, max] spread over the bins */
+  private readonly histScale: Float64Array;
+  private readonly histOffset: Float64Array;
 
   constructor(private readonly acc: NeuronRecordAccumulator) {
     const n = acc.width;
@@ -312,7 +313,7 @@ export class RecordFinisher {
       histogram: new Int32Array(n * settings.histogramBins),
       topWindows: acc.top.window.slice(),
       topMax: acc.top.max.slice(),
-      topValues: acc.top.values.slice(),
+      topValues: acc.top.values(),
       randomWindows: Int32Array.from(randomWindows),
       randomValues: new Float32Array(n * randomWindows.length * L).fill(Number.NaN),
       quantileWindows: new Int32Array(n * perNeuron).fill(-1),
@@ -332,8 +333,11 @@ export class RecordFinisher {
       }
       uses.push(Math.floor(slot / perNeuron), slot);
     }
-    this.histMin = Float64Array.from(stats.min);
-    this.histSpan = Float64Array.from(stats.max, (max, j) => max - stats.min[j]);
+    const bins = settings.histogramBins;
+    this.histScale = Float64Array.from(stats.max, (max, j) =>
+      max - stats.min[j] > 0 ? bins / (max - stats.min[j]) : 0,
+    );
+    this.histOffset = Float64Array.from(stats.min, (min, j) => -min * this.histScale[j]);
   }
 
   /** Sample windows not added yet, in sample order. */
@@ -361,15 +365,18 @@ export class RecordFinisher {
     }
     const uses = this.quantileUses.get(window) ?? [];
     for (let u = 0; u < uses.length; u += 2) copyColumn(uses[u], set.quantileValues, uses[u + 1] * L);
-    // every token's activation, binned between its neuron's dataset min and max
-    const bins = this.acc.settings.histogramBins;
-    const { histMin: min, histSpan: span } = this;
+    // every token's activation, binned between its neuron's dataset min and max (the last bin
+    // includes the max; a neuron that never varies counts in bin 0). The hottest loop of the records
+    // pass: one multiply-add per value, no division or Math calls.
+    const top = this.acc.settings.histogramBins - 1;
+    const bins = top + 1;
+    const { histScale: scale, histOffset: offset } = this;
     const counts = set.histogram;
     for (let t = 0; t < length; t++) {
       const row = t * n;
       for (let j = 0; j < n; j++) {
-        const bin = span[j] > 0 ? Math.floor(((activations[row + j] - min[j]) / span[j]) * bins) : 0;
-        counts[j * bins + Math.min(bins - 1, Math.max(0, bin))] += 1;
+        const v = activations[row + j] * scale[j] + offset[j];
+        counts[j * bins + (v >= top ? top : v > 0 ? v | 0 : 0)]++;
       }
     }
   }
@@ -400,7 +407,7 @@ export interface AccumulatorSnapshot {
 export function snapshotAccumulator(acc: NeuronRecordAccumulator): AccumulatorSnapshot {
   const { width: n, settings, windowLength } = acc;
   const k = settings.topK;
-  const { max: topMax, window: topWindow, length: topLength, values: topValues } = acc.top;
+  const { max: topMax, window: topWindow, length: topLength } = acc.top;
   const s = acc.sample.length;
   const sampleMaxima = new Float32Array(s * n);
   for (const [i, slot] of acc.sample.entries()) sampleMaxima.set(slot.maxima, i * n);
@@ -409,7 +416,7 @@ export function snapshotAccumulator(acc: NeuronRecordAccumulator): AccumulatorSn
       { name: 'top.max', dtype: 'F32', shape: [n, k], data: topMax.slice() },
       { name: 'top.window', dtype: 'I32', shape: [n, k], data: topWindow.slice() },
       { name: 'top.length', dtype: 'I32', shape: [n, k], data: topLength.slice() },
-      { name: 'top.values', dtype: 'F32', shape: [n, k, windowLength], data: topValues.slice() },
+      { name: 'top.values', dtype: 'F32', shape: [n, k, windowLength], data: acc.top.values() },
       { name: 'stats.max', dtype: 'F64', shape: [n], data: acc.stats.max.slice() },
       { name: 'stats.min', dtype: 'F64', shape: [n], data: acc.stats.min.slice() },
       { name: 'stats.sum', dtype: 'F64', shape: [n], data: acc.stats.sum.slice() },
@@ -440,11 +447,12 @@ export function restoreAccumulator(
   const settings = JSON.parse(metadata.settings) as RecordSettings;
   const windowLength = Number(metadata.windowLength);
   const acc = new NeuronRecordAccumulator(width, windowLength, settings);
-  acc.top.max.set(read('top.max'));
-  acc.top.window.set(read('top.window'));
-  acc.top.length.set(read('top.length'));
-  acc.top.values.set(read('top.values'));
-  acc.top.recount();
+  acc.top.restore({
+    max: read('top.max') as Float32Array,
+    window: read('top.window') as Int32Array,
+    length: read('top.length') as Int32Array,
+    values: read('top.values') as Float32Array,
+  });
   acc.stats.max.set(read('stats.max'));
   acc.stats.min.set(read('stats.min'));
   acc.stats.sum.set(read('stats.sum'));

@@ -1,18 +1,22 @@
 /**
- * Each neuron's k windows with the highest max activation, with their per-token values, in flat typed
- * arrays ([neuron, rank] and [neuron, rank, token]): inserting shifts a few slots in place and
- * allocates nothing, and the arrays are exactly what a checkpoint writes.
+ * Each neuron's k windows with the highest max activation, with their per-token values. The ranked
+ * arrays ([neuron, rank]) are what a checkpoint writes; the token values live in fixed physical slots
+ * ([neuron, slot, token]) reached through `slot`, so an insert shifts a few numbers per rank instead of
+ * k windows of token values (at GPT-2 widths a small job inserts millions of times). Nothing is allocated
+ * after construction.
  */
 export class TopWindows {
-  /** max activation per slot; NaN where empty */
+  /** max activation per rank; NaN where empty */
   readonly max: Float32Array;
-  /** window index per slot; -1 where empty */
+  /** window index per rank; -1 where empty */
   readonly window: Int32Array;
-  /** tokens per slot (a document's last window may be short) */
+  /** tokens per rank (a document's last window may be short) */
   readonly length: Int32Array;
-  /** token values per slot, NaN past the window's length */
-  readonly values: Float32Array;
   readonly count: Int32Array;
+  /** physical slot of each rank's values: a permutation of 0..k-1 per neuron */
+  private readonly slot: Int32Array;
+  /** token values per physical slot, NaN past the window's length */
+  private readonly slotValues: Float32Array;
 
   constructor(
     readonly width: number,
@@ -22,16 +26,32 @@ export class TopWindows {
     this.max = new Float32Array(width * k).fill(Number.NaN);
     this.window = new Int32Array(width * k).fill(-1);
     this.length = new Int32Array(width * k);
-    this.values = new Float32Array(width * k * windowLength).fill(Number.NaN);
+    this.slot = Int32Array.from({ length: width * k }, (_, i) => i % k);
+    this.slotValues = new Float32Array(width * k * windowLength).fill(Number.NaN);
     this.count = new Int32Array(width);
   }
 
-  /** Recomputes the per-neuron counts after the arrays were filled from a checkpoint. */
-  recount(): void {
-    const { k } = this;
+  /** Token values in rank order, [neuron, rank, token] (a copy). */
+  values(): Float32Array {
+    const { k, windowLength: L } = this;
+    const out = new Float32Array(this.slotValues.length);
+    for (let rank = 0; rank < this.slot.length; rank++) {
+      const physical = rank - (rank % k) + this.slot[rank];
+      out.set(this.slotValues.subarray(physical * L, (physical + 1) * L), rank * L);
+    }
+    return out;
+  }
+
+  /** Restores from a checkpoint: the ranked arrays, then values in rank order. */
+  restore(arrays: { max: Float32Array; window: Int32Array; length: Int32Array; values: Float32Array }): void {
+    this.max.set(arrays.max);
+    this.window.set(arrays.window);
+    this.length.set(arrays.length);
+    this.slotValues.set(arrays.values);
+    for (let i = 0; i < this.slot.length; i++) this.slot[i] = i % this.k;
     for (let j = 0; j < this.width; j++) {
       let c = 0;
-      while (c < k && this.window[j * k + c] >= 0) c++;
+      while (c < this.k && this.window[j * this.k + c] >= 0) c++;
       this.count[j] = c;
     }
   }
@@ -60,18 +80,22 @@ export class TopWindows {
       (this.max[base + p - 1] < max || (this.max[base + p - 1] === max && this.window[base + p - 1] > window))
     )
       p--;
+    // the rank that falls off (or the first empty one) gives its physical slot to the new window
     const last = Math.min(this.count[j], k - 1);
+    const freed = this.slot[base + last];
     if (last > p) {
       this.max.copyWithin(base + p + 1, base + p, base + last);
       this.window.copyWithin(base + p + 1, base + p, base + last);
       this.length.copyWithin(base + p + 1, base + p, base + last);
-      this.values.copyWithin((base + p + 1) * L, (base + p) * L, (base + last) * L);
+      this.slot.copyWithin(base + p + 1, base + p, base + last);
     }
     this.max[base + p] = max;
     this.window[base + p] = window;
     this.length[base + p] = length;
-    this.values.fill(Number.NaN, (base + p) * L, (base + p + 1) * L);
-    copy(this.values, (base + p) * L);
+    this.slot[base + p] = freed;
+    const at = (base + freed) * L;
+    this.slotValues.fill(Number.NaN, at, at + L);
+    copy(this.slotValues, at);
     if (this.count[j] < k) this.count[j]++;
   }
 }
