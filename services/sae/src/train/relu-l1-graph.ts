@@ -10,6 +10,7 @@ import {
   SAE_PARAMS,
   type SaeShape,
 } from './dense-sae-ops.js';
+import { sumRowsByIndex } from './row-sum-ops.js';
 
 /** Name of the scalar graph input carrying the current L1 coefficient λ (the trainer applies warm-up). */
 export const L1_INPUT = 'l1_coefficient';
@@ -99,13 +100,12 @@ function maxActive(g: GraphBuilder, firing: string): string {
 }
 
 /**
- * The sparse kernel (see ReluL1Kernel). The encoder forward and the two weight gradients stay dense
- * MatMuls (dW_enc = centredᵀ·dPre and dW_dec = actsᵀ·dRecon, with dPre and acts zero off the firing
- * latents): those are the 6·d·m FLOPs per vector of the dense bound, and ONNX Runtime's MatMul spreads
- * them over every thread, where a scatter-add of B·k_cap outer products (TopK's sparse kernel) runs on
- * one thread (it must, to stay deterministic, see topk-graph.ts) and holds B·k_cap·d int64 indices,
- * which at ReLU's k_cap of a few hundred is gigabytes. What goes is the decoder forward and dL/d(acts),
- * the other 4·d·m. The firing counts come from the picks, so no [B, m] pass beyond ReLU and TopK is
+ * The sparse kernel (see ReluL1Kernel). Only the encoder forward stays a dense MatMul (and the ReLU and
+ * TopK over its [B, m] output); everything after it works on the k_cap picks per vector: the decoder
+ * forward and dL/d(acts) through the gathered decoder rows, and both weight gradients
+ * (dW_enc = centredᵀ·dPre, dW_dec = actsᵀ·dRecon, with dPre and acts zero off the picks) as sums of
+ * B·k_cap weighted rows per latent, in a fixed order and in parallel (row-sum-ops.ts), O(B·k_cap·d)
+ * instead of O(B·m·d). The firing counts come from the picks, so no [B, m] pass beyond ReLU and TopK is
  * needed for them; k_cap comes from the trainer (the last step's max_active plus a margin) because
  * counting the nonzeros of each row in the graph would cost a full [B, m] pass every step.
  */
@@ -120,7 +120,8 @@ function reluL1SparsePass(g: GraphBuilder, shape: SaeShape): ArchPass {
   const flat = g.constInt64([-1], [1], 'flat');
   const zero = g.constFloat([0], [], 'zero_f');
   const [values, indices] = g.opMulti('TopK', [acts, kCap], 2, { axis: 1, largest: 1, sorted: 0 });
-  const positive = g.op('Cast', [g.op('Greater', [values, zero])], { to: 1 });
+  const firing = g.op('Greater', [values, zero]);
+  const positive = g.op('Cast', [firing], { to: 1 });
   // every row's smallest pick is 0 exactly when no row had k_cap or more firing latents
   g.op(
     'Cast',
@@ -164,12 +165,8 @@ function reluL1SparsePass(g: GraphBuilder, shape: SaeShape): ArchPass {
     ]),
     positive,
   ]);
-  // indices are distinct within a row, so a plain (non-reducing) scatter places each value once
-  const dPre = g.op('ScatterElements', [g.op('ConstantOfShape', [g.op('Shape', [acts])]), indices, dPicked], {
-    axis: 1,
-  });
   // per-latent sums over the batch from the picks; ScatterElements adds in index order on one thread,
-  // so they are deterministic (see topk-graph.ts)
+  // so they are deterministic (see row-sum-ops.ts), and at B·k_cap values they are cheap
   const zerosM = g.op('ConstantOfShape', [g.constInt64([shape.m], [1], 'm')]);
   const flatIndices = g.op('Reshape', [indices, flat]);
   const perLatent = (v: string) =>
@@ -177,18 +174,22 @@ function reluL1SparsePass(g: GraphBuilder, shape: SaeShape): ArchPass {
   const bEnc = perLatent(dPicked);
   const safeNorms = g.op('Max', [norms, g.constFloat([1e-12], [], 'norm_floor')]);
   const perRow = g.op('Div', [g.op('Mul', [scale, perLatent(values)]), safeNorms]);
-  // Gemm with transA rather than MatMul(Transpose(·)): ONNX Runtime did not fold that Transpose of the
-  // [B, m] activations into the MatMul and copied 400 MB per step for it at the bench's size
-  const dDec = g.op('Gemm', [acts, dRecon, g.op('Mul', [g.op('Unsqueeze', [perRow, axis1]), 'W_dec'])], {
-    transA: 1,
-  });
+  // padding picks (act 0, ReLU off) would add exactly 0 to both sums: they are left out, which at an L0
+  // well under k_cap is most of the picks
+  const pickedRows = (weights: string, vectors: string) =>
+    sumRowsByIndex(g, shape, { indices: flatIndices, weights, vectors, perVector: kCap, keep: firing });
+  const dDec = g.op('Add', [
+    pickedRows(values, dRecon),
+    g.op('Mul', [g.op('Unsqueeze', [perRow, axis1]), 'W_dec']),
+  ]);
+  const dEnc = g.op('Transpose', [pickedRows(dPicked, e.centred)], { perm: [1, 0] });
   const direct = g.op('ReduceSum', [dRecon, rows0], { keepdims: 0 });
   return {
     params: SAE_PARAMS,
     loss,
     mse,
     grads: {
-      W_enc: g.op('Gemm', [e.centred, dPre], { transA: 1 }),
+      W_enc: dEnc,
       b_enc: bEnc,
       // b_dec enters twice: added to x̂ directly, and subtracted from x before the encoder
       b_dec: g.op('Sub', [direct, g.op('MatMul', ['W_enc', bEnc])]),

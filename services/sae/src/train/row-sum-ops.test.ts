@@ -14,6 +14,8 @@ interface Case {
   weights: Float32Array;
   /** [B, d] */
   vectors: Float32Array;
+  /** [B·k] picks to sum (all when absent) */
+  keep?: boolean[];
 }
 
 /** A graph computing sumRowsByIndex alone. */
@@ -23,7 +25,8 @@ async function session(c: Case, threads: number, wholeChunks = false): Promise<o
   const weights = g.input('weights', 'float32', ['picks']);
   const vectors = g.input('vectors', 'float32', ['batch', c.d]);
   const perVector = g.input('k', 'int64', [1]);
-  const sums = sumRowsByIndex(g, c, { indices, weights, vectors, perVector, wholeChunks });
+  const keep = c.keep ? g.input('keep', 'bool', ['picks']) : undefined;
+  const sums = sumRowsByIndex(g, c, { indices, weights, vectors, perVector, wholeChunks, keep });
   g.op('Identity', [sums], {}, 'sums');
   g.output('sums', 'float32', [c.m, c.d]);
   return ort.InferenceSession.create(g.encode({ graphName: 'row_sums', opset: 20 }), {
@@ -38,6 +41,7 @@ async function run(s: ort.InferenceSession, c: Case): Promise<Float32Array> {
     weights: new ort.Tensor('float32', c.weights, [c.weights.length]),
     vectors: new ort.Tensor('float32', c.vectors, [c.vectors.length / c.d, c.d]),
     k: new ort.Tensor('int64', BigInt64Array.from([BigInt(c.k)]), [1]),
+    ...(c.keep ? { keep: new ort.Tensor('bool', Uint8Array.from(c.keep, Number), [c.keep.length]) } : {}),
   });
   return out.sums.data as Float32Array;
 }
@@ -46,6 +50,7 @@ async function run(s: ort.InferenceSession, c: Case): Promise<Float32Array> {
 function reference(c: Case): Float64Array {
   const out = new Float64Array(c.m * c.d);
   for (const [p, i] of c.indices.entries()) {
+    if (c.keep && !c.keep[p]) continue;
     const b = Math.floor(p / c.k);
     for (let j = 0; j < c.d; j++) out[i * c.d + j] += c.weights[p] * c.vectors[b * c.d + j];
   }
@@ -100,6 +105,20 @@ describe('sumRowsByIndex (deterministic scatter-add of weighted rows)', () => {
     const c = randomCase(6, 90, 5, 32, 20, (rng) => Math.floor(rng.nextUniform() ** 3 * 90));
     const expected = reference(c);
     const s = await session(c, 2, true);
+    try {
+      const got = await run(s, c);
+      for (let i = 0; i < c.m * c.d; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThan(1e-4);
+    } finally {
+      await s.release();
+    }
+  });
+
+  it('leaves out the picks not kept, whatever their weights', async () => {
+    const c = randomCase(7, 60, 6, 12, 200, (rng) => Math.floor(rng.nextUniform() ** 2 * 60));
+    const rng = new Rng(8);
+    c.keep = c.indices.map(() => rng.nextUniform() < 0.3);
+    const expected = reference(c);
+    const s = await session(c, 2);
     try {
       const got = await run(s, c);
       for (let i = 0; i < c.m * c.d; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThan(1e-4);

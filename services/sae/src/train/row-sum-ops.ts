@@ -33,26 +33,52 @@ export interface WeightedRows {
   perVector: string;
   /** a static P is a multiple of CHUNK (k = 32): the first level needs no padding copy */
   wholeChunks?: boolean;
+  /**
+   * [P] or [B, k] bool: the picks that can add something (e.g. ReLU's padding picks, weight 0, are
+   * left out before sorting: at an L0 well under k_cap most picks are padding)
+   */
+  keep?: string;
 }
 
 export function sumRowsByIndex(g: GraphBuilder, shape: { m: number; d: number }, rows: WeightedRows): string {
   const { m, d } = shape;
-  const flat = g.op('Reshape', [rows.indices, g.constInt64([-1], [1], 'rs_flat')]);
+  const flatten = (name: string) => g.op('Reshape', [name, g.constInt64([-1], [1], 'rs_flat')]);
+  let flat = flatten(rows.indices);
+  let weights = flatten(rows.weights);
+  // each pick's position in the [B, k] picks, whose quotient by k is its vector
+  let positions: string | undefined;
+  if (rows.keep) {
+    const keep = flatten(rows.keep);
+    const count = g.op('Squeeze', [g.op('Shape', [flat])]);
+    const all = g.op('Range', [
+      g.constInt64([0], [], 'rs_range_start'),
+      count,
+      g.constInt64([1], [], 'rs_range_step'),
+    ]);
+    positions = g.op('Compress', [all, keep], { axis: 0 });
+    flat = g.op('Compress', [flat, keep], { axis: 0 });
+    weights = g.op('Compress', [weights, keep], { axis: 0 });
+  }
   // float32 holds every index below 2^24 exactly
   const [, order] = g.opMulti('TopK', [g.op('Cast', [flat], { to: 1 }), g.op('Shape', [flat])], 2, {
     axis: 0,
     largest: 0,
     sorted: 1,
   });
+  const sortedPositions = positions ? g.op('Gather', [positions, order], { axis: 0 }) : order;
   let level: Level = {
-    rows: g.op('Gather', [rows.vectors, g.op('Div', [order, rows.perVector])], { axis: 0 }),
+    rows: g.op('Gather', [rows.vectors, g.op('Div', [sortedPositions, rows.perVector])], { axis: 0 }),
     keys: g.op('Gather', [flat, order], { axis: 0 }),
-    weights: g.op('Gather', [g.op('Reshape', [rows.weights, g.constInt64([-1], [1], 'rs_flat_w')]), order], {
-      axis: 0,
-    }),
+    weights: g.op('Gather', [weights, order], { axis: 0 }),
   };
   for (let i = 0; i < LEVELS; i++) {
-    level = chunkLevel(g, { m, d }, level, i % 2 === 0 ? 0 : CHUNK / 2, i === 0 && !!rows.wholeChunks);
+    level = chunkLevel(
+      g,
+      { m, d },
+      level,
+      i % 2 === 0 ? 0 : CHUNK / 2,
+      i === 0 && !!rows.wholeChunks && !rows.keep,
+    );
   }
   return writeRows(g, { m, d }, level.rows, level.keys);
 }
