@@ -31,7 +31,7 @@ export interface WeightedRows {
   vectors: string;
   /** int64 [1]: picks per vector (k) */
   perVector: string;
-  /** a static P is a multiple of CHUNK (k = 32): the first level needs no padding copy */
+  /** a static P is a multiple of CHUNK (k = 32): the picks need no padding to whole chunks */
   wholeChunks?: boolean;
   /**
    * [P] or [B, k] bool: the picks that can add something (e.g. ReLU's padding picks, weight 0, are
@@ -65,20 +65,25 @@ export function sumRowsByIndex(g: GraphBuilder, shape: { m: number; d: number },
     largest: 0,
     sorted: 1,
   });
-  const sortedPositions = positions ? g.op('Gather', [positions, order], { axis: 0 }) : order;
+  let sortedPositions = positions ? g.op('Gather', [positions, order], { axis: 0 }) : order;
+  let keys = g.op('Gather', [flat, order], { axis: 0 });
+  let sortedWeights = g.op('Gather', [weights, order], { axis: 0 });
+  if (!rows.wholeChunks || rows.keep) {
+    // the first level's padding goes on the picks, before their vectors are gathered, so the gathered
+    // [P, d] rows come out whole chunks and are never copied to pad them
+    const back = paddingToChunks(g, g.op('Shape', [keys]), 0);
+    const pads = g.op('Concat', [g.constInt64([0], [1], 'rs_no_front'), back], { axis: 0 });
+    keys = g.op('Pad', [keys, pads, g.constInt64([m], [], 'rs_pad_key0')]);
+    sortedWeights = g.op('Pad', [sortedWeights, pads]);
+    sortedPositions = g.op('Pad', [sortedPositions, pads]);
+  }
   let level: Level = {
     rows: g.op('Gather', [rows.vectors, g.op('Div', [sortedPositions, rows.perVector])], { axis: 0 }),
-    keys: g.op('Gather', [flat, order], { axis: 0 }),
-    weights: g.op('Gather', [weights, order], { axis: 0 }),
+    keys,
+    weights: sortedWeights,
   };
   for (let i = 0; i < LEVELS; i++) {
-    level = chunkLevel(
-      g,
-      { m, d },
-      level,
-      i % 2 === 0 ? 0 : CHUNK / 2,
-      i === 0 && !!rows.wholeChunks && !rows.keep,
-    );
+    level = chunkLevel(g, { m, d }, level, i % 2 === 0 ? 0 : CHUNK / 2, i === 0);
   }
   return writeRows(g, { m, d }, level.rows, level.keys);
 }
@@ -122,6 +127,13 @@ function writeRows(g: GraphBuilder, shape: { m: number; d: number }, rows: strin
   );
 }
 
+/** int64 [1]: rows to add at the back so that offset + count + them is a whole number of chunks. */
+function paddingToChunks(g: GraphBuilder, count: string, offset: number): string {
+  const chunk = g.constInt64([CHUNK], [1], 'rs_chunk');
+  const filled = g.op('Mod', [g.op('Add', [count, g.constInt64([offset], [1], 'rs_offset')]), chunk]);
+  return g.op('Mod', [g.op('Sub', [chunk, filled]), chunk]);
+}
+
 /**
  * One level: sorted rows and their keys in, fewer sorted rows out (one per key per chunk). `offset`
  * padding rows at the front shift the chunk boundaries; padding rows carry the key m and are dropped.
@@ -136,16 +148,7 @@ function chunkLevel(
   const { m, d } = shape;
   let { rows, keys, weights } = input;
   if (!wholeChunks) {
-    const chunk = g.constInt64([CHUNK], [1], 'rs_chunk');
-    const count = g.op('Shape', [keys]);
-    // pad at the back to a whole number of chunks: (CHUNK − (offset + count) mod CHUNK) mod CHUNK
-    const back = g.op('Mod', [
-      g.op('Sub', [
-        chunk,
-        g.op('Mod', [g.op('Add', [count, g.constInt64([offset], [1], 'rs_offset')]), chunk]),
-      ]),
-      chunk,
-    ]);
+    const back = paddingToChunks(g, g.op('Shape', [keys]), offset);
     const front = g.constInt64([offset], [1], 'rs_front');
     const zero = g.constInt64([0], [1], 'rs_zero');
     const pads1d = g.op('Concat', [front, back], { axis: 0 });
