@@ -75,7 +75,7 @@ describe('jobs page in Chromium', () => {
     const id = new URL(page.url()).searchParams.get('scoring')!;
     await page.locator('.job-status[data-status=done]').waitFor({ timeout: 60_000 });
     const { scoringJob } = await bench.gql(
-      'query ($id: ID!) { scoringJob(id: $id) { status unitsDone unitsTotal llmCalls tokensSpent } }',
+      'query ($id: ID!) { scoringJob(id: $id) { status unitsDone unitsTotal llmCalls tokensSpent costUsd } }',
       { id },
     );
     expect(scoringJob).toMatchObject({ status: 'done', unitsDone: 4, unitsTotal: 4 });
@@ -83,6 +83,7 @@ describe('jobs page in Chromium', () => {
     const cost = page.locator('.running-cost');
     await expect(cost.getAttribute('data-calls')).resolves.toBe(String(scoringJob.llmCalls));
     await expect(cost.getAttribute('data-tokens')).resolves.toBe(String(scoringJob.tokensSpent));
+    await expect(cost.getAttribute('data-cost-usd')).resolves.toBe(String(scoringJob.costUsd));
     await expect(page.locator('button.cancel').count()).resolves.toBe(0);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'scoring-job.png') });
     // its results: the hook's neurons by score, the scored ones first

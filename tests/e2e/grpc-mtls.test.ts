@@ -4,12 +4,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { type ExplainerProto, explainerServiceClient, type GrpcTls, loadProto } from '@loupe/common/grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { until } from '../support/health.js';
+import { healthCheck, until } from '../support/health.js';
 import { type LlmServer, startLlmServer } from '../support/llm-server.js';
-import { freePort, REPO_ROOT, type RunningProcess, startProcess } from '../support/process.js';
+import { freePort, type RunningProcess, startProcess } from '../support/process.js';
 
 // One real explainer process (the cheapest service: no model, the embedded Postgres) with
 // LOUPE_GRPC_TLS_* set: only clients holding a certificate from the configured CA get through, the
@@ -201,17 +200,7 @@ describe('gRPC mTLS (LOUPE_GRPC_TLS_*) on a real service process', () => {
     expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
     const tls = await tlsOf(certs.ca, certs.clientCert, certs.clientKey);
     const creds = grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
-    const health = await new Promise<{ status?: string; code?: number }>((resolve) => {
-      const client = new (healthService())(address, creds);
-      client.Check(
-        { service: 'loupe.v1.ExplainerService' },
-        { deadline: Date.now() + 5_000 },
-        (error, response) => {
-          client.close();
-          resolve(error ? { code: error.code } : { status: response?.status });
-        },
-      );
-    });
+    const health = await healthCheck(address, 'loupe.v1.ExplainerService', creds);
     expect(health).toEqual({ status: 'SERVING' });
   });
 });
@@ -258,24 +247,3 @@ describe('LLM cost at LOUPE_LLM_PRICE_* in /metrics', () => {
     expect(Number(line?.split(' ').at(-1))).toBeCloseTo(calls * COST_PER_CALL, 12);
   });
 });
-
-type HealthClient = grpc.Client & {
-  Check(
-    request: { service: string },
-    options: grpc.CallOptions,
-    callback: (error: grpc.ServiceError | null, response?: { status: string }) => void,
-  ): void;
-};
-
-/** The standard health service's client class, built here from its .proto. */
-function healthService(): new (address: string, creds: grpc.ChannelCredentials) => HealthClient {
-  const definition = protoLoader.loadSync(path.join(REPO_ROOT, 'proto/grpc/health/v1/health.proto'), {
-    enums: String,
-    defaults: true,
-  });
-  return (
-    grpc.loadPackageDefinition(definition) as unknown as {
-      grpc: { health: { v1: { Health: new (a: string, c: grpc.ChannelCredentials) => HealthClient } } };
-    }
-  ).grpc.health.v1.Health;
-}

@@ -12,7 +12,11 @@ type HealthClient = grpc.Client & {
 };
 
 /** grpc.health.v1 Check against `address`, with a client built here from the .proto: the status, or the error code. */
-export function healthCheck(address: string, service = ''): Promise<{ status?: string; code?: grpc.status }> {
+export function healthCheck(
+  address: string,
+  service = '',
+  credentials = grpc.credentials.createInsecure(),
+): Promise<{ status?: string; code?: grpc.status }> {
   const definition = protoLoader.loadSync(path.join(REPO_ROOT, 'proto/grpc/health/v1/health.proto'), {
     enums: String,
     defaults: true,
@@ -20,7 +24,7 @@ export function healthCheck(address: string, service = ''): Promise<{ status?: s
   const loaded = grpc.loadPackageDefinition(definition) as unknown as {
     grpc: { health: { v1: { Health: new (a: string, c: grpc.ChannelCredentials) => HealthClient } } };
   };
-  const client = new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+  const client = new loaded.grpc.health.v1.Health(address, credentials);
   return new Promise((resolve) => {
     client.Check({ service }, { deadline: Date.now() + 5_000 }, (error, response) => {
       client.close();

@@ -79,6 +79,7 @@ const SCORING_PROGRESS = gql`
       promptTokens
       completionTokens
       tokensSpent
+      costUsd
       error
     }
   }
@@ -96,6 +97,7 @@ interface ScoringProgress {
   promptTokens: number;
   completionTokens: number;
   tokensSpent: number;
+  costUsd: number;
   error: string | null;
 }
 
@@ -446,10 +448,15 @@ function ScoringWatch(props: { id: string; apiKey: string; units?: string }) {
       {job ? (
         <>
           <Progress done={job.unitsDone + job.unitsFailed} total={job.unitsTotal} label="units" />
-          <p className="muted running-cost" data-tokens={job.tokensSpent} data-calls={job.llmCalls}>
+          <p
+            className="muted running-cost"
+            data-tokens={job.tokensSpent}
+            data-calls={job.llmCalls}
+            data-cost-usd={job.costUsd}
+          >
             {job.method.toLowerCase()} · {job.unitsFailed} failed · running cost: {job.llmCalls} LLM calls,{' '}
             {job.promptTokens.toLocaleString('en')} prompt + {job.completionTokens.toLocaleString('en')}{' '}
-            completion tokens
+            completion tokens, {job.costUsd > 0 ? `$${job.costUsd.toFixed(4)}` : 'unpriced'}
           </p>
         </>
       ) : null}
