@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { Gpt2Runner } from '@loupe/capture';
-import { Rng } from '@loupe/common';
 import { importSae, type Sae, type SaeArchitecture, writeSaeLens } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
 import { loadReferenceModel, type ReferenceModel, referenceForward } from '../reference/gpt2-reference.js';
+import { silentFeatureSae } from '../support/relu-sae.js';
 import { type Stack, startStack } from '../support/stack.js';
 
 // steer with CLAMP and ABLATE over GraphQL, through the real gateway, SAE and capture processes: the
@@ -17,28 +17,8 @@ const PROMPT = 'The quick brown fox';
 const MAX_TOKENS = 6;
 
 function randomSae(seed: number, architecture: SaeArchitecture): Sae {
-  const rng = new Rng(seed);
-  const b_enc = rng.normalFloat32(D_SAE, 0, 0.1);
-  b_enc[SILENT] = -1e4;
-  return {
-    config: {
-      architecture,
-      dIn: D,
-      dSae: D_SAE,
-      k: architecture === 'topk' ? 4 : undefined,
-      hookName: HOOK,
-      modelName: 'tiny',
-      applyBDecToInput: true,
-      normalizeActivations: 'none',
-      activationScale: 1,
-    },
-    weights: {
-      W_enc: rng.normalFloat32(D * D_SAE, 0, 0.3),
-      b_enc,
-      W_dec: rng.normalFloat32(D_SAE * D, 0, 0.3),
-      b_dec: rng.normalFloat32(D, 0, 0.05),
-    },
-  };
+  const k = architecture === 'topk' ? 4 : undefined;
+  return silentFeatureSae(seed, { architecture, hook: HOOK, dSae: D_SAE, silent: SILENT, k });
 }
 
 const STEER = `query ($edits: [SteeringEdit!]!) {

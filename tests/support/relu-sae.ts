@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '@loupe/common';
 import type { FeatureClamp } from '@loupe/common/grpc';
-import { type Sae, writeSaeLens } from '@loupe/sae';
+import { type Sae, type SaeArchitecture, writeSaeLens } from '@loupe/sae';
 import { runCli } from './process.js';
 import { D } from './workbench.js';
 
@@ -16,24 +16,39 @@ export const RELU_D_SAE = 32;
 export const RELU_SILENT = 5;
 
 export function reluSae(seed: number): Sae {
+  return silentFeatureSae(seed, {
+    architecture: 'standard',
+    hook: RELU_HOOK,
+    dSae: RELU_D_SAE,
+    silent: RELU_SILENT,
+  });
+}
+
+/** A random SAE of the tiny model (d_model D) in which feature `silent` never fires (its bias is -1e4). */
+export function silentFeatureSae(
+  seed: number,
+  options: { architecture: SaeArchitecture; hook: string; dSae: number; silent: number; k?: number },
+): Sae {
+  const { dSae } = options;
   const rng = new Rng(seed);
-  const b_enc = rng.normalFloat32(RELU_D_SAE, 0, 0.1);
-  b_enc[RELU_SILENT] = -1e4;
+  const b_enc = rng.normalFloat32(dSae, 0, 0.1);
+  b_enc[options.silent] = -1e4;
   return {
     config: {
-      architecture: 'standard',
+      architecture: options.architecture,
       dIn: D,
-      dSae: RELU_D_SAE,
-      hookName: RELU_HOOK,
+      dSae,
+      k: options.k,
+      hookName: options.hook,
       modelName: 'tiny',
       applyBDecToInput: true,
       normalizeActivations: 'none',
       activationScale: 1,
     },
     weights: {
-      W_enc: rng.normalFloat32(D * RELU_D_SAE, 0, 0.3),
+      W_enc: rng.normalFloat32(D * dSae, 0, 0.3),
       b_enc,
-      W_dec: rng.normalFloat32(RELU_D_SAE * D, 0, 0.3),
+      W_dec: rng.normalFloat32(dSae * D, 0, 0.3),
       b_dec: rng.normalFloat32(D, 0, 0.05),
     },
   };

@@ -141,15 +141,7 @@ describe('scoring jobs', () => {
   });
 
   it('stops at the token budget and counts the running cost', async () => {
-    const server = await startLlmServer({
-      respond: (r) =>
-        r.body.response_format
-          ? { content: '{"sequences":[]}', usage: { prompt_tokens: 700, completion_tokens: 300 } }
-          : {
-              content: 'Explanation: the word "river".',
-              usage: { prompt_tokens: 90, completion_tokens: 10 },
-            },
-    });
+    const server = await startLlmServer({ respond: pricedReply });
     try {
       const llm = { baseUrl: server.url, model: 'm', simulator: 'json' };
       const models = () =>
@@ -181,12 +173,7 @@ describe('scoring jobs', () => {
       respond: (r) => {
         // the first unit's simulation call: stop the worker after this unit, as an interrupt would
         if (r.body.response_format && !stop.signal.aborted) stop.abort();
-        return r.body.response_format
-          ? { content: '{"sequences":[]}', usage: { prompt_tokens: 700, completion_tokens: 300 } }
-          : {
-              content: 'Explanation: the word "river".',
-              usage: { prompt_tokens: 90, completion_tokens: 10 },
-            };
+        return pricedReply(r);
       },
     });
     try {
@@ -226,3 +213,10 @@ describe('scoring jobs', () => {
     await expect(getJob(sql, 'nope')).rejects.toThrow(/not a job id/);
   });
 });
+
+/** Known usage per call, for the cost tests: explanation 90 + 10 tokens, JSON simulation 700 + 300. */
+function pricedReply(r: { body: { response_format?: unknown } }) {
+  return r.body.response_format
+    ? { content: '{"sequences":[]}', usage: { prompt_tokens: 700, completion_tokens: 300 } }
+    : { content: 'Explanation: the word "river".', usage: { prompt_tokens: 90, completion_tokens: 10 } };
+}
