@@ -42,6 +42,7 @@ export interface WeightedRows {
 
 export function sumRowsByIndex(g: GraphBuilder, shape: { m: number; d: number }, rows: WeightedRows): string {
   const { m, d } = shape;
+  if (m >= 2 ** 24) throw new Error(`row sums sort indices as float32, exact below 2^24; got ${m} rows`);
   const flatten = (name: string) => g.op('Reshape', [name, g.constInt64([-1], [1], 'rs_flat')]);
   let flat = flatten(rows.indices);
   let weights = flatten(rows.weights);
