@@ -1,16 +1,7 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import {
-  openDatabase,
-  type SpawnedEmbeddedPostgres,
-  type Sql,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { openDatabase, type Sql } from '@loupe/common/db';
 import { SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '@loupe/sae';
-import { FIXTURES } from '../fixtures/index.js';
-import { convertedFixture } from './model.js';
 import { freePort, type RunningProcess, runCli, startProcess } from './process.js';
+import { serveTiny } from './served-tiny.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: GraphQL answers are checked field by field
 export type Json = any;
@@ -40,17 +31,7 @@ export interface Stack {
 export async function startStack(
   setup: (ctx: { sql: Sql; dataDir: string; scratch: string }) => Promise<void> = async () => {},
 ): Promise<Stack> {
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-stack-'));
-  const dataDir = path.join(scratch, 'data');
-  const { modelDir } = await convertedFixture(FIXTURES.tiny);
-  const servedModel = path.join(dataDir, 'models', 'tiny');
-  await fs.mkdir(path.dirname(servedModel), { recursive: true });
-  await fs.rename(modelDir, servedModel);
-  const pgPort = await freePort();
-  const pg: SpawnedEmbeddedPostgres = await spawnEmbeddedPostgres({
-    dataDir: path.join(scratch, 'pg'),
-    port: pgPort,
-  });
+  const { scratch, dataDir, servedModel, pg, pgPort } = await serveTiny('loupe-stack-');
   const env: Record<string, string> = {
     LOUPE_DATA_DIR: dataDir,
     LOUPE_MODEL: 'tiny',

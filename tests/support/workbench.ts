@@ -1,8 +1,7 @@
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Rng, writeSafetensors } from '@loupe/common';
-import { openDatabase, type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { openDatabase } from '@loupe/common/db';
 import {
   computeFeatureRecords,
   importSae,
@@ -12,11 +11,10 @@ import {
   writeSaeLens,
 } from '@loupe/sae';
 import type { Browser } from 'playwright-core';
-import { FIXTURES } from '../fixtures/index.js';
 import { launchChromium, type RunningWeb, startWeb } from './browser.js';
 import { type CaptureApi, captureClient, floats } from './grpc.js';
-import { convertedFixture } from './model.js';
 import { freePort, REPO_ROOT, type RunningProcess, runCli, startProcess } from './process.js';
+import { serveTiny } from './served-tiny.js';
 
 /** The tiny fixture's d_model, and the width of the test SAE. */
 export const D = 64;
@@ -152,17 +150,7 @@ export async function startWorkbench(): Promise<Workbench> {
  * gateway, each a real process.
  */
 export async function startServices(): Promise<Services> {
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-workbench-'));
-  const dataDir = path.join(scratch, 'data');
-  const { modelDir } = await convertedFixture(FIXTURES.tiny);
-  const servedModel = path.join(dataDir, 'models', 'tiny');
-  await fs.mkdir(path.dirname(servedModel), { recursive: true });
-  await fs.rename(modelDir, servedModel);
-  const pgPort = await freePort();
-  const pg: SpawnedEmbeddedPostgres = await spawnEmbeddedPostgres({
-    dataDir: path.join(scratch, 'pg'),
-    port: pgPort,
-  });
+  const { scratch, dataDir, servedModel, pg, pgPort } = await serveTiny('loupe-workbench-');
   const captureAddress = `127.0.0.1:${await freePort()}`;
   const gatewayPort = await freePort();
   const env = {

@@ -159,4 +159,16 @@ describe('sumRowsByIndex (deterministic scatter-add of weighted rows)', () => {
       await s.release();
     }
   });
+
+  it('refuses a width whose indices float32 cannot sort exactly', () => {
+    const g = new GraphBuilder();
+    const rows = {
+      indices: g.input('indices', 'int64', ['picks', 1]),
+      weights: g.input('weights', 'float32', ['picks']),
+      vectors: g.input('vectors', 'float32', ['batch', 4]),
+      perVector: g.input('k', 'int64', [1]),
+    };
+    expect(() => sumRowsByIndex(g, { m: 2 ** 24, d: 4 }, rows)).toThrow(/2\^24/);
+    expect(() => sumRowsByIndex(g, { m: 2 ** 24 - 1, d: 4 }, rows)).not.toThrow();
+  });
 });
