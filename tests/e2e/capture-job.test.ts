@@ -95,9 +95,37 @@ async function captureKilledAt(percent: number): Promise<void> {
   await new Promise((resolve) => child.once('exit', resolve));
 }
 
+/** Per-neuron max, min, sum and positive count over every token of the given shard files. */
+async function shardStatistics(files: string[]) {
+  let stats: { max: Float64Array; min: Float64Array; sum: Float64Array; positive: Float64Array } | null =
+    null;
+  let tokens = 0;
+  for (const file of files) {
+    const reader = await SafetensorsReader.open(file);
+    const activations = await reader.readFloat32('activations');
+    const width = reader.tensors.get('activations')!.shape[1];
+    await reader.close();
+    stats ??= {
+      max: new Float64Array(width).fill(Number.NEGATIVE_INFINITY),
+      min: new Float64Array(width).fill(Number.POSITIVE_INFINITY),
+      sum: new Float64Array(width),
+      positive: new Float64Array(width),
+    };
+    for (let i = 0; i < activations.length; i++) {
+      const [j, a] = [i % width, activations[i]];
+      stats.max[j] = Math.max(stats.max[j], a);
+      stats.min[j] = Math.min(stats.min[j], a);
+      stats.sum[j] += a;
+      if (a > 0) stats.positive[j]++;
+    }
+    tokens += activations.length / width;
+  }
+  return { ...stats!, tokens };
+}
+
 async function records(job: string) {
   const rows =
-    await sql`SELECT hook, neuron, max_activation, mean_activation, fraction_nonzero, tokens, histogram,
+    await sql`SELECT hook, neuron, max_activation, min_activation, mean_activation, fraction_nonzero, tokens, histogram,
              top_windows, top_max, records_file FROM neuron_records WHERE job_id = ${job} ORDER BY hook, neuron`;
   // the full per-token records of a few neurons, read back from the job's record file
   const full = await Promise.all([0, 17, 255].map((n) => readNeuronRecord(rows[n].records_file, n)));
@@ -155,6 +183,22 @@ describe('capture jobs', () => {
     }
     const { rows, full } = await records(reference.job);
     expect(rows).toHaveLength(256); // d_mlp of the tiny model; resid_post gets shards only
+    // every neuron's statistics (reduced inside the forward pass, or here for short windows) against
+    // the same statistics recomputed in float64 from all of the hook's shards
+    const stats = await shardStatistics(shards.filter((s) => s.hook === HOOKS[0]).map((s) => s.path));
+    expect(stats.tokens).toBe(Number(job.tokens_done));
+    for (const row of rows) {
+      const j = row.neuron;
+      expect(row.max_activation, `neuron ${j} max`).toBe(stats.max[j]);
+      expect(row.min_activation, `neuron ${j} min`).toBe(stats.min[j]);
+      expect(row.fraction_nonzero, `neuron ${j} fraction > 0`).toBeCloseTo(
+        stats.positive[j] / stats.tokens,
+        12,
+      );
+      expect(Math.abs(row.mean_activation - stats.sum[j] / stats.tokens), `neuron ${j} mean`).toBeLessThan(
+        1e-5,
+      );
+    }
     const first = full[0];
     expect(first.top).toHaveLength(20);
     expect(first.top.map((t) => t.window)).toEqual(rows[0].top_windows);

@@ -29,6 +29,11 @@ export function hookWidth(ref: HookRef, dims: { dModel: number; dMlp: number }):
     : dims.dModel;
 }
 
+/** Neuron records (and per-window neuron statistics) are kept for the MLP's post-activation neurons. */
+export function isNeuronHook(name: string): boolean {
+  return name.startsWith('blocks.') && name.endsWith('.mlp.hook_post');
+}
+
 export function blockHook(layer: number, hook: BlockHookKind): string {
   return `blocks.${layer}.${hook}`;
 }

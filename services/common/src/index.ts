@@ -8,6 +8,7 @@ export * from './onnx/graph-builder.js';
 export * from './random.js';
 export * from './request-context.js';
 export * from './tensors/dtype.js';
+export * from './tensors/file-writer-thread.js';
 export * from './tensors/safetensors.js';
 export * from './units.js';
 export * from './workspace.js';

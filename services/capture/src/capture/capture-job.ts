@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseHook, SafetensorsReader, syncFiles, UserInputError, writeSafetensors } from '@loupe/common';
+import {
+  FileWriterThread,
+  isNeuronHook,
+  parseHook,
+  SafetensorsReader,
+  safetensorsViews,
+  syncFiles,
+  UserInputError,
+  writeSafetensors,
+} from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import type { Gpt2Runner } from '../runtime/gpt2-runner.js';
 import { DEFAULT_DATASET, readDataset } from './dataset.js';
@@ -29,7 +38,6 @@ import {
 } from './neuron-records.js';
 import { writeRecordFile } from './record-file.js';
 import { saveRecordRows } from './record-rows.js';
-import { WindowReducer } from './window-reducer.js';
 import { cutWindows, type Window } from './windows.js';
 
 export const DEFAULT_CAPTURE_PARAMS: CaptureParams = {
@@ -57,8 +65,6 @@ export interface CaptureProgress {
   tokensDone: number;
   totalTokens: number;
 }
-
-const isNeuronHook = (hook: string) => hook.endsWith('.mlp.hook_post');
 
 /**
  * Creates the job for a capture request, or finds the unfinished job with identical parameters, which
@@ -201,12 +207,7 @@ export async function runCaptureJob(
       },
     );
     if (job.phase === 'capture') {
-      const reducer = await WindowReducer.create(runner.settings, { columns: false });
-      try {
-        await capturePhase(sql, runner, reducer, job, windows, accumulators, dir, options.worker, report);
-      } finally {
-        await reducer.release();
-      }
+      await capturePhase(sql, runner, job, windows, accumulators, dir, options.worker, report);
     }
     await recordsPhase(sql, job, windows, accumulators, dir, options.worker);
     await finishJob(sql, job.id, options.worker, {});
@@ -222,7 +223,6 @@ export async function runCaptureJob(
 async function capturePhase(
   sql: Sql,
   runner: Gpt2Runner,
-  reducer: WindowReducer,
   job: CaptureJobRow,
   windows: Window[],
   accumulators: Map<string, NeuronRecordAccumulator>,
@@ -234,9 +234,11 @@ async function capturePhase(
   let windowsDone = job.windowsDone;
   let tokensDone = job.tokensDone;
   let shardsSinceCheckpoint = 0;
-  // Disk work runs behind the forward passes, in order: each shard's files are written and fsynced, and
-  // a checkpoint (record-state snapshot, then the job row) follows the shards it covers, so the row
-  // never points past what is durable. At most one shard's writes are in flight.
+  // Disk work runs behind the forward passes, in order: each shard's files are written and fsynced (on
+  // the writer thread, which keeps going while a forward pass holds this thread), then their rows, and a
+  // checkpoint (record-state snapshot, then the job row) follows the shards it covers, so the row never
+  // points past what is durable. At most one shard's writes are in flight.
+  const writer = FileWriterThread.start();
   let background: Promise<unknown> = Promise.resolve();
   const behind = (work: () => Promise<unknown>) => {
     background = background.then(work);
@@ -247,26 +249,27 @@ async function capturePhase(
       const shardWindows = windows.slice(first, first + windowsPerShard);
       const shard = first / windowsPerShard;
       const tokens = shardWindows.reduce((n, w) => n + w.ids.length, 0);
-      const perHook = await runWindows(runner, shardWindows, job.hooks);
+      const { perHook, stats } = await runWindows(runner, shardWindows, job.hooks);
       await background;
-      behind(() =>
-        Promise.all(
-          job.hooks.map(async (hook) => {
-            const activations = perHook.get(hook)!;
-            const file = await writeShard(dir, job, hook, shard, shardWindows, activations);
-            await sql`
-              INSERT INTO activation_shards (job_id, hook, shard, path, first_window, windows, tokens, width)
-              VALUES (${job.id}, ${hook}, ${shard}, ${file}, ${first}, ${shardWindows.length}, ${tokens},
-                      ${activations[0].length / shardWindows[0].ids.length})
-              ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
-          }),
-        ),
-      );
       for (const [hook, accumulator] of accumulators) {
         const activations = perHook.get(hook)!;
-        const reductions = await reduceWindows(reducer, shardWindows, activations, accumulator.width);
+        const reductions = stats.get(hook)!;
         for (const [i, w] of shardWindows.entries()) accumulator.observe(w, activations[i], reductions[i]);
       }
+      // the forward outputs are read for the last time above: their buffers go to the writer thread
+      const files = await Promise.all(
+        job.hooks.map((hook) => writeShard(writer, dir, job, hook, shard, shardWindows, perHook.get(hook)!)),
+      );
+      behind(async () => {
+        await Promise.all(files.map((f) => f.written));
+        for (const [h, hook] of job.hooks.entries()) {
+          await sql`
+              INSERT INTO activation_shards (job_id, hook, shard, path, first_window, windows, tokens, width)
+              VALUES (${job.id}, ${hook}, ${shard}, ${files[h].file}, ${first}, ${shardWindows.length}, ${tokens},
+                      ${files[h].width})
+              ON CONFLICT (job_id, hook, shard) DO UPDATE SET path = EXCLUDED.path, windows = EXCLUDED.windows, tokens = EXCLUDED.tokens`;
+        }
+      });
       windowsDone = first + shardWindows.length;
       tokensDone += tokens;
       shardsSinceCheckpoint++;
@@ -291,12 +294,14 @@ async function capturePhase(
       }
       report('capture', windowsDone, tokensDone);
     }
+    await background;
   } catch (error) {
     // nothing may still be writing when the caller marks the job failed
     await background.catch(() => {});
     throw error;
+  } finally {
+    await writer.close();
   }
-  await background;
 }
 
 /** Half-written files (`*.tmp-<pid>`) of a killed worker; the claim makes this process their only writer. */
@@ -328,79 +333,56 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Per-neuron reductions of the full-length windows, one ONNX Runtime call per run of windows that lie
- * back to back in one forward output (no copy: at 36 hooks the copies cost as much as the reductions);
- * shorter windows (document tails) are left to `observe`'s own reduction.
+ * Runs windows through the capture graph: per hook, one [tokens, width] array per window, and per
+ * neuron hook each window's statistics where the forward pass reduced them (undefined for a window
+ * shorter than its batch's longest, or on a model converted without a capture graph: `observe`
+ * reduces those itself).
  */
-async function reduceWindows(
-  reducer: WindowReducer,
-  windows: Window[],
-  activations: Float32Array[],
-  width: number,
-): Promise<(WindowReduction | undefined)[]> {
-  const length = Math.max(...windows.map((w) => w.ids.length));
-  const out: (WindowReduction | undefined)[] = new Array(windows.length);
-  for (const run of contiguousRuns(windows, activations, length)) {
-    const first = activations[run[0]];
-    const data = new Float32Array(first.buffer, first.byteOffset, run.length * length * width);
-    const reduced = await reducer.reduce(data, run.length, length, width);
-    for (const [k, i] of run.entries()) out[i] = reduced[k];
-  }
-  return out;
-}
-
-/** Indices of full-length windows, grouped into runs whose arrays are adjacent in one buffer. */
-function contiguousRuns(windows: Window[], activations: Float32Array[], length: number): number[][] {
-  const runs: number[][] = [];
-  let run: number[] = [];
-  for (const [i, w] of windows.entries()) {
-    if (w.ids.length !== length) continue;
-    const previous = activations[run.at(-1) ?? -1];
-    const adjacent =
-      previous !== undefined &&
-      previous.buffer === activations[i].buffer &&
-      previous.byteOffset + previous.byteLength === activations[i].byteOffset;
-    if (!adjacent && run.length > 0) {
-      runs.push(run);
-      run = [];
-    }
-    run.push(i);
-  }
-  if (run.length > 0) runs.push(run);
-  return runs;
-}
-
-/** Runs windows through the trunk graph; per hook, one [tokens, width] array per window. */
 async function runWindows(
   runner: Gpt2Runner,
   windows: Window[],
   hooks: string[],
-): Promise<Map<string, Float32Array[]>> {
-  const out = new Map<string, Float32Array[]>(hooks.map((h) => [h, []]));
+): Promise<{
+  perHook: Map<string, Float32Array[]>;
+  stats: Map<string, (WindowReduction | undefined)[]>;
+}> {
+  const perHook = new Map<string, Float32Array[]>(hooks.map((h) => [h, []]));
+  const stats = new Map<string, (WindowReduction | undefined)[]>(
+    hooks.filter(isNeuronHook).map((h) => [h, []]),
+  );
   for (let i = 0; i < windows.length; i += WINDOWS_PER_FORWARD) {
     const batch = windows.slice(i, i + WINDOWS_PER_FORWARD);
-    const results = await runner.forward(batch.map((w) => ({ ids: w.ids, hooks, logits: false })));
-    for (const result of results) for (const hook of hooks) out.get(hook)!.push(result.hooks.get(hook)!);
+    const results = await runner.forward(
+      batch.map((w) => ({ ids: w.ids, hooks, logits: false, windowStats: true })),
+    );
+    for (const result of results) {
+      for (const hook of hooks) perHook.get(hook)!.push(result.hooks.get(hook)!);
+      for (const [hook, list] of stats) list.push(result.windowStats.get(hook));
+    }
   }
-  return out;
+  return { perHook, stats };
 }
 
+/**
+ * Hands one hook's shard to the writer thread, with the buffers behind its windows (the forward
+ * outputs, read by nothing else afterwards); `written` settles once the file is durable.
+ */
 async function writeShard(
+  writer: FileWriterThread,
   dir: string,
   job: CaptureJobRow,
   hook: string,
   shard: number,
   windows: Window[],
   activations: Float32Array[],
-): Promise<string> {
+): Promise<{ file: string; width: number; written: Promise<void> }> {
   const file = shardFile(dir, hook, shard);
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tokens = windows.reduce((n, w) => n + w.ids.length, 0);
   const width = activations[0].length / windows[0].ids.length;
   const offsets = new Int32Array(windows.length + 1);
   for (const [i, w] of windows.entries()) offsets[i + 1] = offsets[i] + w.ids.length;
-  await writeSafetensors(
-    file,
+  const views = await safetensorsViews(
     [
       { name: 'activations', dtype: 'F32', shape: [tokens, width], data: activations },
       {
@@ -419,7 +401,10 @@ async function writeShard(
     ],
     { hook, model: job.model, model_sha256: job.modelSha256, job: job.id, shard: String(shard) },
   );
-  return file;
+  const transfer = [...new Set(activations.map((a) => a.buffer as ArrayBuffer))];
+  const written = writer.write(file, views, transfer);
+  written.catch(() => {}); // awaited behind the forward passes; a job failing first must not leave it unhandled
+  return { file, width, written };
 }
 
 function shardFile(dir: string, hook: string, shard: number): string {
@@ -492,8 +477,10 @@ async function loadAccumulators(
 }
 
 /**
- * Activations of the given windows, [tokens, width] each, read back from the job's shard files one
- * shard at a time, so only one shard's worth is held.
+ * Activations of the given windows, [tokens, width] each, read back from the job's shard files one run
+ * of consecutive windows at a time (a small job's sample is most of its windows, a large job's a few
+ * scattered ones: reading from first to last would read whole shards). The next run is read while the
+ * caller works on this one: shards bypass the page cache when written, so these are disk reads.
  */
 async function* readShardWindows(
   dir: string,
@@ -501,32 +488,41 @@ async function* readShardWindows(
   indices: number[],
   windowsPerShard: number,
 ): AsyncGenerator<[number, Float32Array]> {
-  const byShard = new Map<number, number[]>();
-  for (const index of [...indices].sort((a, b) => a - b)) {
-    const shard = Math.floor(index / windowsPerShard);
-    byShard.set(shard, [...(byShard.get(shard) ?? []), index]);
-  }
-  for (const [shard, members] of byShard) {
+  const runs = consecutiveRuns([...indices].sort((a, b) => a - b)).flatMap((run) => {
+    // a run that crosses a shard boundary is read as one piece per shard
+    const pieces = new Map<number, number[]>();
+    for (const index of run) {
+      const shard = Math.floor(index / windowsPerShard);
+      pieces.set(shard, [...(pieces.get(shard) ?? []), index]);
+    }
+    return [...pieces].map(([shard, members]) => ({ shard, members }));
+  });
+  const load = async ({ shard, members }: { shard: number; members: number[] }) => {
     const reader = await SafetensorsReader.open(shardFile(dir, hook, shard));
     try {
       const offsets = await reader.readArray('window_offsets');
-      // one read per run of consecutive wanted windows: a small job's sample is most of its windows,
-      // a large job's a few scattered ones (reading from the first to the last would read whole shards)
-      for (const run of consecutiveRuns(members)) {
-        const [first, last] = [run[0], run.at(-1)!].map((i) => i - shard * windowsPerShard);
-        const start = Number(offsets[first]);
-        const tokens = Number(offsets[last + 1]) - start;
-        const rows = (await reader.readRowsArray('activations', start, tokens)) as Float32Array;
-        const width = rows.length / tokens;
-        for (const index of run) {
-          const local = index - shard * windowsPerShard;
-          const [from, to] = [Number(offsets[local]) - start, Number(offsets[local + 1]) - start];
-          yield [index, rows.subarray(from * width, to * width)];
-        }
-      }
+      const local = (index: number) => index - shard * windowsPerShard;
+      const start = Number(offsets[local(members[0])]);
+      const tokens = Number(offsets[local(members.at(-1)!) + 1]) - start;
+      const rows = (await reader.readRowsArray('activations', start, tokens)) as Float32Array;
+      const width = rows.length / tokens;
+      return members.map((index): [number, Float32Array] => {
+        const [from, to] = [Number(offsets[local(index)]) - start, Number(offsets[local(index) + 1]) - start];
+        return [index, rows.subarray(from * width, to * width)];
+      });
     } finally {
       await reader.close();
     }
+  };
+  let next = runs.length > 0 ? load(runs[0]) : null;
+  try {
+    for (let i = 0; next !== null; i++) {
+      const windows = await next;
+      next = i + 1 < runs.length ? load(runs[i + 1]) : null;
+      yield* windows;
+    }
+  } finally {
+    next?.catch(() => {}); // a consumer that stops early leaves the read ahead unawaited
   }
 }
 

@@ -45,6 +45,24 @@ export type WeightSource = (name: string, dims: number[]) => string;
 export interface Gpt2GraphOptions {
   /** false builds the trunk only (no logits): capture never pays for an unembedding it discards. */
   logits: boolean;
+  /**
+   * Adds, for every layer's mlp.hook_post, its per-row max, min, sum and count of positive values over
+   * the sequence axis ([batch, width] outputs named by `windowStatOutput`), computed for the layers
+   * switched on in the `window_stats` input ([n_layer] bool). A capture job's neuron records need them
+   * for every window; reduced here, next to the activation just computed, they cost no second pass
+   * over the forward's outputs.
+   */
+  windowStats?: boolean;
+}
+
+export const WINDOW_STATS_INPUT = 'window_stats';
+
+export const WINDOW_STATS = ['max', 'min', 'sum', 'nonzero'] as const;
+export type WindowStat = (typeof WINDOW_STATS)[number];
+
+/** The capture graph's output holding `stat` of `hook` per row (see `windowStats`). */
+export function windowStatOutput(hook: string, stat: WindowStat): string {
+  return `${hook}.window_${stat}`;
 }
 
 export function buildGpt2Graph(
@@ -62,6 +80,7 @@ export function buildGpt2Graph(
   };
 
   const { allowed, positions } = attentionMasks(g, ids, mask);
+  const windowStatSwitches = options.windowStats ? g.input(WINDOW_STATS_INPUT, 'bool', [nLayer]) : undefined;
   const tokenEmbed = g.op(
     'Gather',
     [weight('wte.weight', [vocabSize, d]), ids],
@@ -91,12 +110,45 @@ export function buildGpt2Graph(
       layerNorm(g, config, weight, `h.${layer}.ln_2`, residMid),
       declareHook,
     );
+    if (windowStatSwitches) addWindowStats(g, layer, config.dMlp, windowStatSwitches);
     residual = g.op('Add', [residMid, mlpOut], {}, declareHook(blockHook(layer, 'hook_resid_post')));
   }
 
   const normalized = layerNorm(g, config, weight, 'ln_f', residual, declareHook('ln_final.hook_normalized'));
   if (options.logits) unembed(g, config, weight, normalized);
   return g;
+}
+
+/**
+ * The layer's statistics behind an `If` on `window_stats[layer]`: ONNX Runtime computes every node of a
+ * graph whatever is fetched, but only the branch an `If` takes, so a job on one layer does not pay for
+ * the other layers' reductions. Off, each output is an empty [0, width] tensor.
+ */
+function addWindowStats(g: GraphBuilder, layer: number, width: number, switches: string): void {
+  const hook = blockHook(layer, 'mlp.hook_post');
+  const on = new GraphBuilder(g);
+  const axes = on.constInt64([1]);
+  const positive = on.op('Cast', [on.op('Greater', [hook, on.constFloat([0], [])])], { to: 1 });
+  const sources: Record<WindowStat, [string, string]> = {
+    max: ['ReduceMax', hook],
+    min: ['ReduceMin', hook],
+    sum: ['ReduceSum', hook],
+    nonzero: ['ReduceSum', positive],
+  };
+  const off = new GraphBuilder(g);
+  const empty = off.constFloat([], [0, width]);
+  const outputs = WINDOW_STATS.map((stat) => {
+    const [op, input] = sources[stat];
+    on.output(on.op(op, [input, axes], { keepdims: 0 }), 'float32', ['rows', width]);
+    off.output(off.op('Identity', [empty]), 'float32', ['rows', width]);
+    return windowStatOutput(hook, stat);
+  });
+  const enabled = g.op('Squeeze', [g.op('Gather', [switches, g.constInt64([layer])], { axis: 0 })]);
+  g.opNamed('If', [enabled], outputs, {
+    then_branch: on.subgraph(`window_stats_${layer}`),
+    else_branch: off.subgraph(`no_window_stats_${layer}`),
+  });
+  for (const name of outputs) g.output(name, 'float32', ['rows', width]);
 }
 
 /** x + (value − act(x))·decoder for the layer's clamped features (see the file comment). */

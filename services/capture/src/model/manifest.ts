@@ -5,7 +5,7 @@ import type { Gpt2Config } from './gpt2-config.js';
 
 /** The converted model folder's description: what the runtime, the services and the UI read. */
 export const MANIFEST_FILE = 'manifest.json';
-export const CONVERTER_VERSION = '1.0.0';
+export const CONVERTER_VERSION = '1.1.0';
 
 export interface HookSpec {
   name: string;
@@ -21,8 +21,11 @@ export interface ModelManifest {
   architecture: 'gpt2';
   dims: Gpt2Config;
   opset: number;
-  /** full: every hook and logits; trunk: every hook, no unembedding */
-  graphs: { full: string; trunk: string };
+  /**
+   * full: every hook and logits; trunk: every hook, no unembedding; capture: the trunk plus per-row
+   * statistics of every mlp.hook_post (absent from folders converted before it existed)
+   */
+  graphs: { full: string; trunk: string; capture?: string };
   weightsFile: string;
   hooks: HookSpec[];
   tokenizer: { vocab: string; merges: string; endOfTextId: number | null };

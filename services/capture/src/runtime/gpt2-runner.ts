@@ -1,7 +1,14 @@
 import path from 'node:path';
-import { type Logger, parseHook, UserInputError } from '@loupe/common';
+import { isNeuronHook, type Logger, parseHook, UserInputError } from '@loupe/common';
 import ort from 'onnxruntime-node';
-import { clampInputs, steeringInput } from '../model/gpt2-graph.js';
+import type { WindowReduction } from '../capture/neuron-records.js';
+import {
+  clampInputs,
+  steeringInput,
+  WINDOW_STATS,
+  WINDOW_STATS_INPUT,
+  windowStatOutput,
+} from '../model/gpt2-graph.js';
 import { type ModelManifest, readManifest } from '../model/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
@@ -40,13 +47,25 @@ export interface ForwardRequest {
   logits: boolean;
   steering?: ResidualAddition[];
   clamps?: FeatureClamp[];
+  /**
+   * Also each requested mlp.hook_post's per-neuron max, min, sum and positive count over this row's
+   * tokens, reduced inside the forward pass by the capture graph (no logits, no padding in the row).
+   */
+  windowStats?: boolean;
 }
 
 /** Per hook a [seq, width] row-major array; logits [seq, vocab] when asked for. */
 export interface ForwardResult {
   hooks: Map<string, Float32Array>;
   logits?: Float32Array;
+  /**
+   * Per mlp.hook_post, when asked for and computable: the model has a capture graph (folders converted
+   * before it lack one), no request in the batch wanted logits, and this row is the batch's longest.
+   */
+  windowStats: Map<string, WindowReduction>;
 }
+
+type GraphKind = 'full' | 'trunk' | 'capture';
 
 /**
  * One converted GPT-2 on ONNX Runtime. A forward pass over several requests right-pads them into one
@@ -55,7 +74,8 @@ export interface ForwardResult {
  * so capture never computes an unembedding it would throw away.
  */
 export class Gpt2Runner {
-  private readonly sessions = new Map<'full' | 'trunk', Promise<OpenedSession>>();
+  private readonly sessions = new Map<GraphKind, Promise<OpenedSession>>();
+  private warnedNoCaptureGraph = false;
 
   private constructor(
     readonly dir: string,
@@ -133,7 +153,11 @@ export class Gpt2Runner {
     if (requests.length === 0) return [];
     for (const request of requests) this.validate(request);
     const needLogits = requests.some((r) => r.logits);
-    const { session } = await this.session(needLogits ? 'full' : 'trunk');
+    const statHooks = [
+      ...new Set(requests.flatMap((r) => (r.windowStats ? r.hooks.filter(isNeuronHook) : []))),
+    ];
+    const withStats = !needLogits && statHooks.length > 0 && this.hasCaptureGraph();
+    const { session } = await this.session(needLogits ? 'full' : withStats ? 'capture' : 'trunk');
     const clamping = requests.some((r) => (r.clamps ?? []).length > 0);
     // graphs converted before clamps existed lack the inputs: they still run everything else
     const hasClampInputs = session.inputNames.includes(clampInputs(0).encoder);
@@ -157,16 +181,30 @@ export class Gpt2Runner {
       attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
       ...this.steeringFeeds(requests, seq),
       ...(hasClampInputs ? this.clampFeeds(requests) : {}),
+      ...(withStats ? { [WINDOW_STATS_INPUT]: this.windowStatSwitches(statHooks) } : {}),
     };
     const hookNames = [...new Set(requests.flatMap((r) => r.hooks))];
-    const fetches = needLogits ? [...hookNames, 'logits'] : hookNames;
+    const statNames = withStats
+      ? statHooks.flatMap((hook) => WINDOW_STATS.map((stat) => windowStatOutput(hook, stat)))
+      : [];
+    const fetches = needLogits ? [...hookNames, 'logits'] : [...hookNames, ...statNames];
     const outputs = fetches.length === 0 ? {} : await session.run(feeds, fetches);
     return requests.map((request, row) => {
       const n = request.ids.length;
       const take = (name: string) => unpadRow(outputs[name], row, seq, n);
+      const statsOf = (hook: string): [string, WindowReduction] => {
+        const stat = (name: (typeof WINDOW_STATS)[number]) => {
+          const data = outputs[windowStatOutput(hook, name)].data as Float32Array;
+          const width = data.length / batch;
+          return data.subarray(row * width, (row + 1) * width);
+        };
+        return [hook, { max: stat('max'), min: stat('min'), sum: stat('sum'), nonZero: stat('nonzero') }];
+      };
+      const stats = withStats && request.windowStats && n === seq;
       return {
         hooks: new Map(request.hooks.map((hook) => [hook, take(hook)])),
         logits: request.logits ? take('logits') : undefined,
+        windowStats: new Map(stats ? request.hooks.filter(isNeuronHook).map(statsOf) : []),
       };
     });
   }
@@ -239,10 +277,35 @@ export class Gpt2Runner {
     return feeds;
   }
 
-  private session(kind: 'full' | 'trunk'): Promise<OpenedSession> {
+  /** The capture graph computes statistics only for the layers switched on here. */
+  private windowStatSwitches(hooks: string[]): ort.Tensor {
+    const { nLayer } = this.manifest.dims;
+    const on = new Uint8Array(nLayer);
+    for (const hook of hooks) {
+      const ref = parseHook(hook, nLayer);
+      if (ref.kind === 'block') on[ref.layer] = 1;
+    }
+    return new ort.Tensor('bool', on, [nLayer]);
+  }
+
+  private hasCaptureGraph(): boolean {
+    if (this.manifest.graphs.capture !== undefined) return true;
+    if (!this.warnedNoCaptureGraph) {
+      this.warnedNoCaptureGraph = true;
+      this.log?.warn(
+        { model: this.name, converterVersion: this.manifest.converterVersion },
+        'model folder has no capture graph: per-window neuron statistics fall back to slower JavaScript; convert the model again',
+      );
+    }
+    return false;
+  }
+
+  private session(kind: GraphKind): Promise<OpenedSession> {
     let opened = this.sessions.get(kind);
     if (!opened) {
-      const file = path.join(this.dir, this.manifest.graphs[kind]);
+      const graph = this.manifest.graphs[kind];
+      if (!graph) throw new Error(`runner bug: model ${this.name} has no ${kind} graph`);
+      const file = path.join(this.dir, graph);
       opened = openSession(file, this.settings, this.log);
       opened.catch(() => this.sessions.delete(kind));
       this.sessions.set(kind, opened);

@@ -5,6 +5,7 @@ type NodeProto = onnxProto.onnx.INodeProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
 type ValueInfo = onnxProto.onnx.IValueInfoProto;
 type Attribute = onnxProto.onnx.IAttributeProto;
+type GraphProto = onnxProto.onnx.IGraphProto;
 
 export type ElementType = 'float32' | 'int64' | 'bool';
 const ELEMENT_TYPES: Record<ElementType, number> = {
@@ -21,6 +22,7 @@ export type AttributeValue =
   | number[]
   | { float: number }
   | { floats: number[] }
+  | { graph: GraphProto }
   | TensorProto;
 
 /** Where an initializer's bytes live in the external data file written beside the graph. */
@@ -39,8 +41,13 @@ export class GraphBuilder {
   private readonly initializers: TensorProto[] = [];
   private readonly inputs: ValueInfo[] = [];
   private readonly outputs: ValueInfo[] = [];
-  private readonly used = new Set<string>();
+  private readonly used: Set<string>;
   private counter = 0;
+
+  /** `enclosing`: the graph a subgraph belongs to; their value names are kept apart. */
+  constructor(enclosing?: GraphBuilder) {
+    this.used = enclosing?.used ?? new Set<string>();
+  }
 
   /** A fresh value name with a readable prefix. */
   fresh(prefix: string): string {
@@ -87,14 +94,25 @@ export class GraphBuilder {
     attributes: Record<string, AttributeValue> = {},
   ): string[] {
     const names = Array.from({ length: outputs }, () => this.fresh(opType.toLowerCase()));
+    return this.opNamed(opType, inputs, names, attributes);
+  }
+
+  /** A node whose several outputs are named by the caller (graph outputs, say). */
+  opNamed(
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attributes: Record<string, AttributeValue> = {},
+  ): string[] {
+    for (const name of outputs) this.used.add(name);
     this.nodes.push({
       opType,
       input: inputs,
-      output: names,
-      name: names[0],
+      output: outputs,
+      name: outputs[0],
       attribute: toAttributes(attributes),
     });
-    return names;
+    return outputs;
   }
 
   constInt64(values: number[], dims: number[] = [values.length], prefix = 'const'): string {
@@ -132,6 +150,17 @@ export class GraphBuilder {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     this.initializers.push({ name, dataType: ELEMENT_TYPES.float32, dims, rawData: bytes });
     return name;
+  }
+
+  /**
+   * This builder's nodes as a subgraph (an `If` branch, say): it has no inputs of its own and reads
+   * the enclosing graph's values by name. Build it with `new GraphBuilder(outer)` so its names
+   * cannot shadow the enclosing graph's.
+   */
+  subgraph(name: string): { graph: GraphProto } {
+    return {
+      graph: { name, node: this.nodes, initializer: this.initializers, input: [], output: this.outputs },
+    };
   }
 
   /** Serialises the model. Opset and IR version are fixed project-wide. */
@@ -179,6 +208,7 @@ function toAttributes(attributes: Record<string, AttributeValue>): Attribute[] {
     if (Array.isArray(value)) return { name, type: kinds.INTS, ints: value };
     if ('float' in value) return { name, type: kinds.FLOAT, f: value.float };
     if ('floats' in value) return { name, type: kinds.FLOATS, floats: value.floats };
+    if ('graph' in value) return { name, type: kinds.GRAPH, g: value.graph };
     return { name, type: kinds.TENSOR, t: value };
   });
 }

@@ -351,9 +351,7 @@ export async function writeSafetensors(
   metadata?: Record<string, string>,
   options: WriteOptions = {},
 ): Promise<void> {
-  if (!HOST_IS_LITTLE_ENDIAN) throw new Error('safetensors writing needs a little-endian host');
-  const seen = new Set<string>();
-  for (const t of tensors) checkTensorToWrite(t, seen);
+  checkTensorsToWrite(tensors);
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w');
   try {
@@ -370,6 +368,27 @@ export async function writeSafetensors(
     throw err;
   }
   await rename(tmp, path);
+}
+
+/**
+ * A safetensors file's bytes as views (the header, then each tensor's data as given, not copied), for
+ * writers that take a file whole, such as `FileWriterThread`.
+ */
+export async function safetensorsViews(
+  tensors: TensorToWrite[],
+  metadata?: Record<string, string>,
+): Promise<Uint8Array[]> {
+  checkTensorsToWrite(tensors);
+  const views: Uint8Array[] = [new Uint8Array(encodeHeader(tensors, metadata))];
+  for (const t of tensors)
+    views.push(...(await resolveData(t, elementCount(t.shape) * dtypeByteSize(t.dtype))));
+  return views;
+}
+
+function checkTensorsToWrite(tensors: TensorToWrite[]): void {
+  if (!HOST_IS_LITTLE_ENDIAN) throw new Error('safetensors writing needs a little-endian host');
+  const seen = new Set<string>();
+  for (const t of tensors) checkTensorToWrite(t, seen);
 }
 
 /** fsyncs files written with `sync: false`, making them durable together. */
