@@ -38,7 +38,7 @@ const requests = (r: Gpt2Runner, extra: { windowStats?: boolean; logits?: boolea
     windowStats: extra.windowStats,
   }));
 
-describe('per-window neuron statistics from the capture graph', () => {
+describe('per-window neuron statistics from the trunk graph', () => {
   it('equal the JavaScript reduction of the same activations, for the batch’s longest row', async () => {
     const results = await runner.forward(requests(runner, { windowStats: true }));
     const lengths = TEXTS.map((t) => runner.tokenizer.encode(t).length);
@@ -63,7 +63,7 @@ describe('per-window neuron statistics from the capture graph', () => {
     }
   });
 
-  it('leave the activations as the trunk graph computes them', async () => {
+  it('leave the activations as they are without them', async () => {
     const plain = await runner.forward(requests(runner));
     const withStats = await runner.forward(requests(runner, { windowStats: true }));
     for (const [row, result] of plain.entries()) {
@@ -76,14 +76,14 @@ describe('per-window neuron statistics from the capture graph', () => {
 
   it('are computed only for the layers switched on (each layer’s reductions sit behind an If)', async () => {
     const manifest = await readManifest(modelDir);
-    const session = await ort.InferenceSession.create(path.join(modelDir, manifest.graphs.capture!));
+    const session = await ort.InferenceSession.create(path.join(modelDir, manifest.graphs.trunk));
     try {
       const ids = runner.tokenizer.encode(TEXTS[0]);
       const feeds = {
         input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
         attention_mask: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
         ...neutralControlFeeds(manifest.dims),
-        // layer 1 on, every other layer off
+        // layer 1 on, every other layer off (the neutral feeds switch all off)
         [WINDOW_STATS_INPUT]: new ort.Tensor(
           'bool',
           Uint8Array.from({ length: manifest.dims.nLayer }, (_, layer) => (layer === 1 ? 1 : 0)),
@@ -104,13 +104,14 @@ describe('per-window neuron statistics from the capture graph', () => {
     expect(results.every((r) => r.windowStats.size === 0 && r.logits !== undefined)).toBe(true);
   });
 
-  it('are simply absent for a model folder converted before the capture graph existed', async () => {
+  it('are simply absent for a model folder converted before they existed', async () => {
+    // converter 1.0.0's trunk: every hook, no statistics and no switches (the full graph has the same
+    // inputs and hooks, plus logits nobody fetches here)
     const oldDir = `${modelDir}-converter-1.0`;
     await fs.cp(modelDir, oldDir, { recursive: true });
     const manifestFile = path.join(oldDir, MANIFEST_FILE);
     const manifest = JSON.parse(await fs.readFile(manifestFile, 'utf8'));
-    await fs.rm(path.join(oldDir, manifest.graphs.capture));
-    delete manifest.graphs.capture;
+    await fs.copyFile(path.join(oldDir, manifest.graphs.full), path.join(oldDir, manifest.graphs.trunk));
     manifest.converterVersion = '1.0.0';
     await fs.writeFile(manifestFile, JSON.stringify(manifest));
     const old = await Gpt2Runner.load(oldDir, { device: 'cpu', intraOpThreads: 1 });

@@ -333,10 +333,10 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Runs windows through the capture graph: per hook, one [tokens, width] array per window, and per
+ * Runs windows through the trunk graph: per hook, one [tokens, width] array per window, and per
  * neuron hook each window's statistics where the forward pass reduced them (undefined for a window
- * shorter than its batch's longest, or on a model converted without a capture graph: `observe`
- * reduces those itself).
+ * shorter than its batch's longest, or on a model converted before they existed: `observe` reduces
+ * those itself).
  */
 async function runWindows(
   runner: Gpt2Runner,

@@ -16,8 +16,8 @@ export interface ConvertOptions {
 }
 
 /**
- * Hugging Face checkpoint → model folder: `model.onnx` (hooks + logits), `trunk.onnx` (hooks only) and
- * `capture.onnx` (hooks and per-window neuron statistics) sharing one float32 external-data file, the tokenizer files and a manifest. Written into a temporary
+ * Hugging Face checkpoint → model folder: `model.onnx` (hooks + logits) and `trunk.onnx` (hooks and
+ * switchable per-window neuron statistics, no logits) sharing one float32 external-data file, the tokenizer files and a manifest. Written into a temporary
  * folder and renamed at the end, so a failed conversion never leaves a half-written model.
  */
 export async function convertCheckpoint(
@@ -39,8 +39,7 @@ export async function convertCheckpoint(
     };
     for (const [file, options] of [
       ['model.onnx', { logits: true }],
-      ['trunk.onnx', { logits: false }],
-      ['capture.onnx', { logits: false, windowStats: true }],
+      ['trunk.onnx', { logits: false, windowStats: true }],
     ] as const) {
       const registered = new Set<string>();
       const graph = new GraphBuilder();
@@ -142,7 +141,7 @@ async function describe(
     architecture: 'gpt2',
     dims: checkpoint.config,
     opset: OPSET,
-    graphs: { full: 'model.onnx', trunk: 'trunk.onnx', capture: 'capture.onnx' },
+    graphs: { full: 'model.onnx', trunk: 'trunk.onnx' },
     weightsFile: WEIGHTS_FILE,
     hooks: hookSpecs(checkpoint.config),
     tokenizer: { vocab: 'vocab.json', merges: 'merges.txt', endOfTextId: vocab['<|endoftext|>'] ?? null },

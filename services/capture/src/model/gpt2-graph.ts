@@ -60,7 +60,7 @@ export const WINDOW_STATS_INPUT = 'window_stats';
 export const WINDOW_STATS = ['max', 'min', 'sum', 'nonzero'] as const;
 export type WindowStat = (typeof WINDOW_STATS)[number];
 
-/** The capture graph's output holding `stat` of `hook` per row (see `windowStats`). */
+/** The trunk graph's output holding `stat` of `hook` per row (see `windowStats`). */
 export function windowStatOutput(hook: string, stat: WindowStat): string {
   return `${hook}.window_${stat}`;
 }

@@ -22,10 +22,10 @@ export interface ModelManifest {
   dims: Gpt2Config;
   opset: number;
   /**
-   * full: every hook and logits; trunk: every hook, no unembedding; capture: the trunk plus per-row
-   * statistics of every mlp.hook_post (absent from folders converted before it existed)
+   * full: every hook and logits; trunk: every hook and, switched per layer, per-row statistics of
+   * mlp.hook_post (converter 1.1.0 on), no unembedding
    */
-  graphs: { full: string; trunk: string; capture?: string };
+  graphs: { full: string; trunk: string };
   weightsFile: string;
   hooks: HookSpec[];
   tokenizer: { vocab: string; merges: string; endOfTextId: number | null };

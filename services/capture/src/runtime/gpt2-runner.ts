@@ -49,7 +49,7 @@ export interface ForwardRequest {
   clamps?: FeatureClamp[];
   /**
    * Also each requested mlp.hook_post's per-neuron max, min, sum and positive count over this row's
-   * tokens, reduced inside the forward pass by the capture graph (no logits, no padding in the row).
+   * tokens, reduced inside the forward pass by the trunk graph (no logits, no padding in the row).
    */
   windowStats?: boolean;
 }
@@ -59,13 +59,12 @@ export interface ForwardResult {
   hooks: Map<string, Float32Array>;
   logits?: Float32Array;
   /**
-   * Per mlp.hook_post, when asked for and computable: the model has a capture graph (folders converted
-   * before it lack one), no request in the batch wanted logits, and this row is the batch's longest.
+   * Per mlp.hook_post, when asked for and computable: the trunk graph has the statistics (folders
+   * converted before converter 1.1.0 lack them), no request in the batch wanted logits, and this row
+   * is the batch's longest.
    */
   windowStats: Map<string, WindowReduction>;
 }
-
-type GraphKind = 'full' | 'trunk' | 'capture';
 
 /**
  * One converted GPT-2 on ONNX Runtime. A forward pass over several requests right-pads them into one
@@ -74,8 +73,8 @@ type GraphKind = 'full' | 'trunk' | 'capture';
  * so capture never computes an unembedding it would throw away.
  */
 export class Gpt2Runner {
-  private readonly sessions = new Map<GraphKind, Promise<OpenedSession>>();
-  private warnedNoCaptureGraph = false;
+  private readonly sessions = new Map<'full' | 'trunk', Promise<OpenedSession>>();
+  private warnedNoWindowStats = false;
 
   private constructor(
     readonly dir: string,
@@ -156,8 +155,10 @@ export class Gpt2Runner {
     const statHooks = [
       ...new Set(requests.flatMap((r) => (r.windowStats ? r.hooks.filter(isNeuronHook) : []))),
     ];
-    const withStats = !needLogits && statHooks.length > 0 && this.hasCaptureGraph();
-    const { session } = await this.session(needLogits ? 'full' : withStats ? 'capture' : 'trunk');
+    const { session } = await this.session(needLogits ? 'full' : 'trunk');
+    // trunk graphs converted before the statistics existed lack the switches: they run without them
+    const hasStatSwitches = session.inputNames.includes(WINDOW_STATS_INPUT);
+    const withStats = statHooks.length > 0 && !needLogits && this.statsAvailable(hasStatSwitches);
     const clamping = requests.some((r) => (r.clamps ?? []).length > 0);
     // graphs converted before clamps existed lack the inputs: they still run everything else
     const hasClampInputs = session.inputNames.includes(clampInputs(0).encoder);
@@ -181,7 +182,9 @@ export class Gpt2Runner {
       attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
       ...this.steeringFeeds(requests, seq),
       ...(hasClampInputs ? this.clampFeeds(requests) : {}),
-      ...(withStats ? { [WINDOW_STATS_INPUT]: this.windowStatSwitches(statHooks) } : {}),
+      ...(hasStatSwitches
+        ? { [WINDOW_STATS_INPUT]: this.windowStatSwitches(withStats ? statHooks : []) }
+        : {}),
     };
     const hookNames = [...new Set(requests.flatMap((r) => r.hooks))];
     const statNames = withStats
@@ -277,7 +280,7 @@ export class Gpt2Runner {
     return feeds;
   }
 
-  /** The capture graph computes statistics only for the layers switched on here. */
+  /** The trunk graph computes statistics only for the layers switched on here. */
   private windowStatSwitches(hooks: string[]): ort.Tensor {
     const { nLayer } = this.manifest.dims;
     const on = new Uint8Array(nLayer);
@@ -288,24 +291,21 @@ export class Gpt2Runner {
     return new ort.Tensor('bool', on, [nLayer]);
   }
 
-  private hasCaptureGraph(): boolean {
-    if (this.manifest.graphs.capture !== undefined) return true;
-    if (!this.warnedNoCaptureGraph) {
-      this.warnedNoCaptureGraph = true;
+  private statsAvailable(hasStatSwitches: boolean): boolean {
+    if (!hasStatSwitches && !this.warnedNoWindowStats) {
+      this.warnedNoWindowStats = true;
       this.log?.warn(
         { model: this.name, converterVersion: this.manifest.converterVersion },
-        'model folder has no capture graph: per-window neuron statistics fall back to slower JavaScript; convert the model again',
+        'model converted before per-window neuron statistics existed: capture reduces windows in slower JavaScript; convert the model again',
       );
     }
-    return false;
+    return hasStatSwitches;
   }
 
-  private session(kind: GraphKind): Promise<OpenedSession> {
+  private session(kind: 'full' | 'trunk'): Promise<OpenedSession> {
     let opened = this.sessions.get(kind);
     if (!opened) {
-      const graph = this.manifest.graphs[kind];
-      if (!graph) throw new Error(`runner bug: model ${this.name} has no ${kind} graph`);
-      const file = path.join(this.dir, graph);
+      const file = path.join(this.dir, this.manifest.graphs[kind]);
       opened = openSession(file, this.settings, this.log);
       opened.catch(() => this.sessions.delete(kind));
       this.sessions.set(kind, opened);
@@ -322,13 +322,14 @@ export class Gpt2Runner {
 }
 
 /**
- * Feeds that leave every layer unsteered and unclamped, for callers running a session directly (the
+ * Feeds that leave every layer unsteered, unclamped and without statistics, for callers running a session directly (the
  * graph has no defaults: see gpt2-graph.ts).
  */
 export function neutralControlFeeds(dims: { nLayer: number; dModel: number }): Record<string, ort.Tensor> {
   const { nLayer, dModel: d } = dims;
   const feeds: Record<string, ort.Tensor> = {};
   const empty = (shape: number[]) => new ort.Tensor('float32', new Float32Array(0), shape);
+  feeds[WINDOW_STATS_INPUT] = new ort.Tensor('bool', new Uint8Array(nLayer), [nLayer]); // the trunk's; all off
   for (let layer = 0; layer < nLayer; layer++) {
     feeds[steeringInput(layer)] = new ort.Tensor('float32', new Float32Array(d), [1, 1, d]);
     const names = clampInputs(layer);

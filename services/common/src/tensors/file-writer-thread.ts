@@ -115,19 +115,29 @@ function writerThreadMain(): void {
   }
 
   function writeFile(path: string, tmp: string, views: Uint8Array[]): void {
-    const direct = openDirect(tmp);
-    const fd = direct ?? fs.openSync(tmp, 'w', 0o644);
+    if (!writeThrough(tmp, views, true)) writeThrough(tmp, views, false);
+    fs.renameSync(tmp, path);
+  }
+
+  /**
+   * Writes and fsyncs the temporary file; false when O_DIRECT was asked for and the file system
+   * refused it, at open or (some accept the flag, then refuse the transfer) at the first write.
+   */
+  function writeThrough(tmp: string, views: Uint8Array[], direct: boolean): boolean {
+    const fd = direct ? openDirect(tmp) : fs.openSync(tmp, 'w', 0o644);
+    if (fd === null) return false;
     try {
-      if (direct !== null) writeStaged(fd, views);
+      if (direct) writeStaged(fd, views);
       else for (const view of views) writeAll(fd, view, 0, view.byteLength, null);
       fs.fsyncSync(fd);
     } catch (error) {
       fs.closeSync(fd);
       fs.rmSync(tmp, { force: true });
+      if (direct && (error as NodeJS.ErrnoException).code === 'EINVAL') return false;
       throw error;
     }
     fs.closeSync(fd);
-    fs.renameSync(tmp, path);
+    return true;
   }
 
   /** Copies the views through the aligned stage in whole blocks; the zero padding is cut off at the end. */
