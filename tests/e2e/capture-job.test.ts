@@ -3,12 +3,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  buildRecords,
   CAPTURE_MIGRATIONS_DIR,
   CAPTURE_SCHEMA,
   claimJob,
   Gpt2Runner,
   prepareCaptureJob,
+  RecordsThreads,
   readNeuronRecord,
+  restoreAccumulator,
   runCaptureJob,
 } from '@loupe/capture';
 import { SafetensorsReader } from '@loupe/common';
@@ -209,6 +212,52 @@ describe('capture jobs', () => {
     const [{ count }] =
       await sql`SELECT count(*)::int AS count FROM record_windows WHERE job_id = ${reference.job}`;
     expect(count).toBeGreaterThan(20);
+  });
+
+  it('builds the same records on worker threads as in process', async () => {
+    const jobDir = path.join(env.LOUPE_DATA_DIR, 'capture', reference.job);
+    const [{ total_windows: total }] =
+      await sql`SELECT total_windows FROM capture_jobs WHERE id = ${reference.job}`;
+    // the job's last checkpoint: the accumulator state its records pass started from
+    const reader = await SafetensorsReader.open(
+      path.join(jobDir, 'records-state', `${HOOKS[0]}.${total}.safetensors`),
+    );
+    const tensors = new Map<string, Float32Array | Float64Array | Int32Array>();
+    for (const name of reader.tensors.keys()) {
+      tensors.set(name, (await reader.readArray(name)) as Float32Array | Float64Array | Int32Array);
+    }
+    const restore = () => restoreAccumulator(256, (name) => tensors.get(name)!, reader.metadata);
+    await reader.close();
+    const task = (file: string) => ({
+      dir: jobDir,
+      hook: HOOKS[0],
+      windowsPerShard: 8,
+      file: path.join(jobDir, file),
+      metadata: { hook: HOOKS[0] },
+    });
+    const threads = RecordsThreads.start(2);
+    expect(threads, 'the built records thread module').not.toBeNull();
+    try {
+      const [inProcess, onThread] = [
+        await buildRecords(restore(), task('in-process.safetensors')),
+        await threads!.build(restore(), task('on-thread.safetensors')),
+      ];
+      expect(onThread).toEqual(inProcess);
+      const [a, b] = await Promise.all(
+        ['in-process', 'on-thread'].map((f) => fs.readFile(path.join(jobDir, `${f}.safetensors`))),
+      );
+      expect(Buffer.compare(a, b)).toBe(0);
+      // and the job itself (records built on its threads) wrote the same file
+      const jobFile = await fs.readFile(path.join(jobDir, 'records', `${HOOKS[0]}.safetensors`));
+      const onlyData = (bytes: Buffer) => bytes.subarray(8 + Number(bytes.readBigUInt64LE(0)));
+      expect(Buffer.compare(onlyData(jobFile), onlyData(a))).toBe(0);
+      // a failed build is reported with its reason, and the threads keep working
+      const missing = { ...task('never.safetensors'), dir: path.join(jobDir, 'no-such-job') };
+      await expect(threads!.build(restore(), missing)).rejects.toThrow(/no such file/);
+      expect(await threads!.build(restore(), task('again.safetensors'))).toEqual(inProcess);
+    } finally {
+      await threads?.close();
+    }
   });
 
   it('resumes after kill -9 and ends with exactly the records of an uninterrupted run', async () => {

@@ -36,8 +36,10 @@ import {
   snapshotAccumulator,
   type WindowReduction,
 } from './neuron-records.js';
-import { writeRecordFile } from './record-file.js';
-import { saveRecordRows } from './record-rows.js';
+import { type RecordRowsSource, saveRecordRows } from './record-rows.js';
+import { buildRecords, type RecordsBuildTask } from './records-build.js';
+import { RecordsThreads } from './records-threads.js';
+import { shardFile } from './shard-files.js';
 import { cutWindows, type Window } from './windows.js';
 
 export const DEFAULT_CAPTURE_PARAMS: CaptureParams = {
@@ -49,6 +51,8 @@ export const DEFAULT_CAPTURE_PARAMS: CaptureParams = {
 };
 /** windows per forward pass: 16 × 64 = 1024 tokens keeps outputs of wide hooks to tens of MB */
 const WINDOWS_PER_FORWARD = 16;
+/** records threads: each holds one hook's record set (tens of MB at GPT-2 widths) */
+const MAX_RECORDS_THREADS = 4;
 
 export interface CaptureRequest {
   dataset: string;
@@ -407,10 +411,6 @@ async function writeShard(
   return { file, width, written };
 }
 
-function shardFile(dir: string, hook: string, shard: number): string {
-  return path.join(dir, 'shards', hook, `${String(shard).padStart(6, '0')}.safetensors`);
-}
-
 function snapshotFile(dir: string, hook: string, windowsDone: number): string {
   return path.join(dir, 'records-state', `${hook}.${windowsDone}.safetensors`);
 }
@@ -477,69 +477,9 @@ async function loadAccumulators(
 }
 
 /**
- * Activations of the given windows, [tokens, width] each, read back from the job's shard files one run
- * of consecutive windows at a time (a small job's sample is most of its windows, a large job's a few
- * scattered ones: reading from first to last would read whole shards). The next run is read while the
- * caller works on this one: shards bypass the page cache when written, so these are disk reads.
- */
-async function* readShardWindows(
-  dir: string,
-  hook: string,
-  indices: number[],
-  windowsPerShard: number,
-): AsyncGenerator<[number, Float32Array]> {
-  const runs = consecutiveRuns([...indices].sort((a, b) => a - b)).flatMap((run) => {
-    // a run that crosses a shard boundary is read as one piece per shard
-    const pieces = new Map<number, number[]>();
-    for (const index of run) {
-      const shard = Math.floor(index / windowsPerShard);
-      pieces.set(shard, [...(pieces.get(shard) ?? []), index]);
-    }
-    return [...pieces].map(([shard, members]) => ({ shard, members }));
-  });
-  const load = async ({ shard, members }: { shard: number; members: number[] }) => {
-    const reader = await SafetensorsReader.open(shardFile(dir, hook, shard));
-    try {
-      const offsets = await reader.readArray('window_offsets');
-      const local = (index: number) => index - shard * windowsPerShard;
-      const start = Number(offsets[local(members[0])]);
-      const tokens = Number(offsets[local(members.at(-1)!) + 1]) - start;
-      const rows = (await reader.readRowsArray('activations', start, tokens)) as Float32Array;
-      const width = rows.length / tokens;
-      return members.map((index): [number, Float32Array] => {
-        const [from, to] = [Number(offsets[local(index)]) - start, Number(offsets[local(index) + 1]) - start];
-        return [index, rows.subarray(from * width, to * width)];
-      });
-    } finally {
-      await reader.close();
-    }
-  };
-  let next = runs.length > 0 ? load(runs[0]) : null;
-  try {
-    for (let i = 0; next !== null; i++) {
-      const windows = await next;
-      next = i + 1 < runs.length ? load(runs[i + 1]) : null;
-      yield* windows;
-    }
-  } finally {
-    next?.catch(() => {}); // a consumer that stops early leaves the read ahead unawaited
-  }
-}
-
-/** Sorted indices split where they stop being consecutive. */
-function consecutiveRuns(sorted: number[]): number[][] {
-  const runs: number[][] = [];
-  for (const index of sorted) {
-    const run = runs.at(-1);
-    if (run && run.at(-1) === index - 1) run.push(index);
-    else runs.push([index]);
-  }
-  return runs;
-}
-
-/**
- * Builds each hook's records from the random sample (read from the shards), writes the record file and
- * upserts the rows; one hook's file and rows are written while the next hook's records are built.
+ * Builds each hook's records from the random sample (read back from the shards) and writes its record
+ * file, on worker threads, several hooks at once; the rows are upserted here as each hook's come back,
+ * in hook order, while the threads build the next.
  */
 async function recordsPhase(
   sql: Sql,
@@ -549,22 +489,36 @@ async function recordsPhase(
   dir: string,
   worker: string,
 ): Promise<void> {
-  let saving: Promise<void> = Promise.resolve();
-  // A crash before the job is finished redoes this phase, so the files need only be durable by then:
-  // fsynced together at the end rather than one at a time on the critical path.
-  const recordFiles: string[] = [];
-  for (const [hook, accumulator] of accumulators) {
-    const finisher = accumulator.beginFinish();
-    const sample = readShardWindows(dir, hook, finisher.pending(), job.params.windowsPerShard);
-    for await (const [index, acts] of sample) finisher.add(index, acts);
-    const set = finisher.result();
-    await saving;
-    saving = (async () => {
-      const file = path.join(dir, 'records', `${hook}.safetensors`);
-      await fs.mkdir(path.dirname(file), { recursive: true });
-      await writeRecordFile(file, set, { hook, model: job.model, job: job.id }, { sync: false });
-      recordFiles.push(file);
-      await saveRecordRows(sql, job, hook, set, windows, file);
+  const hooks = [...accumulators.keys()];
+  const threads = RecordsThreads.start(
+    Math.min(hooks.length, MAX_RECORDS_THREADS, os.availableParallelism()),
+  );
+  const task = (hook: string): RecordsBuildTask => ({
+    dir,
+    hook,
+    windowsPerShard: job.params.windowsPerShard,
+    file: path.join(dir, 'records', `${hook}.safetensors`),
+    metadata: { hook, model: job.model, job: job.id },
+  });
+  const build = (hook: string) =>
+    threads
+      ? threads.build(accumulators.get(hook)!, task(hook))
+      : buildRecords(accumulators.get(hook)!, task(hook));
+  // as many builds in flight as there are threads (one in process: it then runs beside the rows)
+  const ahead = threads?.size ?? 1;
+  const builds: Promise<RecordRowsSource>[] = [];
+  const startNext = () => {
+    if (builds.length >= hooks.length) return;
+    const next = build(hooks[builds.length]);
+    next.catch(() => {}); // awaited in order below; this only keeps an early failure from being reported as unhandled
+    builds.push(next);
+  };
+  try {
+    for (let i = 0; i < ahead; i++) startNext();
+    for (const [i, hook] of hooks.entries()) {
+      const set = await builds[i];
+      startNext();
+      await saveRecordRows(sql, job, hook, set, windows, task(hook).file);
       const progress = {
         windowsDone: job.totalWindows,
         tokensDone: job.totalTokens,
@@ -573,9 +527,11 @@ async function recordsPhase(
       if (!(await checkpoint(sql, job.id, worker, progress))) {
         throw new Error(`capture job ${job.id} was taken over by another worker`);
       }
-    })();
-    saving.catch(() => {}); // awaited above or below; this only keeps a failure from being reported as unhandled first
+    }
+  } finally {
+    await threads?.close();
   }
-  await saving;
-  await syncFiles(recordFiles);
+  // A crash before the job is finished redoes this phase, so the files need only be durable by then:
+  // fsynced together at the end rather than one at a time on the critical path.
+  await syncFiles(hooks.map((hook) => task(hook).file));
 }

@@ -3,6 +3,9 @@ import type { CaptureJobRow } from './job-store.js';
 import type { RecordSet } from './neuron-records.js';
 import type { Window } from './windows.js';
 
+/** What a hook's rows are made of: its records less the per-token values, which stay in the file. */
+export type RecordRowsSource = Omit<RecordSet, 'topValues' | 'randomValues' | 'quantileValues'>;
+
 /**
  * A hook's record rows: the windows its records point at, and one neuron_records row per neuron. The
  * neurons go in as one statement with one array parameter per column (unnest): thousands of rows of
@@ -12,7 +15,7 @@ export async function saveRecordRows(
   sql: Sql,
   job: CaptureJobRow,
   hook: string,
-  set: RecordSet,
+  set: RecordRowsSource,
   windows: Window[],
   file: string,
 ): Promise<void> {
