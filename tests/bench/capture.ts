@@ -15,7 +15,7 @@ import { blockHook } from '@loupe/common';
 import { connect, runMigrations, spawnEmbeddedPostgres } from '@loupe/common/db';
 import ort from 'onnxruntime-node';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
-import { interleaved, type MatmulProbe } from './matmul-rate.js';
+import { interleaved, type MatmulProbe, pairedSlowdown } from './matmul-rate.js';
 import { fmt, pct, printTable } from './measure.js';
 
 const BATCH = 8;
@@ -60,7 +60,6 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
   };
   const a = await interleaved(probe, () => raw.run(feeds, ['logits']));
   const lnOnly = await interleaved(probe, () => raw.run(feeds, ['ln_final.hook_normalized']));
-  await raw.release();
 
   // (b) Activations: residual and MLP hooks of every layer, through the runner (batching, unpadding)
   const hooks: string[] = [];
@@ -77,12 +76,23 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
   const bTrunk = await interleaved(probe, () =>
     runner.forward(ids.map((row) => ({ ids: row, hooks, logits: false }))),
   );
+  // the hooks' cost measured directly: (a) and (b) back to back in each round
+  const hooksCost = await pairedSlowdown(
+    () => raw.run(feeds, ['logits']),
+    () => runner.forward(ids.map((row) => ({ ids: row, hooks, logits: true }))),
+  );
+  await raw.release();
 
   // (c) a capture job end to end on the bundled corpus: tokenize, forward, shards for every hook above,
   // neuron records for every mlp.hook_post, checkpoints, the records pass and the database writes
   const rateBefore = await probe.once();
   const job = await captureJobSeconds(runner, hooks, JOB_TOKENS);
   const rateAfter = await probe.once();
+  // (b) again right after the job: the job is compared with (b) measured on either side of it, in
+  // plain tokens per second, as well as scaled by the matmul rate
+  const bAfter = await interleaved(probe, () =>
+    runner.forward(ids.map((row) => ({ ids: row, hooks, logits: true }))),
+  );
 
   // (c1) the everyday job: one layer (its neurons and its residual stream), against Activations on
   // the same two hooks
@@ -122,7 +132,7 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
         measure: '(b) Activations: resid_pre, resid_post, mlp.hook_post × 12 layers + logits',
         value: `${fmt(tps(b.seconds))} tok/s`,
         reference: peak(flopsLogits, b),
-        ratio: `${ofPeak(b.seconds, flopsLogits, b)}; hooks cost ${pct((b.seconds * b.rate) / (a.seconds * a.rate) - 1)} over (a)`,
+        ratio: `${ofPeak(b.seconds, flopsLogits, b)}; hooks cost ${pct(hooksCost)} over (a) (paired rounds)`,
       },
       {
         measure: "(b') the same hooks without logits (trunk graph)",
@@ -135,6 +145,12 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
         value: `${fmt(job.tokens / job.seconds)} tok/s`,
         reference: `(b) / (b') at the same rate: ${fmt(atJobRate(b))} / ${fmt(atJobRate(bTrunk))} tok/s`,
         ratio: `${pct(job.tokens / job.seconds / atJobRate(b))} of (b), the target (≥ 85%); ${pct(job.tokens / job.seconds / atJobRate(bTrunk))} of (b')`,
+      },
+      {
+        measure: '    the same job against (b) measured just before and just after it, plain tok/s',
+        value: `${fmt(job.tokens / job.seconds)} tok/s`,
+        reference: `(b) before / after: ${fmt(tps(b.seconds))} / ${fmt(tps(bAfter.seconds))} tok/s`,
+        ratio: `${pct(job.tokens / job.seconds / ((tps(b.seconds) + tps(bAfter.seconds)) / 2))} of their mean`,
       },
       {
         measure: '    of which the records pass (256-window sample read back, record files and rows)',

@@ -89,3 +89,38 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 }
+
+/**
+ * How much slower `b` is than `a`: both run back to back in each round (order alternating), and the
+ * median of the per-round ratios is returned, so drift between rounds cancels instead of needing a
+ * reference workload to correct for it.
+ */
+export async function pairedSlowdown(
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  rounds = 7,
+): Promise<number> {
+  const time = async (fn: () => Promise<unknown>) => {
+    await delay(30);
+    const start = process.hrtime.bigint();
+    await fn();
+    return Number(process.hrtime.bigint() - start) / 1e9;
+  };
+  await a();
+  await b();
+  const ratios: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    let ta: number;
+    let tb: number;
+    // alternate which goes first, so neither always gets the same slot
+    if (i % 2 === 0) {
+      ta = await time(a);
+      tb = await time(b);
+    } else {
+      tb = await time(b);
+      ta = await time(a);
+    }
+    ratios.push(tb / ta);
+  }
+  return median(ratios) - 1;
+}
