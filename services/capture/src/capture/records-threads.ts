@@ -80,8 +80,8 @@ export class RecordsThreads {
       const { request, settle } = this.queue.shift()!;
       const id = this.nextId++;
       this.running.set(worker, { id, settle });
-      const buffers = Object.values(request.tensors).map((t) => t.buffer as ArrayBuffer);
-      worker.postMessage({ id, ...request } satisfies Request, buffers);
+      const buffers = new Set(Object.values(request.tensors).map((t) => t.buffer as ArrayBuffer));
+      worker.postMessage({ id, ...request } satisfies Request, [...buffers]);
     }
   }
 
