@@ -1,13 +1,11 @@
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { type SpawnedEmbeddedPostgres } from '@loupe/common/db';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES } from '../fixtures/index.js';
 import { launchChromium, type RunningWeb, startWeb } from '../support/browser.js';
-import { convertedFixture } from '../support/model.js';
 import { freePort, REPO_ROOT, type RunningProcess, runCli, startProcess } from '../support/process.js';
+import { serveTiny } from '../support/served-tiny.js';
 
 // The whole stack as real processes (embedded Postgres, capture service, GraphQL gateway, `next start`)
 // driven by Debian's Chromium. What each page shows is compared with what the gateway answers.
@@ -38,14 +36,9 @@ async function gql(query: string, variables: Record<string, unknown> = {}): Prom
 }
 
 beforeAll(async () => {
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-browser-'));
-  const dataDir = path.join(scratch, 'data');
-  const { modelDir } = await convertedFixture(FIXTURES.tiny);
-  const servedModel = path.join(dataDir, 'models', 'tiny');
-  await fs.mkdir(path.dirname(servedModel), { recursive: true });
-  await fs.rename(modelDir, servedModel);
-  const pgPort = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
+  const served = await serveTiny('loupe-browser-');
+  const { dataDir, servedModel, pgPort } = served;
+  db = served.pg;
   const gatewayPort = await freePort();
   const env = {
     LOUPE_DATA_DIR: dataDir,

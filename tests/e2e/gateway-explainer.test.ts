@@ -1,8 +1,7 @@
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '@loupe/common';
-import { openDatabase, type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { openDatabase, type SpawnedEmbeddedPostgres } from '@loupe/common/db';
 import {
   type CaptureApi,
   captureServiceClient,
@@ -17,9 +16,8 @@ import { computeFeatureRecords, importSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA, write
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { FIXTURES } from '../fixtures/index.js';
-import { convertedFixture } from '../support/model.js';
 import { freePort, type RunningProcess, runCli, startProcess } from '../support/process.js';
+import { serveTiny } from '../support/served-tiny.js';
 
 // Capture service, explainer (built-in baseline, no LLM server) and gateway as real processes over a
 // real `loupe capture` of the tiny model. What the gateway says about explanations, scores, jobs and
@@ -118,14 +116,9 @@ async function writeSae(scratch: string, dataDir: string, pgPort: number): Promi
 }
 
 beforeAll(async () => {
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-gateway-explainer-'));
-  const dataDir = path.join(scratch, 'data');
-  const { modelDir } = await convertedFixture(FIXTURES.tiny);
-  const servedModel = path.join(dataDir, 'models', 'tiny');
-  await fs.mkdir(path.dirname(servedModel), { recursive: true });
-  await fs.rename(modelDir, servedModel);
-  const pgPort = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
+  const served = await serveTiny('loupe-gateway-explainer-');
+  const { scratch, dataDir, servedModel, pgPort } = served;
+  db = served.pg;
   const captureAddress = `127.0.0.1:${await freePort()}`;
   const explainerAddress = `127.0.0.1:${await freePort()}`;
   const gatewayPort = await freePort();
