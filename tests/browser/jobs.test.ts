@@ -58,7 +58,8 @@ describe('jobs page in Chromium', () => {
 
     // the key stays in this browser: reloading the page keeps it
     await page.goto(`${bench.web.url}/jobs?capture=${id}`);
-    await expect(page.locator('input[name=apiKey]').inputValue()).resolves.toBe(key);
+    // the server renders the field empty; the page fills it from localStorage once hydrated
+    await expect.poll(() => page.locator('input[name=apiKey]').inputValue(), { timeout: 15_000 }).toBe(key);
     await page.locator('.job-status[data-status=done]').waitFor();
     await page.close();
   });
