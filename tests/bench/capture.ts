@@ -1,18 +1,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  CAPTURE_MIGRATIONS_DIR,
-  CAPTURE_SCHEMA,
-  convertCheckpoint,
-  Gpt2Runner,
-  type ModelManifest,
-  neutralControlFeeds,
-  prepareCaptureJob,
-  runCaptureJob,
-} from '@loupe/capture';
+import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, prepareCaptureJob, runCaptureJob } from '@loupe/capture';
 import { blockHook } from '@loupe/common';
 import { connect, runMigrations, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { convertCheckpoint, Gpt2Runner, type ModelManifest, neutralControlFeeds } from '@loupe/model';
 import ort from 'onnxruntime-node';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
 import { interleaved, type MatmulProbe, pairedSlowdown } from './matmul-rate.js';

@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { convertCheckpoint, Gpt2Runner } from '@loupe/capture';
 import { Rng, writeSafetensors } from '@loupe/common';
 import { connect, runMigrations, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { convertCheckpoint, Gpt2Runner } from '@loupe/model';
 import {
   nearestFeatures,
   openActivationSource,

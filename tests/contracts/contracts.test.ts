@@ -60,11 +60,80 @@ describe('contracts stay in agreement with their single source', () => {
           full.includes('/dist/')
         )
           continue;
-        if (full.endsWith('common/src/config.ts') || entry.name.endsWith('.test.ts')) continue;
+        if (
+          full.endsWith('common/src/config.ts') ||
+          full.includes('common/src/testing/') ||
+          entry.name.endsWith('.test.ts')
+        )
+          continue;
         if ((await fs.readFile(full, 'utf8')).includes('process.env'))
           offenders.push(path.relative(REPO_ROOT, full));
       }
     }
     expect(offenders).toEqual([]);
   });
+
+  it('no service imports another, and libraries import only the libraries below them', async () => {
+    const offenders = await forbiddenImports();
+    expect(offenders, offenders.join('\n')).toEqual([]);
+  });
+
+  it('the import rule names the file, line and package of a broken import', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-imports-'));
+    for (const pkg of [...Object.keys(LIBRARIES), ...SERVICES]) {
+      await fs.mkdir(path.join(root, pkg, 'src'), { recursive: true });
+      await fs.writeFile(path.join(root, pkg, 'package.json'), '{}');
+    }
+    await fs.writeFile(path.join(root, 'sae/package.json'), '{"dependencies":{"@loupe/capture":"0.1.0"}}');
+    await fs.writeFile(
+      path.join(root, 'sae/src/a.ts'),
+      "import { x } from '@loupe/model';\nimport { y } from '@loupe/capture';\n",
+    );
+    await fs.writeFile(
+      path.join(root, 'model/src/b.ts'),
+      "const m = await import('@loupe/records/thing');\n",
+    );
+    await fs.writeFile(path.join(root, 'sae/src/a.test.ts'), "import { y } from '@loupe/capture';\n");
+    const found = await forbiddenImports(root);
+    expect(found).toHaveLength(3);
+    expect(found).toContain('services/sae/package.json depends on @loupe/capture');
+    expect(found.some((f) => f.endsWith('sae/src/a.ts:2 imports @loupe/capture'))).toBe(true);
+    expect(found.some((f) => f.endsWith('model/src/b.ts:1 imports @loupe/records'))).toBe(true);
+    await fs.rm(root, { recursive: true, force: true });
+  });
 });
+
+// Which @loupe packages each package may import. Services talk to each other over gRPC (proto/), so a
+// service may import libraries only; libraries are layered; the CLI (and tests) may import anything.
+const LIBRARIES: Record<string, string[]> = {
+  common: [],
+  model: ['common'],
+  records: ['common', 'model'],
+  shop: ['common'],
+};
+const SERVICES = ['capture', 'sae', 'explainer', 'gateway'];
+
+async function forbiddenImports(root = path.join(REPO_ROOT, 'services')): Promise<string[]> {
+  const offenders: string[] = [];
+  for (const pkg of [...Object.keys(LIBRARIES), ...SERVICES]) {
+    const allowed = new Set(LIBRARIES[pkg] ?? Object.keys(LIBRARIES));
+    allowed.add(pkg);
+    const manifest = JSON.parse(await fs.readFile(path.join(root, pkg, 'package.json'), 'utf8'));
+    for (const dep of Object.keys(manifest.dependencies ?? {})) {
+      const name = dep.match(/^@loupe\/([^/]+)$/)?.[1];
+      if (name && !allowed.has(name)) offenders.push(`services/${pkg}/package.json depends on ${dep}`);
+    }
+    const src = path.join(root, pkg, 'src');
+    for (const entry of await fs.readdir(src, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile() || !entry.name.endsWith('.ts') || entry.name.endsWith('.test.ts')) continue;
+      const full = path.join(entry.parentPath, entry.name);
+      const text = await fs.readFile(full, 'utf8');
+      for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*|import\s+)['"]@loupe\/([^/'"]+)[^'"]*['"]/g)) {
+        if (allowed.has(m[1])) continue;
+        const line = text.slice(0, m.index).split('\n').length;
+        offenders.push(`services/${path.relative(root, full)}:${line} imports @loupe/${m[1]}`);
+      }
+    }
+  }
+  return offenders;
+}

@@ -3,15 +3,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  buildRecords,
   CAPTURE_MIGRATIONS_DIR,
   CAPTURE_SCHEMA,
   claimJob,
-  Gpt2Runner,
   prepareCaptureJob,
-  RecordsThreads,
-  readNeuronRecord,
-  restoreAccumulator,
   runCaptureJob,
 } from '@loupe/capture';
 import { SafetensorsReader } from '@loupe/common';
@@ -22,6 +17,8 @@ import {
   type Sql,
   spawnEmbeddedPostgres,
 } from '@loupe/common/db';
+import { Gpt2Runner } from '@loupe/model';
+import { buildRecords, RecordsThreads, readNeuronRecord, restoreAccumulator } from '@loupe/records';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
 import { convertedFixture, maxAbsDiff } from '../support/model.js';

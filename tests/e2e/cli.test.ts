@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Gpt2Runner } from '@loupe/capture';
+import { Gpt2Runner } from '@loupe/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
 import { startHfServer } from '../support/hf-server.js';

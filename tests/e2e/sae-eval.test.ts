@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { cutWindows, Gpt2Runner, readDataset } from '@loupe/capture';
 import { writeSafetensors } from '@loupe/common';
+import { Gpt2Runner } from '@loupe/model';
+import { cutWindows, readDataset } from '@loupe/records';
 import {
   encode,
   ReconstructionAccumulator,

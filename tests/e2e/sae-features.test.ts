@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readUnembedding } from '@loupe/capture';
 import { Rng, SafetensorsReader } from '@loupe/common';
 import { connect, type SpawnedEmbeddedPostgres, type Sql, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { readUnembedding } from '@loupe/model';
 import { encode, featureRecords, featureStats, SAE_SCHEMA, type Sae, writeSaeLens } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';

@@ -2,7 +2,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
-import { Gpt2Tokenizer } from '@loupe/capture';
 import { Rng, writeSafetensors } from '@loupe/common';
 import {
   type Database,
@@ -10,6 +9,7 @@ import {
   type SpawnedEmbeddedPostgres,
   spawnEmbeddedPostgres,
 } from '@loupe/common/db';
+import { Gpt2Tokenizer } from '@loupe/model';
 import {
   computeFeatureRecords,
   encode,

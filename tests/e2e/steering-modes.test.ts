@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Gpt2Runner } from '@loupe/capture';
+import { Gpt2Runner } from '@loupe/model';
 import { importSae, type Sae, type SaeArchitecture, writeSaeLens } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';

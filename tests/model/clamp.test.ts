@@ -1,5 +1,5 @@
-import { type FeatureClamp, Gpt2Runner, generatePair } from '@loupe/capture';
 import { allHooks, Rng } from '@loupe/common';
+import { type FeatureClamp, Gpt2Runner, generatePair } from '@loupe/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
 import { loadReferenceModel, type ReferenceModel, referenceForward } from '../reference/gpt2-reference.js';

@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { convertCheckpoint, Gpt2Runner, readManifest } from '@loupe/capture';
 import { allHooks, SafetensorsReader, writeSafetensors } from '@loupe/common';
+import { convertCheckpoint, Gpt2Runner, readManifest } from '@loupe/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, type FixtureSpec, writeFixtureCheckpoint } from '../fixtures/index.js';
 import { loadReferenceModel, referenceForward } from '../reference/gpt2-reference.js';

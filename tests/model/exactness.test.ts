@@ -1,5 +1,5 @@
-import { Gpt2Runner } from '@loupe/capture';
 import { allHooks } from '@loupe/common';
+import { Gpt2Runner } from '@loupe/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, type FixtureSpec } from '../fixtures/index.js';
 import { loadReferenceModel, type ReferenceModel, referenceForward } from '../reference/gpt2-reference.js';

@@ -1,4 +1,4 @@
-import { Gpt2Runner, logSoftmax } from '@loupe/capture';
+import { Gpt2Runner, logSoftmax } from '@loupe/model';
 import type { Sae } from '@loupe/sae';
 import { splicedLoss } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
-import { Gpt2Runner } from '@loupe/capture';
 import { allHooks } from '@loupe/common';
+import { Gpt2Runner } from '@loupe/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
 import { convertedFixture, maxAbsDiff } from '../support/model.js';

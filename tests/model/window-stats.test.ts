@@ -6,10 +6,10 @@ import {
   MANIFEST_FILE,
   neutralControlFeeds,
   readManifest,
-  reduceWindow,
   WINDOW_STATS_INPUT,
   windowStatOutput,
-} from '@loupe/capture';
+} from '@loupe/model';
+import { reduceWindow } from '@loupe/records';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertedFixture, maxAbsDiff } from '../support/model.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { convertCheckpoint } from '@loupe/capture';
+import { convertCheckpoint } from '@loupe/model';
 import { ensureFixture, type FixtureSpec } from '../fixtures/index.js';
 
 /** Generates (once) a fixture checkpoint and converts it into a fresh temporary model folder. */

@@ -10,7 +10,6 @@ export * from './features/compute-records.js';
 export * from './features/feature-store.js';
 export * from './features/logit-tokens.js';
 export * from './features/nonzero-histogram.js';
-export * from './features/shard-folder.js';
 export * from './format/sae-forward.js';
 export * from './format/sae-metrics.js';
 export * from './format/sae-model.js';

@@ -13,8 +13,23 @@ import {
   writeSafetensors,
 } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
-import type { Gpt2Runner } from '../runtime/gpt2-runner.js';
-import { DEFAULT_DATASET, readDataset } from './dataset.js';
+import type { Gpt2Runner, WindowReduction } from '@loupe/model';
+import {
+  type AccumulatorSnapshot,
+  buildRecords,
+  cutWindows,
+  DEFAULT_DATASET,
+  DEFAULT_RECORD_SETTINGS,
+  NeuronRecordAccumulator,
+  type RecordRowsSource,
+  type RecordsBuildTask,
+  RecordsThreads,
+  readDataset,
+  restoreAccumulator,
+  shardFile,
+  snapshotAccumulator,
+  type Window,
+} from '@loupe/records';
 import {
   type CaptureJobRow,
   type CaptureParams,
@@ -28,19 +43,7 @@ import {
   retireJob,
   STALE_AFTER_SECONDS,
 } from './job-store.js';
-import {
-  type AccumulatorSnapshot,
-  DEFAULT_RECORD_SETTINGS,
-  NeuronRecordAccumulator,
-  restoreAccumulator,
-  snapshotAccumulator,
-  type WindowReduction,
-} from './neuron-records.js';
-import { type RecordRowsSource, saveRecordRows } from './record-rows.js';
-import { buildRecords, type RecordsBuildTask } from './records-build.js';
-import { RecordsThreads } from './records-threads.js';
-import { shardFile } from './shard-files.js';
-import { cutWindows, type Window } from './windows.js';
+import { saveRecordRows } from './record-rows.js';
 
 export const DEFAULT_CAPTURE_PARAMS: CaptureParams = {
   windowLength: 64,

@@ -1,10 +1,6 @@
 import type { Sql } from '@loupe/common/db';
+import type { RecordRowsSource, Window } from '@loupe/records';
 import type { CaptureJobRow } from './job-store.js';
-import type { RecordSet } from './neuron-records.js';
-import type { Window } from './windows.js';
-
-/** What a hook's rows are made of: its records less the per-token values, which stay in the file. */
-export type RecordRowsSource = Omit<RecordSet, 'topValues' | 'randomValues' | 'quantileValues'>;
 
 /**
  * A hook's record rows: the windows its records point at, and one neuron_records row per neuron. The

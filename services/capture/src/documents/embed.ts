@@ -3,9 +3,9 @@ import type {
   FeatureClamp,
   ForwardRequest,
   ForwardResult,
+  Gpt2Tokenizer,
   ResidualAddition,
-} from '../runtime/gpt2-runner.js';
-import type { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
+} from '@loupe/model';
 import { type Pooling, PREFIX_TOKENS, pool } from './pooling.js';
 
 /** What embedding needs from a served model: its batched forward, tokenizer and sizes. */

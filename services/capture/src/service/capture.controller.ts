@@ -23,10 +23,9 @@ import type {
   TokenizeRequest__Output,
   TokenizeResponse,
 } from '@loupe/common/grpc';
+import { generatePair, toFeatureClamps, toResidualAdditions } from '@loupe/model';
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
-import { generatePair } from '../runtime/generate.js';
-import { toFeatureClamps, toResidualAdditions } from '../runtime/steering.js';
 import { CaptureJobs } from './capture-jobs.js';
 import { DocumentSearch } from './document-search.js';
 import { ModelRegistry } from './model-registry.js';

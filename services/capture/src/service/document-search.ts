@@ -8,8 +8,10 @@ import type {
   SearchDocumentsResponse,
   SearchRun,
 } from '@loupe/common/grpc';
+import type { ResidualAddition } from '@loupe/model';
+import { toFeatureClamps, toResidualAdditions } from '@loupe/model';
+import { generateCatalog, productMetadata } from '@loupe/shop';
 import { Inject, Injectable } from '@nestjs/common';
-import { generateCatalog, productMetadata } from '../catalog/generator.js';
 import {
   checkSteeringReaches,
   documentIds,
@@ -29,8 +31,6 @@ import {
   openCollection,
   searchCollection,
 } from '../documents/store.js';
-import type { ResidualAddition } from '../runtime/gpt2-runner.js';
-import { toFeatureClamps, toResidualAdditions } from '../runtime/steering.js';
 import { CaptureDatabase } from './database.js';
 import { ModelRegistry, type ServedModel } from './model-registry.js';
 import { CONFIG } from './tokens.js';

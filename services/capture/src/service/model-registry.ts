@@ -2,10 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Logger, type LoupeConfig, modelsDir, UserInputError } from '@loupe/common';
 import { recordTokens } from '@loupe/common/metrics';
+import type { ForwardRequest, ForwardResult } from '@loupe/model';
+import { DynamicBatcher, Gpt2Runner } from '@loupe/model';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { DynamicBatcher } from '../runtime/batcher.js';
-import type { ForwardRequest, ForwardResult } from '../runtime/gpt2-runner.js';
-import { Gpt2Runner } from '../runtime/gpt2-runner.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
 export interface ServedModel {

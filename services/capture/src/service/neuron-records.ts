@@ -1,8 +1,8 @@
 import { parseHook, UserInputError } from '@loupe/common';
 import type { NeuronRecordResponse, RecordWindow } from '@loupe/common/grpc';
+import type { WindowActivations } from '@loupe/records';
+import { readNeuronRecord } from '@loupe/records';
 import { Injectable } from '@nestjs/common';
-import type { WindowActivations } from '../capture/neuron-records.js';
-import { readNeuronRecord } from '../capture/record-file.js';
 import { CaptureDatabase } from './database.js';
 import { ModelRegistry } from './model-registry.js';
 

@@ -1,5 +1,5 @@
-import { Gpt2Runner, toResidualAdditions } from '@loupe/capture';
 import { loadConfig, UserInputError } from '@loupe/common';
+import { Gpt2Runner, toResidualAdditions } from '@loupe/model';
 import { printJson } from '../run-command.js';
 
 interface ActivationsOptions {

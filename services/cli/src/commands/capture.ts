@@ -1,13 +1,8 @@
 import os from 'node:os';
-import {
-  CAPTURE_MIGRATIONS_DIR,
-  CAPTURE_SCHEMA,
-  Gpt2Runner,
-  prepareCaptureJob,
-  runCaptureJob,
-} from '@loupe/capture';
+import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, prepareCaptureJob, runCaptureJob } from '@loupe/capture';
 import { loadConfig, UserInputError } from '@loupe/common';
 import { openDatabase } from '@loupe/common/db';
+import { Gpt2Runner } from '@loupe/model';
 import { progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
 

@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { convertCheckpoint, downloadCheckpoint } from '@loupe/capture';
 import { loadConfig, modelsDir } from '@loupe/common';
+import { convertCheckpoint, downloadCheckpoint } from '@loupe/model';
 import { progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
-import { cutWindows, Gpt2Runner, readDataset } from '@loupe/capture';
 import { loadConfig, UserInputError } from '@loupe/common';
+import { Gpt2Runner } from '@loupe/model';
+import { cutWindows, readDataset } from '@loupe/records';
 import { evaluateSource, openActivationSource, readSaeLens, SaeEncoder, splicedLoss } from '@loupe/sae';
 import { printJson } from '../run-command.js';
 

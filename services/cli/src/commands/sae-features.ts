@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { MANIFEST_FILE, readManifest } from '@loupe/capture';
 import { type LoupeConfig, loadConfig, modelsDir, UserInputError } from '@loupe/common';
 import { openDatabase, type Sql } from '@loupe/common/db';
+import { MANIFEST_FILE, readManifest } from '@loupe/model';
 import { computeFeatureRecords, findSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '@loupe/sae';
 import { type Progress, progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';

@@ -1,11 +1,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, collectionEmbeddings } from '@loupe/capture';
+import { type LoupeConfig, loadConfig, parseHook, UserInputError } from '@loupe/common';
+import { openDatabase } from '@loupe/common/db';
+import { type CaptureApi, captureServiceClient } from '@loupe/common/grpc';
+import { findSae, readSaeLens, SAE_MIGRATIONS_DIR, SAE_SCHEMA, SaeEncoder } from '@loupe/sae';
 import {
-  CAPTURE_MIGRATIONS_DIR,
-  CAPTURE_SCHEMA,
   catalogJsonl,
   catalogOptions,
-  collectionEmbeddings,
   type EvalQuery,
   evalQueries,
   generateCatalog,
@@ -14,11 +16,7 @@ import {
   ndcgAtK,
   type Product,
   precisionAtK,
-} from '@loupe/capture';
-import { type LoupeConfig, loadConfig, parseHook, UserInputError } from '@loupe/common';
-import { openDatabase } from '@loupe/common/db';
-import { type CaptureApi, captureServiceClient } from '@loupe/common/grpc';
-import { findSae, readSaeLens, SAE_MIGRATIONS_DIR, SAE_SCHEMA, SaeEncoder } from '@loupe/sae';
+} from '@loupe/shop';
 import { printJson } from '../run-command.js';
 
 const K = 10;

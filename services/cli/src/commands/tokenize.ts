@@ -1,4 +1,4 @@
-import { Gpt2Tokenizer, readManifest } from '@loupe/capture';
+import { Gpt2Tokenizer, readManifest } from '@loupe/model';
 import { printJson } from '../run-command.js';
 
 export async function tokenize(options: { model: string; text: string }): Promise<void> {

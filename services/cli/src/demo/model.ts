@@ -1,13 +1,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { type LoupeConfig, modelsDir } from '@loupe/common';
 import {
   convertCheckpoint,
   ensureFixtureCheckpoint,
   FIXTURES,
   MANIFEST_FILE,
   OFFLINE_MODEL_NAME,
-} from '@loupe/capture';
-import { type LoupeConfig, modelsDir } from '@loupe/common';
+} from '@loupe/model';
 
 /**
  * Which model `loupe serve` serves, and how it gets there: the configured one when it is present (or a

@@ -1,5 +1,5 @@
-import { type Gpt2Runner, logSoftmax } from '@loupe/capture';
 import { parseHook, UserInputError } from '@loupe/common';
+import { type Gpt2Runner, logSoftmax } from '@loupe/model';
 import { reconstruct } from '../format/sae-forward.js';
 import type { Sae } from '../format/sae-model.js';
 

@@ -1,7 +1,6 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { RecordSettings } from '@loupe/capture';
 import { hashString, Rng, splitmix32, writeSafetensors } from '@loupe/common';
 import {
   connect,
@@ -10,6 +9,7 @@ import {
   type Sql,
   spawnEmbeddedPostgres,
 } from '@loupe/common/db';
+import type { RecordSettings } from '@loupe/records';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode } from '../format/sae-forward.js';
 import type { Sae } from '../format/sae-model.js';

@@ -1,22 +1,23 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { type Device, type Logger, UserInputError } from '@loupe/common';
+import type { Sql } from '@loupe/common/db';
+import type { WindowReduction } from '@loupe/model';
+import { readUnembedding } from '@loupe/model';
 import {
   DEFAULT_RECORD_SETTINGS,
   NeuronRecordAccumulator,
   type RecordSettings,
-  readUnembedding,
+  ShardFolder,
+  type ShardWindow,
   WindowReducer,
-  type WindowReduction,
   writeRecordFile,
-} from '@loupe/capture';
-import { type Device, type Logger, UserInputError } from '@loupe/common';
-import type { Sql } from '@loupe/common/db';
+} from '@loupe/records';
 import { readSaeLens } from '../format/saelens.js';
 import { SaeEncoder } from '../infer/sae-encoder.js';
 import { findSae, recordsFile, saveFeatureRecords, saveLogitTokens } from './feature-store.js';
 import { computeLogitTokens } from './logit-tokens.js';
 import { nonZeroHistogram } from './nonzero-histogram.js';
-import { ShardFolder, type ShardWindow } from './shard-folder.js';
 
 export type FeaturePhase = 'encode' | 'sample' | 'write' | 'logits';
 

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import { type RecordSet, readNeuronRecord, type WindowActivations } from '@loupe/capture';
 import { UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import type { FeatureRecordsResponse__Output, FeatureStatsResponse__Output } from '@loupe/common/grpc';
+import { type RecordSet, readNeuronRecord, type WindowActivations } from '@loupe/records';
 import { saeDir } from '../store/sae-library.js';
 import type { LogitTokens } from './logit-tokens.js';
 

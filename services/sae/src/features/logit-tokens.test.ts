@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { readUnembedding } from '@loupe/capture';
 import { Rng, SafetensorsReader } from '@loupe/common';
+import { readUnembedding } from '@loupe/model';
 import { describe, expect, it } from 'vitest';
 import { FIXTURES } from '../../../../tests/fixtures/index.js';
 import { convertedFixture } from '../../../../tests/support/model.js';

@@ -1,5 +1,5 @@
-import { openSession, type Unembedding } from '@loupe/capture';
 import { type Device, GraphBuilder, UserInputError } from '@loupe/common';
+import { openSession, type Unembedding } from '@loupe/model';
 import ort from 'onnxruntime-node';
 
 /** Per feature, the tokens its decoder direction promotes most and least: W_dec[f] · W_U. */

@@ -1,5 +1,5 @@
-import { type ExecutionProvider, openSession } from '@loupe/capture';
 import { type Device, GraphBuilder, type Logger, UserInputError } from '@loupe/common';
+import { type ExecutionProvider, openSession } from '@loupe/model';
 import ort from 'onnxruntime-node';
 import type { Sae, SaeConfig } from '../format/sae-model.js';
 

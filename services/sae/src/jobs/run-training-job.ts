@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { readManifest } from '@loupe/capture';
 import { type Device, UserInputError } from '@loupe/common';
 import { isDeadLocalWorker, type Sql, workerName } from '@loupe/common/db';
 import type { EvalMetrics__Output, TrainingJob__Output } from '@loupe/common/grpc';
+import { readManifest } from '@loupe/model';
 import { ActivationDataset } from '../data/activation-dataset.js';
 import { type ActivationSource, openActivationSource } from '../data/activation-source.js';
 import { computeFeatureRecords } from '../features/compute-records.js';

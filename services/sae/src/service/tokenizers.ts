@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { Gpt2Tokenizer } from '@loupe/capture';
 import { type LoupeConfig, LoupeError, modelsDir } from '@loupe/common';
+import { Gpt2Tokenizer } from '@loupe/model';
 import { Inject, Injectable } from '@nestjs/common';
 import { CONFIG } from './tokens.js';
 

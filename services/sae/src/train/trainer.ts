@@ -1,5 +1,5 @@
-import { openSession } from '@loupe/capture';
 import type { Device } from '@loupe/common';
+import { openSession } from '@loupe/model';
 import ort from 'onnxruntime-node';
 import { type BDecInit, decoderBias, initTopK, type TopKParameters } from './init.js';
 import type { StepGraphOptions } from './topk-graph.js';

@@ -1,5 +1,5 @@
 import { SafetensorsReader, type TensorToWrite, type WriteOptions, writeSafetensors } from '@loupe/common';
-import type { NeuronRecord, RecordSet, RecordSettings, WindowActivations } from './neuron-records.js';
+import type { NeuronRecord, RecordSet, RecordSettings, WindowActivations } from './unit-records.js';
 
 /**
  * A hook's neuron records live in one safetensors file (per-token values are the bulk: tens of MB for a

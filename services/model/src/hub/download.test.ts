@@ -3,8 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type HfServer, startHfServer } from '@loupe/tests';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type HfServer, startHfServer } from '../../../../tests/support/hf-server.js';
 import { type DownloadProgress, downloadCheckpoint, type PullOptions } from './download.js';
 import { GPT2_CHECKPOINT_FILES, hubFileUrl, sha256FromEtag } from './hf-files.js';
 

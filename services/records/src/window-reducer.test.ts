@@ -1,6 +1,6 @@
 import { Rng } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
-import { reduceWindow } from './neuron-records.js';
+import { reduceWindow } from './unit-records.js';
 import { WindowReducer } from './window-reducer.js';
 
 describe('WindowReducer (ONNX Runtime) against the JavaScript reduction', () => {

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { allHooks, hookWidth, parseHook, UserInputError } from '@loupe/common';
-import type { Gpt2Config } from './gpt2-config.js';
+import type { Gpt2Config } from '../config/gpt2-config.js';
 
 /** The converted model folder's description: what the runtime, the services and the UI read. */
 export const MANIFEST_FILE = 'manifest.json';

@@ -1,9 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { NeuronRecordAccumulator, RecordSet } from './neuron-records.js';
 import { writeRecordFile } from './record-file.js';
-import type { RecordRowsSource } from './record-rows.js';
-import { readShardWindows } from './shard-files.js';
+import { readShardWindows } from './shards/shard-files.js';
+import type { NeuronRecordAccumulator, RecordRowsSource, RecordSet } from './unit-records.js';
 
 export interface RecordsBuildTask {
   /** the job's folder, whose shards hold the sample windows */

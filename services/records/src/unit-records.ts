@@ -1,6 +1,7 @@
 import { hashString, splitmix32 } from '@loupe/common';
+import type { WindowReduction } from '@loupe/model';
 import { TopWindows } from './top-windows.js';
-import type { Window } from './windows.js';
+import type { Window } from './windows/windows.js';
 
 /**
  * Per-neuron records over a dataset, in the style of OpenAI's neuron viewer: the top windows by max
@@ -37,16 +38,6 @@ export interface WindowActivations {
   window: number;
   /** activation of this neuron at each token of the window */
   values: number[];
-}
-
-/** Per-neuron summary of one window's activations. */
-export interface WindowReduction {
-  max: Float32Array;
-  min: Float32Array;
-  sum: Float32Array;
-  nonZero: Float32Array;
-  /** the window as [neuron, token], when the reducer provides it */
-  columns?: Float32Array;
 }
 
 /** The plain reduction over a window's tokens: the reference the ONNX Runtime reducer is tested against. */
@@ -89,6 +80,9 @@ export interface RecordSet {
   quantileWindows: Int32Array;
   quantileValues: Float32Array;
 }
+
+/** What a hook's database rows are made of: its records less the per-token values, which stay in the file. */
+export type RecordRowsSource = Omit<RecordSet, 'topValues' | 'randomValues' | 'quantileValues'>;
 
 /** One neuron's records as API consumers see them. */
 export interface NeuronRecord {

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError, type ExternalSlice, GraphBuilder, UserInputError } from '@loupe/common';
-import { CHECKPOINT_FILES, type Gpt2Checkpoint, openCheckpoint, sha256File } from './checkpoint.js';
+import { CHECKPOINT_FILES, type Gpt2Checkpoint, openCheckpoint, sha256File } from '../config/checkpoint.js';
 import { buildGpt2Graph, OPSET } from './gpt2-graph.js';
 import { CONVERTER_VERSION, hookSpecs, MANIFEST_FILE, type ModelManifest } from './manifest.js';
 

@@ -1,5 +1,5 @@
 import { UserInputError } from '@loupe/common';
-import { CHECKPOINT_FILES } from '../model/checkpoint.js';
+import { CHECKPOINT_FILES } from '../config/checkpoint.js';
 // Where a Hugging Face checkpoint's files live on the hub, and how to read what the hub says about them.
 
 // Order matters only for user experience: the small files come first so a bad repo id, a missing

@@ -1,7 +1,7 @@
 import { GraphBuilder } from '@loupe/common';
+import type { WindowReduction } from '@loupe/model';
+import { openSession, type SessionSettings } from '@loupe/model';
 import ort from 'onnxruntime-node';
-import { openSession, type SessionSettings } from '../runtime/sessions.js';
-import type { WindowReduction } from './neuron-records.js';
 
 /**
  * Per-neuron max, min, sum and non-zero count over the tokens of many equally long windows, and each

@@ -1,17 +1,17 @@
 import path from 'node:path';
 import { isNeuronHook, type Logger, parseHook, UserInputError } from '@loupe/common';
 import ort from 'onnxruntime-node';
-import type { WindowReduction } from '../capture/neuron-records.js';
 import {
   clampInputs,
   steeringInput,
   WINDOW_STATS,
   WINDOW_STATS_INPUT,
   windowStatOutput,
-} from '../model/gpt2-graph.js';
-import { type ModelManifest, readManifest } from '../model/manifest.js';
+} from '../graph/gpt2-graph.js';
+import { type ModelManifest, readManifest } from '../graph/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
+import type { WindowReduction } from './window-reduction.js';
 
 /**
  * `strength · vector` added to blocks.{layer}.hook_resid_pre: one d_model vector for every position

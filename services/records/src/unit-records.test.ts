@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
+import { neuronRecord, readNeuronRecord, writeRecordFile } from './record-file.js';
 import {
   DEFAULT_RECORD_SETTINGS,
   type NeuronRecord,
@@ -12,9 +13,8 @@ import {
   reduceWindow,
   restoreAccumulator,
   snapshotAccumulator,
-} from './neuron-records.js';
-import { neuronRecord, readNeuronRecord, writeRecordFile } from './record-file.js';
-import type { Window } from './windows.js';
+} from './unit-records.js';
+import type { Window } from './windows/windows.js';
 
 const WIDTH = 6;
 const LENGTH = 8;

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { type NeuronRecordAccumulator, restoreAccumulator, snapshotAccumulator } from './neuron-records.js';
-import type { RecordRowsSource } from './record-rows.js';
 import { buildRecords, type RecordsBuildTask } from './records-build.js';
+import type { RecordRowsSource } from './unit-records.js';
+import { type NeuronRecordAccumulator, restoreAccumulator, snapshotAccumulator } from './unit-records.js';
 
 const ROLE = 'loupe-records';
 

@@ -1,5 +1,5 @@
 import { blockHook, GraphBuilder, hookWidth, parseHook } from '@loupe/common';
-import type { Gpt2Config } from './gpt2-config.js';
+import type { Gpt2Config } from '../config/gpt2-config.js';
 
 /**
  * GPT-2 as an ONNX graph, written to be read beside Hugging Face's modeling_gpt2.py: embed, then per
