@@ -1,5 +1,5 @@
 import { Rng } from '@loupe/common';
-import { SaeTrainer, TopKTrainer } from '@loupe/sae';
+import { SaeTrainer } from '@loupe/sae';
 import { interleaved, type MatmulProbe } from './matmul-rate.js';
 import { fmt, pct, printTable } from './measure.js';
 
@@ -47,8 +47,14 @@ export async function saeBench(probe: MatmulProbe): Promise<void> {
   const denseFlopsPerVector = 6 * D * WIDTH;
   const rows = [];
   for (const kernel of ['sparse', 'dense'] as const) {
-    const trainer = await TopKTrainer.create(
-      { shape: { d: D, m: WIDTH, k: K }, seed: 1, device: 'cpu', intraOpThreads: 0, kernel },
+    const trainer = await SaeTrainer.create(
+      {
+        shape: { d: D, m: WIDTH },
+        architecture: { kind: 'topk', k: K, kernel },
+        seed: 1,
+        device: 'cpu',
+        intraOpThreads: 0,
+      },
       batch,
       BATCH,
     );

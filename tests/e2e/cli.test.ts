@@ -1,10 +1,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { startHfServer } from '@loupe/common/testing';
 import { Gpt2Runner } from '@loupe/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
-import { startHfServer } from '../support/hf-server.js';
 import { maxAbsDiff } from '../support/model.js';
 import { runCli } from '../support/process.js';
 

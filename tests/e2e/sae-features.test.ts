@@ -92,7 +92,22 @@ describe('loupe sae features', () => {
     expect(before.code).not.toBe(0);
     expect(before.stderr).toMatch(/no activation shards for hook blocks.1.hook_resid_pre/);
 
-    const summary = await cli(['sae', 'features', 'tiny-res1', '--activations', jobDir, '--model', modelDir]);
+    const unknown = await runCli(['sae', 'features', 'tiny-res1', '--activations', 'no-such-job'], env);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(
+      /no such file or folder, and no capture job, "no-such-job".*jobs in .*capture: /s,
+    );
+
+    // the job id that `loupe capture` printed names the job's folder
+    const summary = await cli([
+      'sae',
+      'features',
+      'tiny-res1',
+      '--activations',
+      String(captured.job),
+      '--model',
+      modelDir,
+    ]);
     expect(summary).toMatchObject({ saeId: 'tiny-res1', tokens: captured.tokens, logitTokens: true });
 
     // reference: TS encode of every shard's activations

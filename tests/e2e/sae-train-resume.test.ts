@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSafetensors } from '@loupe/common';
-import { randomDictionary, SparseMixSource } from '@loupe/sae';
+import { randomDictionary, SparseMixSource } from '@loupe/sae/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, runCli } from '../support/process.js';
 

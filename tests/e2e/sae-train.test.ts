@@ -2,13 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSafetensors } from '@loupe/common';
-import {
-  ReconstructionAccumulator,
-  randomDictionary,
-  readSaeLens,
-  reconstruct,
-  SparseMixSource,
-} from '@loupe/sae';
+import { ReconstructionAccumulator, readSaeLens, reconstruct } from '@loupe/sae';
+import { randomDictionary, SparseMixSource } from '@loupe/sae/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/process.js';
 

@@ -1,43 +1,17 @@
-import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
-import { WorkspaceBanner, type WorkspaceData } from '@/components/workspace-banner';
+import { WorkspaceBanner } from '@/components/workspace-banner';
 import { query } from '@/lib/apollo';
+import { graphql } from '@/lib/gql';
+import type { HomeModelsQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 
 export const dynamic = 'force-dynamic';
 
-interface ModelsData {
-  workspace: WorkspaceData | null;
-  models: {
-    edges: {
-      node: {
-        name: string;
-        nLayer: number;
-        dModel: number;
-        dMlp: number;
-        executionProvider: string;
-        hooks: { edges: { node: { name: string; width: number } }[] };
-      };
-    }[];
-  };
-}
-
-const MODELS = gql`
+const MODELS = graphql(`
   query HomeModels {
     workspace {
-      model
-      offline
-      status
-      sae {
-        id
-      }
-      steps {
-        kind
-        status
-        progress
-        error
-      }
+      ...WorkspaceBanner
     }
     models {
       edges {
@@ -59,12 +33,12 @@ const MODELS = gql`
       }
     }
   }
-`;
+`);
 
 export default async function Home() {
-  let data: ModelsData | undefined;
+  let data: HomeModelsQuery | undefined;
   try {
-    data = (await query<ModelsData>({ query: MODELS })).data;
+    data = (await query({ query: MODELS })).data;
   } catch (error) {
     return <ErrorBox {...describeError(error)} />;
   }

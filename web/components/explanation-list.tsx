@@ -1,45 +1,32 @@
-export interface ExplanationData {
-  id: string;
-  text: string;
-  baseline: boolean;
-  explainerModel: string | null;
-  simulatorModel: string;
-  createdAt: string;
-  score: {
-    method: string;
-    value: number | null;
-    ciLow: number | null;
-    ciHigh: number | null;
-    topOnly: number | null;
-    randomOnly: number | null;
-    reason: string | null;
-  };
-}
+import { graphql } from '@/lib/gql';
+import type { ExplanationListItemFragment } from '@/lib/gql/graphql';
 
-export const EXPLANATION_FIELDS = `
-  id
-  text
-  baseline
-  explainerModel
-  simulatorModel
-  createdAt
-  score {
-    method
-    value
-    ciLow
-    ciHigh
-    topOnly
-    randomOnly
-    reason
+export const EXPLANATION_LIST_ITEM = graphql(`
+  fragment ExplanationListItem on Explanation {
+    id
+    text
+    baseline
+    explainerModel
+    simulatorModel
+    createdAt
+    score {
+      method
+      value
+      ciLow
+      ciHigh
+      topOnly
+      randomOnly
+      reason
+    }
   }
-`;
+`);
 
 function score(value: number | null): string {
   return value === null ? '–' : value.toFixed(3);
 }
 
 /** A unit's stored explanations, best score first, each with its score, interval and who wrote it. */
-export function ExplanationList(props: { explanations: ExplanationData[]; totalCount: number }) {
+export function ExplanationList(props: { explanations: ExplanationListItemFragment[]; totalCount: number }) {
   if (props.explanations.length === 0)
     return <p className="muted">No explanations yet: score this unit from the CLI or a scoring job.</p>;
   return (

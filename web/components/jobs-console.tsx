@@ -1,10 +1,11 @@
 'use client';
 
-import { gql } from '@apollo/client';
 import { useApolloClient, useSubscription } from '@apollo/client/react';
 import Link from 'next/link';
 import { type FormEvent, useEffect, useState } from 'react';
 import { API_KEY_STORAGE } from '@/lib/api-key';
+import { graphql } from '@/lib/gql';
+import type { ScoringMethod } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 import { unitPath } from '@/lib/units';
 import { ErrorBox } from './error-box';
@@ -32,40 +33,40 @@ function scoredLists(units: string): { href: string; label: string }[] {
   return [...lists].map(([href, label]) => ({ href, label }));
 }
 
-const START_CAPTURE = gql`
+const START_CAPTURE = graphql(`
   mutation StartCapture($input: StartCaptureInput!) {
     startCapture(input: $input) {
       id
     }
   }
-`;
+`);
 
-const START_TRAINING = gql`
+const START_TRAINING = graphql(`
   mutation StartTraining($input: StartTrainingInput!) {
     startTraining(input: $input) {
       id
     }
   }
-`;
+`);
 
-const START_SCORING = gql`
+const START_SCORING = graphql(`
   mutation StartScoring($input: StartScoringJobInput!) {
     startScoringJob(input: $input) {
       id
     }
   }
-`;
+`);
 
-const CANCEL = gql`
+const CANCEL = graphql(`
   mutation CancelJob($id: ID!) {
     cancelJob(id: $id) {
       id
       status
     }
   }
-`;
+`);
 
-const SCORING_PROGRESS = gql`
+const SCORING_PROGRESS = graphql(`
   subscription ScoringProgress($id: ID!) {
     scoringJobProgress(id: $id) {
       id
@@ -83,25 +84,9 @@ const SCORING_PROGRESS = gql`
       error
     }
   }
-`;
+`);
 
-interface ScoringProgress {
-  id: string;
-  status: string;
-  method: string;
-  unitsTotal: number;
-  unitsDone: number;
-  unitsFailed: number;
-  progress: number;
-  llmCalls: number;
-  promptTokens: number;
-  completionTokens: number;
-  tokensSpent: number;
-  costUsd: number;
-  error: string | null;
-}
-
-const CAPTURE_PROGRESS = gql`
+const CAPTURE_PROGRESS = graphql(`
   subscription CaptureProgress($id: ID!) {
     captureJobProgress(id: $id) {
       id
@@ -116,9 +101,9 @@ const CAPTURE_PROGRESS = gql`
       error
     }
   }
-`;
+`);
 
-const TRAINING_PROGRESS = gql`
+const TRAINING_PROGRESS = graphql(`
   subscription TrainingProgress($id: ID!) {
     trainingJobProgress(id: $id) {
       id
@@ -133,33 +118,7 @@ const TRAINING_PROGRESS = gql`
       error
     }
   }
-`;
-
-interface CaptureProgress {
-  id: string;
-  status: string;
-  phase: string;
-  model: string;
-  hooks: string[];
-  windowsDone: number;
-  totalWindows: number;
-  tokensDone: number;
-  totalTokens: number;
-  error: string | null;
-}
-
-interface TrainingProgress {
-  id: string;
-  status: string;
-  phase: string;
-  step: number;
-  steps: number;
-  loss: number;
-  l0: number;
-  deadFraction: number;
-  saeId: string | null;
-  error: string | null;
-}
+`);
 
 /**
  * Start jobs with an API key (kept in this browser's localStorage, sent as a Bearer token) and watch one
@@ -196,7 +155,7 @@ export function JobsConsole(props: { initialJob?: WatchedJob }) {
           maxTokens: Number(text('maxTokens')),
           dataset: text('dataset') || 'default',
         };
-        const answer = await client.mutate<{ startCapture: { id: string } }>({
+        const answer = await client.mutate({
           mutation: START_CAPTURE,
           variables: { input },
           context,
@@ -205,11 +164,11 @@ export function JobsConsole(props: { initialJob?: WatchedJob }) {
       } else if (kind === 'scoring') {
         const input = {
           units: text('units'),
-          method: text('method'),
+          method: text('method') as ScoringMethod,
           budgetTokens: optionalNumber('budgetTokens') ?? 0,
           concurrency: optionalNumber('concurrency') ?? 4,
         };
-        const answer = await client.mutate<{ startScoringJob: { id: string } }>({
+        const answer = await client.mutate({
           mutation: START_SCORING,
           variables: { input },
           context,
@@ -225,7 +184,7 @@ export function JobsConsole(props: { initialJob?: WatchedJob }) {
           k: optionalNumber('k'),
           batchSize: optionalNumber('batchSize'),
         };
-        const answer = await client.mutate<{ startTraining: { id: string } }>({
+        const answer = await client.mutate({
           mutation: START_TRAINING,
           variables: { input },
           context,
@@ -363,7 +322,7 @@ function JobStatus(props: {
 }
 
 function CaptureWatch(props: { id: string; onTrain: (id: string) => void }) {
-  const { data, error } = useSubscription<{ captureJobProgress: CaptureProgress }>(CAPTURE_PROGRESS, {
+  const { data, error } = useSubscription(CAPTURE_PROGRESS, {
     variables: { id: props.id },
   });
   const job = data?.captureJobProgress;
@@ -393,7 +352,7 @@ function CaptureWatch(props: { id: string; onTrain: (id: string) => void }) {
 }
 
 function TrainingWatch(props: { id: string }) {
-  const { data, error } = useSubscription<{ trainingJobProgress: TrainingProgress }>(TRAINING_PROGRESS, {
+  const { data, error } = useSubscription(TRAINING_PROGRESS, {
     variables: { id: props.id },
   });
   const job = data?.trainingJobProgress;
@@ -424,7 +383,7 @@ const FINISHED = ['done', 'failed', 'cancelled', 'budget_exhausted'];
 function ScoringWatch(props: { id: string; apiKey: string; units?: string }) {
   const client = useApolloClient();
   const [cancelError, setCancelError] = useState<{ code: string; message: string }>();
-  const { data, error } = useSubscription<{ scoringJobProgress: ScoringProgress }>(SCORING_PROGRESS, {
+  const { data, error } = useSubscription(SCORING_PROGRESS, {
     variables: { id: props.id },
   });
   const job = data?.scoringJobProgress;

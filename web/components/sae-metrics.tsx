@@ -1,21 +1,23 @@
+import { graphql } from '@/lib/gql';
+import type { SaeMetricsFragment } from '@/lib/gql/graphql';
 import { formatValue } from '@/lib/units';
 
-export interface EvalMetricsData {
-  l0: number;
-  mse: number;
-  fvu: number | null;
-  explainedVariance: number;
-  cosine: number;
-  deadFraction: number;
-  denseFraction: number;
-  ceLossRecovered: number | null;
-  klDivergence: number | null;
-}
+/** An SAE's held-out metrics, as the tables of SAEs show them. */
+export const SAE_METRICS = graphql(`
+  fragment SaeMetrics on EvalMetrics {
+    l0
+    mse
+    fvu
+    explainedVariance
+    cosine
+    deadFraction
+    denseFraction
+    ceLossRecovered
+    klDivergence
+  }
+`);
 
-export const EVAL_METRICS_FIELDS =
-  'l0 mse fvu explainedVariance cosine deadFraction denseFraction ceLossRecovered klDivergence';
-
-const COLUMNS: [keyof EvalMetricsData, string][] = [
+const COLUMNS: [keyof SaeMetricsFragment, string][] = [
   ['l0', 'L0'],
   ['explainedVariance', 'explained var.'],
   ['fvu', 'FVU'],
@@ -39,7 +41,7 @@ export function MetricsHeader() {
 }
 
 /** One SAE's metrics as cells ("–" where never evaluated or not applicable). */
-export function MetricsCells(props: { metrics: EvalMetricsData | null }) {
+export function MetricsCells(props: { metrics: SaeMetricsFragment | null }) {
   return (
     <>
       {COLUMNS.map(([key]) => {

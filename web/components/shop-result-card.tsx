@@ -1,19 +1,19 @@
 import Link from 'next/link';
-import type { ShopFeatureData, ShopResultData } from '@/app/shop/setup';
 import styles from '@/app/shop/shop.module.css';
+import type { ShopCardFragment, ShopFeatureFieldsFragment } from '@/lib/gql/graphql';
 import { formatValue, unitPath } from '@/lib/units';
 
 const PRICE = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
 
 /** A feature's best explanation, or a note that it has none yet. */
-export function explanationOf(feature: ShopFeatureData): string {
+export function explanationOf(feature: ShopFeatureFieldsFragment): string {
   const best = feature.explanations.edges[0]?.node;
   if (!best) return 'no explanation yet';
   return best.baseline ? `${best.text} (baseline)` : best.text;
 }
 
 /** One result: title, price, attributes, similarity, and the features it shares with the query. */
-export function ShopResultCard(props: { result: ShopResultData }) {
+export function ShopResultCard(props: { result: ShopCardFragment }) {
   const r = props.result;
   return (
     <li className={styles.card} data-id={r.id} data-rank={r.rank}>

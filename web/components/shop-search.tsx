@@ -1,6 +1,5 @@
 'use client';
 
-import { gql } from '@apollo/client';
 import { useApolloClient } from '@apollo/client/react';
 import Link from 'next/link';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
@@ -9,10 +8,9 @@ import {
   CLAMP_MIN,
   type CollectionData,
   parseShopSetup,
+  SHOP,
   SHOP_MODES,
-  SHOP_QUERY,
   type ShopMode,
-  type ShopResultData,
   type ShopSearchData,
   type ShopSetup,
   type ShopSteer,
@@ -23,12 +21,12 @@ import {
   steers,
 } from '@/app/shop/setup';
 import styles from '@/app/shop/shop.module.css';
+import type { ShopCardFragment } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 import { formatValue, unitPath } from '@/lib/units';
 import { ErrorBox } from './error-box';
 import { explanationOf, ShopResultCard } from './shop-result-card';
 
-const SHOP = gql(SHOP_QUERY);
 /** The gateway's default collection (shopSearch's collection argument). */
 const DEFAULT_COLLECTION = 'shop';
 /** Wait this long after the last slider move before searching again. */
@@ -44,7 +42,7 @@ function steerLabel(s: ShopSteer): string {
 function ResultColumn(props: {
   name: 'steered' | 'unsteered' | 'results';
   caption: string;
-  results: ShopResultData[];
+  results: ShopCardFragment[];
 }) {
   return (
     <section className={`${styles.column} column`} data-column={props.name}>
@@ -93,7 +91,7 @@ export function ShopSearch(props: {
     setRunning(true);
     setError(undefined);
     try {
-      const answer = await client.query<{ shopSearch: ShopSearchData }>({
+      const answer = await client.query({
         query: SHOP,
         variables: shopVariables(next),
         fetchPolicy: 'no-cache',

@@ -1,14 +1,15 @@
 'use client';
 
-import { gql } from '@apollo/client';
 import { useApolloClient } from '@apollo/client/react';
 import { useState } from 'react';
 import { API_KEY_STORAGE } from '@/lib/api-key';
+import { graphql } from '@/lib/gql';
+import type { SimulatedWindowsQuery, SimulateMutation } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 import { ErrorBox } from './error-box';
 import { TokenHeatmap } from './token-heatmap';
 
-const SIMULATE = gql`
+const SIMULATE = graphql(`
   mutation Simulate($unit: ID!, $text: String!, $seed: Int) {
     score(unit: $unit, explanation: $text, method: SIMULATION, options: { seed: $seed, save: false }) {
       score {
@@ -32,9 +33,9 @@ const SIMULATE = gql`
       }
     }
   }
-`;
+`);
 
-const WINDOWS = gql`
+const WINDOWS = graphql(`
   query SimulatedWindows($id: ID!) {
     unit(id: $id) {
       id
@@ -64,19 +65,11 @@ const WINDOWS = gql`
       }
     }
   }
-`;
+`);
 
-interface Simulation {
-  ok: boolean;
-  values: number[];
-  failure: string | null;
-}
+type Simulation = SimulateMutation['score']['simulatedTop'][number];
 
-interface WindowData {
-  window: number;
-  values: number[];
-  tokens: { id: number; text: string }[];
-}
+type WindowData = SimulatedWindowsQuery['unit']['top']['edges'][number]['node'];
 
 interface Compared {
   recordId: string;
@@ -102,14 +95,12 @@ export function SimulationCompare(props: { unitId: string; explanation: string; 
     try {
       const authorization = `Bearer ${window.localStorage.getItem(API_KEY_STORAGE) ?? ''}`;
       const [simulated, windows] = await Promise.all([
-        client.mutate<{ score: Json }>({
+        client.mutate({
           mutation: SIMULATE,
           variables: { unit: props.unitId, text: props.explanation, seed: 0 },
           context: { headers: { authorization } },
         }),
-        client.query<{
-          unit: { top: { edges: { node: WindowData }[] }; random: { edges: { node: WindowData }[] } };
-        }>({
+        client.query({
           query: WINDOWS,
           variables: { id: props.unitId },
           fetchPolicy: 'no-cache',
@@ -182,6 +173,3 @@ export function SimulationCompare(props: { unitId: string; explanation: string; 
     </div>
   );
 }
-
-// biome-ignore lint/suspicious/noExplicitAny: the score mutation's answer is read field by field above
-type Json = any;

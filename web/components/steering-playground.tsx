@@ -1,6 +1,5 @@
 'use client';
 
-import { gql } from '@apollo/client';
 import { useApolloClient } from '@apollo/client/react';
 import { type FormEvent, useState } from 'react';
 import { describeError } from '@/lib/graphql-errors';
@@ -8,15 +7,13 @@ import {
   MODES,
   type Mode,
   parseSetup,
-  STEER_QUERY,
+  STEER,
   type SteerResultData,
   type SteerSetup,
   setupQuery,
   steerVariables,
 } from '@/lib/steer-setup';
 import { ErrorBox } from './error-box';
-
-const STEER = gql(STEER_QUERY);
 
 /**
  * The playground's form. Its fields are named as the URL's parameters, so without JavaScript it submits
@@ -43,7 +40,7 @@ export function SteeringPlayground(props: {
     setRunning(true);
     setError(undefined);
     try {
-      const answer = await client.query<{ steer: SteerResultData }>({
+      const answer = await client.query({
         query: STEER,
         variables: steerVariables(next),
         fetchPolicy: 'no-cache',

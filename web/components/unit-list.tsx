@@ -1,22 +1,41 @@
 import Link from 'next/link';
+import { graphql } from '@/lib/gql';
+import type { HookUnitsQuery, SaeFeaturesQuery, UnitOrder } from '@/lib/gql/graphql';
 import { formatValue, unitPath } from '@/lib/units';
 
-export const ORDERS = ['MAX_ACTIVATION', 'FREQUENCY', 'SCORE', 'INDEX'] as const;
+export const ORDERS = [
+  'MAX_ACTIVATION',
+  'FREQUENCY',
+  'SCORE',
+  'INDEX',
+] as const satisfies readonly UnitOrder[];
 export type Order = (typeof ORDERS)[number];
 
 export function parseOrder(value: string | undefined): Order {
   return (ORDERS as readonly string[]).includes(value ?? '') ? (value as Order) : 'MAX_ACTIVATION';
 }
 
-export interface UnitListEdge {
-  score: number | null;
-  node: {
-    id: string;
-    index: number;
-    stats: { maxActivation: number; fractionNonzero: number };
-    explanations: { edges: { node: { text: string } }[] };
-  };
-}
+/** The unit fields both hookUnits and saeFeatures are asked for, each edge's node. */
+export const UNIT_LIST_UNIT = graphql(`
+  fragment UnitListUnit on Unit {
+    id
+    index
+    stats {
+      maxActivation
+      fractionNonzero
+    }
+    explanations(first: 1) {
+      edges {
+        node {
+          text
+        }
+      }
+    }
+  }
+`);
+
+/** A page of a hook's neurons (hookUnits) or of an SAE's features (saeFeatures). */
+export type UnitListConnection = HookUnitsQuery['hookUnits'] | SaeFeaturesQuery['saeFeatures'];
 
 const LABELS: Record<Order, string> = {
   MAX_ACTIVATION: 'max activation',
@@ -30,7 +49,7 @@ const LABELS: Record<Order, string> = {
  * explanation; the order is a link per column (works without JavaScript), pages follow the cursor.
  */
 export function UnitList(props: {
-  edges: UnitListEdge[];
+  edges: UnitListConnection['edges'];
   totalCount: number;
   order: Order;
   endCursor: string | null;
@@ -79,37 +98,4 @@ export function UnitList(props: {
       ) : null}
     </>
   );
-}
-
-/** The list fields both hookUnits and saeFeatures answer with. */
-export const UNIT_LIST_FIELDS = `
-  totalCount
-  pageInfo {
-    hasNextPage
-    endCursor
-  }
-  edges {
-    score
-    node {
-      id
-      index
-      stats {
-        maxActivation
-        fractionNonzero
-      }
-      explanations(first: 1) {
-        edges {
-          node {
-            text
-          }
-        }
-      }
-    }
-  }
-`;
-
-export interface UnitListConnection {
-  totalCount: number;
-  pageInfo: { hasNextPage: boolean; endCursor: string | null };
-  edges: UnitListEdge[];
 }

@@ -1,12 +1,23 @@
 import Link from 'next/link';
+import { graphql } from '@/lib/gql';
+import type { WorkspaceBannerFragment } from '@/lib/gql/graphql';
 
-export interface WorkspaceData {
-  model: string;
-  offline: boolean;
-  status: string;
-  sae: { id: string } | null;
-  steps: { kind: string; status: string; progress: number; error: string | null }[];
-}
+export const WORKSPACE_BANNER = graphql(`
+  fragment WorkspaceBanner on Workspace {
+    model
+    offline
+    status
+    sae {
+      id
+    }
+    steps {
+      kind
+      status
+      progress
+      error
+    }
+  }
+`);
 
 const STEP_LABELS: Record<string, string> = {
   model: 'get the model',
@@ -20,7 +31,7 @@ const STEP_LABELS: Record<string, string> = {
  * The first-run demo workspace: an offline notice when the served model is the fixture, and the
  * preparation's progress. While it runs, the page reloads itself every few seconds (no JavaScript needed).
  */
-export function WorkspaceBanner(props: { workspace: WorkspaceData }) {
+export function WorkspaceBanner(props: { workspace: WorkspaceBannerFragment }) {
   const { workspace } = props;
   return (
     <aside className="workspace" aria-label="demo workspace" data-status={workspace.status}>

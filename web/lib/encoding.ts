@@ -1,12 +1,7 @@
+import type { SearchEncodeQuery } from '@/lib/gql/graphql';
+
 /** What encode answers, as the search page asks for it. */
-export interface EncodingData {
-  tokens: {
-    token: { id: number; text: string };
-    l0: number;
-    features: { value: number; feature: { id: string; index: number } }[];
-  }[];
-  top: { maxValue: number; tokens: number; maxPosition: number; feature: { id: string; index: number } }[];
-}
+export type EncodingData = SearchEncodeQuery['encode'];
 
 /**
  * One feature's value at every token of an encoded text (0 where it is not among the token's listed

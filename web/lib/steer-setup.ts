@@ -1,9 +1,12 @@
+import { graphql } from '@/lib/gql';
+import type { SteeringMode, SteerQuery, SteerQueryVariables } from '@/lib/gql/graphql';
+
 /**
  * A steering setup and its URL form, so a setup is shared by its link: /steer?prompt=…&seed=7&
  * unit=tiny/sae/17&strength=40&mode=ADD (one unit/strength/mode triple per edit, in order). The same
  * names are the playground form's fields, so the form submits to this URL without JavaScript.
  */
-export const MODES = ['ADD', 'CLAMP', 'ABLATE'] as const;
+export const MODES = ['ADD', 'CLAMP', 'ABLATE'] as const satisfies readonly SteeringMode[];
 export type Mode = (typeof MODES)[number];
 
 export interface SteerEdit {
@@ -84,7 +87,7 @@ export function setupQuery(setup: SteerSetup): string {
 }
 
 /** The steer query's variables for a setup. */
-export function steerVariables(setup: SteerSetup) {
+export function steerVariables(setup: SteerSetup): SteerQueryVariables {
   return {
     prompt: setup.prompt,
     edits: setup.edits
@@ -99,7 +102,7 @@ export function steerVariables(setup: SteerSetup) {
   };
 }
 
-export const STEER_QUERY = /* GraphQL */ `
+export const STEER = graphql(`
   query Steer($prompt: String!, $edits: [SteeringEdit!]!, $options: SteerOptions) {
     steer(prompt: $prompt, edits: $edits, options: $options) {
       prompt
@@ -112,11 +115,6 @@ export const STEER_QUERY = /* GraphQL */ `
       }
     }
   }
-`;
+`);
 
-export interface SteerResultData {
-  prompt: string;
-  seed: number;
-  steered: { text: string };
-  unsteered: { text: string };
-}
+export type SteerResultData = SteerQuery['steer'];

@@ -75,8 +75,8 @@ const sae = program.command('sae').description('train sparse autoencoders on cap
 sae
   .command('train')
   .requiredOption(
-    '--activations <path>',
-    'a capture job folder, a folder of activation shards, or one safetensors file of vectors',
+    '--activations <capture-job|path>',
+    'a capture job (the id loupe capture printed, or its folder), a folder of activation shards, or one safetensors file of vectors',
   )
   .option(
     '--tensor <name>',
@@ -165,7 +165,10 @@ sae
 sae
   .command('features')
   .argument('<sae-id>', 'library id, as printed by import')
-  .requiredOption('--activations <capture-job-dir>', "a capture job folder with shards for the SAE's hook")
+  .requiredOption(
+    '--activations <capture-job>',
+    "a capture job (the id loupe capture printed, or its folder) with shards for the SAE's hook",
+  )
   .option(
     '--model <model-dir>',
     'converted model for logit tokens (default: $LOUPE_DATA_DIR/models/<SAE model>)',

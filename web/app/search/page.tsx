@@ -1,9 +1,10 @@
-import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
 import { TokenHeatmap } from '@/components/token-heatmap';
 import { query } from '@/lib/apollo';
 import { type EncodingData, featureValues } from '@/lib/encoding';
+import { graphql } from '@/lib/gql';
+import type { SearchExplanationsQuery, SearchSaesQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 import { formatValue, unitPath } from '@/lib/units';
 
@@ -13,7 +14,9 @@ export const dynamic = 'force-dynamic';
 const PER_TOKEN = 64;
 const TOP = 20;
 
-const SEARCH_EXPLANATIONS = gql`
+type ExplanationHit = SearchExplanationsQuery['searchExplanations']['edges'][number];
+
+const SEARCH_EXPLANATIONS = graphql(`
   query SearchExplanations($q: String!, $first: Int) {
     searchExplanations(query: $q, first: $first) {
       edges {
@@ -33,24 +36,9 @@ const SEARCH_EXPLANATIONS = gql`
       }
     }
   }
-`;
+`);
 
-interface ExplanationHits {
-  searchExplanations: {
-    edges: {
-      relevance: number;
-      node: { id: string };
-      explanation: {
-        id: string;
-        text: string;
-        baseline: boolean;
-        score: { method: string; value: number | null };
-      };
-    }[];
-  };
-}
-
-const SAES = gql`
+const SAES = graphql(`
   query SearchSaes {
     saes(first: 100) {
       edges {
@@ -62,9 +50,9 @@ const SAES = gql`
       }
     }
   }
-`;
+`);
 
-const ENCODE = gql`
+const ENCODE = graphql(`
   query SearchEncode($text: String!, $saeId: ID!, $perToken: Int, $top: Int) {
     encode(text: $text, saeId: $saeId, perToken: $perToken, top: $top) {
       tokens {
@@ -92,20 +80,16 @@ const ENCODE = gql`
       }
     }
   }
-`;
-
-interface SaesData {
-  saes: { edges: { node: { id: string; model: string; hook: string } }[] };
-}
+`);
 
 /** "Paste text, see which units fire": a GET form (works without JavaScript) and the SAE's answer. */
 export default async function SearchPage(props: {
   searchParams: Promise<{ sae?: string; text?: string; q?: string }>;
 }) {
   const { sae: chosen, text, q } = await props.searchParams;
-  let saes: SaesData['saes']['edges'];
+  let saes: SearchSaesQuery['saes']['edges'];
   try {
-    saes = (await query<SaesData>({ query: SAES })).data?.saes.edges ?? [];
+    saes = (await query({ query: SAES })).data?.saes.edges ?? [];
   } catch (error) {
     return (
       <>
@@ -120,7 +104,7 @@ export default async function SearchPage(props: {
   if (text && saeId) {
     try {
       encoding = (
-        await query<{ encode: EncodingData }>({
+        await query({
           query: ENCODE,
           variables: { text, saeId, perToken: PER_TOKEN, top: TOP },
         })
@@ -129,11 +113,11 @@ export default async function SearchPage(props: {
       failure = describeError(error);
     }
   }
-  let hits: ExplanationHits['searchExplanations']['edges'] | undefined;
+  let hits: ExplanationHit[] | undefined;
   let searchFailure: { code: string; message: string } | undefined;
   if (q) {
     try {
-      hits = (await query<ExplanationHits>({ query: SEARCH_EXPLANATIONS, variables: { q, first: 25 } })).data
+      hits = (await query({ query: SEARCH_EXPLANATIONS, variables: { q, first: 25 } })).data
         ?.searchExplanations.edges;
     } catch (error) {
       searchFailure = describeError(error);
@@ -226,7 +210,7 @@ function EncodingView(props: { encoding: EncodingData }) {
   );
 }
 
-function ExplanationHitList(props: { hits: ExplanationHits['searchExplanations']['edges'] }) {
+function ExplanationHitList(props: { hits: ExplanationHit[] }) {
   if (props.hits.length === 0) return <p className="muted">No explanation matches.</p>;
   return (
     <ol className="explanation-hits">

@@ -1,29 +1,23 @@
-import { gql } from '@apollo/client';
 import { ApolloProvider } from '@/components/apollo-provider';
 import { ShopSearch } from '@/components/shop-search';
 import { query } from '@/lib/apollo';
 import { gatewayWsUrl } from '@/lib/config';
 import { describeError } from '@/lib/graphql-errors';
 import {
-  COLLECTIONS_QUERY,
+  COLLECTIONS,
   type CollectionData,
   parseShopSetup,
-  SHOP_QUERY,
+  SHOP,
   type ShopSearchData,
   shopVariables,
 } from './setup';
 
 export const dynamic = 'force-dynamic';
 
-const SHOP = gql(SHOP_QUERY);
-const COLLECTIONS = gql(COLLECTIONS_QUERY);
-
 /** The collections to choose from; the search still works (and says what is wrong) when listing fails. */
 async function collections(): Promise<CollectionData[] | undefined> {
   try {
-    return (
-      await query<{ shopCollections: CollectionData[] }>({ query: COLLECTIONS, fetchPolicy: 'no-cache' })
-    ).data?.shopCollections;
+    return (await query({ query: COLLECTIONS, fetchPolicy: 'no-cache' })).data?.shopCollections;
   } catch {
     return undefined;
   }
@@ -44,13 +38,8 @@ export default async function ShopPage(props: {
   if (setup.query !== '') {
     try {
       // no-cache: steered and unsteered results of one product share an id but not a rank or score
-      result = (
-        await query<{ shopSearch: ShopSearchData }>({
-          query: SHOP,
-          variables: shopVariables(setup),
-          fetchPolicy: 'no-cache',
-        })
-      ).data?.shopSearch;
+      result = (await query({ query: SHOP, variables: shopVariables(setup), fetchPolicy: 'no-cache' })).data
+        ?.shopSearch;
     } catch (failure) {
       error = describeError(failure);
     }

@@ -1,3 +1,6 @@
+import { graphql } from '@/lib/gql';
+import type { ShopCollectionsQuery, ShopQuery, ShopQueryVariables, SteeringMode } from '@/lib/gql/graphql';
+
 /**
  * A shop search and its URL form, so a search is shared by its link:
  * /shop?q=hiking+boots&k=10&unit=gpt2/res-6/17&strength=40&mode=ADD (one unit/strength/mode triple per
@@ -12,7 +15,7 @@ export interface ShopSteer {
   mode: ShopMode;
 }
 
-export const SHOP_MODES = ['ADD', 'CLAMP'] as const;
+export const SHOP_MODES = ['ADD', 'CLAMP'] as const satisfies readonly SteeringMode[];
 export type ShopMode = (typeof SHOP_MODES)[number];
 
 export interface ShopSetup {
@@ -91,7 +94,7 @@ export function shopQueryString(setup: ShopSetup): string {
   return query.toString();
 }
 
-export function shopVariables(setup: ShopSetup) {
+export function shopVariables(setup: ShopSetup): ShopQueryVariables {
   const steering = setup.steering.filter(steers);
   return {
     query: setup.query,
@@ -110,19 +113,23 @@ export function shopVariables(setup: ShopSetup) {
   };
 }
 
-const FEATURE = `feature { id index explanations(first: 1) { edges { node { text baseline } } } }`;
-
-export const SHOP_QUERY = /* GraphQL */ `
-  query Shop($query: String!, $steering: [SteeringEdit!], $k: Int, $collection: String, $saeId: ID) {
-    shopSearch(query: $query, steering: $steering, k: $k, collection: $collection, saeId: $saeId) {
-      saeChoice
-      sae { id hook }
-      collection { name hook count }
-      queryFeatures { value tokens ${FEATURE} }
-      results { ...ShopCard }
-      unsteered { ...ShopCard }
+/** A feature with its best explanation, as the query's features and each result's shared ones show it. */
+export const SHOP_FEATURE = graphql(`
+  fragment ShopFeatureFields on Feature {
+    id
+    index
+    explanations(first: 1) {
+      edges {
+        node {
+          text
+          baseline
+        }
+      }
     }
   }
+`);
+
+export const SHOP_CARD = graphql(`
   fragment ShopCard on ShopResult {
     rank
     id
@@ -131,44 +138,56 @@ export const SHOP_QUERY = /* GraphQL */ `
     category
     attributes
     score
-    why { queryValue resultValue ${FEATURE} }
+    why {
+      queryValue
+      resultValue
+      feature {
+        ...ShopFeatureFields
+      }
+    }
   }
-`;
+`);
 
-export interface ShopFeatureData {
-  id: string;
-  index: number;
-  explanations: { edges: { node: { text: string; baseline: boolean } }[] };
-}
+export const SHOP = graphql(`
+  query Shop($query: String!, $steering: [SteeringEdit!], $k: Int, $collection: String, $saeId: ID) {
+    shopSearch(query: $query, steering: $steering, k: $k, collection: $collection, saeId: $saeId) {
+      saeChoice
+      sae {
+        id
+        hook
+      }
+      collection {
+        name
+        hook
+        count
+      }
+      queryFeatures {
+        value
+        tokens
+        feature {
+          ...ShopFeatureFields
+        }
+      }
+      results {
+        ...ShopCard
+      }
+      unsteered {
+        ...ShopCard
+      }
+    }
+  }
+`);
 
-export interface ShopResultData {
-  rank: number;
-  id: string;
-  title: string;
-  price: number | null;
-  category: string | null;
-  attributes: string[];
-  score: number;
-  why: { queryValue: number; resultValue: number; feature: ShopFeatureData }[];
-}
+export type ShopSearchData = ShopQuery['shopSearch'];
 
-export interface ShopSearchData {
-  saeChoice: 'ARGUMENT' | 'WORKSPACE' | 'HOOK' | 'NONE';
-  sae: { id: string; hook: string } | null;
-  collection: { name: string; hook: string; count: number };
-  queryFeatures: { value: number; tokens: number; feature: ShopFeatureData }[];
-  results: ShopResultData[];
-  unsteered: ShopResultData[] | null;
-}
-
-export const COLLECTIONS_QUERY = /* GraphQL */ `
+export const COLLECTIONS = graphql(`
   query ShopCollections {
-    shopCollections { name hook count }
+    shopCollections {
+      name
+      hook
+      count
+    }
   }
-`;
+`);
 
-export interface CollectionData {
-  name: string;
-  hook: string;
-  count: number;
-}
+export type CollectionData = ShopCollectionsQuery['shopCollections'][number];

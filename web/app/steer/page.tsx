@@ -1,14 +1,11 @@
-import { gql } from '@apollo/client';
 import { ApolloProvider } from '@/components/apollo-provider';
 import { SteeringPlayground } from '@/components/steering-playground';
 import { query } from '@/lib/apollo';
 import { gatewayWsUrl } from '@/lib/config';
 import { describeError } from '@/lib/graphql-errors';
-import { parseSetup, STEER_QUERY, type SteerResultData, steerVariables } from '@/lib/steer-setup';
+import { parseSetup, STEER, type SteerResultData, steerVariables } from '@/lib/steer-setup';
 
 export const dynamic = 'force-dynamic';
-
-const STEER = gql(STEER_QUERY);
 
 /**
  * Steering playground. A shared URL holds the whole setup: the server renders its result on first
@@ -22,8 +19,7 @@ export default async function SteerPage(props: {
   let error: { code: string; message: string } | undefined;
   if (setup.prompt !== '') {
     try {
-      result = (await query<{ steer: SteerResultData }>({ query: STEER, variables: steerVariables(setup) }))
-        .data?.steer;
+      result = (await query({ query: STEER, variables: steerVariables(setup) })).data?.steer;
     } catch (failure) {
       error = describeError(failure);
     }

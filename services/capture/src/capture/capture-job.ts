@@ -17,6 +17,7 @@ import type { Gpt2Runner, WindowReduction } from '@loupe/model';
 import {
   type AccumulatorSnapshot,
   buildRecords,
+  captureJobDir,
   cutWindows,
   DEFAULT_DATASET,
   DEFAULT_RECORD_SETTINGS,
@@ -188,7 +189,7 @@ export async function runCaptureJob(
   }
   const stopHeartbeat = keepAlive(sql, job.id, options.worker);
   try {
-    const dir = path.join(options.dataDir, 'capture', job.id);
+    const dir = captureJobDir(options.dataDir, job.id);
     await removePartialFiles(dir);
     const windows = options.windows ?? (await planWindows(runner, job.dataset, job.maxTokens, job.params));
     if (windows.length !== job.totalWindows || windowsHash(windows) !== job.windowsSha256) {

@@ -1,32 +1,23 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  connect,
-  runMigrations,
-  type SpawnedEmbeddedPostgres,
-  type Sql,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { withTestDatabase } from '@loupe/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPTURE_PARAMS } from './capture-job.js';
 import { createJob } from './job-store.js';
 import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA } from './migrations.js';
 
 let root: string;
-let db: SpawnedEmbeddedPostgres;
-let sql: Sql;
+const db = withTestDatabase(
+  { beforeAll, afterAll },
+  { schema: CAPTURE_SCHEMA, migrations: CAPTURE_MIGRATIONS_DIR },
+);
 
 beforeAll(async () => {
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-capture-jobs-'));
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(root, 'pg') });
-  sql = connect(db.url, { schema: CAPTURE_SCHEMA });
-  await runMigrations(sql, { schema: CAPTURE_SCHEMA, dir: CAPTURE_MIGRATIONS_DIR });
 });
 
 afterAll(async () => {
-  await sql?.end();
-  await db?.stop();
   await fs.rm(root, { recursive: true, force: true });
 });
 
@@ -45,16 +36,16 @@ const job = (paramsKey: string) => ({
 
 describe('capture job rows', () => {
   it('are shared by identical requests while unfinished', async () => {
-    const first = await createJob(sql, job('same'));
-    const second = await createJob(sql, job('same'));
+    const first = await createJob(db.sql, job('same'));
+    const second = await createJob(db.sql, job('same'));
     expect(first.created).toBe(true);
     expect(second).toMatchObject({ created: false, job: { id: first.job.id, status: 'queued' } });
   });
 
   it('are queued again when asked for again after they failed, keeping their id and progress', async () => {
-    const { job: created } = await createJob(sql, job('flaky'));
-    await sql`UPDATE capture_jobs SET status = 'failed', error = 'disk full', windows_done = 4 WHERE id = ${created.id}`;
-    const again = await createJob(sql, job('flaky'));
+    const { job: created } = await createJob(db.sql, job('flaky'));
+    await db.sql`UPDATE capture_jobs SET status = 'failed', error = 'disk full', windows_done = 4 WHERE id = ${created.id}`;
+    const again = await createJob(db.sql, job('flaky'));
     expect(again).toMatchObject({
       created: false,
       job: { id: created.id, status: 'queued', error: null, windowsDone: 4 },

@@ -1,14 +1,5 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { Rng } from '@loupe/common';
-import {
-  connect,
-  runMigrations,
-  type SpawnedEmbeddedPostgres,
-  type Sql,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { withTestDatabase } from '@loupe/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA } from '../capture/migrations.js';
 import {
@@ -22,22 +13,10 @@ import {
 } from './store.js';
 
 // The document store on the embedded Postgres (PGlite + pgvector over the wire protocol).
-let db: SpawnedEmbeddedPostgres;
-let sql: Sql;
-
-beforeAll(async () => {
-  db = await spawnEmbeddedPostgres({
-    dataDir: path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-documents-')), 'pg'),
-  });
-  sql = connect(db.url, { schema: CAPTURE_SCHEMA });
-  await runMigrations(sql, { schema: CAPTURE_SCHEMA, dir: CAPTURE_MIGRATIONS_DIR });
-  // starting PGlite takes seconds, more on a busy machine
-}, 60_000);
-
-afterAll(async () => {
-  await sql?.end();
-  await db?.stop();
-});
+const db = withTestDatabase(
+  { beforeAll, afterAll },
+  { schema: CAPTURE_SCHEMA, migrations: CAPTURE_MIGRATIONS_DIR },
+);
 
 const spec = (name: string, dim: number, hook = 'blocks.1.hook_resid_post'): CollectionSpec => ({
   name,
@@ -73,16 +52,16 @@ function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
 describe('document store', () => {
   it('HNSW search returns the brute-force cosine ranking over the stored embeddings', async () => {
     const rng = new Rng(5);
-    const a = await openCollection(sql, spec('alpha', 64));
-    await addDocuments(sql, a, documents(rng, 300, 64));
+    const a = await openCollection(db.sql, spec('alpha', 64));
+    await addDocuments(db.sql, a, documents(rng, 300, 64));
     // a collection of another width in the same table must neither disturb nor appear
-    const b = await openCollection(sql, spec('beta', 32));
-    await addDocuments(sql, b, documents(rng, 50, 32, 'b'));
-    const stored = await collectionEmbeddings(sql, 'alpha');
+    const b = await openCollection(db.sql, spec('beta', 32));
+    await addDocuments(db.sql, b, documents(rng, 50, 32, 'b'));
+    const stored = await collectionEmbeddings(db.sql, 'alpha');
     expect(stored.size).toBe(300);
     for (let q = 0; q < 5; q++) {
       const query = rng.normalFloat32(64, 0, 1);
-      const hits = await searchCollection(sql, a, query, { k: 10, embeddings: true });
+      const hits = await searchCollection(db.sql, a, query, { k: 10, embeddings: true });
       const reference = [...stored]
         .map(([id, e]) => ({ id, score: cosine(query, e) }))
         .sort((x, y) => y.score - x.score)
@@ -94,14 +73,14 @@ describe('document store', () => {
         expect(hit.embedding).toEqual(stored.get(hit.id));
         expect(JSON.parse(hit.metadataJson).i).toBe(Number(hit.id.slice(1)));
       }
-      const exact = await searchCollection(sql, a, query, { k: 10, exact: true });
+      const exact = await searchCollection(db.sql, a, query, { k: 10, exact: true });
       expect(exact.map((h) => h.id)).toEqual(reference.map((r) => r.id));
     }
   });
 
   it('answers through the collection index', async () => {
-    const a = await getCollection(sql, 'alpha');
-    const plan = await sql.begin(async (tx) => {
+    const a = await getCollection(db.sql, 'alpha');
+    const plan = await db.sql.begin(async (tx) => {
       for (const s of ['enable_seqscan', 'enable_bitmapscan', 'enable_sort'])
         await tx.unsafe(`SET LOCAL ${s} = off`);
       const q = `[${new Array(64).fill(0.5).join(',')}]`;
@@ -116,29 +95,31 @@ describe('document store', () => {
 
   it('replaces documents by id, refuses an incompatible reopen, replaces a collection on request', async () => {
     const rng = new Rng(9);
-    const a = await openCollection(sql, spec('alpha', 64));
-    await addDocuments(sql, a, [
+    const a = await openCollection(db.sql, spec('alpha', 64));
+    await addDocuments(db.sql, a, [
       { id: 'd0', text: 'new', metadataJson: '{}', embedding: rng.normalFloat32(64, 0, 1) },
     ]);
-    expect((await getCollection(sql, 'alpha')).count).toBe(300);
-    await expect(openCollection(sql, spec('alpha', 64, 'blocks.0.hook_resid_post'))).rejects.toThrow(
+    expect((await getCollection(db.sql, 'alpha')).count).toBe(300);
+    await expect(openCollection(db.sql, spec('alpha', 64, 'blocks.0.hook_resid_post'))).rejects.toThrow(
       /collection "alpha" holds hook blocks.1.hook_resid_post, not blocks.0.hook_resid_post/,
     );
-    const replaced = await openCollection(sql, spec('alpha', 64, 'blocks.0.hook_resid_post'), {
+    const replaced = await openCollection(db.sql, spec('alpha', 64, 'blocks.0.hook_resid_post'), {
       replace: true,
     });
     expect(replaced).toMatchObject({ hook: 'blocks.0.hook_resid_post', count: 0 });
-    expect((await listCollections(sql)).map((c) => c.name)).toEqual(['alpha', 'beta']);
+    expect((await listCollections(db.sql)).map((c) => c.name)).toEqual(['alpha', 'beta']);
   });
 
   it('names what is wrong with a bad name, k or query', async () => {
-    await expect(openCollection(sql, spec('Bad Name', 8))).rejects.toThrow(/lowercase letters, digits/);
-    await expect(getCollection(sql, 'missing')).rejects.toThrow(
+    await expect(openCollection(db.sql, spec('Bad Name', 8))).rejects.toThrow(/lowercase letters, digits/);
+    await expect(getCollection(db.sql, 'missing')).rejects.toThrow(
       /no collection "missing"; collections: alpha, beta/,
     );
-    const b = await getCollection(sql, 'beta');
-    await expect(searchCollection(sql, b, new Float32Array(32), { k: 0 })).rejects.toThrow(/k must be 1-100/);
-    await expect(searchCollection(sql, b, new Float32Array(8), { k: 5 })).rejects.toThrow(
+    const b = await getCollection(db.sql, 'beta');
+    await expect(searchCollection(db.sql, b, new Float32Array(32), { k: 0 })).rejects.toThrow(
+      /k must be 1-100/,
+    );
+    await expect(searchCollection(db.sql, b, new Float32Array(8), { k: 5 })).rejects.toThrow(
       /has 8 values.*holds 32/,
     );
   });

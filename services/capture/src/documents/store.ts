@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { UserInputError } from '@loupe/common';
-import { fromVector, type Sql, toVector } from '@loupe/common/db';
+import { fromVector, nearestByCosine, type Sql, toVector } from '@loupe/common/db';
 import type { Pooling } from './pooling.js';
 
 export interface Collection {
@@ -33,12 +33,6 @@ export interface Hit {
   embedding?: number[];
 }
 
-/**
- * HNSW's default candidate list (ef_search 40) misses true neighbours; 1,000 (pgvector's maximum) is
- * what the SAE feature store measured to give recall@10 of 1.00 on 8,192 vectors, and a few thousand
- * products are well inside that.
- */
-export const DEFAULT_EF_SEARCH = 1000;
 export const MAX_K = 100;
 const INSERT_BATCH = 500;
 const COLLECTION_NAME = /^[a-z0-9_-]{1,64}$/;
@@ -169,36 +163,26 @@ export async function searchCollection(
     throw new UserInputError(
       `the query embedding has ${query.length} values; collection "${collection.name}" holds ${collection.dim}`,
     );
-  const d = collection.dim;
-  const efSearch = Math.max(options.efSearch ?? DEFAULT_EF_SEARCH, k);
-  return sql.begin(async (tx) => {
-    // SET LOCAL: only this transaction. Approximate searches must take the index (a small collection
-    // would otherwise be scanned and sorted, hiding how the index behaves); exact ones never do.
-    if (options.exact) {
-      await tx.unsafe('SET LOCAL enable_indexscan = off');
-    } else {
-      for (const setting of ['enable_seqscan', 'enable_bitmapscan', 'enable_sort'])
-        await tx.unsafe(`SET LOCAL ${setting} = off`);
-      await tx.unsafe(`SET LOCAL hnsw.ef_search = ${Number(efSearch)}`);
-    }
-    // expression and predicate spelled as in the partial index (name checked, width an integer)
-    const rows = await tx.unsafe(
-      `SELECT id, text, metadata_json, 1 - (embedding::vector(${d}) <=> $1::vector(${d})) AS score
-         ${options.embeddings ? ', embedding::text AS embedding' : ''}
-       FROM documents WHERE collection = '${checkCollectionName(collection.name)}'
-       ORDER BY embedding::vector(${d}) <=> $1::vector(${d}) LIMIT $2`,
-      [toVector(query), k],
-    );
-    return rows.map(
-      (r): Hit => ({
-        id: r.id as string,
-        text: r.text as string,
-        metadataJson: r.metadata_json as string,
-        score: Number(r.score),
-        ...(options.embeddings ? { embedding: fromVector(r.embedding as string) } : {}),
-      }),
-    );
-  }) as Promise<Hit[]>;
+  // expression and predicate spelled as in the partial index (name checked, width an integer)
+  const rows = await nearestByCosine(sql, {
+    table: 'documents',
+    column: 'embedding',
+    where: `collection = '${checkCollectionName(collection.name)}'`,
+    columns: `id, text, metadata_json${options.embeddings ? ', embedding::text AS embedding' : ''}`,
+    query,
+    k,
+    efSearch: options.efSearch,
+    exact: options.exact,
+  });
+  return rows.map(
+    (r): Hit => ({
+      id: r.id as string,
+      text: r.text as string,
+      metadataJson: r.metadata_json as string,
+      score: Number(r.similarity),
+      ...(options.embeddings ? { embedding: fromVector(r.embedding as string) } : {}),
+    }),
+  );
 }
 
 /** Every stored embedding of a collection, by id (for brute-force references and the evaluation). */

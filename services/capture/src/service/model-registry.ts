@@ -42,7 +42,7 @@ export class ModelRegistry implements OnApplicationShutdown {
     const dir = await this.resolve(name);
     const runner = await Gpt2Runner.load(
       dir,
-      { device: this.config.device, intraOpThreads: this.config.intraOpThreads },
+      { device: this.config.device, intraOpThreads: this.config.intraOpThreads, owner: 'capture' },
       this.log,
     );
     const batcher = new DynamicBatcher(

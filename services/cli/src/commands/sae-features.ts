@@ -3,6 +3,7 @@ import path from 'node:path';
 import { type LoupeConfig, loadConfig, modelsDir, UserInputError } from '@loupe/common';
 import { openDatabase, type Sql } from '@loupe/common/db';
 import { MANIFEST_FILE, readManifest } from '@loupe/model';
+import { resolveActivations } from '@loupe/records';
 import { computeFeatureRecords, findSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '@loupe/sae';
 import { type Progress, progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
@@ -22,7 +23,7 @@ const LABELS = {
 } as const;
 
 /**
- * `loupe sae features <sae-id> --activations <capture-job-dir>`: feature statistics and records over a
+ * `loupe sae features <sae-id> --activations <capture-job-id|capture-job-dir>`: feature statistics and records over a
  * capture job's shards for the SAE's hook, and logit tokens through the model's unembedding.
  */
 export async function features(saeId: string, options: FeaturesOptions): Promise<void> {
@@ -39,7 +40,8 @@ export async function features(saeId: string, options: FeaturesOptions): Promise
   try {
     const logits = options.logits ? await logitModel(db.sql, config, saeId, options.model) : undefined;
     let phase = '';
-    const summary = await computeFeatureRecords(db.sql, config.dataDir, saeId, options.activations, {
+    const activations = resolveActivations(config.dataDir, options.activations);
+    const summary = await computeFeatureRecords(db.sql, config.dataDir, saeId, activations, {
       device: config.device,
       intraOpThreads: config.intraOpThreads,
       modelDir: logits?.modelDir,

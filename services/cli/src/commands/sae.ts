@@ -2,6 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, UserInputError } from '@loupe/common';
 import { openDatabase, type Sql } from '@loupe/common/db';
+import { resolveActivations } from '@loupe/records';
 import {
   ActivationDataset,
   B_DEC_INITS,
@@ -10,6 +11,7 @@ import {
   evaluateHeldOut,
   exportSae,
   importSae,
+  isTrainableArchitecture,
   openActivationSource,
   SAE_ARCHITECTURES,
   SAE_MIGRATIONS_DIR,
@@ -79,7 +81,7 @@ function percent(value: string, flag: string): number {
 }
 
 function architecture(value: string): TrainableArchitecture {
-  if ((TRAINABLE_ARCHITECTURES as readonly string[]).includes(value)) return value as TrainableArchitecture;
+  if (isTrainableArchitecture(value)) return value;
   const readable = (SAE_ARCHITECTURES as readonly string[]).includes(value);
   throw new UserInputError(
     readable
@@ -130,7 +132,8 @@ export async function train(options: TrainOptions): Promise<void> {
   const checkpointDir = path.join(out, CHECKPOINTS_DIR);
   // --force starts over: checkpoints of an earlier run must not be resumed
   if (options.force) await rm(checkpointDir, { recursive: true, force: true });
-  const source = await openActivationSource(options.activations, {
+  const activations = resolveActivations(config.dataDir, options.activations);
+  const source = await openActivationSource(activations, {
     tensor: options.tensor,
     hook: options.hook,
   });
@@ -158,7 +161,7 @@ export async function train(options: TrainOptions): Promise<void> {
       batch_size: settings.batchSize,
       lr: result.lr,
       seed: settings.seed,
-      source: path.resolve(options.activations),
+      source: activations,
       train_vectors: result.trainVectors,
       held_out_vectors: result.heldOutVectors,
     });

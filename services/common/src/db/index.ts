@@ -6,3 +6,4 @@ export * from './jobs.js';
 export * from './lazy-database.js';
 export * from './migrate.js';
 export * from './open.js';
+export * from './vector-search.js';

@@ -1,14 +1,5 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { parseUnitId, UserInputError } from '@loupe/common';
-import {
-  connect,
-  runMigrations,
-  type SpawnedEmbeddedPostgres,
-  type Sql,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { withTestDatabase } from '@loupe/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLlmServer } from '../../../../tests/support/llm-server.js';
 import { UNPRICED } from '../llm/cost.js';
@@ -29,20 +20,10 @@ import {
 } from './job-store.js';
 
 // Batch scoring jobs on the embedded Postgres: durable per-unit state, resume, retries, cancel, budget.
-let db: SpawnedEmbeddedPostgres;
-let sql: Sql;
-
-beforeAll(async () => {
-  db = await spawnEmbeddedPostgres({
-    dataDir: path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-explainer-jobs-')), 'pg'),
-  });
-  sql = connect(db.url, { schema: EXPLAINER_SCHEMA });
-  await runMigrations(sql, { schema: EXPLAINER_SCHEMA, dir: EXPLAINER_MIGRATIONS_DIR });
-});
-afterAll(async () => {
-  await sql?.end();
-  await db?.stop();
-});
+const db = withTestDatabase(
+  { beforeAll, afterAll },
+  { schema: EXPLAINER_SCHEMA, migrations: EXPLAINER_MIGRATIONS_DIR },
+);
 
 /** Even neurons fire on " river", odd ones are noise: records as the capture service would give them. */
 const syntheticSource = (failures: Record<string, number> = {}) => {
@@ -74,24 +55,24 @@ const spec = (units: string[], extra: Partial<JobSpec> = {}): JobSpec => ({
 const units = (model: string, n: number) =>
   Array.from({ length: n }, (_, i) => `${model}/blocks.0.mlp.hook_post/${i}`);
 const explanationsOf = async (unit: string) =>
-  (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM explanations WHERE unit = ${unit}`)[0].n;
+  (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM explanations WHERE unit = ${unit}`)[0].n;
 
 describe('scoring jobs', () => {
   it("scores every unit once, taking over a crashed worker's claim", async () => {
     const list = units('a', 6);
-    const id = await createJob(sql, spec(list));
+    const id = await createJob(db.sql, spec(list));
     // A worker that claimed unit 0 and died: its lease has already run out.
-    const dead = await claimUnit(sql, id, 0);
+    const dead = await claimUnit(db.sql, id, 0);
     expect(dead?.unit).toBe(list[0]);
     const source = syntheticSource();
-    const job = await runJob({ sql, records: source, models: baseline }, id);
+    const job = await runJob({ sql: db.sql, records: source, models: baseline }, id);
     expect(job).toMatchObject({ status: 'done', unitsDone: 6, unitsFailed: 0, unitsTotal: 6 });
     for (const unit of list) expect(await explanationsOf(unit)).toBe(1);
-    const rows = await jobUnits(sql, id);
+    const rows = await jobUnits(db.sql, id);
     expect(rows[0].attempts).toBe(2);
     expect(rows.every((r) => r.status === 'done' && r.explanationId)).toBe(true);
     // the dead worker comes back: its claim is stale and stores nothing
-    const late = await completeUnit(sql, dead as NonNullable<typeof dead>, {
+    const late = await completeUnit(db.sql, dead as NonNullable<typeof dead>, {
       unit: list[0],
       explanation: 'stale',
       method: 'simulation',
@@ -108,7 +89,7 @@ describe('scoring jobs', () => {
     expect(late).toBe(false);
     expect(await explanationsOf(list[0])).toBe(1);
     // scores: river units high, noise units near 0
-    const scores = await sql<{ unit: string; score: number; simulator_model: string }[]>`
+    const scores = await db.sql<{ unit: string; score: number; simulator_model: string }[]>`
       SELECT unit, score, simulator_model FROM explanations WHERE unit LIKE 'a/%' ORDER BY unit`;
     for (const row of scores) {
       expect(row.simulator_model).toBe('baseline-statistical');
@@ -119,11 +100,11 @@ describe('scoring jobs', () => {
 
   it('retries failed units up to max_attempts, then marks them failed', async () => {
     const list = units('b', 3);
-    const id = await createJob(sql, spec(list, { concurrency: 1 }));
+    const id = await createJob(db.sql, spec(list, { concurrency: 1 }));
     const source = syntheticSource({ [list[1]]: 2, [list[2]]: 99 });
-    const job = await runJob({ sql, records: source, models: baseline }, id);
+    const job = await runJob({ sql: db.sql, records: source, models: baseline }, id);
     expect(job).toMatchObject({ status: 'done', unitsDone: 2, unitsFailed: 1 });
-    const rows = await jobUnits(sql, id);
+    const rows = await jobUnits(db.sql, id);
     expect(rows.map((r) => [r.status, r.attempts])).toEqual([
       ['done', 1],
       ['done', 3],
@@ -133,10 +114,10 @@ describe('scoring jobs', () => {
   });
 
   it('a cancelled job scores nothing more', async () => {
-    const id = await createJob(sql, spec(units('c', 3)));
-    expect((await cancelJob(sql, id)).status).toBe('cancelled');
+    const id = await createJob(db.sql, spec(units('c', 3)));
+    expect((await cancelJob(db.sql, id)).status).toBe('cancelled');
     const source = syntheticSource();
-    expect((await runJob({ sql, records: source, models: baseline }, id)).status).toBe('cancelled');
+    expect((await runJob({ sql: db.sql, records: source, models: baseline }, id)).status).toBe('cancelled');
     expect(source.calls).toEqual({});
   });
 
@@ -150,10 +131,10 @@ describe('scoring jobs', () => {
           'json',
         );
       const id = await createJob(
-        sql,
+        db.sql,
         spec(units('d', 4), { llm, budgetTokens: 1500, concurrency: 1, prices: GPT_4O_PRICES }),
       );
-      const job = await runJob({ sql, records: syntheticSource(), models }, id);
+      const job = await runJob({ sql: db.sql, records: syntheticSource(), models }, id);
       // per unit: 1 explanation call (100 tokens) + 1 simulation call (1000 tokens); the budget of 1500 is
       // crossed by the second unit, so two units run and the rest are never started
       expect(job).toMatchObject({ status: 'budget_exhausted', unitsDone: 2, llmCalls: 4 });
@@ -161,7 +142,7 @@ describe('scoring jobs', () => {
       // by hand: 2 units × (90 + 700) prompt tokens × $2.50/M + 2 × (10 + 300) completion × $10/M
       //   = 1580 × 2.5e-6 + 620 × 1e-5 = 0.00395 + 0.0062
       expect(job.costUsd).toBeCloseTo(0.01015, 12);
-      expect((await jobUnits(sql, id)).filter((u) => u.status === 'pending')).toHaveLength(2);
+      expect((await jobUnits(db.sql, id)).filter((u) => u.status === 'pending')).toHaveLength(2);
     } finally {
       await server.close();
     }
@@ -191,12 +172,12 @@ describe('scoring jobs', () => {
           },
           'json',
         );
-      const id = await createJob(sql, spec(units('e', 3), { llm, concurrency: 1, prices: GPT_4O_PRICES }));
-      const first = await runJob({ sql, records: syntheticSource(), models }, id, stop.signal);
+      const id = await createJob(db.sql, spec(units('e', 3), { llm, concurrency: 1, prices: GPT_4O_PRICES }));
+      const first = await runJob({ sql: db.sql, records: syntheticSource(), models }, id, stop.signal);
       expect(first).toMatchObject({ status: 'running', unitsDone: 1, llmCalls: 2 });
       // by hand, one unit: 790 × $2.50/M + 310 × $10/M = 0.001975 + 0.0031
       expect(first.costUsd).toBeCloseTo(0.005075, 12);
-      const resumed = await runJob({ sql, records: syntheticSource(), models }, id);
+      const resumed = await runJob({ sql: db.sql, records: syntheticSource(), models }, id);
       expect(resumed).toMatchObject({ status: 'done', unitsDone: 3, llmCalls: 6, prices: GPT_4O_PRICES });
       expect(resumed.costUsd).toBeCloseTo(3 * 0.005075, 12);
     } finally {
@@ -205,12 +186,12 @@ describe('scoring jobs', () => {
   });
 
   it('finds stored explanations by full-text search', async () => {
-    const hits = await searchExplanations(sql, { query: 'rivers', unitPrefix: 'a/' });
+    const hits = await searchExplanations(db.sql, { query: 'rivers', unitPrefix: 'a/' });
     expect(hits.length).toBe(3);
     expect(hits.every((h) => h.explanation.includes('river') && h.unit.startsWith('a/'))).toBe(true);
-    expect(await searchExplanations(sql, { query: 'river', unitPrefix: 'zzz/' })).toEqual([]);
-    await expect(searchExplanations(sql, { query: '  ' })).rejects.toBeInstanceOf(UserInputError);
-    await expect(getJob(sql, 'nope')).rejects.toThrow(/not a job id/);
+    expect(await searchExplanations(db.sql, { query: 'river', unitPrefix: 'zzz/' })).toEqual([]);
+    await expect(searchExplanations(db.sql, { query: '  ' })).rejects.toBeInstanceOf(UserInputError);
+    await expect(getJob(db.sql, 'nope')).rejects.toThrow(/not a job id/);
   });
 });
 

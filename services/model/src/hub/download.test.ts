@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type HfServer, startHfServer } from '@loupe/tests';
+import { type HfServer, startHfServer } from '@loupe/common/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type DownloadProgress, downloadCheckpoint, type PullOptions } from './download.js';
 import { GPT2_CHECKPOINT_FILES, hubFileUrl, sha256FromEtag } from './hf-files.js';

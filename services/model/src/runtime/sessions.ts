@@ -23,6 +23,8 @@ export interface SessionSettings {
   device: Device;
   /** 0 lets ONNX Runtime use one thread per physical core */
   intraOpThreads: number;
+  /** the service that owns the session, as its metrics name it (default `cli`: an in-process command) */
+  owner?: string;
 }
 
 export interface OpenedSession {
@@ -58,7 +60,7 @@ export async function openSession(
     try {
       const session = await create(model, options('cuda'));
       log?.info({ file, provider: 'cuda' }, 'onnx runtime session on CUDA');
-      recordExecutionProvider('capture', 'cuda');
+      recordExecutionProvider(settings.owner ?? 'cli', 'cuda');
       return { session, provider: 'cuda' };
     } catch (error) {
       if (settings.device === 'cuda') {
@@ -75,7 +77,7 @@ export async function openSession(
     { file, provider: 'cpu', threads: settings.intraOpThreads || 'default' },
     'onnx runtime session on CPU',
   );
-  recordExecutionProvider('capture', 'cpu');
+  recordExecutionProvider(settings.owner ?? 'cli', 'cpu');
   return { session, provider: 'cpu' };
 }
 

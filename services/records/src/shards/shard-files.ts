@@ -1,9 +1,53 @@
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { SafetensorsReader } from '@loupe/common';
+import { SafetensorsReader, UserInputError } from '@loupe/common';
+
+// The one place that knows how captured activations are laid out on disk:
+// <data dir>/capture/<job id>/shards/<hook>/NNNNNN.safetensors
+
+/** A capture job's folder under the data directory. */
+export function captureJobDir(dataDir: string, jobId: string): string {
+  return path.join(dataDir, 'capture', jobId);
+}
+
+/** The folder of a capture job's shards, one subfolder per hook. */
+export function shardsDir(jobDir: string): string {
+  return path.join(jobDir, 'shards');
+}
+
+/** The folder of one hook's shards in a capture job. */
+export function hookShardsDir(jobDir: string, hook: string): string {
+  return path.join(shardsDir(jobDir), hook);
+}
 
 /** Where a capture job keeps one hook's activation shard. */
-export function shardFile(dir: string, hook: string, shard: number): string {
-  return path.join(dir, 'shards', hook, `${String(shard).padStart(6, '0')}.safetensors`);
+export function shardFile(jobDir: string, hook: string, shard: number): string {
+  return path.join(hookShardsDir(jobDir, hook), `${String(shard).padStart(6, '0')}.safetensors`);
+}
+
+/**
+ * What `--activations` names: an existing file or folder as it is, or else the id of a capture job in
+ * the data directory (what `loupe capture` prints).
+ */
+export function resolveActivations(dataDir: string, given: string): string {
+  if (existsSync(given)) return path.resolve(given);
+  const job = captureJobDir(dataDir, given);
+  if (/^[\w.-]+$/.test(given) && existsSync(job)) return job;
+  const jobs = (() => {
+    try {
+      return readdirSync(path.join(dataDir, 'capture')).sort();
+    } catch {
+      return [];
+    }
+  })();
+  throw new UserInputError(
+    `no such file or folder, and no capture job, "${given}": give a capture job id (${
+      jobs.length
+        ? `jobs in ${path.join(dataDir, 'capture')}: ${jobs.slice(0, 10).join(', ')}${jobs.length > 10 ? ', …' : ''}`
+        : `none in ${path.join(dataDir, 'capture')} yet: run loupe capture`
+    }), a capture job folder, a folder of shards or a .safetensors file`,
+    'NOT_FOUND',
+  );
 }
 
 /**

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { SafetensorsReader, UserInputError } from '@loupe/common';
+import { hookShardsDir, shardsDir } from './shard-files.js';
 
 /** One window of a shard: its dataset index, token ids and activations [tokens, width]. */
 export interface ShardWindow {
@@ -34,7 +35,7 @@ export class ShardFolder {
 
   /** `jobDir` is a capture job folder (then `hook` picks the shards) or a folder of shard files. */
   static async open(jobDir: string, hook: string): Promise<ShardFolder> {
-    const candidates = [path.join(jobDir, 'shards', hook), jobDir];
+    const candidates = [hookShardsDir(jobDir, hook), jobDir];
     let dir = '';
     let files: string[] = [];
     for (const candidate of candidates) {
@@ -46,7 +47,7 @@ export class ShardFolder {
       }
     }
     if (files.length === 0) {
-      const hooks = await fs.readdir(path.join(jobDir, 'shards')).catch(() => [] as string[]);
+      const hooks = await fs.readdir(shardsDir(jobDir)).catch(() => [] as string[]);
       throw new UserInputError(
         `no activation shards for hook ${hook} in ${jobDir}` +
           (hooks.length

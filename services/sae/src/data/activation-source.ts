@@ -1,6 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type Dtype, isFloatDtype, SafetensorsReader, UserInputError } from '@loupe/common';
+import { hookShardsDir, shardsDir } from '@loupe/records';
 
 /** One file's worth of vectors: a 2-D float tensor [rows, width] in a safetensors file. */
 export interface ActivationSegment {
@@ -87,13 +88,13 @@ export async function openActivationSource(
  * needs a hook unless it captured only one; a folder of safetensors files is read as it is.
  */
 async function shardFiles(dir: string, hook: string | undefined): Promise<string[]> {
-  const shardsDir = path.join(dir, 'shards');
-  const isJob = await stat(shardsDir)
+  const jobShards = shardsDir(dir);
+  const isJob = await stat(jobShards)
     .then((s) => s.isDirectory())
     .catch(() => false);
   let folder = dir;
   if (isJob) {
-    const hooks = (await readdir(shardsDir, { withFileTypes: true }))
+    const hooks = (await readdir(jobShards, { withFileTypes: true }))
       .filter((e) => e.isDirectory())
       .map((e) => e.name)
       .sort();
@@ -104,9 +105,9 @@ async function shardFiles(dir: string, hook: string | undefined): Promise<string
           'UNKNOWN_HOOK',
         );
       }
-      folder = path.join(shardsDir, hook);
+      folder = hookShardsDir(dir, hook);
     } else if (hooks.length === 1) {
-      folder = path.join(shardsDir, hooks[0]);
+      folder = hookShardsDir(dir, hooks[0]);
     } else {
       throw new UserInputError(
         `${dir}: this capture job holds several hooks (${hooks.join(', ')}); name one with --hook`,

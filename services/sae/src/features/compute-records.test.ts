@@ -2,23 +2,17 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { hashString, Rng, splitmix32, writeSafetensors } from '@loupe/common';
-import {
-  connect,
-  runMigrations,
-  type SpawnedEmbeddedPostgres,
-  type Sql,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { withTestDatabase } from '@loupe/common/testing';
 import type { RecordSettings } from '@loupe/records';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encode } from '../format/sae-forward.js';
 import type { Sae } from '../format/sae-model.js';
 import { writeSaeLens } from '../format/saelens.js';
 import { randomSae } from '../infer/random-sae.js';
+import { featureRecords, featureStats } from '../store/feature-reads.js';
 import { SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '../store/migrations.js';
 import { importSae } from '../store/sae-library.js';
 import { computeFeatureRecords } from './compute-records.js';
-import { featureRecords, featureStats } from './feature-store.js';
 
 // Records and statistics of a small SAE over a synthetic capture job folder, checked against a brute
 // force reference: the TS encode of every window and plain sorts, computed without the accumulator.
@@ -48,8 +42,7 @@ interface RefWindow {
   acts: Float32Array;
 }
 
-let db: SpawnedEmbeddedPostgres;
-let sql: Sql;
+const db = withTestDatabase({ beforeAll, afterAll }, { schema: SAE_SCHEMA, migrations: SAE_MIGRATIONS_DIR });
 let scratch: string;
 let sae: Sae;
 const windows: RefWindow[] = [];
@@ -105,17 +98,14 @@ function expectValues(actual: number[], expected: number[]): void {
 
 beforeAll(async () => {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-sae-features-'));
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg') });
-  sql = connect(db.url, { schema: SAE_SCHEMA });
-  await runMigrations(sql, { schema: SAE_SCHEMA, dir: SAE_MIGRATIONS_DIR });
   sae = randomSae('jumprelu', D_IN, D_SAE, 11);
   sae.config.hookName = HOOK;
   sae.config.modelName = 'tiny';
   await writeSaeLens(path.join(scratch, 'saelens'), sae);
-  await importSae(sql, path.join(scratch, 'data'), path.join(scratch, 'saelens'), { id: 'sae-a' });
-  await importSae(sql, path.join(scratch, 'data'), path.join(scratch, 'saelens'), { id: 'sae-b' });
+  await importSae(db.sql, path.join(scratch, 'data'), path.join(scratch, 'saelens'), { id: 'sae-a' });
+  await importSae(db.sql, path.join(scratch, 'data'), path.join(scratch, 'saelens'), { id: 'sae-b' });
   await writeJob(path.join(scratch, 'job'));
-  await computeFeatureRecords(sql, path.join(scratch, 'data'), 'sae-a', path.join(scratch, 'job'), {
+  await computeFeatureRecords(db.sql, path.join(scratch, 'data'), 'sae-a', path.join(scratch, 'job'), {
     device: 'cpu',
     intraOpThreads: 1,
     settings: SETTINGS,
@@ -123,8 +113,6 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await sql?.end();
-  await db?.stop();
   await fs.rm(scratch, { recursive: true, force: true });
 });
 
@@ -134,7 +122,7 @@ describe('feature statistics', () => {
     let live = 0;
     for (let f = 0; f < D_SAE; f++) {
       const values = windows.flatMap((w) => column(w, f));
-      const stats = await featureStats(sql, 'sae-a', f);
+      const stats = await featureStats(db.sql, 'sae-a', f);
       expect(stats.tokens).toBe(tokens);
       // frequency is an exact count over all tokens, not the sample
       expect(stats.frequency).toBe(values.filter((v) => v > 0).length / tokens);
@@ -150,7 +138,7 @@ describe('feature statistics', () => {
   it('bins the non-zero values of the random sample between 0 and the max', async () => {
     const sample = sampleWindows();
     for (let f = 0; f < D_SAE; f++) {
-      const stats = await featureStats(sql, 'sae-a', f);
+      const stats = await featureStats(db.sql, 'sae-a', f);
       const expected = new Array(8).fill(0);
       for (const w of sample)
         for (const v of column(w, f))
@@ -169,7 +157,7 @@ function sampleWindows(): RefWindow[] {
 describe('feature records', () => {
   it('hold the top windows by max activation, with their token ids and values', async () => {
     for (let f = 0; f < D_SAE; f++) {
-      const records = await featureRecords(sql, path.join(scratch, 'data'), 'sae-a', f);
+      const records = await featureRecords(db.sql, path.join(scratch, 'data'), 'sae-a', f);
       const expected = [...windows].sort((a, b) => maxOf(b, f) - maxOf(a, f)).slice(0, SETTINGS.topK);
       expect(records.top.map((w) => w.window)).toEqual(expected.map((w) => w.index));
       for (const [i, w] of records.top.entries()) {
@@ -182,7 +170,7 @@ describe('feature records', () => {
   it('hold the same random windows for every feature, from the hash sample', async () => {
     const expected = sampleWindows().slice(0, SETTINGS.randomCount);
     for (let f = 0; f < D_SAE; f++) {
-      const records = await featureRecords(sql, path.join(scratch, 'data'), 'sae-a', f);
+      const records = await featureRecords(db.sql, path.join(scratch, 'data'), 'sae-a', f);
       expect(records.random.map((w) => w.window)).toEqual(expected.map((w) => w.index));
       for (const [i, w] of records.random.entries()) {
         expect(w.ids).toEqual(expected[i].ids);
@@ -194,7 +182,7 @@ describe('feature records', () => {
   it('bin sample windows by the quantiles of their max activation', async () => {
     const sample = sampleWindows();
     for (let f = 0; f < D_SAE; f++) {
-      const records = await featureRecords(sql, path.join(scratch, 'data'), 'sae-a', f);
+      const records = await featureRecords(db.sql, path.join(scratch, 'data'), 'sae-a', f);
       const ranked = sample
         .map((w, i) => ({ w, i }))
         .sort((a, b) => maxOf(a.w, f) - maxOf(b.w, f) || a.i - b.i)
@@ -221,15 +209,15 @@ describe('feature records', () => {
 describe('errors', () => {
   it('name what exists', async () => {
     const data = path.join(scratch, 'data');
-    await expect(featureStats(sql, 'nope', 0)).rejects.toMatchObject({
+    await expect(featureStats(db.sql, 'nope', 0)).rejects.toMatchObject({
       code: 'NOT_FOUND',
       message: expect.stringMatching(/unknown SAE "nope"; the library has sae-a, sae-b/),
     });
-    await expect(featureRecords(sql, data, 'sae-a', D_SAE)).rejects.toMatchObject({
+    await expect(featureRecords(db.sql, data, 'sae-a', D_SAE)).rejects.toMatchObject({
       code: 'NOT_FOUND',
       message: expect.stringMatching(/feature 12 is out of range: SAE "sae-a" has features 0-11/),
     });
-    await expect(featureStats(sql, 'sae-b', 0)).rejects.toMatchObject({
+    await expect(featureStats(db.sql, 'sae-b', 0)).rejects.toMatchObject({
       code: 'NOT_FOUND',
       message: expect.stringMatching(
         /SAE "sae-b" has no feature records yet; compute them with `loupe sae features sae-b/,
@@ -237,17 +225,21 @@ describe('errors', () => {
     });
     const opts = { device: 'cpu' as const, intraOpThreads: 1 };
     await expect(
-      computeFeatureRecords(sql, data, 'sae-b', path.join(scratch, 'job'), opts).then(() => 'ran'),
+      computeFeatureRecords(db.sql, data, 'sae-b', path.join(scratch, 'job'), opts).then(() => 'ran'),
     ).resolves.toBe('ran');
     await expect(
-      computeFeatureRecords(sql, data, 'sae-b', path.join(scratch, 'nowhere'), opts),
+      computeFeatureRecords(db.sql, data, 'sae-b', path.join(scratch, 'nowhere'), opts),
     ).rejects.toThrow(/no activation shards for hook blocks.0.hook_resid_post/);
   });
 
   it('records go with their SAE', async () => {
-    await sql`DELETE FROM saes WHERE id = 'sae-b'`;
+    await db.sql`DELETE FROM saes WHERE id = 'sae-b'`;
     for (const table of ['feature_records', 'feature_stats', 'feature_record_windows'])
-      expect((await sql`SELECT count(*)::int AS n FROM ${sql(table)} WHERE sae_id = 'sae-b'`)[0].n).toBe(0);
-    expect((await sql`SELECT count(*)::int AS n FROM feature_stats WHERE sae_id = 'sae-a'`)[0].n).toBe(D_SAE);
+      expect(
+        (await db.sql`SELECT count(*)::int AS n FROM ${db.sql(table)} WHERE sae_id = 'sae-b'`)[0].n,
+      ).toBe(0);
+    expect((await db.sql`SELECT count(*)::int AS n FROM feature_stats WHERE sae_id = 'sae-a'`)[0].n).toBe(
+      D_SAE,
+    );
   });
 });

@@ -1,9 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { type Device, type Logger, UserInputError } from '@loupe/common';
+import { type Logger, UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
-import type { WindowReduction } from '@loupe/model';
-import { readUnembedding } from '@loupe/model';
+import { readUnembedding, type SessionSettings, type WindowReduction } from '@loupe/model';
 import {
   DEFAULT_RECORD_SETTINGS,
   NeuronRecordAccumulator,
@@ -15,15 +14,14 @@ import {
 } from '@loupe/records';
 import { readSaeLens } from '../format/saelens.js';
 import { SaeEncoder } from '../infer/sae-encoder.js';
-import { findSae, recordsFile, saveFeatureRecords, saveLogitTokens } from './feature-store.js';
+import { recordsFile } from '../store/sae-library.js';
+import { findSae, saveFeatureRecords, saveLogitTokens } from '../store/sae-store.js';
 import { computeLogitTokens } from './logit-tokens.js';
 import { nonZeroHistogram } from './nonzero-histogram.js';
 
 export type FeaturePhase = 'encode' | 'sample' | 'write' | 'logits';
 
-export interface ComputeFeatureRecordsOptions {
-  device: Device;
-  intraOpThreads: number;
+export interface ComputeFeatureRecordsOptions extends SessionSettings {
   /** a converted model folder for logit tokens; none = skip them */
   modelDir?: string;
   /** overrides of capture's record settings (top 20, 20 random, 256-window sample, 32 bins) */
@@ -68,7 +66,12 @@ export async function computeFeatureRecords(
     );
   }
   const settings: RecordSettings = { ...DEFAULT_RECORD_SETTINGS, ...options.settings };
-  const session = { device: options.device, intraOpThreads: options.intraOpThreads, log: options.log };
+  const session = {
+    device: options.device,
+    intraOpThreads: options.intraOpThreads,
+    owner: options.owner,
+    log: options.log,
+  };
   const encoder = await SaeEncoder.open(sae, session);
   const reducer = await WindowReducer.create(session);
   const accumulator = new NeuronRecordAccumulator(row.dSae, folder.windowLength, settings);
@@ -155,7 +158,7 @@ export async function computeFeatureLogitTokens(
   sql: Sql,
   saeId: string,
   modelDir: string,
-  settings: { device: Device; intraOpThreads: number; onProgress?: (done: number, total: number) => void },
+  settings: SessionSettings & { onProgress?: (done: number, total: number) => void },
 ): Promise<void> {
   const row = await findSae(sql, saeId);
   const sae = await readSaeLens(row.weightsPath);

@@ -1,5 +1,5 @@
-import { type Device, GraphBuilder, UserInputError } from '@loupe/common';
-import { openSession, type Unembedding } from '@loupe/model';
+import { GraphBuilder, UserInputError } from '@loupe/common';
+import { openSession, type SessionSettings, type Unembedding } from '@loupe/model';
 import ort from 'onnxruntime-node';
 
 /** Per feature, the tokens its decoder direction promotes most and least: W_dec[f] · W_U. */
@@ -13,9 +13,7 @@ export interface LogitTokens {
   count: number;
 }
 
-export interface LogitTokenSettings {
-  device: Device;
-  intraOpThreads: number;
+export interface LogitTokenSettings extends SessionSettings {
   /** tokens kept per side; 10 */
   count?: number;
   /** features per ONNX Runtime call: bounds the [chunk, vocab] logits held at once; 512 */

@@ -1,3 +1,4 @@
+import { saeLensArchitecture } from './architectures/registry.js';
 import type { Sae } from './sae-model.js';
 
 /**
@@ -21,8 +22,9 @@ export function inputScales(sae: Sae, x: Float32Array, rows: number): Float64Arr
 
 /** Latent activations [rows, d_sae] of row-major inputs [rows, d_in]. */
 export function encode(sae: Sae, x: Float32Array, rows: number): Float32Array {
-  const { dIn, dSae, architecture, applyBDecToInput, k } = sae.config;
-  const { W_enc, b_enc, b_dec, threshold } = sae.weights;
+  const { dIn, dSae, architecture, applyBDecToInput } = sae.config;
+  const { W_enc, b_enc, b_dec } = sae.weights;
+  const { activate } = saeLensArchitecture(architecture);
   const scales = inputScales(sae, x, rows);
   const out = new Float32Array(rows * dSae);
   const centred = new Float64Array(dIn);
@@ -36,18 +38,7 @@ export function encode(sae: Sae, x: Float32Array, rows: number): Float32Array {
       const row = j * dSae;
       for (let i = 0; i < dSae; i++) pre[i] += c * W_enc[row + i];
     }
-    const acts = out.subarray(r * dSae, (r + 1) * dSae);
-    switch (architecture) {
-      case 'standard':
-        for (let i = 0; i < dSae; i++) acts[i] = Math.max(0, pre[i]);
-        break;
-      case 'jumprelu':
-        for (let i = 0; i < dSae; i++) acts[i] = pre[i] > threshold![i] ? Math.max(0, pre[i]) : 0;
-        break;
-      case 'topk':
-        for (const i of topIndices(pre, k!)) acts[i] = Math.max(0, pre[i]);
-        break;
-    }
+    activate(sae, pre, out.subarray(r * dSae, (r + 1) * dSae));
   }
   return out;
 }
@@ -74,11 +65,4 @@ export function decode(sae: Sae, acts: Float32Array, rows: number, scales?: Floa
 /** encode then decode, with the input's normalisation undone. */
 export function reconstruct(sae: Sae, x: Float32Array, rows: number): Float32Array {
   return decode(sae, encode(sae, x, rows), rows, inputScales(sae, x, rows));
-}
-
-/** Indices of the k largest values; ties go to the lower index, as a stable sort would. */
-function topIndices(values: Float64Array, k: number): number[] {
-  const order = Array.from(values.keys());
-  order.sort((a, b) => values[b] - values[a] || a - b);
-  return order.slice(0, k);
 }

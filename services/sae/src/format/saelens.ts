@@ -7,6 +7,7 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from '@loupe/common';
+import { saeLensArchitecture } from './architectures/registry.js';
 import {
   SAE_ARCHITECTURES,
   SAE_NORMALISATIONS,
@@ -42,8 +43,7 @@ export async function writeSaeLens(dir: string, sae: Sae, extra: Json = {}): Pro
   checkWeights(config, weights, dir);
   await mkdir(dir, { recursive: true });
   const shapes = weightShapes(config);
-  const names: (keyof SaeWeights)[] = ['W_enc', 'b_enc', 'W_dec', 'b_dec'];
-  if (config.architecture === 'jumprelu') names.push('threshold');
+  const names = weightNames(config);
   const tensors: TensorToWrite[] = names.map((name) => ({
     name,
     dtype: 'F32',
@@ -69,7 +69,7 @@ function toCfgJson(config: SaeConfig, extra: Json): Json {
     architecture: config.architecture,
     d_in: config.dIn,
     d_sae: config.dSae,
-    ...(config.architecture === 'topk' ? { k: config.k } : {}),
+    ...saeLensArchitecture(config.architecture).writeFields(config),
     dtype: 'float32',
     device: 'cpu',
     apply_b_dec_to_input: config.applyBDecToInput,
@@ -127,17 +127,7 @@ function parseConfig(cfg: Json, dir: string): SaeConfig {
     );
   }
 
-  let k: number | undefined;
-  if (architecture === 'topk') {
-    const kwargs = cfg.activation_fn_kwargs;
-    const fromKwargs = typeof kwargs === 'object' && kwargs !== null ? (kwargs as Json).k : undefined;
-    const raw = cfg.k ?? fromKwargs;
-    if (!Number.isSafeInteger(raw) || (raw as number) < 1 || (raw as number) > dSae)
-      throw bad(
-        `topk needs "k" (or activation_fn_kwargs.k) between 1 and d_sae = ${dSae}, got ${JSON.stringify(raw)}`,
-      );
-    k = raw as number;
-  }
+  const fields = saeLensArchitecture(architecture as SaeArchitecture).readFields(cfg, dSae, bad);
 
   const dtype = cfg.dtype ?? 'float32';
   if (typeof dtype !== 'string') throw bad(`"dtype" must be a string, got ${JSON.stringify(dtype)}`);
@@ -175,7 +165,7 @@ function parseConfig(cfg: Json, dir: string): SaeConfig {
     architecture: architecture as SaeArchitecture,
     dIn,
     dSae,
-    ...(k !== undefined ? { k } : {}),
+    ...fields,
     hookName: text(meta?.hook_name, cfg.hook_name, cfg.hook_point),
     modelName: text(meta?.model_name, cfg.model_name),
     applyBDecToInput: applyBDec,
@@ -208,14 +198,9 @@ async function readWeights(dir: string, config: SaeConfig): Promise<SaeWeights> 
       return reader.readFloat32(name);
     };
     await checkScalingFactor(reader, file);
-    const weights: SaeWeights = {
-      W_enc: await read('W_enc'),
-      b_enc: await read('b_enc'),
-      W_dec: await read('W_dec'),
-      b_dec: await read('b_dec'),
-    };
-    if (config.architecture === 'jumprelu') weights.threshold = await read('threshold');
-    return weights;
+    const weights: Partial<SaeWeights> = {};
+    for (const name of weightNames(config)) weights[name] = await read(name);
+    return weights as SaeWeights;
   } finally {
     await reader.close();
   }
@@ -238,17 +223,17 @@ async function checkScalingFactor(reader: SafetensorsReader, file: string): Prom
 
 function checkWeights(config: SaeConfig, weights: SaeWeights, where: string): void {
   const shapes = weightShapes(config);
-  const names: (keyof SaeWeights)[] = ['W_enc', 'b_enc', 'W_dec', 'b_dec'];
-  if (config.architecture === 'jumprelu') names.push('threshold');
-  for (const name of names) {
+  for (const name of weightNames(config)) {
     const size = shapes[name].reduce((a, b) => a * b, 1);
     const got = weights[name]?.length;
     if (got !== size)
       throw new Error(`${where}: ${name} has ${got} values, [${shapes[name].join(', ')}] needs ${size}`);
   }
-  if (
-    config.architecture === 'topk' &&
-    !(Number.isInteger(config.k) && config.k! >= 1 && config.k! <= config.dSae)
-  )
-    throw new Error(`${where}: topk SAE needs k in 1..${config.dSae}, got ${config.k}`);
+  const problem = saeLensArchitecture(config.architecture).checkFields(config);
+  if (problem) throw new Error(`${where}: ${problem}`);
+}
+
+/** The tensors of an SAE folder, in file order: the common four, then the architecture's. */
+function weightNames(config: SaeConfig): (keyof SaeWeights)[] {
+  return ['W_enc', 'b_enc', 'W_dec', 'b_dec', ...saeLensArchitecture(config.architecture).extraWeights];
 }

@@ -1,12 +1,10 @@
-import { type Device, GraphBuilder, type Logger, UserInputError } from '@loupe/common';
-import { type ExecutionProvider, openSession } from '@loupe/model';
+import { GraphBuilder, type Logger, UserInputError } from '@loupe/common';
+import { type ExecutionProvider, openSession, type SessionSettings } from '@loupe/model';
 import ort from 'onnxruntime-node';
-import type { Sae, SaeConfig } from '../format/sae-model.js';
+import { saeLensArchitecture } from '../format/architectures/registry.js';
+import type { Sae } from '../format/sae-model.js';
 
-export interface SaeEncoderSettings {
-  device: Device;
-  /** 0 lets ONNX Runtime use one thread per physical core */
-  intraOpThreads: number;
+export interface SaeEncoderSettings extends SessionSettings {
   log?: Logger;
 }
 
@@ -32,33 +30,11 @@ export function buildEncoderGraph(sae: Sae): Uint8Array {
     x = g.op('Sub', [x, g.inlineWeight('b_dec', [dIn], sae.weights.b_dec)], {}, 'centred');
   }
   const pre = g.op('Add', [g.op('MatMul', [x, W_enc]), b_enc], {}, 'pre');
-  g.output(activation(g, sae.config, pre, sae.weights.threshold), 'float32', ['rows', dSae]);
+  g.output(saeLensArchitecture(sae.config.architecture).activationGraph(g, sae, pre), 'float32', [
+    'rows',
+    dSae,
+  ]);
   return g.encode({ graphName: `sae_encode_${sae.config.architecture}`, opset: OPSET });
-}
-
-function activation(g: GraphBuilder, config: SaeConfig, pre: string, threshold?: Float32Array): string {
-  switch (config.architecture) {
-    case 'standard':
-      return g.op('Relu', [pre], {}, 'acts');
-    case 'jumprelu': {
-      if (!threshold) throw new UserInputError('a jumprelu SAE needs its threshold weights');
-      const theta = g.inlineWeight('threshold', [config.dSae], threshold);
-      const open = g.op('Cast', [g.op('Greater', [pre, theta])], { to: 1 });
-      return g.op('Mul', [g.op('Relu', [pre]), open], {}, 'acts');
-    }
-    case 'topk': {
-      if (!config.k) throw new UserInputError('a topk SAE needs k in its config');
-      // TopK of the pre-activations, then ReLU, as SAELens' TopK activation does; the kept values are
-      // scattered back into a dense [rows, d_sae] matrix of zeros.
-      const [values, indices] = g.opMulti('TopK', [pre, g.constInt64([config.k], [1], 'k')], 2, {
-        axis: 1,
-        largest: 1,
-        sorted: 0,
-      });
-      const zeros = g.op('ConstantOfShape', [g.op('Shape', [pre])]);
-      return g.op('ScatterElements', [zeros, indices, g.op('Relu', [values])], { axis: 1 }, 'acts');
-    }
-  }
 }
 
 /** Decoder graph: x̂ = acts·W_dec + b_dec (in the normalised space when the SAE rescales inputs). */

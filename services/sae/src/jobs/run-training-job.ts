@@ -7,12 +7,12 @@ import { readManifest } from '@loupe/model';
 import { ActivationDataset } from '../data/activation-dataset.js';
 import { type ActivationSource, openActivationSource } from '../data/activation-source.js';
 import { computeFeatureRecords } from '../features/compute-records.js';
-import { findSae } from '../features/feature-store.js';
 import type { Sae } from '../format/sae-model.js';
 import { readSaeLens, writeSaeLens } from '../format/saelens.js';
 import { evaluateHeldOut } from '../run/evaluate-held-out.js';
 import { type TrainProgress, trainSae } from '../run/train-sae.js';
 import { importSae } from '../store/sae-library.js';
+import { findSae, saveTrainingOrigin } from '../store/sae-store.js';
 import {
   claimTrainingJob,
   finishTrainingJob,
@@ -45,6 +45,8 @@ export interface RunTrainingJobOptions {
   worker?: string;
   device: Device;
   intraOpThreads: number;
+  /** the service its sessions are counted under (see openSession) */
+  owner?: string;
   onProgress?: (progress: TrainProgress) => void;
   /** overrides of TRAINING_JOB_DEFAULTS (tests use small windows and buffers) */
   defaults?: Partial<typeof TRAINING_JOB_DEFAULTS>;
@@ -164,6 +166,7 @@ async function runClaimed(sql: Sql, job: TrainingJobRow, worker: string, options
       deadWindowTokens: defaults.deadWindowTokens,
       device: options.device,
       intraOpThreads: options.intraOpThreads,
+      owner: options.owner,
       checkpointDir: path.join(dir, 'checkpoints'),
       checkpointEvery: r.checkpointEvery,
       onProgress: (p) => {
@@ -199,10 +202,11 @@ async function runClaimed(sql: Sql, job: TrainingJobRow, worker: string, options
     const fresh = await getTrainingJobRow(sql, job.id);
     const metrics = await heldOutMetrics(sae, source, r, defaults, fresh);
     await importSae(sql, options.dataDir, saeDir, { id: job.saeId });
-    await sql`
-      UPDATE saes SET trained_as = ${r.architecture}, training_job_id = ${job.id},
-             metrics = ${metrics ? sql.json(metrics as unknown as Parameters<typeof sql.json>[0]) : null}
-      WHERE id = ${job.saeId}`;
+    await saveTrainingOrigin(sql, job.saeId, {
+      trainedAs: r.architecture,
+      trainingJobId: job.id,
+      metrics: metrics ?? null,
+    });
     held(await setTrainingPhase(sql, job.id, worker, 'features'));
   }
 
@@ -212,6 +216,7 @@ async function runClaimed(sql: Sql, job: TrainingJobRow, worker: string, options
     await computeFeatureRecords(sql, options.dataDir, job.saeId, capturedActivations(options.dataDir, r), {
       device: options.device,
       intraOpThreads: options.intraOpThreads,
+      owner: options.owner,
       modelDir: await logitModelDir(sql, options.dataDir, job.saeId),
     });
   }

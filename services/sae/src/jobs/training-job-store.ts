@@ -3,12 +3,15 @@ import path from 'node:path';
 import { UserInputError } from '@loupe/common';
 import { claimJobRow, finishJobRow, keepJobAlive, type Sql } from '@loupe/common/db';
 import type { TrainingJob__Output, TrainRequest } from '@loupe/common/grpc';
-import { settingsHash } from '../run/checkpoint.js';
 import {
-  DEFAULT_CHECKPOINT_EVERY,
+  DEFAULT_ARCHITECTURE,
+  isTrainableArchitecture,
   TRAINABLE_ARCHITECTURES,
   type TrainableArchitecture,
-} from '../run/train-sae.js';
+} from '../architectures/registry.js';
+import { settingsHash } from '../run/checkpoint.js';
+import { DEFAULT_CHECKPOINT_EVERY } from '../run/train-sae.js';
+import { checkSaeId, saeExists } from '../store/sae-store.js';
 
 export type TrainingJobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 export type TrainingJobPhase = 'train' | 'evaluate' | 'features' | 'done';
@@ -61,8 +64,6 @@ const COLUMNS = `id, status, phase, request, params_key, sae_id, step, steps, to
 
 const DEFAULT_K = 32;
 const DEFAULT_BATCH = 4096;
-// same rule as the feature store's (store/features.ts), checked here so a bad id fails at creation
-const SAE_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
 function num(v: unknown): number | null {
   return v === null || v === undefined ? null : Number(v);
@@ -129,8 +130,8 @@ export function resolveTrainRequest(request: TrainRequest): ResolvedTrainRequest
     throw new UserInputError(`activations_file ${file} must lie inside the data directory (no "..")`);
   if (capture !== null && !/^[0-9a-f-]{36}$/i.test(capture))
     throw new UserInputError(`capture_job_id ${capture} is not a job id (a UUID)`);
-  const architecture = request.architecture || 'topk';
-  if (!(TRAINABLE_ARCHITECTURES as readonly string[]).includes(architecture))
+  const architecture = request.architecture || DEFAULT_ARCHITECTURE;
+  if (!isTrainableArchitecture(architecture))
     throw new UserInputError(
       `architecture ${architecture} is not trainable; use one of ${TRAINABLE_ARCHITECTURES.join(', ')}`,
     );
@@ -151,7 +152,7 @@ export function resolveTrainRequest(request: TrainRequest): ResolvedTrainRequest
     activationsFile: file,
     hook: request.hook || null,
     tensor: request.tensor || null,
-    architecture: architecture as TrainableArchitecture,
+    architecture,
     width,
     k,
     sparsity: sparsity === 0 ? null : sparsity,
@@ -171,12 +172,11 @@ export async function createTrainingJob(sql: Sql, request: TrainRequest): Promis
   const resolved = resolveTrainRequest(request);
   const id = randomUUID();
   const saeId = request.saeId || `sae-${id}`;
-  if (!SAE_ID.test(saeId))
-    throw new UserInputError(`sae_id "${saeId}" may use letters, digits, ".", "_", ":" and "-" (1-100)`);
+  // checked here, at creation, so a bad id fails before any training
+  checkSaeId(saeId);
   const paramsKey = settingsHash({ ...resolved, saeId: request.saeId || null });
   if (request.saeId) {
-    const [taken] = await sql`SELECT 1 FROM saes WHERE id = ${saeId}`;
-    if (taken)
+    if (await saeExists(sql, saeId))
       throw new UserInputError(`an SAE with id "${saeId}" is already in the library; pick another sae_id`);
   }
   const [row] = await sql`

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeSafetensors } from '@loupe/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomDictionary, SparseMixSource } from '../../testing/synthetic.js';
 import { openActivationSource } from '../data/activation-source.js';
 import type { SaeWeights } from '../format/sae-model.js';
-import { randomDictionary, SparseMixSource } from '../synthetic.js';
 import { type TrainSaeSettings, trainSae } from './train-sae.js';
 
 let scratch: string;

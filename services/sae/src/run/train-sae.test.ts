@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeSafetensors } from '@loupe/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomDictionary, SparseMixSource } from '../../testing/synthetic.js';
 import { ActivationDataset } from '../data/activation-dataset.js';
 import { openActivationSource } from '../data/activation-source.js';
-import { randomDictionary, SparseMixSource } from '../synthetic.js';
 import { evaluateHeldOut } from './evaluate-held-out.js';
 import { type TrainSaeSettings, trainSae } from './train-sae.js';
 

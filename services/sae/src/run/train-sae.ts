@@ -1,49 +1,22 @@
 import type { Device } from '@loupe/common';
 import { UserInputError } from '@loupe/common';
+import { getArchitecture, type TrainableArchitecture } from '../architectures/registry.js';
 import { ActivationDataset } from '../data/activation-dataset.js';
 import type { ActivationSource } from '../data/activation-source.js';
 import { estimateActivationScale } from '../data/normalisation.js';
-import { foldActivationScale, type Sae, type SaeArchitecture, type SaeWeights } from '../format/sae-model.js';
-import type { DenseArchitecture } from '../train/architectures.js';
+import { foldActivationScale, type Sae, type SaeWeights } from '../format/sae-model.js';
 import type { BDecInit } from '../train/init.js';
 import { SaeTrainer } from '../train/sae-trainer.js';
 import { DEFAULT_AUXK_COEFFICIENT } from '../train/topk-graph.js';
-import { TopKTrainer } from '../train/trainer.js';
-import type { TrainerState } from '../train/trainer-state.js';
 import { latestCheckpoint, settingsHash, type TrainingCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { DENSE_FIRING_FRACTION, LatentActivity } from './latent-activity.js';
 import { defaultTopKLearningRate, learningRate } from './lr-schedule.js';
-
-/** Architectures `trainSae` trains. */
-export const TRAINABLE_ARCHITECTURES = ['topk', 'batchtopk', 'relu', 'jumprelu'] as const;
-export type TrainableArchitecture = (typeof TRAINABLE_ARCHITECTURES)[number];
-
-/** How each trained architecture is saved in SAELens' layout (BatchTopK infers as a JumpReLU with θ). */
-const SAVED_AS: Record<TrainableArchitecture, SaeArchitecture> = {
-  topk: 'topk',
-  batchtopk: 'jumprelu',
-  relu: 'standard',
-  jumprelu: 'jumprelu',
-};
-
-/** What both trainers offer the loop. */
-interface StepTrainer {
-  step(
-    batch: Float32Array,
-    batchSize: number,
-    lr: number,
-    dead?: ArrayLike<number>,
-  ): Promise<{ loss: number; l0: number; latentCounts: Float32Array; auxLoss?: number }>;
-  snapshot(): TrainerState;
-  restore(state: TrainerState): void;
-  release(): Promise<void>;
-  readonly provider: string;
-}
 
 /** Default steps between checkpoints. */
 export const DEFAULT_CHECKPOINT_EVERY = 1000;
 
 export interface TrainSaeSettings {
+  /** a name in architectures/registry.ts */
   architecture: TrainableArchitecture;
   width: number;
   /** topk and batchtopk: latents kept per vector (on average for batchtopk) */
@@ -67,6 +40,8 @@ export interface TrainSaeSettings {
   auxkCoefficient?: number;
   device: Device;
   intraOpThreads: number;
+  /** the service its sessions are counted under (see openSession) */
+  owner?: string;
   /**
    * Folder for checkpoints; without it nothing is saved. With it, training resumes from the newest
    * valid checkpoint there, and a checkpoint from other settings or data is refused.
@@ -124,10 +99,9 @@ export async function trainSae(
   const checkpointEvery = settings.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
   if (!Number.isSafeInteger(checkpointEvery) || checkpointEvery < 1)
     throw new UserInputError(`checkpoint interval must be a whole number ≥ 1, got ${checkpointEvery}`);
-  const auxkCoefficient =
-    settings.architecture === 'topk' || settings.architecture === 'batchtopk'
-      ? (settings.auxkCoefficient ?? DEFAULT_AUXK_COEFFICIENT)
-      : 0;
+  const arch = getArchitecture(settings.architecture);
+  const auxkCoefficient = arch.auxk ? (settings.auxkCoefficient ?? DEFAULT_AUXK_COEFFICIENT) : 0;
+  const archSettings = arch.fromRun({ k, sparsity: settings.sparsity, auxkCoefficient, steps });
   const hash = runHash(source, settings, auxkCoefficient);
   const resume = settings.checkpointDir ? await latestCheckpoint(settings.checkpointDir, hash) : null;
   const datasetSettings = {
@@ -149,33 +123,19 @@ export async function trainSae(
   const batches = dataset.batches();
   const first = await batches.next();
   if (first.done) throw new Error('the dataset produced no batch');
-  const shape = { d: source.width, m: width, k };
-  const runtime = {
-    seed,
-    device: settings.device,
-    intraOpThreads: settings.intraOpThreads,
-    bDecInit: settings.bDecInit ?? 'mean',
-  };
-  const topk =
-    settings.architecture === 'topk'
-      ? await TopKTrainer.create(
-          { shape, ...runtime, ...(auxkCoefficient > 0 ? { auxk: { coefficient: auxkCoefficient } } : {}) },
-          first.value.data,
-          first.value.rows,
-        )
-      : null;
-  const dense = topk
-    ? null
-    : await SaeTrainer.create(
-        {
-          shape: { d: source.width, m: width },
-          architecture: denseArchitecture(settings, auxkCoefficient),
-          ...runtime,
-        },
-        first.value.data,
-        first.value.rows,
-      );
-  const trainer: StepTrainer = (topk ?? dense)!;
+  const trainer = await SaeTrainer.create(
+    {
+      shape: { d: source.width, m: width },
+      architecture: archSettings,
+      seed,
+      device: settings.device,
+      intraOpThreads: settings.intraOpThreads,
+      owner: settings.owner,
+      bDecInit: settings.bDecInit ?? 'mean',
+    },
+    first.value.data,
+    first.value.rows,
+  );
   const activity = new LatentActivity(width, settings.deadWindowTokens);
   let progress: TrainProgress = {
     step: 0,
@@ -237,7 +197,7 @@ export async function trainSae(
         settings.onCheckpoint?.(done, file);
       }
     }
-    const params = (topk ?? dense)!.parameters();
+    const params = trainer.parameters();
     // Copies: the trainer's tensors are released below.
     const trained: SaeWeights = {
       W_enc: params.W_enc.slice(),
@@ -245,16 +205,15 @@ export async function trainSae(
       W_dec: params.W_dec.slice(),
       b_dec: params.b_dec.slice(),
     };
-    const threshold = inferenceThreshold(settings.architecture, dense, width);
+    const threshold = trainer.savedThreshold();
     if (threshold) trained.threshold = threshold;
     const weights = scale === 1 ? trained : foldActivationScale(trained, scale);
     return {
       sae: {
         config: {
-          architecture: SAVED_AS[settings.architecture],
+          ...arch.savedAs(archSettings),
           dIn: source.width,
           dSae: width,
-          ...(settings.architecture === 'topk' ? { k } : {}),
           hookName: source.hook,
           modelName: source.model,
           applyBDecToInput: true,
@@ -302,39 +261,4 @@ function runHash(source: ActivationSource, settings: TrainSaeSettings, auxkCoeff
     // absent for the default, so checkpoints written before the setting existed still resume
     ...(settings.bDecInit && settings.bDecInit !== 'mean' ? { bDecInit: settings.bDecInit } : {}),
   });
-}
-
-/** The step graph's settings for the dense architectures; sparsity coefficients warm up over 5% of steps. */
-function denseArchitecture(settings: TrainSaeSettings, auxkCoefficient: number): DenseArchitecture {
-  const warmup = Math.floor(settings.steps / 20);
-  switch (settings.architecture) {
-    case 'batchtopk':
-      return {
-        kind: 'batchtopk',
-        k: settings.k,
-        ...(auxkCoefficient > 0 ? { auxk: { coefficient: auxkCoefficient } } : {}),
-      };
-    case 'relu':
-      return { kind: 'relu', l1: settings.sparsity ?? 0.5, l1WarmupSteps: warmup };
-    case 'jumprelu':
-      return { kind: 'jumprelu', l0: settings.sparsity ?? 0.1, l0WarmupSteps: warmup };
-    default:
-      throw new Error(`${settings.architecture} is not a dense architecture`);
-  }
-}
-
-/** JumpReLU's learnt θ = exp(log θ); BatchTopK's running estimate of its smallest kept activation. */
-function inferenceThreshold(
-  architecture: TrainableArchitecture,
-  trainer: SaeTrainer | null,
-  width: number,
-): Float32Array | undefined {
-  if (!trainer) return undefined;
-  if (architecture === 'jumprelu') return Float32Array.from(trainer.parameters().log_threshold!, Math.exp);
-  if (architecture === 'batchtopk') {
-    const theta = trainer.inferenceThreshold?.value;
-    if (theta === undefined) throw new Error('BatchTopK finished without a threshold estimate');
-    return new Float32Array(width).fill(theta);
-  }
-  return undefined;
 }

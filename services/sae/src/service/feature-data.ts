@@ -1,12 +1,8 @@
 import type { LoupeConfig } from '@loupe/common';
 import type { FeatureRecordsResponse, FeatureStatsResponse, RecordWindow } from '@loupe/common/grpc';
 import { Inject, Injectable } from '@nestjs/common';
-import {
-  type FeatureRecordWindow,
-  featureRecords,
-  featureStats,
-  findSae,
-} from '../features/feature-store.js';
+import { type FeatureRecordWindow, featureRecords, featureStats } from '../store/feature-reads.js';
+import { findSae, saesWithFeatureRecords } from '../store/sae-store.js';
 import { SaeDatabase } from './database.js';
 import { Tokenizers } from './tokenizers.js';
 import { CONFIG } from './tokens.js';
@@ -58,8 +54,6 @@ export class FeatureData {
   /** Whether records and statistics have been computed for each of these SAEs. */
   async computed(ids: string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const sql = await this.database.sql();
-    const rows = await sql`SELECT sae_id FROM feature_records WHERE sae_id = ANY(${ids}::text[])`;
-    return new Set(rows.map((r) => r.sae_id as string));
+    return saesWithFeatureRecords(await this.database.sql(), ids);
   }
 }

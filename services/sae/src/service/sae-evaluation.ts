@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { type Logger, type LoupeConfig, UserInputError } from '@loupe/common';
 import type { EvalMetrics } from '@loupe/common/grpc';
+import { captureJobDir } from '@loupe/records';
 import { Inject, Injectable } from '@nestjs/common';
 import { openActivationSource } from '../data/activation-source.js';
 import { captureSpliceModel } from '../eval/capture-splice-model.js';
@@ -10,6 +11,7 @@ import {
   ReconstructionEvaluator,
 } from '../eval/reconstruction-eval.js';
 import { type SplicedLoss, splicedLossWith, spliceLayer } from '../eval/spliced-loss.js';
+import { saesHaveMetrics, saveSaeMetrics } from '../store/sae-store.js';
 import { CaptureClient } from './capture-client.js';
 import { SaeDatabase } from './database.js';
 import { captureModel } from './sae-inference.js';
@@ -128,7 +130,7 @@ export class SaeEvaluation {
       const job = request.captureJobId ?? '';
       if (!UUID.test(job))
         throw new UserInputError(`capture_job_id "${job}" is not a capture job id (a UUID)`);
-      return { path: path.join(dataDir, 'capture', job), isJob: true, label: `capture job ${job}` };
+      return { path: captureJobDir(dataDir, job), isJob: true, label: `capture job ${job}` };
     }
     if (request.activations === 'activationsFile') {
       const file = request.activationsFile ?? '';
@@ -146,13 +148,9 @@ export class SaeEvaluation {
   /** The SAE's last evaluation, where the schema has a metrics column (added with training jobs). */
   private async record(id: string, metrics: EvalMetrics): Promise<void> {
     const sql = await this.database.sql();
-    this.hasMetricsColumn ??= sql`
-      SELECT 1 FROM information_schema.columns
-      WHERE table_schema = current_schema() AND table_name = 'saes' AND column_name = 'metrics'`.then(
-      (rows) => rows.length > 0,
-    );
+    this.hasMetricsColumn ??= saesHaveMetrics(sql);
     if (!(await this.hasMetricsColumn)) return;
-    await sql`UPDATE saes SET metrics = ${sql.json(metrics as Parameters<typeof sql.json>[0])} WHERE id = ${id}`;
+    await saveSaeMetrics(sql, id, metrics);
     this.log.info({ sae: id }, 'evaluation recorded');
   }
 }

@@ -1,4 +1,5 @@
 import { UserInputError } from '@loupe/common';
+import { DEFAULT_EF_SEARCH } from '@loupe/common/db';
 import type {
   DecodeResponse,
   EncodeResponse,
@@ -9,11 +10,12 @@ import type {
 } from '@loupe/common/grpc';
 import { Injectable } from '@nestjs/common';
 import { wireFloats } from '../eval/capture-splice-model.js';
+import { topOverText, topPerToken } from '../features/feature-summary.js';
+import { saeLensArchitecture } from '../format/architectures/registry.js';
 import { decode } from '../format/sae-forward.js';
-import { DEFAULT_EF_SEARCH, nearestFeatures } from '../store/features.js';
+import { nearestFeatures } from '../store/sae-store.js';
 import { CaptureClient } from './capture-client.js';
 import { SaeDatabase } from './database.js';
-import { topOverText, topPerToken } from './feature-summary.js';
 import { SaeRegistry } from './sae-registry.js';
 
 const DEFAULT_PER_TOKEN = 16;
@@ -101,7 +103,9 @@ export class SaeInference {
       encoderBias: b_enc[f],
       bDec: applyBDecToInput ? Array.from(b_dec) : [],
       decoderRow: Array.from(W_dec.subarray(f * dIn, (f + 1) * dIn)),
-      threshold: architecture === 'jumprelu' ? threshold![f] : 0,
+      // architectures with a threshold weight (JumpReLU) gate at it; the others at 0
+      threshold:
+        threshold && saeLensArchitecture(architecture).extraWeights.includes('threshold') ? threshold[f] : 0,
       k: k ?? 0,
     };
   }

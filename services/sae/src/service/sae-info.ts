@@ -1,10 +1,10 @@
 import type { EvalMetrics, SaeInfo } from '@loupe/common/grpc';
 import type { ReconstructionEval } from '../eval/reconstruction-eval.js';
 import type { SplicedLoss } from '../eval/spliced-loss.js';
-import type { SaeRecord } from './sae-registry.js';
+import type { SaeRow } from '../store/sae-store.js';
 
 /** A library row as the SaeInfo message; metrics only when a recorded evaluation exists. */
-export function toSaeInfo(record: SaeRecord, hasFeatureRecords: boolean): SaeInfo {
+export function toSaeInfo(record: SaeRow, hasFeatureRecords: boolean): SaeInfo {
   const cfg = record.cfg;
   const kwargs = cfg.activation_fn_kwargs as Record<string, unknown> | undefined;
   const k = Number(cfg.k ?? kwargs?.k ?? 0);

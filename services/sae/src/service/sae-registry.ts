@@ -5,26 +5,12 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { Sae } from '../format/sae-model.js';
 import { readSaeLens, WEIGHTS_FILE } from '../format/saelens.js';
 import { SaeEncoder } from '../infer/sae-encoder.js';
+import { getSae, listSaes, type SaeRow, saeIds } from '../store/sae-store.js';
 import { SaeDatabase } from './database.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
-/** One row of `saes`; `metrics` and `trained_as` exist once the training migration has run. */
-export interface SaeRecord {
-  id: string;
-  model: string;
-  hook: string;
-  architecture: string;
-  dIn: number;
-  dSae: number;
-  cfg: Record<string, unknown>;
-  weightsPath: string;
-  createdAt: Date;
-  trainedAs: string | null;
-  metrics: Record<string, unknown> | null;
-}
-
 export interface LoadedSae {
-  record: SaeRecord;
+  record: SaeRow;
   sae: Sae;
   /** the ONNX Runtime encoder, opened on first use */
   encoder(): Promise<SaeEncoder>;
@@ -48,27 +34,22 @@ export class SaeRegistry implements OnApplicationShutdown {
     @Inject(LOGGER) private readonly log: Logger,
   ) {}
 
-  async record(id: string): Promise<SaeRecord> {
+  async record(id: string): Promise<SaeRow> {
     if (id === '') throw new UserInputError('sae_id is empty: name an SAE (ListSaes shows them)');
     const sql = await this.database.sql();
-    const [row] = await sql`SELECT * FROM saes WHERE id = ${id}`;
+    const row = await getSae(sql, id);
     if (!row) {
-      const known = await sql`SELECT id FROM saes ORDER BY id LIMIT 20`;
+      const known = await saeIds(sql, 20);
       throw new UserInputError(
-        `unknown SAE "${id}"; ${known.length ? `known: ${known.map((r) => r.id).join(', ')}` : 'the library is empty (import one with `loupe sae import`)'}`,
+        `unknown SAE "${id}"; ${known.length ? `known: ${known.join(', ')}` : 'the library is empty (import one with `loupe sae import`)'}`,
         'NOT_FOUND',
       );
     }
-    return toRecord(row);
+    return row;
   }
 
-  async list(filter: { model: string; hook: string }): Promise<SaeRecord[]> {
-    const sql = await this.database.sql();
-    const rows = await sql`
-      SELECT * FROM saes
-      WHERE (${filter.model} = '' OR model = ${filter.model}) AND (${filter.hook} = '' OR hook = ${filter.hook})
-      ORDER BY created_at, id`;
-    return rows.map(toRecord);
+  async list(filter: { model: string; hook: string }): Promise<SaeRow[]> {
+    return listSaes(await this.database.sql(), filter);
   }
 
   async get(id: string): Promise<LoadedSae> {
@@ -96,7 +77,7 @@ export class SaeRegistry implements OnApplicationShutdown {
     return loaded;
   }
 
-  private async load(record: SaeRecord): Promise<LoadedSae> {
+  private async load(record: SaeRow): Promise<LoadedSae> {
     const sae = await readSaeLens(record.weightsPath);
     // the database's model and hook are what the library knows the SAE by
     sae.config.hookName ??= record.hook;
@@ -110,6 +91,7 @@ export class SaeRegistry implements OnApplicationShutdown {
         encoder ??= SaeEncoder.open(sae, {
           device: this.config.device,
           intraOpThreads: this.config.intraOpThreads,
+          owner: 'sae',
           log: this.log,
         });
         encoder.catch(() => {
@@ -130,20 +112,4 @@ export class SaeRegistry implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     for (const { loaded } of this.cache.values()) await this.release(loaded);
   }
-}
-
-function toRecord(row: Record<string, unknown>): SaeRecord {
-  return {
-    id: row.id as string,
-    model: row.model as string,
-    hook: row.hook as string,
-    architecture: row.architecture as string,
-    dIn: Number(row.d_in),
-    dSae: Number(row.d_sae),
-    cfg: row.cfg as Record<string, unknown>,
-    weightsPath: row.weights_path as string,
-    createdAt: row.created_at as Date,
-    trainedAs: (row.trained_as as string | undefined) ?? null,
-    metrics: (row.metrics as Record<string, unknown> | undefined) ?? null,
-  };
 }

@@ -34,6 +34,7 @@ export class TrainingJobs implements OnApplicationBootstrap, OnApplicationShutdo
           worker: this.worker,
           device: this.config.device,
           intraOpThreads: this.config.intraOpThreads,
+          owner: 'sae',
         });
       },
     });

@@ -4,13 +4,19 @@ import path from 'node:path';
 import { UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import { CFG_FILE, readSaeLens, WEIGHTS_FILE } from '../format/saelens.js';
-import { type SaeRow, saveFeatures } from './features.js';
+import { findSae, type SaeRow, saveFeatures } from './sae-store.js';
 
 const SAE_FILES = [CFG_FILE, WEIGHTS_FILE];
+export const RECORDS_FILE = 'records.safetensors';
 
 /** Where imported SAEs live: one SAELens folder per SAE id under the data directory. */
 export function saeDir(dataDir: string, id: string): string {
   return path.join(dataDir, 'sae', id);
+}
+
+/** An SAE's feature records file, beside its weights in the library. */
+export function recordsFile(dataDir: string, saeId: string): string {
+  return path.join(saeDir(dataDir, saeId), RECORDS_FILE);
 }
 
 /**
@@ -37,40 +43,32 @@ export async function importSae(
   for (const file of SAE_FILES) await fs.copyFile(path.join(source, file), path.join(staging, file));
   await fs.rm(target, { recursive: true, force: true });
   await fs.rename(staging, target);
-  const row: SaeRow = {
-    id,
-    model: config.modelName ?? 'unknown',
-    hook: config.hookName ?? 'unknown',
-    architecture: config.architecture,
-    dIn: config.dIn,
-    dSae: config.dSae,
-    cfg: JSON.parse(await fs.readFile(path.join(target, CFG_FILE), 'utf8')) as Record<string, unknown>,
-    weightsPath: target,
-  };
-  await saveFeatures(sql, row, sae.weights.W_dec);
-  return row;
+  await saveFeatures(
+    sql,
+    {
+      id,
+      model: config.modelName ?? 'unknown',
+      hook: config.hookName ?? 'unknown',
+      architecture: config.architecture,
+      dIn: config.dIn,
+      dSae: config.dSae,
+      cfg: JSON.parse(await fs.readFile(path.join(target, CFG_FILE), 'utf8')) as Record<string, unknown>,
+      weightsPath: target,
+    },
+    sae.weights.W_dec,
+  );
+  return findSae(sql, id);
 }
 
 /** Writes a library SAE back out as a SAELens folder (byte for byte what was imported). */
 export async function exportSae(sql: Sql, id: string, outDir: string): Promise<SaeRow> {
-  const [row] =
-    await sql`SELECT id, model, hook, architecture, d_in, d_sae, cfg, weights_path FROM saes WHERE id = ${id}`;
-  if (!row) throw new UserInputError(`unknown SAE "${id}"`, 'NOT_FOUND');
+  const row = await findSae(sql, id);
   const existing = await fs.readdir(outDir).catch(() => [] as string[]);
   if (existing.length > 0)
     throw new UserInputError(`${outDir} is not empty; export into a new or empty folder`);
   await fs.mkdir(outDir, { recursive: true });
-  for (const file of SAE_FILES) await fs.copyFile(path.join(row.weights_path, file), path.join(outDir, file));
-  return {
-    id: row.id,
-    model: row.model,
-    hook: row.hook,
-    architecture: row.architecture,
-    dIn: row.d_in,
-    dSae: row.d_sae,
-    cfg: row.cfg,
-    weightsPath: row.weights_path,
-  };
+  for (const file of SAE_FILES) await fs.copyFile(path.join(row.weightsPath, file), path.join(outDir, file));
+  return row;
 }
 
 function defaultId(model: string | null, hook: string | null, weightsHash: string): string {

@@ -1,7 +1,7 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { referenceAuxKLoss } from './reference.js';
+import { referenceAuxKLoss } from '../../testing/reference.js';
 import {
   AUXK_INPUTS,
   buildTopKGradientGraph,

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { randomDictionary, SparseMixSource } from '../../testing/synthetic.js';
 import { LatentActivity } from '../run/latent-activity.js';
-import { randomDictionary, SparseMixSource } from '../synthetic.js';
+import { SaeTrainer } from './sae-trainer.js';
 import type { TopKShape } from './topk-graph.js';
-import { TopKTrainer } from './trainer.js';
 
 const shape: TopKShape = { d: 32, m: 256, k: 4 };
 const batch = 256;
@@ -23,8 +23,14 @@ async function deadFractionAfterTraining(auxk: boolean): Promise<{ dead: number;
     { activeProbability: 3 / 192, coefficientMin: 0.5, coefficientMax: 1.5, noiseStd: 0.01 },
     22,
   );
-  const trainer = await TopKTrainer.create(
-    { shape, seed: 4, device: 'cpu', intraOpThreads: 2, ...(auxk ? { auxk: {} } : {}) },
+  const trainer = await SaeTrainer.create(
+    {
+      shape,
+      architecture: { kind: 'topk', k: shape.k, ...(auxk ? { auxk: {} } : {}) },
+      seed: 4,
+      device: 'cpu',
+      intraOpThreads: 2,
+    },
     source.batch(batch),
     batch,
   );

@@ -1,12 +1,12 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { checkAgainstFiniteDifferences, paramFeeds, randomSaeParams } from '../../testing/gradient-check.js';
+import { referenceBatchTopKAuxKLoss, referenceBatchTopKLoss } from '../../testing/reference.js';
 import { batchTopKPass, MIN_KEPT_OUTPUT } from './batchtopk-graph.js';
 import { SAE_PARAMS } from './dense-sae-ops.js';
-import { checkAgainstFiniteDifferences, paramFeeds, randomSaeParams } from './gradient-check.js';
-import { referenceBatchTopKAuxKLoss, referenceBatchTopKLoss } from './reference.js';
 import { buildGradientGraph } from './sae-graphs.js';
-import { auxKFeeds } from './trainer.js';
+import { auxKFeeds } from './sae-trainer.js';
 
 const shape = { d: 6, m: 10, k: 3 };
 const rows = 4;

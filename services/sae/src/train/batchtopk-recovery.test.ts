@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestCosines, syntheticBenchmark } from '../synthetic.js';
+import { bestCosines, syntheticBenchmark } from '../../testing/synthetic.js';
 import { SaeTrainer } from './sae-trainer.js';
 
 /** Mean count per vector of pre-activations above θ: the L0 of threshold inference. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { randomDictionary, SparseMixSource } from '../synthetic.js';
-import type { DenseArchitecture } from './architectures.js';
+import { randomDictionary, SparseMixSource } from '../../testing/synthetic.js';
+import type { ArchitectureSettings } from '../architectures/registry.js';
 import { SaeTrainer } from './sae-trainer.js';
 
 const shape = { d: 32, m: 128 };
@@ -8,7 +8,7 @@ const batch = 256;
 
 /** Trains for a few steps and returns copies of the final parameters' bytes, in a fixed order. */
 async function train(
-  architecture: DenseArchitecture,
+  architecture: ArchitectureSettings,
   seed: number,
   steps: number,
 ): Promise<{ bytes: Buffer[]; sparseSteps: number }> {
@@ -36,7 +36,7 @@ async function train(
   return { bytes, sparseSteps };
 }
 
-const architectures: DenseArchitecture[] = [
+const architectures: ArchitectureSettings[] = [
   { kind: 'relu', l1: 0.3, l1WarmupSteps: 10 },
   // a strong penalty makes it sparse within a few steps, and the trainer switches to the sparse kernel
   { kind: 'relu', l1: 3, l1WarmupSteps: 0 },

@@ -1,10 +1,10 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { paramFeeds, randomSaeParams } from '../../testing/gradient-check.js';
 import type { ArchPass } from './arch-pass.js';
 import { batchTopKPass } from './batchtopk-graph.js';
 import { SAE_PARAMS, type SaeParam, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
-import { paramFeeds, randomSaeParams } from './gradient-check.js';
 import { JUMPRELU_PARAMS, jumpReluPass, L0_INPUT } from './jumprelu-graph.js';
 import { L1_INPUT, reluL1Pass } from './relu-l1-graph.js';
 import { buildGradientGraph, buildStepGraph } from './sae-graphs.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { randomDictionary, SparseMixSource } from '../synthetic.js';
+import { randomDictionary, SparseMixSource } from '../../testing/synthetic.js';
+import { SaeTrainer } from './sae-trainer.js';
 import { TOPK_PARAMS, type TopKShape } from './topk-graph.js';
-import { TopKTrainer } from './trainer.js';
 
 const shape: TopKShape = { d: 32, m: 128, k: 8 };
 const batch = 256;
@@ -13,8 +13,8 @@ async function train(seed: number, steps: number): Promise<Uint8Array[]> {
     { activeProbability: 0.05, coefficientMin: 0.5, coefficientMax: 1.5, noiseStd: 0.01 },
     12,
   );
-  const trainer = await TopKTrainer.create(
-    { shape, seed, device: 'cpu', intraOpThreads: 2 },
+  const trainer = await SaeTrainer.create(
+    { shape, architecture: { kind: 'topk', k: shape.k }, seed, device: 'cpu', intraOpThreads: 2 },
     source.batch(batch),
     batch,
   );
@@ -53,8 +53,8 @@ describe('TopK SAE training with several threads', () => {
         { activeProbability: 4 / 512, coefficientMin: 0.5, coefficientMax: 1.5, noiseStd: 0.01 },
         12,
       );
-      const trainer = await TopKTrainer.create(
-        { shape: big, seed: 3, device: 'cpu', intraOpThreads: 2 },
+      const trainer = await SaeTrainer.create(
+        { shape: big, architecture: { kind: 'topk', k: big.k }, seed: 3, device: 'cpu', intraOpThreads: 2 },
         source.batch(rows),
         rows,
       );

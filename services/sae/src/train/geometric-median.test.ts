@@ -1,9 +1,9 @@
 import { Rng } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
+import type { ArchitectureSettings } from '../architectures/registry.js';
 import { geometricMedian } from './geometric-median.js';
-import { batchMean } from './init.js';
+import { type BDecInit, batchMean } from './init.js';
 import { SaeTrainer } from './sae-trainer.js';
-import { TopKTrainer } from './trainer.js';
 
 /** Sum of distances from y to every row: what the geometric median minimises. */
 function cost(batch: Float32Array, rows: number, d: number, y: ArrayLike<number>): number {
@@ -63,29 +63,16 @@ describe('b_dec initialisation', () => {
   for (let j = 0; j < d; j++) batch[j] = 500; // an outlier the median ignores and the mean does not
   const expected = geometricMedian(batch, rows, d).median;
 
-  it('is the first batch’s geometric median when asked, in both trainers, and its mean by default', async () => {
-    const topk = await TopKTrainer.create(
-      { shape: { d, m: 32, k: 4 }, seed: 1, device: 'cpu', intraOpThreads: 1, bDecInit: 'geometric-median' },
-      batch,
-      rows,
-    );
-    const relu = await SaeTrainer.create(
-      {
-        shape: { d, m: 32 },
-        architecture: { kind: 'relu', l1: 0.1, l1WarmupSteps: 0 },
-        seed: 1,
-        device: 'cpu',
-        intraOpThreads: 1,
-        bDecInit: 'geometric-median',
-      },
-      batch,
-      rows,
-    );
-    const plain = await TopKTrainer.create(
-      { shape: { d, m: 32, k: 4 }, seed: 1, device: 'cpu', intraOpThreads: 1 },
-      batch,
-      rows,
-    );
+  it('is the first batch’s geometric median when asked, for TopK and ReLU-L1 alike, and its mean by default', async () => {
+    const open = (architecture: ArchitectureSettings, bDecInit?: BDecInit) =>
+      SaeTrainer.create(
+        { shape: { d, m: 32 }, architecture, seed: 1, device: 'cpu', intraOpThreads: 1, bDecInit },
+        batch,
+        rows,
+      );
+    const topk = await open({ kind: 'topk', k: 4 }, 'geometric-median');
+    const relu = await open({ kind: 'relu', l1: 0.1, l1WarmupSteps: 0 }, 'geometric-median');
+    const plain = await open({ kind: 'topk', k: 4 });
     try {
       expect(Array.from(topk.parameters().b_dec)).toEqual(Array.from(expected));
       expect(Array.from(relu.parameters().b_dec)).toEqual(Array.from(expected));

@@ -1,7 +1,7 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { referenceLoss } from './reference.js';
+import { referenceLoss } from '../../testing/reference.js';
 import {
   buildTopKGradientGraph,
   buildTopKStepGraph,

@@ -1,9 +1,9 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { checkAgainstFiniteDifferences, paramFeeds, randomSaeParams } from './gradient-check.js';
+import { checkAgainstFiniteDifferences, paramFeeds, randomSaeParams } from '../../testing/gradient-check.js';
+import { referenceJumpReluLoss } from '../../testing/reference.js';
 import { JUMPRELU_PARAMS, jumpReluPass, L0_INPUT } from './jumprelu-graph.js';
-import { referenceJumpReluLoss } from './reference.js';
 import { buildGradientGraph } from './sae-graphs.js';
 
 const shape = { d: 6, m: 10 };

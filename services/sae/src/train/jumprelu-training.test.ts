@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestCosines, syntheticBenchmark } from '../synthetic.js';
+import { bestCosines, syntheticBenchmark } from '../../testing/synthetic.js';
 import { batchMean } from './init.js';
 import { SaeTrainer } from './sae-trainer.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bestCosines, syntheticBenchmark } from '../synthetic.js';
-import { TopKTrainer } from './trainer.js';
+import { bestCosines, syntheticBenchmark } from '../../testing/synthetic.js';
+import { SaeTrainer } from './sae-trainer.js';
 
 /**
  * The issue's honest quality test: data made of sparse positive combinations of a hidden dictionary of
@@ -15,8 +15,14 @@ describe('TopK SAE on a synthetic sparse dictionary', () => {
     const d = 64;
     const batch = 1024;
     const { dictionary, source } = syntheticBenchmark(d);
-    const trainer = await TopKTrainer.create(
-      { shape: { d, m: 768, k: 6 }, seed: 3, device: 'cpu', intraOpThreads: 2 },
+    const trainer = await SaeTrainer.create(
+      {
+        shape: { d, m: 768 },
+        architecture: { kind: 'topk', k: 6 },
+        seed: 3,
+        device: 'cpu',
+        intraOpThreads: 2,
+      },
       source.batch(batch),
       batch,
     );

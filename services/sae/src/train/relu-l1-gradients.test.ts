@@ -1,9 +1,9 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { checkAgainstFiniteDifferences, paramFeeds, randomSaeParams } from '../../testing/gradient-check.js';
+import { referenceReluL1Loss } from '../../testing/reference.js';
 import { SAE_PARAMS, type SaeShape } from './dense-sae-ops.js';
-import { checkAgainstFiniteDifferences, paramFeeds, randomSaeParams } from './gradient-check.js';
-import { referenceReluL1Loss } from './reference.js';
 import { K_CAP_INPUT, L1_INPUT, type ReluL1Kernel, reluL1Pass } from './relu-l1-graph.js';
 import { buildGradientGraph } from './sae-graphs.js';
 

@@ -1,8 +1,8 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { paramFeeds, randomSaeParams } from '../../testing/gradient-check.js';
 import { SAE_PARAMS, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
-import { paramFeeds, randomSaeParams } from './gradient-check.js';
 import { COMPLETE_OUTPUT, K_CAP_INPUT, L1_INPUT, MAX_ACTIVE_OUTPUT, reluL1Pass } from './relu-l1-graph.js';
 import { buildStepGraph } from './sae-graphs.js';
 import { SaeTrainer } from './sae-trainer.js';

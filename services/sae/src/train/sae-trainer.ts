@@ -1,21 +1,16 @@
 import type { Device } from '@loupe/common';
 import { openSession } from '@loupe/model';
 import ort from 'onnxruntime-node';
+import type { ArchitectureRuntime, SaeParameters } from '../architectures/architecture.js';
+import { type ArchitectureSettings, architectureRuntime } from '../architectures/registry.js';
 import type { AdamSettings } from './adam-ops.js';
-import {
-  type ArchitectureRuntime,
-  architectureRuntime,
-  type DenseArchitecture,
-  type SaeParameters,
-} from './architectures.js';
 import { MIN_KEPT_OUTPUT } from './batchtopk-graph.js';
 import { type SaeParam, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
 import type { RunningThreshold } from './inference-threshold.js';
 import { type BDecInit, decoderBias } from './init.js';
 import { COMPLETE_OUTPUT, K_CAP_INPUT, MAX_ACTIVE_OUTPUT } from './relu-l1-graph.js';
-import { buildStepGraph } from './sae-graphs.js';
 import { nextKCap } from './sparse-kernel-choice.js';
-import { auxKFeeds } from './trainer.js';
+import { AUXK_INPUTS } from './topk-graph.js';
 import { copyTensors, restoreTensors, type TrainerState } from './trainer-state.js';
 
 const THRESHOLD_SCALAR = 'inference_threshold';
@@ -24,20 +19,23 @@ const K_CAP_SCALAR = 'sparse_k_cap';
 
 export interface SaeTrainerSettings {
   shape: SaeShape;
-  architecture: DenseArchitecture;
+  /** which architecture (`kind`, a registry name) and its settings */
+  architecture: ArchitectureSettings;
   seed: number;
   /** default mean */
   bDecInit?: BDecInit;
   device: Device;
   /** 0 lets ONNX Runtime pick; fix it for bit-identical CPU runs across machines */
   intraOpThreads: number;
+  /** the service its sessions are counted under (see openSession) */
+  owner?: string;
   adam?: AdamSettings;
 }
 
 export interface SaeStepResult {
   /** reconstruction plus the sparsity term at this step's coefficient */
   loss: number;
-  /** reconstruction term alone, (1/B)·Σ_b ||x_b − x̂_b||² */
+  /** reconstruction term alone, (1/B)·Σ_b ||x_b − x̂_b||² (the loss itself where there is no other term) */
   mse: number;
   /** mean number of nonzero latents per vector */
   l0: number;
@@ -53,11 +51,36 @@ export interface SaeStepResult {
 
 type State = Record<string, ort.Tensor>;
 
+/**
+ * AuxK's per-step inputs from a dead mask, as sparsify sets them: k_aux = min(d/2, dead) and a scale
+ * min(dead / (d/2), 1). With nothing dead the scale is 0 and k_aux 1 (the graph's TopK needs k ≥ 1).
+ */
+export function auxKInputs(d: number, dead: ArrayLike<number> | undefined): { kAux: number; scale: number } {
+  let count = 0;
+  if (dead) for (let i = 0; i < dead.length; i++) if (dead[i]) count++;
+  const half = Math.max(1, Math.floor(d / 2));
+  if (count === 0) return { kAux: 1, scale: 0 };
+  return { kAux: Math.min(half, count), scale: Math.min(count / half, 1) };
+}
+
+/** The AuxK graph inputs for a dead mask (see auxKInputs). */
+export function auxKFeeds(shape: { d: number; m: number }, dead: ArrayLike<number> | undefined): State {
+  const { kAux, scale } = auxKInputs(shape.d, dead);
+  const mask = new Float32Array(shape.m);
+  if (dead) for (let i = 0; i < mask.length; i++) mask[i] = dead[i] ? 1 : 0;
+  return {
+    [AUXK_INPUTS.deadMask]: new ort.Tensor('float32', mask, [shape.m]),
+    [AUXK_INPUTS.kAux]: new ort.Tensor('int64', BigInt64Array.of(BigInt(kAux)), [1]),
+    [AUXK_INPUTS.scale]: new ort.Tensor('float32', Float32Array.of(scale), []),
+  };
+}
+
 const CORE_OUTPUTS = new Set(['loss', 'mse', 'l0', 'latent_counts']);
 
 /**
- * Trains the dense-activation architectures (ReLU-L1, BatchTopK, JumpReLU) in one ONNX Runtime session,
- * the same way TopKTrainer does for TopK: parameters and Adam moments are fed in and taken back each step.
+ * Trains any registered architecture (see architectures/registry.ts) in one ONNX Runtime session.
+ * Parameters and Adam moments live as tensors on our side: each step feeds them in and takes the step's
+ * outputs as the next state, without copying.
  */
 export class SaeTrainer {
   private state: State = {};
@@ -82,16 +105,18 @@ export class SaeTrainer {
     }
   }
 
+  /** Builds the step graph, opens a session, and initialises parameters from the seed and a first batch. */
   static async create(
     settings: SaeTrainerSettings,
     firstBatch: Float32Array,
     batchSize: number,
   ): Promise<SaeTrainer> {
     const runtime = architectureRuntime(settings.architecture);
-    const graph = buildStepGraph(settings.shape, runtime.pass, runtime.name, settings.adam);
+    const graph = runtime.stepGraph(settings.shape, settings.adam);
     const { session, provider } = await openSession(graph, {
       device: settings.device,
       intraOpThreads: settings.intraOpThreads,
+      owner: settings.owner,
     });
     const initial = runtime.init(settings.shape, settings.seed, firstBatch, batchSize);
     if (settings.bDecInit === 'geometric-median')
@@ -101,15 +126,13 @@ export class SaeTrainer {
 
   /** The sparse kernel's session, opened on first use: a run that stays dense never builds it. */
   private sparse(): Promise<ort.InferenceSession> {
-    const pass = this.runtime.sparsePass;
-    if (!pass) throw new Error(`${this.runtime.name} has no sparse kernel`);
-    this.sparseSession ??= openSession(
-      buildStepGraph(this.shape, pass, `${this.runtime.name}_sparse`, this.settings.adam),
-      {
-        device: this.settings.device,
-        intraOpThreads: this.settings.intraOpThreads,
-      },
-    ).then((opened) => opened.session);
+    const build = this.runtime.sparseStepGraph;
+    if (!build) throw new Error(`${this.runtime.name} has no sparse kernel`);
+    this.sparseSession ??= openSession(build(this.shape, this.settings.adam), {
+      device: this.settings.device,
+      intraOpThreads: this.settings.intraOpThreads,
+      owner: this.settings.owner,
+    }).then((opened) => opened.session);
     return this.sparseSession;
   }
 
@@ -165,7 +188,7 @@ export class SaeTrainer {
       if ((out[COMPLETE_OUTPUT].data as Float32Array)[0] !== 1) out = undefined;
     }
     out ??= await this.session.run(feeds);
-    if (this.runtime.sparsePass) {
+    if (this.runtime.sparseStepGraph) {
       this.kCap = nextKCap((out[MAX_ACTIVE_OUTPUT].data as Float32Array)[0], this.shape);
     }
     const next: State = {};
@@ -182,9 +205,11 @@ export class SaeTrainer {
         extras[name] = (tensor.data as Float32Array)[0];
       }
     }
+    const loss = (out.loss.data as Float32Array)[0];
     const result: SaeStepResult = {
-      loss: (out.loss.data as Float32Array)[0],
-      mse: (out.mse.data as Float32Array)[0],
+      loss,
+      // a step without a separate sparsity or auxiliary term (TopK without AuxK) outputs the loss alone
+      mse: out.mse ? (out.mse.data as Float32Array)[0] : loss,
       l0: (out.l0.data as Float32Array)[0],
       latentCounts: out.latent_counts.data as Float32Array,
       inputs,
@@ -209,12 +234,17 @@ export class SaeTrainer {
     return result;
   }
 
+  /** The `threshold` weights the trained SAE is saved with, where the architecture infers with one. */
+  savedThreshold(): Float32Array | undefined {
+    return this.runtime.savedThreshold?.(this.parameters(), this.shape.m);
+  }
+
   /** Parameters, moments, step count and BatchTopK's θ, copied, for a checkpoint. */
   snapshot(): TrainerState {
     const scalars: Record<string, number> = {};
     const theta = this.runtime.threshold?.value;
     if (theta !== undefined) scalars[THRESHOLD_SCALAR] = theta;
-    if (this.runtime.sparsePass) scalars[K_CAP_SCALAR] = this.kCap;
+    if (this.runtime.sparseStepGraph) scalars[K_CAP_SCALAR] = this.kCap;
     return { steps: this.steps, tensors: copyTensors(this.state), scalars };
   }
 

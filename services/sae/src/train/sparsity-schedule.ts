@@ -7,3 +7,8 @@ export function warmedUpCoefficient(final: number, warmupSteps: number, complete
   if (warmupSteps <= 0) return final;
   return final * Math.min(1, completedSteps / warmupSteps);
 }
+
+/** Steps a run of `steps` steps warms its sparsity coefficient up over: the first 5%. */
+export function sparsityWarmupSteps(steps: number): number {
+  return Math.floor(steps / 20);
+}

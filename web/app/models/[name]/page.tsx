@@ -1,37 +1,14 @@
-import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
-import { type EvalMetricsData, MetricsCells, MetricsHeader } from '@/components/sae-metrics';
+import { MetricsCells, MetricsHeader } from '@/components/sae-metrics';
 import { query } from '@/lib/apollo';
+import { graphql } from '@/lib/gql';
+import type { BrowseModelQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 
 export const dynamic = 'force-dynamic';
 
-interface ModelData {
-  model: {
-    name: string;
-    nLayer: number;
-    dModel: number;
-    dMlp: number;
-    hooks: { edges: { node: { name: string; width: number } }[] };
-    saes: {
-      totalCount: number;
-      edges: {
-        node: {
-          id: string;
-          hook: string;
-          architecture: string;
-          dSae: number;
-          k: number | null;
-          hasFeatureRecords: boolean;
-          metrics: EvalMetricsData | null;
-        };
-      }[];
-    };
-  };
-}
-
-const MODEL = gql`
+const MODEL = graphql(`
   query BrowseModel($name: String!) {
     model(name: $name) {
       name
@@ -57,29 +34,21 @@ const MODEL = gql`
             k
             hasFeatureRecords
             metrics {
-              l0
-              mse
-              fvu
-              explainedVariance
-              cosine
-              deadFraction
-              denseFraction
-              ceLossRecovered
-              klDivergence
+              ...SaeMetrics
             }
           }
         }
       }
     }
   }
-`;
+`);
 
 /** Browse one model: its SAEs with their metrics (→ features), and its hooks (→ neurons). */
 export default async function ModelPage(props: { params: Promise<{ name: string }> }) {
   const name = decodeURIComponent((await props.params).name);
-  let data: ModelData | undefined;
+  let data: BrowseModelQuery | undefined;
   try {
-    data = (await query<ModelData>({ query: MODEL, variables: { name } })).data;
+    data = (await query({ query: MODEL, variables: { name } })).data;
   } catch (error) {
     return (
       <>

@@ -1,9 +1,10 @@
-import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
-import { type EvalMetricsData, MetricsCells, MetricsHeader } from '@/components/sae-metrics';
-import { parseOrder, UNIT_LIST_FIELDS, UnitList, type UnitListConnection } from '@/components/unit-list';
+import { MetricsCells, MetricsHeader } from '@/components/sae-metrics';
+import { parseOrder, UnitList, type UnitListConnection } from '@/components/unit-list';
 import { query } from '@/lib/apollo';
+import { graphql } from '@/lib/gql';
+import type { SaePageQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 import { unitPath } from '@/lib/units';
 
@@ -12,31 +13,25 @@ export const dynamic = 'force-dynamic';
 const PAGE = 128;
 const LIST_PAGE = 50;
 
-const SAE_FEATURES = gql(`
+const SAE_FEATURES = graphql(`
   query SaeFeatures($saeId: ID!, $order: UnitOrder, $first: Int, $after: String) {
     saeFeatures(saeId: $saeId, orderBy: $order, first: $first, after: $after) {
-      ${UNIT_LIST_FIELDS}
+      totalCount
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+      edges {
+        score
+        node {
+          ...UnitListUnit
+        }
+      }
     }
   }
 `);
 
-interface SaeData {
-  sae: {
-    id: string;
-    model: string;
-    hook: string;
-    architecture: string;
-    trainedAs: string | null;
-    dIn: number;
-    dSae: number;
-    k: number | null;
-    hasFeatureRecords: boolean;
-    createdAt: string;
-    metrics: EvalMetricsData | null;
-  };
-}
-
-const SAE = gql`
+const SAE = graphql(`
   query SaePage($id: ID!) {
     sae(id: $id) {
       id
@@ -50,19 +45,11 @@ const SAE = gql`
       hasFeatureRecords
       createdAt
       metrics {
-        l0
-        mse
-        fvu
-        explainedVariance
-        cosine
-        deadFraction
-        denseFraction
-        ceLossRecovered
-        klDivergence
+        ...SaeMetrics
       }
     }
   }
-`;
+`);
 
 /** One SAE: what it is, its held-out metrics, and its features by index, a page at a time. */
 export default async function SaePage(props: {
@@ -70,9 +57,9 @@ export default async function SaePage(props: {
   searchParams: Promise<{ from?: string; order?: string; after?: string }>;
 }) {
   const id = decodeURIComponent((await props.params).id);
-  let data: SaeData | undefined;
+  let data: SaePageQuery | undefined;
   try {
-    data = (await query<SaeData>({ query: SAE, variables: { id } })).data;
+    data = (await query({ query: SAE, variables: { id } })).data;
   } catch (error) {
     return (
       <>
@@ -91,7 +78,7 @@ export default async function SaePage(props: {
   if (sae.hasFeatureRecords) {
     try {
       list = (
-        await query<{ saeFeatures: UnitListConnection }>({
+        await query({
           query: SAE_FEATURES,
           variables: { saeId: sae.id, order, first: LIST_PAGE, after: search.after ?? null },
         })

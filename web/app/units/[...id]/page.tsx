@@ -1,13 +1,14 @@
-import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ApolloProvider } from '@/components/apollo-provider';
 import { ErrorBox } from '@/components/error-box';
-import { EXPLANATION_FIELDS, type ExplanationData, ExplanationList } from '@/components/explanation-list';
+import { ExplanationList } from '@/components/explanation-list';
 import { Histogram } from '@/components/histogram';
-import { RecordList, type RecordWindowData } from '@/components/record-list';
+import { RecordList } from '@/components/record-list';
 import { SimulationCompare } from '@/components/simulation-compare';
 import { query } from '@/lib/apollo';
 import { gatewayWsUrl } from '@/lib/config';
+import { graphql } from '@/lib/gql';
+import type { UnitPageQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 import { formatValue, unitIdFromSegments, unitPath } from '@/lib/units';
 
@@ -16,49 +17,10 @@ export const dynamic = 'force-dynamic';
 const TABS = ['top', 'random', 'quantiles'] as const;
 type Tab = (typeof TABS)[number];
 
-interface WindowConnection {
-  totalCount: number;
-  edges: { node: RecordWindowData }[];
-}
-
-interface LogitTokenData {
-  token: { id: number; text: string };
-  value: number;
-}
-
-interface UnitData {
-  unit: {
-    __typename: string;
-    id: string;
-    model: string;
-    index: number;
-    hook?: string;
-    layer?: number;
-    captureJobId?: string;
-    sae?: { id: string; hook: string; dSae: number };
-    positiveLogits?: LogitTokenData[];
-    negativeLogits?: LogitTokenData[];
-    nearest?: { totalCount: number; edges: { cosine: number; node: { id: string; index: number } }[] };
-    stats: {
-      maxActivation: number;
-      minActivation: number | null;
-      meanActivation: number;
-      fractionNonzero: number;
-      tokens: number;
-    };
-    histogram: { min: number; max: number; counts: number[] };
-    top: WindowConnection;
-    random: WindowConnection;
-    quantiles: { from: number; to: number; windows: WindowConnection }[];
-  };
-}
-
-interface ExplanationsData {
-  unit: { explanations: { totalCount: number; edges: { node: ExplanationData }[] } };
-}
+type FeatureData = Extract<UnitPageQuery['unit'], { __typename: 'Feature' }>;
 
 // asked separately: a unit's records still show when the explainer is down
-const EXPLANATIONS = gql(`
+const EXPLANATIONS = graphql(`
   query UnitExplanations($id: ID!) {
     unit(id: $id) {
       id
@@ -66,7 +28,7 @@ const EXPLANATIONS = gql(`
         totalCount
         edges {
           node {
-            ${EXPLANATION_FIELDS}
+            ...ExplanationListItem
           }
         }
       }
@@ -74,16 +36,7 @@ const EXPLANATIONS = gql(`
   }
 `);
 
-const UNIT = gql(`
-  fragment WindowFields on RecordWindow {
-    window
-    maxValue
-    values
-    tokens {
-      id
-      text
-    }
-  }
+const UNIT = graphql(`
   query UnitPage($id: ID!) {
     unit(id: $id) {
       __typename
@@ -178,13 +131,13 @@ export default async function UnitPage(props: {
   const { tab: requested } = await props.searchParams;
   const tab: Tab = (TABS as readonly string[]).includes(requested ?? '') ? (requested as Tab) : 'top';
   const id = unitIdFromSegments(segments);
-  let data: UnitData | undefined;
-  const explanations = query<ExplanationsData>({ query: EXPLANATIONS, variables: { id } }).then(
+  let data: UnitPageQuery | undefined;
+  const explanations = query({ query: EXPLANATIONS, variables: { id } }).then(
     (answer) => ({ ok: true as const, value: answer.data?.unit.explanations }),
     (error: unknown) => ({ ok: false as const, error: describeError(error) }),
   );
   try {
-    data = (await query<UnitData>({ query: UNIT, variables: { id } })).data;
+    data = (await query({ query: UNIT, variables: { id } })).data;
   } catch (error) {
     return (
       <>
@@ -195,9 +148,11 @@ export default async function UnitPage(props: {
   }
   if (!data) return null;
   const { unit } = data;
+  const neuron = unit.__typename === 'Neuron' ? unit : undefined;
+  const feature = unit.__typename === 'Feature' ? unit : undefined;
   const explained = await explanations;
   const scale = Math.max(Math.abs(unit.stats.maxActivation), Math.abs(unit.stats.minActivation ?? 0));
-  const last = unit.sae ? unit.sae.dSae - 1 : Number.POSITIVE_INFINITY;
+  const last = feature ? feature.sae.dSae - 1 : Number.POSITIVE_INFINITY;
   return (
     <>
       <h1>
@@ -205,15 +160,15 @@ export default async function UnitPage(props: {
       </h1>
       <p className="muted">
         <code>{unit.id}</code>
-        {unit.captureJobId ? ` · records from capture job ${unit.captureJobId}` : null}
-        {unit.sae ? (
+        {neuron?.captureJobId ? ` · records from capture job ${neuron.captureJobId}` : null}
+        {feature ? (
           <>
             {' · '}
-            <Link href={`/saes/${encodeURIComponent(unit.sae.id)}`} className="sae-link">
-              SAE {unit.sae.id}
+            <Link href={`/saes/${encodeURIComponent(feature.sae.id)}`} className="sae-link">
+              SAE {feature.sae.id}
             </Link>{' '}
-            on <code>{unit.sae.hook}</code>
-            {/resid_pre$/.test(unit.sae.hook) ? (
+            on <code>{feature.sae.hook}</code>
+            {/resid_pre$/.test(feature.sae.hook) ? (
               <>
                 {' · '}
                 <Link href={`/steer?unit=${encodeURIComponent(unit.id)}&strength=10`} className="steer-link">
@@ -239,7 +194,7 @@ export default async function UnitPage(props: {
         )}
         <Stat label="mean activation" value={formatValue(unit.stats.meanActivation)} />
         <Stat
-          label={unit.sae ? 'frequency' : 'fraction non-zero'}
+          label={feature ? 'frequency' : 'fraction non-zero'}
           value={`${(100 * unit.stats.fractionNonzero).toFixed(2)}%`}
         />
         <Stat label="tokens" value={unit.stats.tokens.toLocaleString('en')} />
@@ -267,18 +222,18 @@ export default async function UnitPage(props: {
         ) : null}
       </section>
       <Histogram counts={unit.histogram.counts} min={unit.histogram.min} max={unit.histogram.max} />
-      {unit.positiveLogits && unit.negativeLogits ? (
+      {feature ? (
         <div className="logits">
-          <LogitList title="Positive logits" className="positive-logits" tokens={unit.positiveLogits} />
-          <LogitList title="Negative logits" className="negative-logits" tokens={unit.negativeLogits} />
+          <LogitList title="Positive logits" className="positive-logits" tokens={feature.positiveLogits} />
+          <LogitList title="Negative logits" className="negative-logits" tokens={feature.negativeLogits} />
         </div>
       ) : null}
-      {unit.nearest ? (
+      {feature ? (
         <section className="nearest">
           <h2>Nearest features</h2>
-          <p className="muted">by cosine of decoder directions, of {unit.nearest.totalCount} others</p>
+          <p className="muted">by cosine of decoder directions, of {feature.nearest.totalCount} others</p>
           <ul>
-            {unit.nearest.edges.map((e) => (
+            {feature.nearest.edges.map((e) => (
               <li key={e.node.id}>
                 <Link href={unitPath(e.node.id)} data-cosine={e.cosine}>
                   {e.node.index}
@@ -321,7 +276,7 @@ function Stat(props: { label: string; value: string }) {
   );
 }
 
-function LogitList(props: { title: string; className: string; tokens: LogitTokenData[] }) {
+function LogitList(props: { title: string; className: string; tokens: FeatureData['positiveLogits'] }) {
   return (
     <section className={props.className}>
       <h2>{props.title}</h2>

@@ -1,18 +1,28 @@
-import { gql } from '@apollo/client';
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
-import { parseOrder, UNIT_LIST_FIELDS, UnitList, type UnitListConnection } from '@/components/unit-list';
+import { parseOrder, UnitList, type UnitListConnection } from '@/components/unit-list';
 import { query } from '@/lib/apollo';
+import { graphql } from '@/lib/gql';
 import { describeError } from '@/lib/graphql-errors';
 
 export const dynamic = 'force-dynamic';
 
 const PAGE = 50;
 
-const HOOK_UNITS = gql(`
+const HOOK_UNITS = graphql(`
   query HookUnits($model: String!, $hook: String!, $order: UnitOrder, $first: Int, $after: String) {
     hookUnits(model: $model, hook: $hook, orderBy: $order, first: $first, after: $after) {
-      ${UNIT_LIST_FIELDS}
+      totalCount
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+      edges {
+        score
+        node {
+          ...UnitListUnit
+        }
+      }
     }
   }
 `);
@@ -30,7 +40,7 @@ export default async function HookPage(props: {
   let list: UnitListConnection | undefined;
   try {
     list = (
-      await query<{ hookUnits: UnitListConnection }>({
+      await query({
         query: HOOK_UNITS,
         variables: { model, hook, order, first: PAGE, after: after ?? null },
       })

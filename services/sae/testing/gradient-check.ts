@@ -1,6 +1,12 @@
 import { Rng } from '@loupe/common';
 import ort from 'onnxruntime-node';
-import { type SaeArrays, type SaeParam, type SaeShape, saeIo, saeParamShape } from './dense-sae-ops.js';
+import {
+  type SaeArrays,
+  type SaeParam,
+  type SaeShape,
+  saeIo,
+  saeParamShape,
+} from '../src/train/dense-sae-ops.js';
 
 /** Helpers for the gradient tests of the dense architectures. */
 

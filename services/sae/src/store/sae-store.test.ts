@@ -1,34 +1,11 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { Rng } from '@loupe/common';
-import {
-  connect,
-  runMigrations,
-  type SpawnedEmbeddedPostgres,
-  type Sql,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { withTestDatabase } from '@loupe/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nearestFeatures, saveFeatures } from './features.js';
 import { SAE_MIGRATIONS_DIR, SAE_SCHEMA } from './migrations.js';
+import { nearestFeatures, saveFeatures } from './sae-store.js';
 
 // The feature store on the embedded Postgres (PGlite + pgvector over the wire protocol).
-let db: SpawnedEmbeddedPostgres;
-let sql: Sql;
-
-beforeAll(async () => {
-  db = await spawnEmbeddedPostgres({
-    dataDir: path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-sae-store-')), 'pg'),
-  });
-  sql = connect(db.url, { schema: SAE_SCHEMA });
-  await runMigrations(sql, { schema: SAE_SCHEMA, dir: SAE_MIGRATIONS_DIR });
-});
-
-afterAll(async () => {
-  await sql?.end();
-  await db?.stop();
-});
+const db = withTestDatabase({ beforeAll, afterAll }, { schema: SAE_SCHEMA, migrations: SAE_MIGRATIONS_DIR });
 
 function unitRows(rng: Rng, rows: number, d: number): Float32Array {
   const out = rng.normalFloat32(rows * d, 0, 1);
@@ -56,7 +33,7 @@ describe('feature store', () => {
     const rng = new Rng(3);
     const [d, m] = [64, 2000];
     const decoder = unitRows(rng, m, d);
-    await saveFeatures(sql, sae('a', d, m), decoder);
+    await saveFeatures(db.sql, sae('a', d, m), decoder);
     let hits = 0;
     const queries = 40;
     for (let q = 0; q < queries; q++) {
@@ -64,8 +41,8 @@ describe('feature store', () => {
         decoder.subarray(q * 7 * d, (q * 7 + 1) * d),
         (v) => v + rng.nextNormal() * 0.3,
       );
-      const approx = await nearestFeatures(sql, query, { k: 10, saeId: 'a' });
-      const exact = await nearestFeatures(sql, query, { k: 10, saeId: 'a', exact: true });
+      const approx = await nearestFeatures(db.sql, query, { k: 10, saeId: 'a' });
+      const exact = await nearestFeatures(db.sql, query, { k: 10, saeId: 'a', exact: true });
       expect(exact).toHaveLength(10);
       const truth = new Set(exact.map((n) => n.index));
       hits += approx.filter((n) => truth.has(n.index)).length;
@@ -84,7 +61,7 @@ describe('feature store', () => {
     expect(hits / (queries * 10)).toBeGreaterThanOrEqual(0.95);
     // the statements nearestFeatures runs are answered by the HNSW indexes (per SAE, and per width)
     const explain = (filter: string) =>
-      sql.begin(async (tx) => {
+      db.sql.begin(async (tx) => {
         for (const setting of ['enable_seqscan', 'enable_bitmapscan', 'enable_sort'])
           await tx.unsafe(`SET LOCAL ${setting} = off`);
         const rows = await tx.unsafe(
@@ -102,19 +79,19 @@ describe('feature store', () => {
   it('keeps SAEs of different widths apart, and replaces an SAE stored twice', async () => {
     const rng = new Rng(4);
     const decoder = unitRows(rng, 50, 32);
-    await saveFeatures(sql, sae('b', 32, 50), decoder);
-    await saveFeatures(sql, sae('b', 32, 50), decoder);
-    const [{ n }] = await sql`SELECT count(*)::int AS n FROM features WHERE sae_id = 'b'`;
+    await saveFeatures(db.sql, sae('b', 32, 50), decoder);
+    await saveFeatures(db.sql, sae('b', 32, 50), decoder);
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM features WHERE sae_id = 'b'`;
     expect(n).toBe(50);
-    const found = await nearestFeatures(sql, decoder.subarray(5 * 32, 6 * 32), { k: 3 });
+    const found = await nearestFeatures(db.sql, decoder.subarray(5 * 32, 6 * 32), { k: 3 });
     expect(found[0]).toMatchObject({ saeId: 'b', index: 5 });
     expect(found[0].similarity).toBeCloseTo(1, 5);
     expect(found.every((f) => f.saeId === 'b')).toBe(true); // the 64-wide SAE is never compared
   });
 
   it('refuses malformed input with clear messages', async () => {
-    await expect(saveFeatures(sql, sae('c', 32, 10), new Float32Array(31))).rejects.toThrow(/needs 320/);
-    await expect(nearestFeatures(sql, new Float32Array(32), { k: 0 })).rejects.toThrow(/k must be 1-1000/);
-    await expect(nearestFeatures(sql, Float32Array.of(1, Number.NaN), { k: 1 })).rejects.toThrow(/finite/);
+    await expect(saveFeatures(db.sql, sae('c', 32, 10), new Float32Array(31))).rejects.toThrow(/needs 320/);
+    await expect(nearestFeatures(db.sql, new Float32Array(32), { k: 0 })).rejects.toThrow(/k must be 1-1000/);
+    await expect(nearestFeatures(db.sql, Float32Array.of(1, Number.NaN), { k: 1 })).rejects.toThrow(/finite/);
   });
 });

@@ -1,5 +1,5 @@
-import type { TopKParameters } from './init.js';
-import type { TopKShape } from './topk-graph.js';
+import type { TopKParameters } from '../src/train/init.js';
+import type { TopKShape } from '../src/train/topk-graph.js';
 
 /**
  * An independent float64 TopK SAE loss in plain JavaScript, written from the definition rather than from

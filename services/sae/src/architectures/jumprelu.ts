@@ -1,0 +1,55 @@
+import { initTopK } from '../train/init.js';
+import { JUMPRELU_PARAMS, jumpReluPass, L0_INPUT } from '../train/jumprelu-graph.js';
+import { buildStepGraph } from '../train/sae-graphs.js';
+import { sparsityWarmupSteps, warmedUpCoefficient } from '../train/sparsity-schedule.js';
+import type { Architecture } from './architecture.js';
+
+/** JumpReLU (see jumprelu-graph.ts). */
+export interface JumpReluSettings {
+  kind: 'jumprelu';
+  /** final L0 coefficient λ */
+  l0: number;
+  /** steps over which λ rises linearly from 0 */
+  l0WarmupSteps: number;
+  /** kernel bandwidth ε; default 0.001 (the paper's, for unit mean squared norm activations) */
+  bandwidth?: number;
+  /** initial θ for every latent; default 0.001 as in the paper */
+  initialThreshold?: number;
+  /** W_enc starts as this multiple of W_decᵀ; default 1 */
+  initialEncoderScale?: number;
+}
+
+const NAME = 'sae_jumprelu';
+/** λ when the run asks for none */
+const DEFAULT_L0 = 0.1;
+
+export const jumpRelu: Architecture<JumpReluSettings> = {
+  name: 'jumprelu',
+  auxk: false,
+  fromRun: (run) => ({
+    kind: 'jumprelu',
+    l0: run.sparsity ?? DEFAULT_L0,
+    l0WarmupSteps: sparsityWarmupSteps(run.steps),
+  }),
+  runtime: (settings) => ({
+    name: NAME,
+    params: JUMPRELU_PARAMS,
+    stepGraph: (shape, adam) =>
+      buildStepGraph(shape, (g, s) => jumpReluPass(g, s, settings.bandwidth), NAME, adam),
+    init: (shape, seed, batch, rows) => ({
+      ...scaleEncoder(initTopK(shape, seed, batch, rows), settings.initialEncoderScale ?? 1),
+      log_threshold: new Float32Array(shape.m).fill(Math.log(settings.initialThreshold ?? 0.001)),
+    }),
+    stepInputs: (done) => ({
+      [L0_INPUT]: warmedUpCoefficient(settings.l0, settings.l0WarmupSteps, done),
+    }),
+    // the learnt θ = exp(log θ)
+    savedThreshold: (params) => Float32Array.from(params.log_threshold!, Math.exp),
+  }),
+  savedAs: () => ({ architecture: 'jumprelu' }),
+};
+
+function scaleEncoder<T extends { W_enc: Float32Array }>(params: T, scale: number): T {
+  if (scale !== 1) params.W_enc = params.W_enc.map((v) => v * scale);
+  return params;
+}
