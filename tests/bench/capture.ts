@@ -48,7 +48,7 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
   const feeds = {
     input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.flat(), BigInt), [BATCH, SEQ]),
     attention_mask: new ort.Tensor('int64', new BigInt64Array(tokens).fill(1n), [BATCH, SEQ]),
-    ...neutralControlFeeds(dims),
+    ...neutralControlFeeds(dims, BATCH),
   };
   const a = await interleaved(probe, () => raw.run(feeds, ['logits']));
   const lnOnly = await interleaved(probe, () => raw.run(feeds, ['ln_final.hook_normalized']));

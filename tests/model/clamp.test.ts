@@ -121,7 +121,7 @@ describe('feature clamps in the graph (tiny GPT-2)', () => {
     const clamp = randomClamp(new Rng(9), 1, d, { bias: 0.2, value: 6 });
     const prompt = ids.slice(0, 4);
     const pair = await generatePair(
-      (request) => runner.forward([request]).then(([r]) => r),
+      (rows) => runner.decoder(rows),
       prompt,
       {
         maxTokens: 6,

@@ -1,6 +1,23 @@
 import { HttpLink } from '@apollo/client';
 import { ApolloClient, InMemoryCache, registerApolloClient } from '@apollo/client-integration-nextjs';
+import { headers } from 'next/headers';
 import { gatewayUrl } from './config';
+
+/**
+ * fetch with the browser's address passed on as x-forwarded-for, so the gateway's per-client limits
+ * count the person behind a page, not the web server every page is rendered on.
+ */
+async function fetchForClient(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  // outside a request (a build step) there are no headers to pass on
+  const forwarded = await headers().then(
+    (h) => h.get('x-forwarded-for'),
+    () => null,
+  );
+  if (!forwarded) return fetch(input, init);
+  const sent = new Headers(init?.headers);
+  sent.set('x-forwarded-for', forwarded);
+  return fetch(input, { ...init, headers: sent });
+}
 
 /**
  * One Apollo Client per server request (React Server Components render the first paint from it);
@@ -10,6 +27,6 @@ export const { getClient, query } = registerApolloClient(
   () =>
     new ApolloClient({
       cache: new InMemoryCache({ possibleTypes: { Unit: ['Neuron', 'Feature'] } }),
-      link: new HttpLink({ uri: gatewayUrl(), fetchOptions: { cache: 'no-store' } }),
+      link: new HttpLink({ uri: gatewayUrl(), fetchOptions: { cache: 'no-store' }, fetch: fetchForClient }),
     }),
 );

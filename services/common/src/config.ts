@@ -117,6 +117,20 @@ export const VARIABLES = {
       'GraphQL requests per second per API key (keyless requests: per client address), bursts of twice that; 0 = unlimited',
     parse: positiveInt,
   },
+  gatewayRequestTimeoutMs: {
+    name: 'LOUPE_GATEWAY_REQUEST_TIMEOUT_MS',
+    default: '120000',
+    description:
+      'Deadline of one GraphQL request: its service calls are cancelled and their forward passes stop after it',
+    parse: positiveInt,
+  },
+  gatewayComputeSlots: {
+    name: 'LOUPE_GATEWAY_COMPUTE_SLOTS',
+    default: '4',
+    description:
+      'Expensive operations (steer, activations, encode, shopSearch) one client may run at once; more wait, up to 4 times that',
+    parse: positiveInt,
+  },
   gatewayCorsOrigins: {
     name: 'LOUPE_GATEWAY_CORS_ORIGINS',
     default: undefined,

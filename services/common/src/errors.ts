@@ -13,7 +13,13 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'CONFIG'
   /** a caller without the shared service token (LOUPE_SERVICE_TOKEN) */
-  | 'UNAUTHENTICATED';
+  | 'UNAUTHENTICATED'
+  /** the caller went away before the work finished: it was stopped */
+  | 'CANCELLED'
+  /** the work ran past its deadline and was stopped */
+  | 'DEADLINE_EXCEEDED'
+  /** too much at once from one client (expensive operations in flight, requests per second) */
+  | 'RATE_LIMITED';
 
 export class LoupeError extends Error {
   constructor(

@@ -1,13 +1,21 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import { LoupeError } from './errors.js';
 
 /**
  * The request a piece of work belongs to, carried through async calls: the gateway starts one per HTTP
- * request, gRPC clients send its id as `x-request-id` metadata, and services continue it per call, so
- * one id ties together the log lines of every process a request went through.
+ * request, gRPC clients send its id as `x-request-id` metadata (and its deadline as the call's), and
+ * services continue it per call, so one id ties together the log lines of every process a request went
+ * through, and a caller that goes away stops the work everywhere it reached.
  */
 export interface RequestContext {
   requestId: string;
+  /** aborted when the caller went away or the deadline passed; the reason is a LoupeError */
+  signal?: AbortSignal;
+  /** epoch milliseconds after which the work is stopped */
+  deadline?: number;
+  /** who the request is counted against for per-client limits (a hashed API key or an address) */
+  client?: string;
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -19,9 +27,54 @@ export function withRequestId<T>(requestId: string, fn: () => T): T {
   return storage.run({ requestId }, fn);
 }
 
+/** Runs `fn` (and everything it awaits or schedules) as part of the request `context`. */
+export function withRequestContext<T>(context: RequestContext, fn: () => T): T {
+  return storage.run(context, fn);
+}
+
 /** The id of the request the current code runs for, if any. */
 export function currentRequestId(): string | undefined {
   return storage.getStore()?.requestId;
+}
+
+/** The request the current code runs for, if any. */
+export function currentRequest(): RequestContext | undefined {
+  return storage.getStore();
+}
+
+/** Throws the abort reason when the current request was cancelled or ran out of time. */
+export function throwIfCancelled(): void {
+  storage.getStore()?.signal?.throwIfAborted();
+}
+
+/**
+ * An AbortController for a request that ends at `deadline` (epoch ms) at the latest, aborting with a
+ * LoupeError that says which. `release()` clears its timer once the work is done.
+ */
+export function requestAbort(deadline: number | undefined): {
+  controller: AbortController;
+  cancel: (why: string) => void;
+  release: () => void;
+} {
+  const controller = new AbortController();
+  const timer =
+    deadline === undefined
+      ? undefined
+      : setTimeout(
+          () =>
+            controller.abort(
+              new LoupeError('the request ran past its deadline and was stopped', 'DEADLINE_EXCEEDED'),
+            ),
+          Math.max(0, deadline - Date.now()),
+        );
+  timer?.unref();
+  return {
+    controller,
+    cancel: (why) => {
+      if (!controller.signal.aborted) controller.abort(new LoupeError(why, 'CANCELLED'));
+    },
+    release: () => clearTimeout(timer),
+  };
 }
 
 const ACCEPTED_ID = /^[A-Za-z0-9._:-]{1,128}$/;

@@ -19,6 +19,8 @@ import { createContext } from './graphql/context.js';
 import { formatError } from './graphql/errors.js';
 import { SCHEMA_FILE } from './graphql/schema-file.js';
 import { graphqlWsHooks } from './graphql/subscriptions.js';
+import { computeLimitPlugin } from './limits/compute-cost.js';
+import { ComputeSlots, limitCompute } from './limits/compute-slots.js';
 import { LIMITS } from './limits/limits.js';
 import { costLimit, depthLimit } from './limits/query-limits.js';
 import { BrowseQueries } from './resolvers/browse.resolver.js';
@@ -86,11 +88,20 @@ function closedReads(hooks: ReturnType<typeof graphqlWsHooks>, config: LoupeConf
 @Module({})
 class GatewayCore {
   static register(config: LoupeConfig, log: Logger): DynamicModule {
+    const slots = new ComputeSlots(config.gatewayComputeSlots);
     const providers = [
       { provide: CONFIG, useValue: config },
       { provide: LOGGER, useValue: log },
-      { provide: CAPTURE, useValue: captureServiceClient(config.captureAddress) },
-      { provide: SAE, useValue: saeServiceClient(config.saeAddress) },
+      // forward passes run under per-client slots (limits/compute-slots.ts)
+      {
+        provide: CAPTURE,
+        useValue: limitCompute(
+          captureServiceClient(config.captureAddress),
+          ['Generate', 'Activations', 'SearchDocuments'],
+          slots,
+        ),
+      },
+      { provide: SAE, useValue: limitCompute(saeServiceClient(config.saeAddress), ['Encode'], slots) },
       { provide: EXPLAINER, useValue: explainerServiceClient(config.explainerAddress) },
       GatewayDatabase,
       ApiKeys,
@@ -129,7 +140,11 @@ export class GatewayModule {
             formatError: formatError(log),
             includeStacktraceInErrorResponses: false,
             introspection: true,
-            plugins: [graphqlMetricsPlugin(), readAccessPlugin(config.gatewayPublicReads, apiKeys)],
+            plugins: [
+              graphqlMetricsPlugin(),
+              readAccessPlugin(config.gatewayPublicReads, apiKeys),
+              computeLimitPlugin(LIMITS.maxComputeTokens),
+            ],
             context: (arg: Parameters<typeof headersOf>[0]) =>
               createContext(headersOf(arg), { capture, sae, explainer, apiKeys, log }),
             // job progress subscriptions; graphql-ws does not go through Apollo: limits and errors are applied here

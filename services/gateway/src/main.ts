@@ -4,8 +4,9 @@ import {
   type Logger,
   loadConfig,
   REQUEST_ID_HEADER,
+  requestAbort,
   requestIdFrom,
-  withRequestId,
+  withRequestContext,
 } from '@loupe/common';
 import { closeHealthClients, expectServing } from '@loupe/common/grpc';
 import { healthHttpAnswer, registerReadiness } from '@loupe/common/metrics';
@@ -15,7 +16,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { GatewayModule } from './app.module.js';
 import { GatewayDatabase } from './auth/database.js';
 import { corsOptions } from './security/cors.js';
-import { rateLimit } from './security/rate-limit.js';
+import { rateLimit, rateLimitKey } from './security/rate-limit.js';
 import { bodyErrors, requireUtf8, unicodeOnly } from './security/request-body.js';
 
 /** Starts the GraphQL gateway on config.gatewayPort; returns its URL and a function that stops it. */
@@ -26,6 +27,9 @@ export async function startGateway(): Promise<{ url: string; close(): Promise<vo
     logger: ['error', 'warn'],
   });
   app.disable('x-powered-by');
+  // the web server renders pages and proxies the browser's GraphQL from loopback: its x-forwarded-for
+  // names the browser, so per-client limits (rate, compute slots) count people, not the web server
+  app.set('trust proxy', 'loopback');
   // first, so preflights are answered and even a 429 carries the CORS headers a browser needs to read it
   const cors = corsOptions(config.gatewayCorsOrigins);
   if (cors) app.enableCors(cors);
@@ -36,7 +40,7 @@ export async function startGateway(): Promise<{ url: string; close(): Promise<vo
   // malformed, oversized or non-UTF-8 bodies and lone surrogates: clear GraphQL errors (security/request-body.ts)
   app.use('/graphql', bodyErrors, unicodeOnly);
   // after the body parser, so the request id's async context reaches the resolvers and gRPC clients
-  app.use(requestIds(log));
+  app.use(requestContexts(log, config.gatewayRequestTimeoutMs));
   app.use(healthEndpoints);
   // ready when its API key store answers and the capture service is SERVING (sae and explainer only
   // serve parts of the API; their state shows in their own probes)
@@ -58,12 +62,23 @@ export async function startGateway(): Promise<{ url: string; close(): Promise<vo
   };
 }
 
-/** Each HTTP request runs under the id the caller sent in x-request-id (or a fresh one), echoed back. */
-function requestIds(log: Logger) {
+/**
+ * Each HTTP request runs under the id the caller sent in x-request-id (or a fresh one), echoed back,
+ * with a deadline and an abort signal that fires when the client goes away before the answer is sent:
+ * the gRPC calls it made are cancelled, and the services stop their forward passes.
+ */
+function requestContexts(log: Logger, timeoutMs: number) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    withRequestId(requestId, () => {
+    const deadline = Date.now() + timeoutMs;
+    const abort = requestAbort(deadline);
+    res.once('close', () => {
+      if (!res.writableFinished) abort.cancel('the client went away before the answer was sent');
+      abort.release();
+    });
+    const context = { requestId, signal: abort.controller.signal, deadline, client: rateLimitKey(req) };
+    withRequestContext(context, () => {
       log.debug({ method: req.method, path: req.path }, 'http request');
       next();
     });

@@ -10,6 +10,8 @@ export * from './graph/unembedding.js';
 export * from './hub/download.js';
 export * from './hub/hf-files.js';
 export * from './runtime/batcher.js';
+export * from './runtime/control-feeds.js';
+export * from './runtime/decoder.js';
 export * from './runtime/generate.js';
 export * from './runtime/gpt2-runner.js';
 export * from './runtime/sessions.js';

@@ -15,6 +15,9 @@ export async function POST(request: NextRequest) {
   };
   const authorization = request.headers.get('authorization');
   if (authorization) headers.authorization = authorization;
+  // the gateway's per-client limits count the browser, not this server (it trusts loopback proxies)
+  const forwarded = request.headers.get('x-forwarded-for');
+  if (forwarded) headers['x-forwarded-for'] = forwarded;
   try {
     const answer = await fetch(gatewayUrl(), {
       method: 'POST',

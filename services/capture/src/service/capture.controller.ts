@@ -1,4 +1,4 @@
-import { type LoupeConfig, UserInputError } from '@loupe/common';
+import { currentRequest, type LoupeConfig, throwIfCancelled, UserInputError } from '@loupe/common';
 import type {
   ActivationsRequest__Output,
   ActivationsResponse,
@@ -87,6 +87,7 @@ export class CaptureController {
     const { nLayer, dModel } = runner.manifest.dims;
     const steering = this.steering(request.steering, nLayer);
     const clamps = toFeatureClamps(request.clamps, nLayer, dModel);
+    throwIfCancelled(); // a request that waited in line and whose caller left costs no forward pass
     const result = await served.forward({
       ids,
       hooks: request.hooks,
@@ -115,7 +116,7 @@ export class CaptureController {
     // checked before either continuation starts, so a bad request costs no forward pass
     runner.validate({ ids: promptIds, hooks: [], logits: true, steering, clamps });
     const pair = await generatePair(
-      (forwardRequest) => served.forward(forwardRequest),
+      (rows) => runner.decoder(rows),
       promptIds,
       {
         maxTokens: request.maxTokens,
@@ -125,6 +126,8 @@ export class CaptureController {
         steering,
         clamps,
         stopAtEndOfText: true,
+        // the caller going away or its deadline passing stops the loop between forward passes
+        signal: currentRequest()?.signal,
       },
       {
         nPositions: dims.nPositions,

@@ -9,7 +9,7 @@ import type {
   SaeProto,
   SaeServiceClient,
 } from '../proto/index.js';
-import { currentRequestId, REQUEST_ID_HEADER } from '../request-context.js';
+import { currentRequest, currentRequestId, REQUEST_ID_HEADER } from '../request-context.js';
 import { loadProto } from './protos.js';
 import { SERVICE_TOKEN_METADATA_KEY } from './service-token.js';
 import { ERROR_CODE_METADATA_KEY, GRPC_STATUS } from './status.js';
@@ -145,11 +145,30 @@ function promised(
     const call = (client as unknown as Record<string, UnaryCall>)[method].bind(client);
     api[method] = (request: unknown, options: { deadlineMs?: number } = {}) =>
       new Promise((resolve, reject) => {
-        const callOptions: grpc.CallOptions =
-          options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
-        call(request, requestMetadata(serviceToken), callOptions, (error, value) =>
-          error ? reject(error) : resolve(value),
-        );
+        // the request this call is made for bounds it: its deadline travels with the call, and a
+        // caller that went away cancels it (the callee sees the cancellation and stops its work)
+        const context = currentRequest();
+        const signal = context?.signal;
+        if (signal?.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        const deadlines = [
+          options.deadlineMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.deadlineMs,
+          context?.deadline ?? Number.POSITIVE_INFINITY,
+        ];
+        const deadline = Math.min(...deadlines);
+        const callOptions: grpc.CallOptions = Number.isFinite(deadline) ? { deadline } : {};
+        const onAbort = () => pending.cancel();
+        const pending = call(request, requestMetadata(serviceToken), callOptions, (error, value) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (error && signal?.aborted && error.code === grpc.status.CANCELLED) reject(signal.reason);
+          else if (error?.code === grpc.status.DEADLINE_EXCEEDED && deadline === context?.deadline)
+            reject(new LoupeError('the request ran past its deadline and was stopped', 'DEADLINE_EXCEEDED'));
+          else if (error) reject(error);
+          else resolve(value);
+        });
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
   }
   api.ready = (timeoutMs = 60_000) =>

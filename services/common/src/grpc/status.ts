@@ -13,6 +13,9 @@ export const GRPC_STATUS: Record<ErrorCode, status> = {
   UNAVAILABLE: status.UNAVAILABLE,
   CONFIG: status.FAILED_PRECONDITION,
   UNAUTHENTICATED: status.UNAUTHENTICATED,
+  CANCELLED: status.CANCELLED,
+  DEADLINE_EXCEEDED: status.DEADLINE_EXCEEDED,
+  RATE_LIMITED: status.RESOURCE_EXHAUSTED,
 };
 
 /** Loupe error code carried in gRPC metadata, so clients can recover the exact kind of mistake. */

@@ -13,6 +13,9 @@ export type GatewayErrorCode =
   | 'NOT_FOUND'
   | 'UNAVAILABLE'
   | 'UNAUTHENTICATED'
+  | 'CANCELLED'
+  | 'DEADLINE_EXCEEDED'
+  | 'RATE_LIMITED'
   | 'INTERNAL';
 
 const FROM_LOUPE: Record<ErrorCode, GatewayErrorCode> = {
@@ -27,6 +30,9 @@ const FROM_LOUPE: Record<ErrorCode, GatewayErrorCode> = {
   UNAVAILABLE: 'UNAVAILABLE',
   // a service refused the gateway's LOUPE_SERVICE_TOKEN: a deployment mistake, not the caller's
   UNAUTHENTICATED: 'UNAVAILABLE',
+  CANCELLED: 'CANCELLED',
+  DEADLINE_EXCEEDED: 'DEADLINE_EXCEEDED',
+  RATE_LIMITED: 'RATE_LIMITED',
 };
 
 /** Codes graphql-js and Apollo Server give requests that never ran (parse, validation, variables). */

@@ -6,6 +6,11 @@ export const LIMITS = {
   maxDepth: 10,
   /** fields × page sizes in one operation (see query-limits.ts) */
   maxCost: 25_000,
+  /**
+   * token-equivalents of forward passes one operation may ask for (see compute-cost.ts): a 1,024-token
+   * prompt with 256 generated tokens costs 2,560; forty 256-token steers cost over 20,000
+   */
+  maxComputeTokens: 8_192,
   /** items per page of a connection; `first` defaults to defaultPage */
   maxPage: 100,
   defaultPage: 20,

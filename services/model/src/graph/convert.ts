@@ -38,7 +38,7 @@ export async function convertCheckpoint(
       return { name: slice.initializer, dims, slice };
     };
     for (const [file, options] of [
-      ['model.onnx', { logits: true }],
+      ['model.onnx', { logits: true, kvCache: true }],
       ['trunk.onnx', { logits: false, windowStats: true }],
     ] as const) {
       const registered = new Set<string>();

@@ -53,6 +53,27 @@ export interface Gpt2GraphOptions {
    * over the forward's outputs.
    */
   windowStats?: boolean;
+  /**
+   * Adds a key/value cache, as Hugging Face's `use_cache`: per layer `past_key.{L}` and
+   * `past_value.{L}` inputs [batch, head, past, d_head] and `present_key.{L}` / `present_value.{L}`
+   * outputs [batch, head, past + seq, d_head]; attention_mask then covers past + seq. A plain forward
+   * feeds empty pasts (past = 0), which concatenate to exactly the same keys and values as without a
+   * cache; generation feeds the last step's presents and one new token.
+   */
+  kvCache?: boolean;
+}
+
+export function pastKeyInput(layer: number): string {
+  return `past_key.${layer}`;
+}
+export function pastValueInput(layer: number): string {
+  return `past_value.${layer}`;
+}
+export function presentKeyOutput(layer: number): string {
+  return `present_key.${layer}`;
+}
+export function presentValueOutput(layer: number): string {
+  return `present_value.${layer}`;
 }
 
 export const WINDOW_STATS_INPUT = 'window_stats';
@@ -73,13 +94,13 @@ export function buildGpt2Graph(
 ): GraphBuilder {
   const { dModel: d, nLayer, vocabSize } = config;
   const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
-  const mask = g.input('attention_mask', 'int64', ['batch', 'seq']);
+  const mask = g.input('attention_mask', 'int64', ['batch', options.kvCache ? 'total' : 'seq']);
   const declareHook = (name: string) => {
     g.output(name, 'float32', ['batch', 'seq', hookWidth(parseHook(name, nLayer), config)]);
     return name;
   };
 
-  const { allowed, positions } = attentionMasks(g, ids, mask);
+  const { allowed, positions } = attentionMasks(g, ids, mask, options.kvCache ?? false);
   const windowStatSwitches = options.windowStats ? g.input(WINDOW_STATS_INPUT, 'bool', [nLayer]) : undefined;
   const tokenEmbed = g.op(
     'Gather',
@@ -100,7 +121,16 @@ export function buildGpt2Graph(
     const steered = g.op('Add', [residual, steer]);
     const residPre = clampFeatures(g, layer, d, steered, declareHook(blockHook(layer, 'hook_resid_pre')));
     const attnIn = layerNorm(g, config, weight, `h.${layer}.ln_1`, residPre);
-    const attnOut = attention(g, config, weight, layer, attnIn, allowed, declareHook);
+    const attnOut = attention(
+      g,
+      config,
+      weight,
+      layer,
+      attnIn,
+      allowed,
+      declareHook,
+      options.kvCache ?? false,
+    );
     const residMid = g.op('Add', [residPre, attnOut], {}, declareHook(blockHook(layer, 'hook_resid_mid')));
     const mlpOut = mlp(
       g,
@@ -167,23 +197,42 @@ function clampFeatures(g: GraphBuilder, layer: number, d: number, x: string, out
 
 /**
  * Position ids come from the mask (cumulative count of real tokens), so a text gets the same
- * positions whether it is padded on the right, on the left, or not at all.
+ * positions whether it is padded on the right, on the left, or not at all. With a cache the mask covers
+ * past + seq keys and the new tokens are its last seq columns.
  */
-function attentionMasks(g: GraphBuilder, ids: string, mask: string): { allowed: string; positions: string } {
+function attentionMasks(
+  g: GraphBuilder,
+  ids: string,
+  mask: string,
+  kvCache: boolean,
+): { allowed: string; positions: string } {
   const counted = g.op('CumSum', [mask, g.constInt64([1], [])]);
-  const positions = g.op('Max', [g.op('Sub', [counted, g.constInt64([1], [])]), g.constInt64([0], [])]);
+  const allPositions = g.op('Max', [g.op('Sub', [counted, g.constInt64([1], [])]), g.constInt64([0], [])]);
+  const seqLen = g.op('Gather', [g.op('Shape', [ids]), g.constInt64([1], [])], { axis: 0 }); // scalar
+  const totalLen = kvCache
+    ? g.op('Gather', [g.op('Shape', [mask]), g.constInt64([1], [])], { axis: 0 })
+    : seqLen;
+  const pastLen = kvCache ? g.op('Sub', [totalLen, seqLen]) : undefined;
+  // [batch, seq]: the new tokens' positions
+  const positions = pastLen
+    ? g.op('Slice', [
+        allPositions,
+        g.op('Unsqueeze', [pastLen, g.constInt64([0])]),
+        g.op('Unsqueeze', [totalLen, g.constInt64([0])]),
+        g.constInt64([1]),
+      ])
+    : allPositions;
 
-  // causal [seq, seq] lower triangle AND key mask [batch, 1, 1, seq] → [batch, 1, seq, seq]
-  const seqLen = g.op('Gather', [g.op('Shape', [ids]), g.constInt64([1], [])], { axis: 0 });
-  const square = g.op(
+  // causal [seq, total] (query i sees keys up to past + i) AND key mask [batch, 1, 1, total]
+  // → [batch, 1, seq, total]
+  const shape = g.op(
     'Concat',
-    [g.op('Unsqueeze', [seqLen, g.constInt64([0])]), g.op('Unsqueeze', [seqLen, g.constInt64([0])])],
-    {
-      axis: 0,
-    },
+    [g.op('Unsqueeze', [seqLen, g.constInt64([0])]), g.op('Unsqueeze', [totalLen, g.constInt64([0])])],
+    { axis: 0 },
   );
-  const ones = g.op('ConstantOfShape', [square], { value: { dims: [1], dataType: 7, int64Data: [1] } });
-  const causal = g.op('Cast', [g.op('Trilu', [ones], { upper: 0 })], { to: 9 });
+  const ones = g.op('ConstantOfShape', [shape], { value: { dims: [1], dataType: 7, int64Data: [1] } });
+  const lower = pastLen ? g.op('Trilu', [ones, pastLen], { upper: 0 }) : g.op('Trilu', [ones], { upper: 0 });
+  const causal = g.op('Cast', [lower], { to: 9 });
   const keyMask = g.op('Cast', [g.op('Unsqueeze', [mask, g.constInt64([1, 2])])], { to: 9 });
   const allowed = g.op('And', [causal, keyMask]);
   return { allowed, positions };
@@ -227,16 +276,39 @@ function attention(
   x: string,
   allowed: string,
   hook: (name: string) => string,
+  kvCache: boolean,
 ): string {
   const { dModel: d, nHead } = config;
   const headDim = d / nHead;
   const qkv = conv1d(g, weight, `h.${layer}.attn.c_attn`, x, [d, 3 * d]);
   const [q, k, v] = g.opMulti('Split', [qkv], 3, { axis: 2, num_outputs: 3 });
+  // Reshape [batch, seq, d] → [batch, seq, head, d_head] (0 keeps batch and seq as they are)
   const heads = g.constInt64([0, 0, nHead, headDim]);
   const split = (t: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [t, heads])], { perm });
-  const query = g.op('Mul', [split(q, [0, 2, 1, 3]), g.constFloat([1 / Math.sqrt(headDim)], [])]);
-  const keyT = split(k, [0, 2, 3, 1]);
-  const value = split(v, [0, 2, 1, 3]);
+  const query = g.op('Mul', [split(q, [0, 2, 1, 3]), g.constFloat([1 / Math.sqrt(headDim)], [])]); // [b, h, seq, dh]
+  let keyT: string; // [b, h, dh, keys]
+  let value: string; // [b, h, keys, dh]
+  if (kvCache) {
+    const past = (name: string) => g.input(name, 'float32', ['batch', nHead, 'past', headDim]);
+    const keys = g.op(
+      'Concat',
+      [past(pastKeyInput(layer)), split(k, [0, 2, 1, 3])],
+      { axis: 2 },
+      presentKeyOutput(layer),
+    );
+    value = g.op(
+      'Concat',
+      [past(pastValueInput(layer)), split(v, [0, 2, 1, 3])],
+      { axis: 2 },
+      presentValueOutput(layer),
+    );
+    for (const name of [presentKeyOutput(layer), presentValueOutput(layer)])
+      g.output(name, 'float32', ['batch', nHead, 'total', headDim]);
+    keyT = g.op('Transpose', [keys], { perm: [0, 1, 3, 2] });
+  } else {
+    keyT = split(k, [0, 2, 3, 1]);
+    value = split(v, [0, 2, 1, 3]);
+  }
   const scores = g.op('Where', [allowed, g.op('MatMul', [query, keyT]), g.constFloat([MASKED_SCORE], [])]);
   const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), value]);
   const merged = g.op('Reshape', [

@@ -5,7 +5,7 @@ import type { Gpt2Config } from '../config/gpt2-config.js';
 
 /** The converted model folder's description: what the runtime, the services and the UI read. */
 export const MANIFEST_FILE = 'manifest.json';
-export const CONVERTER_VERSION = '1.1.0';
+export const CONVERTER_VERSION = '1.2.0';
 
 export interface HookSpec {
   name: string;

@@ -1,5 +1,6 @@
 import { hashString, Rng, UserInputError } from '@loupe/common';
-import type { FeatureClamp, ForwardRequest, ForwardResult, ResidualAddition } from './gpt2-runner.js';
+import type { DecodeRow, Decoder } from './decoder.js';
+import type { FeatureClamp, ResidualAddition } from './gpt2-runner.js';
 
 export interface GenerateOptions {
   maxTokens: number;
@@ -12,6 +13,8 @@ export interface GenerateOptions {
   /** the steered run's feature clamps (none when absent) */
   clamps?: FeatureClamp[];
   stopAtEndOfText: boolean;
+  /** stops generating (between forward passes) when aborted: the caller went away or ran out of time */
+  signal?: AbortSignal;
 }
 
 export interface Continuation {
@@ -27,24 +30,23 @@ export interface GenerateLimits {
   maxNewTokens: number;
 }
 
-type Forward = (request: ForwardRequest) => Promise<ForwardResult>;
-
 /**
- * Samples a steered and an unsteered continuation of the same prompt side by side. Each has its own
- * random stream seeded identically, so where steering changes nothing the two stay identical and every
- * difference is the steering's doing.
+ * Samples a steered and an unsteered continuation of the same prompt side by side, as two rows of one
+ * batch. Each has its own random stream seeded identically, so where steering changes nothing the two
+ * stay identical and every difference is the steering's doing.
  */
 export async function generatePair(
-  forward: Forward,
+  openDecoder: (rows: DecodeRow[]) => Promise<Decoder>,
   promptIds: number[],
   options: GenerateOptions,
   limits: GenerateLimits,
 ): Promise<{ steered: Continuation; unsteered: Continuation }> {
   validate(promptIds, options, limits);
-  const [steered, unsteered] = await Promise.all([
-    sample(forward, promptIds, options, { steering: options.steering, clamps: options.clamps ?? [] }, limits),
-    sample(forward, promptIds, options, { steering: [], clamps: [] }, limits),
+  const decoder = await openDecoder([
+    { steering: options.steering, clamps: options.clamps ?? [] },
+    { steering: [], clamps: [] },
   ]);
+  const [steered, unsteered] = await sample(decoder, promptIds, options, limits, 2);
   return { steered, unsteered };
 }
 
@@ -72,35 +74,36 @@ function validate(promptIds: number[], options: GenerateOptions, limits: Generat
 }
 
 async function sample(
-  forward: Forward,
+  decoder: Decoder,
   promptIds: number[],
   options: GenerateOptions,
-  edits: { steering: ResidualAddition[]; clamps: FeatureClamp[] },
   limits: GenerateLimits,
-): Promise<Continuation> {
+  rows: number,
+): Promise<Continuation[]> {
   // seeds are uint64 on the wire: hash the whole value, not just its low 32 bits
-  const rng = new Rng(hashString(String(options.seed)));
-  const ids = [...promptIds];
-  const out: Continuation = { ids: [], logprobs: [] };
-  // No KV cache yet: each step re-runs the whole sequence (fine for short continuations on GPT-2); it
-  // also keeps clamps exact, since the graph recomputes every position's feature activation each step.
-  for (let step = 0; step < options.maxTokens; step++) {
-    const result = await forward({ ids, hooks: [], logits: true, ...edits });
-    const logits = result.logits!.subarray(
-      (ids.length - 1) * limits.vocabSize,
-      ids.length * limits.vocabSize,
-    );
-    if (!logits.every(Number.isFinite)) {
-      throw new UserInputError('the model produced non-finite logits (is the steering strength too large?)');
+  const rngs = Array.from({ length: rows }, () => new Rng(hashString(String(options.seed))));
+  const out: Continuation[] = Array.from({ length: rows }, () => ({ ids: [], logprobs: [] }));
+  const done = new Array<boolean>(rows).fill(false);
+  options.signal?.throwIfAborted();
+  let logits = await decoder.step(out.map(() => promptIds));
+  for (let step = 0; ; step++) {
+    for (let row = 0; row < rows; row++) {
+      if (done[row]) continue;
+      if (!logits[row].every(Number.isFinite)) {
+        throw new UserInputError(
+          'the model produced non-finite logits (is the steering strength too large?)',
+        );
+      }
+      const next = pick(logits[row], options, rngs[row]);
+      out[row].ids.push(next);
+      out[row].logprobs.push(logSoftmax(logits[row])[next]);
+      if (options.stopAtEndOfText && next === limits.endOfTextId) done[row] = true;
     }
-    const logProbs = logSoftmax(logits);
-    const next = pick(logits, options, rng);
-    out.ids.push(next);
-    out.logprobs.push(logProbs[next]);
-    ids.push(next);
-    if (options.stopAtEndOfText && next === limits.endOfTextId) break;
+    if (step + 1 >= options.maxTokens || done.every(Boolean)) return out;
+    options.signal?.throwIfAborted();
+    // a finished row keeps stepping (its outputs unread) so every row feeds one token per step
+    logits = await decoder.step(out.map((c) => [c.ids[c.ids.length - 1]]));
   }
-  return out;
 }
 
 export function logSoftmax(logits: Float32Array): Float64Array {

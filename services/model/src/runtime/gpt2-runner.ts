@@ -3,13 +3,15 @@ import { isNeuronHook, type Logger, parseHook, UserInputError } from '@loupe/com
 import ort from 'onnxruntime-node';
 import {
   clampInputs,
-  steeringInput,
+  pastKeyInput,
   WINDOW_STATS,
   WINDOW_STATS_INPUT,
   windowStatOutput,
 } from '../graph/gpt2-graph.js';
 import { type ModelManifest, readManifest } from '../graph/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
+import { clampFeeds, emptyPastFeeds, steeringFeeds } from './control-feeds.js';
+import { CachedDecoder, type DecodeRow, type Decoder, RecomputingDecoder } from './decoder.js';
 import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
 import type { WindowReduction } from './window-reduction.js';
 
@@ -75,6 +77,7 @@ export interface ForwardResult {
 export class Gpt2Runner {
   private readonly sessions = new Map<'full' | 'trunk', Promise<OpenedSession>>();
   private warnedNoWindowStats = false;
+  private warnedNoCache = false;
 
   private constructor(
     readonly dir: string,
@@ -180,8 +183,9 @@ export class Gpt2Runner {
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor('int64', ids, [batch, seq]),
       attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
-      ...this.steeringFeeds(requests, seq),
-      ...(hasClampInputs ? this.clampFeeds(requests) : {}),
+      ...steeringFeeds(this.manifest.dims, requests, seq),
+      ...(hasClampInputs ? clampFeeds(this.manifest.dims, requests) : {}),
+      ...(session.inputNames.includes(pastKeyInput(0)) ? emptyPastFeeds(this.manifest.dims, batch) : {}),
       ...(hasStatSwitches
         ? { [WINDOW_STATS_INPUT]: this.windowStatSwitches(withStats ? statHooks : []) }
         : {}),
@@ -213,71 +217,21 @@ export class Gpt2Runner {
   }
 
   /**
-   * One `steer.{L}` input per layer: [1, 1, d] zeros when no request steers it, [batch, 1, d] when all
-   * of its additions are per-vector, [batch, seq, d] when any is per position (padding stays zero).
+   * A decoder for generating from these rows side by side: over model.onnx's key/value cache, or, for
+   * folders converted before it existed (converter < 1.2.0), by recomputing every position each step.
    */
-  private steeringFeeds(requests: ForwardRequest[], seq: number): Record<string, ort.Tensor> {
-    const { dModel, nLayer } = this.manifest.dims;
-    const feeds: Record<string, ort.Tensor> = {};
-    for (let layer = 0; layer < nLayer; layer++) {
-      const additions = requests.map((r) => (r.steering ?? []).filter((a) => a.layer === layer));
-      if (additions.every((a) => a.length === 0)) {
-        feeds[steeringInput(layer)] = new ort.Tensor('float32', new Float32Array(dModel), [1, 1, dModel]);
-        continue;
-      }
-      const perPosition = additions.some((list) => list.some((a) => a.vector.length !== dModel));
-      const positions = perPosition ? seq : 1;
-      const values = new Float32Array(requests.length * positions * dModel);
-      for (const [row, list] of additions.entries()) {
-        const tokens = perPosition ? requests[row].ids.length : 1;
-        for (const add of list) {
-          const broadcast = add.vector.length === dModel;
-          for (let t = 0; t < tokens; t++) {
-            const target = (row * positions + t) * dModel;
-            const source = broadcast ? 0 : t * dModel;
-            for (let i = 0; i < dModel; i++) values[target + i] += add.strength * add.vector[source + i];
-          }
-        }
-      }
-      feeds[steeringInput(layer)] = new ort.Tensor('float32', values, [requests.length, positions, dModel]);
+  async decoder(rows: DecodeRow[]): Promise<Decoder> {
+    const { session } = await this.session('full');
+    if (session.inputNames.includes(pastKeyInput(0)))
+      return new CachedDecoder(session, this.manifest.dims, rows);
+    if (!this.warnedNoCache) {
+      this.warnedNoCache = true;
+      this.log?.warn(
+        { model: this.name, converterVersion: this.manifest.converterVersion },
+        'model converted before the key/value cache existed: generation recomputes every position each step; convert the model again',
+      );
     }
-    return feeds;
-  }
-
-  /**
-   * Per layer, F = the most features any request clamps there: F = 0 (empty tensors, nothing computed)
-   * when none does, otherwise one row per request, with requests clamping fewer padded by zero
-   * encoder/decoder columns, which add exactly 0.
-   */
-  private clampFeeds(requests: ForwardRequest[]): Record<string, ort.Tensor> {
-    const { dModel: d, nLayer } = this.manifest.dims;
-    const feeds: Record<string, ort.Tensor> = {};
-    for (let layer = 0; layer < nLayer; layer++) {
-      const lists = requests.map((r) => (r.clamps ?? []).filter((c) => c.layer === layer));
-      const f = Math.max(...lists.map((list) => list.length));
-      const b = f === 0 ? 1 : requests.length;
-      const encoder = new Float32Array(b * d * f);
-      const decoder = new Float32Array(b * f * d);
-      const bias = new Float32Array(b * f);
-      const threshold = new Float32Array(b * f);
-      const value = new Float32Array(b * f);
-      for (const [row, list] of f === 0 ? [] : lists.entries()) {
-        for (const [k, clamp] of list.entries()) {
-          for (let i = 0; i < d; i++) encoder[row * d * f + i * f + k] = clamp.encoder[i];
-          decoder.set(clamp.decoder, (row * f + k) * d);
-          bias[row * f + k] = clamp.bias;
-          threshold[row * f + k] = clamp.threshold;
-          value[row * f + k] = clamp.value;
-        }
-      }
-      const names = clampInputs(layer);
-      feeds[names.encoder] = new ort.Tensor('float32', encoder, [b, d, f]);
-      feeds[names.decoder] = new ort.Tensor('float32', decoder, [b, f, d]);
-      feeds[names.bias] = new ort.Tensor('float32', bias, [b, 1, f]);
-      feeds[names.threshold] = new ort.Tensor('float32', threshold, [b, 1, f]);
-      feeds[names.value] = new ort.Tensor('float32', value, [b, 1, f]);
-    }
-    return feeds;
+    return new RecomputingDecoder((requests) => this.forward(requests), rows, this.manifest.dims.vocabSize);
   }
 
   /** The trunk graph computes statistics only for the layers switched on here. */
@@ -319,25 +273,6 @@ export class Gpt2Runner {
     }
     this.sessions.clear();
   }
-}
-
-/**
- * Feeds that leave every layer unsteered, unclamped and without statistics, for callers running a session directly (the
- * graph has no defaults: see gpt2-graph.ts).
- */
-export function neutralControlFeeds(dims: { nLayer: number; dModel: number }): Record<string, ort.Tensor> {
-  const { nLayer, dModel: d } = dims;
-  const feeds: Record<string, ort.Tensor> = {};
-  const empty = (shape: number[]) => new ort.Tensor('float32', new Float32Array(0), shape);
-  feeds[WINDOW_STATS_INPUT] = new ort.Tensor('bool', new Uint8Array(nLayer), [nLayer]); // the trunk's; all off
-  for (let layer = 0; layer < nLayer; layer++) {
-    feeds[steeringInput(layer)] = new ort.Tensor('float32', new Float32Array(d), [1, 1, d]);
-    const names = clampInputs(layer);
-    feeds[names.encoder] = empty([1, d, 0]);
-    feeds[names.decoder] = empty([1, 0, d]);
-    for (const name of [names.bias, names.threshold, names.value]) feeds[name] = empty([1, 1, 0]);
-  }
-  return feeds;
 }
 
 /**
