@@ -2,6 +2,7 @@ import os from 'node:os';
 import { captureBench } from './capture.js';
 import { explainerBench } from './explainer.js';
 import { gatewayBench } from './gateway.js';
+import { generateBench } from './generate.js';
 import { MatmulProbe } from './matmul-rate.js';
 import { saeBench } from './sae.js';
 import { saeEncodeBench } from './sae-encode.js';
@@ -14,6 +15,7 @@ console.log(
 const probe = await MatmulProbe.create();
 const only = process.argv[2];
 if (!only || only === 'capture') await captureBench(probe);
+if (!only || only === 'generate') await generateBench();
 if (!only || only === 'sae') await saeBench(probe);
 if (!only || only === 'sae-encode') await saeEncodeBench();
 if (!only || only === 'search') await vectorSearchBench();

@@ -64,7 +64,6 @@ describe('feature pages in Chromium', () => {
       .evaluateAll((items) => items.map((li) => Number(li.getAttribute('data-window'))));
     expect(windows).toEqual(unit.top.edges.map((e: Json) => e.node.window));
     expect(windows.length).toBeGreaterThan(0);
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'feature-page.png') });
     // on a phone nothing is wider than the screen (tables scroll in their own box)
     await page.setViewportSize({ width: 390, height: 844 });
     await expect(page.evaluate(() => document.documentElement.scrollWidth)).resolves.toBeLessThanOrEqual(390);
@@ -141,6 +140,15 @@ describe('feature pages in Chromium', () => {
       .locator('.tokens-l0 .token')
       .evaluateAll((spans) => spans.map((s) => Number(s.getAttribute('data-l0'))));
     expect(l0).toEqual(encode.tokens.map((t: Json) => t.l0));
+    // TopK: every token has k features, so the strip shades each token by their summed activation
+    const sums = await page
+      .locator('.tokens-l0 .token')
+      .evaluateAll((spans) => spans.map((s) => Number(s.getAttribute('data-sum'))));
+    const summed = encode.tokens.map((t: Json) => t.features.reduce((a: number, f: Json) => a + f.value, 0));
+    for (const [i, sum] of sums.entries()) expect(sum).toBeCloseTo(summed[i], 9);
+    await expect(page.locator('.top-features .max').allTextContents()).resolves.not.toContainEqual(
+      expect.stringMatching(/· 1 tokens$/),
+    );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'search.png') });
     await Promise.all([
       page.waitForURL(`**/units/${encode.top[0].feature.id}`),
@@ -164,6 +172,12 @@ describe('feature pages in Chromium', () => {
     await expect(page.locator('.error[role=alert]').textContent()).resolves.toMatch(/unknown SAE "nope"/);
     await page.goto(`${bench.web.url}/search?sae=nope&text=hi`);
     await expect(page.locator('.error[role=alert]').textContent()).resolves.toMatch(/nope/);
+    // no catalog indexed here: the shop says how to get one instead of showing NOT_FOUND
+    await page.goto(`${bench.web.url}/shop?q=boots`);
+    await expect(page.locator('.no-collections').textContent()).resolves.toContain(
+      'npx loupe demo shop index',
+    );
+    await expect(page.locator('.error[role=alert]').count()).resolves.toBe(0);
     await page.close();
   });
 });

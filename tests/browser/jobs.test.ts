@@ -1,10 +1,19 @@
 import path from 'node:path';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/process.js';
-import { NEURON_HOOK, SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
+import {
+  type Json,
+  NEURON_HOOK,
+  SAE_ID,
+  SCREENSHOTS,
+  startWorkbench,
+  type Workbench,
+} from '../support/workbench.js';
 
 // The jobs page: a capture job started from the browser with an API key, its progress pushed over
-// graphql-ws until done, and the final state equal to what the gateway reports for the job.
+// graphql-ws until done, and the final state equal to what the gateway reports for the job; then the
+// server-rendered list of recent jobs, filtered from the URL, equal to what the gateway's `jobs` lists.
 let bench: Workbench;
 
 beforeAll(async () => {
@@ -111,6 +120,65 @@ describe('jobs page in Chromium', () => {
     });
     expect(cancelled.scoringJob.status).toBe('cancelled');
     expect(cancelled.scoringJob.unitsDone).toBeLessThan(256 + 96);
+    await page.close();
+  });
+
+  it('lists the jobs started above, newest first, filtered by kind and status from the URL', async () => {
+    const LIST = `query ($kind: JobKind, $status: String) {
+      jobs(kind: $kind, status: $status, first: 25) {
+        totalCount
+        edges { node { id kind status progress } }
+      }
+    }`;
+    const rows = (page: Page) =>
+      page.locator('.job-list tbody tr').evaluateAll((trs) =>
+        trs.map((tr) => ({
+          id: tr.getAttribute('data-job-id'),
+          kind: tr.getAttribute('data-kind'),
+          status: tr.getAttribute('data-status'),
+          progress: Number(tr.querySelector('.job-progress')?.getAttribute('data-progress')),
+        })),
+      );
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${bench.web.url}/jobs`);
+    const { jobs } = await bench.gql(LIST);
+    // the workbench's own capture, and the tests above: a capture job and scoring jobs
+    expect(jobs.totalCount).toBeGreaterThanOrEqual(3);
+    const shown = await rows(page);
+    expect(shown).toEqual(jobs.edges.map((e: Json) => e.node));
+    expect(new Set(shown.map((r) => r.kind))).toEqual(new Set(['CAPTURE', 'SCORING']));
+    await expect(page.locator('.job-list [data-total]').getAttribute('data-total')).resolves.toBe(
+      String(jobs.totalCount),
+    );
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'jobs-list.png') });
+
+    // the filter form puts kind and status in the URL; the server renders only those jobs
+    await page.selectOption('.job-filter select[name=kind]', 'scoring');
+    await page.selectOption('.job-filter select[name=status]', 'done');
+    await Promise.all([page.waitForURL(/kind=scoring&status=done/), page.click('.job-filter button')]);
+    const scoringDone = (await bench.gql(LIST, { kind: 'SCORING', status: 'done' })).jobs;
+    expect(scoringDone.totalCount).toBeGreaterThanOrEqual(1);
+    const filtered = await rows(page);
+    expect(filtered).toEqual(scoringDone.edges.map((e: Json) => e.node));
+    expect(filtered.every((r) => r.kind === 'SCORING' && r.status === 'done')).toBe(true);
+    expect(filtered.length).toBeLessThan(shown.length);
+
+    // a done capture job links to the neurons it recorded
+    await page.goto(`${bench.web.url}/jobs?kind=capture&status=done`);
+    await Promise.all([
+      page.waitForURL(`**/hooks/tiny/${NEURON_HOOK}`),
+      page.click('.job-list tbody tr >> nth=0 >> .job-produced a'),
+    ]);
+
+    // a kind or status the API does not have is said so on the page
+    await page.goto(`${bench.web.url}/jobs?kind=everything`);
+    await expect(page.locator('.error[role=alert]').getAttribute('data-code')).resolves.toBe(
+      'BAD_USER_INPUT',
+    );
+    await page.goto(`${bench.web.url}/jobs?status=finished`);
+    await expect(page.locator('.error[role=alert]').textContent()).resolves.toMatch(
+      /unknown job status "finished"/,
+    );
     await page.close();
   });
 

@@ -1,9 +1,8 @@
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CaptureApi, captureClient, saeClient } from '../support/grpc.js';
 import { runCli } from '../support/process.js';
 import { importReluSae, reluSae } from '../support/relu-sae.js';
-import { type Json, SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
+import { type Json, SAE_ID, startWorkbench, type Workbench } from '../support/workbench.js';
 
 // The shop page in Chromium over a small generated catalog: what it shows (results, query features,
 // "why", the steered column) equals the gateway's shopSearch answer for the same search, and its URL
@@ -135,7 +134,6 @@ describe('shop page in Chromium', () => {
     await expect(
       top.locator('.why li').evaluateAll((items) => items.map((i) => Number(i.getAttribute('data-feature')))),
     ).resolves.toEqual(steered.results[0].why.map((w: Json) => w.feature.index));
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'shop.png') });
 
     // the address bar holds the search and its steering: without JavaScript the server renders the same
     const shared = page.url();
@@ -213,12 +211,22 @@ describe('shop page in Chromium', () => {
     await context.close();
   });
 
-  it('shows the gateway’s error for a search it refuses', async () => {
+  it('says what to do for a collection that is not there, and shows the gateway’s error for a search it refuses', async () => {
     const page = await bench.browser.newPage();
     await page.goto(`${bench.web.url}/shop?q=boots&collection=no-such-shop`);
+    // not a NOT_FOUND box: which collections there are, and the command that makes this one
+    const hint = page.locator('.no-collections');
+    await expect(hint.textContent()).resolves.toMatch(
+      /no collection "no-such-shop" \(there are "shop", "shop-small"\)/,
+    );
+    await expect(hint.locator('code').textContent()).resolves.toBe(
+      'npx loupe demo shop index --collection no-such-shop',
+    );
+    await expect(page.locator('.error[role=alert]').count()).resolves.toBe(0);
+    await page.goto(`${bench.web.url}/shop?q=boots&k=99`);
     const alert = page.locator('.error[role=alert]');
-    await expect(alert.getAttribute('data-code')).resolves.toBe('NOT_FOUND');
-    await expect(alert.textContent()).resolves.toMatch(/no-such-shop/);
+    await expect(alert.getAttribute('data-code')).resolves.toBe('BAD_USER_INPUT');
+    await expect(alert.textContent()).resolves.toMatch(/k must be 1-50, got 99/);
     await page.close();
   });
 });

@@ -1,6 +1,5 @@
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SAE_ID, SCREENSHOTS, startWorkbench, type Workbench } from '../support/workbench.js';
+import { SAE_ID, startWorkbench, type Workbench } from '../support/workbench.js';
 
 // The steering playground: what it shows equals the gateway's steer answer for the same setup and seed,
 // and its URL restores the setup (rendered on the server, so it works without JavaScript too).
@@ -44,7 +43,6 @@ describe('steering playground in Chromium', () => {
     await expect(page.locator('.completions .steered').textContent()).resolves.toBe(want.steered.text);
     await expect(page.locator('.completions .unsteered').textContent()).resolves.toBe(want.unsteered.text);
     await expect(page.locator('.completions').getAttribute('data-seed')).resolves.toBe('7');
-    await page.screenshot({ path: path.join(SCREENSHOTS, 'steering.png') });
 
     // the address bar now holds the setup: opening it elsewhere, without JavaScript, shows the same
     const shared = page.url();

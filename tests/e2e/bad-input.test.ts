@@ -128,6 +128,11 @@ const HTTP_CASES: HttpCase[] = [
   gqlCase('unknown scoring job', `{ scoringJob(id: "${UUID}") { id } }`),
   gqlCase('encode with an unknown SAE', '{ encode(text: "hi", saeId: "nope") { __typename } }'),
   gqlCase(
+    'a NUL character in an explanation search',
+    'query ($q: String!) { searchExplanations(query: $q) { __typename } }',
+    { q: 'river\u0000bank' },
+  ),
+  gqlCase(
     'steer an unknown unit',
     '{ steer(prompt: "hi", edits: [{ unit: "tiny/nope/1", strength: 1 }]) { __typename } }',
   ),
@@ -181,10 +186,14 @@ describe('GraphQL: every malformed request gets a clear error', () => {
     expect(error.message).not.toMatch(/internal error|stack|at [A-Za-z]+ \(/);
   });
 
-  it('the gateway still answers', async () => {
+  it("the gateway still answers, and logged the users' mistakes as one-liners, not as errors with stacks", async () => {
     expect(await services.gql('{ __typename }')).toEqual({ __typename: 'Query' });
     const health = await fetch(services.gatewayUrl.replace('/graphql', '/healthz'));
     expect(health.status).toBe(200);
+    const log = services.gatewayLog();
+    expect(log).toContain('request refused');
+    expect(log).not.toContain('ExceptionsHandler');
+    expect(log).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
   });
 });
 
@@ -468,6 +477,7 @@ const EXPLAINER_CASES: GrpcCase[] = [
   ['cancel an unknown job', 'CancelJob', { id: UUID }],
   ['search a huge query', 'SearchExplanations', { query: big }],
   ['search with a negative limit', 'SearchExplanations', { query: 'x', limit: -1 }],
+  ['search with a NUL character', 'SearchExplanations', { query: 'river\u0000bank' }],
 ];
 
 const CLEAR = new Set([grpc.status.INVALID_ARGUMENT, grpc.status.NOT_FOUND, grpc.status.FAILED_PRECONDITION]);

@@ -12,7 +12,7 @@ import { freePort, REPO_ROOT, type RunningProcess, startProcess } from '../suppo
 
 // `npm start` on a fresh machine with no network: `loupe serve` as a real process with an empty data
 // directory and a hub on a closed port. It must make the offline fixture model, answer on every
-// service, prepare the demo workspace through capture → train → records → scores, stop cleanly on
+// service, prepare the demo workspace through capture → train → records → scores → shop, stop cleanly on
 // SIGTERM (no child left), and on a second start reuse everything instead of redoing it.
 
 interface Step {
@@ -30,7 +30,7 @@ interface Workspace {
   steps: Step[];
 }
 
-const ORDER = ['model', 'capture', 'train', 'records', 'scores'];
+const ORDER = ['model', 'capture', 'train', 'records', 'scores', 'shop'];
 const WEB_BUILT = existsSync(path.join(REPO_ROOT, 'web/.next/BUILD_ID'));
 
 let dataDir: string;
@@ -138,7 +138,8 @@ describe('first run: loupe serve offline on an empty data directory', () => {
     expect(final).toMatchObject({ model: 'loupe-tiny', offline: true, status: 'done' });
     expect(final.steps.map((s) => s.kind)).toEqual(ORDER);
     for (const s of final.steps) expect(s).toMatchObject({ status: 'done', progress: 1, error: null });
-    for (const s of final.steps.slice(1)) expect(s.jobId).toMatch(/^[0-9a-f-]{36}$/);
+    for (const s of final.steps.slice(1, 5)) expect(s.jobId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(final.steps[5].jobId).toBeNull(); // indexing the shop catalog is one call, not a job
     expect(final.steps[2].jobId).toBe(final.steps[3].jobId); // records are the training job's last phase
     const positions = seen.map((kind) => (kind === 'done' ? ORDER.length : ORDER.indexOf(kind)));
     expect(positions).toEqual([...positions].sort((a, b) => a - b));
@@ -159,6 +160,12 @@ describe('first run: loupe serve offline on an empty data directory', () => {
       name: 'loupe-tiny',
       nLayer: FIXTURES.tiny.nLayer,
       dModel: FIXTURES.tiny.nEmbd,
+    });
+    // the shop catalog is indexed where the demo SAE reads, so /shop comes with its features
+    expect(await capture.GetCollection({ collection: 'shop' })).toMatchObject({
+      model: 'loupe-tiny',
+      hook: 'blocks.1.hook_resid_pre',
+      count: 3000,
     });
     const captured = await capture.GetCaptureJob({ id: final.steps[1].jobId ?? '' });
     expect(captured.status).toBe('done');

@@ -10,7 +10,7 @@ import { importSae, randomSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA, writeSaeLens } fr
 import { generateCatalog } from '@loupe/shop';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
-import { type CaptureApi, captureClient, floats } from '../support/grpc.js';
+import { type CaptureApi, captureClient, floats, saeClient } from '../support/grpc.js';
 import { convertedFixture, maxAbsDiff } from '../support/model.js';
 import { freePort, type RunningProcess, runCli, startProcess } from '../support/process.js';
 
@@ -23,6 +23,7 @@ const D = 64;
 const EOT = 50256;
 
 let service: RunningProcess;
+let saeService: RunningProcess | undefined;
 let client: CaptureApi;
 let env: Record<string, string>;
 /** product id → pooled activations computed through the Activations RPC (the reference) */
@@ -116,6 +117,7 @@ beforeAll(async () => {
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
     LOUPE_EMBEDDED_PG_PORT: String(await freePort()),
+    LOUPE_SAE_ADDR: `127.0.0.1:${await freePort()}`,
   };
   service = startProcess('services/capture/dist/main.js', env);
   client = await captureClient(address);
@@ -142,6 +144,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client?.close();
+  await saeService?.stop();
   await service?.stop();
 });
 
@@ -352,4 +355,34 @@ describe('loupe demo shop', () => {
       }
     }
   }, 240_000);
+
+  it("index defaults to the demo workspace's SAE's hook, so searches come with its features", async () => {
+    // the workspace `loupe serve` would have written, naming the SAE imported above (eval's test)
+    await fs.writeFile(
+      path.join(env.LOUPE_DATA_DIR, 'workspace.json'),
+      JSON.stringify({
+        version: 1,
+        model: 'tiny',
+        offline: true,
+        status: 'done',
+        steps: [],
+        saeId: 'shop-sae',
+      }),
+    );
+    saeService = startProcess('services/sae/dist/main.js', env);
+    (await saeClient(env.LOUPE_SAE_ADDR)).close();
+    const { code, stdout, stderr } = await runCli(
+      ['demo', 'shop', 'index', '--products', '40', '--collection', 'at-demo-sae'],
+      env,
+    );
+    expect(code, stderr).toBe(0);
+    expect(JSON.parse(stdout).collection).toMatchObject({ name: 'at-demo-sae', hook: STEER_HOOK, count: 40 });
+    // --hook still wins
+    const chosen = await runCli(
+      ['demo', 'shop', 'index', '--products', '40', '--collection', 'at-hook', '--hook', HOOK],
+      env,
+    );
+    expect(chosen.code, chosen.stderr).toBe(0);
+    expect(JSON.parse(chosen.stdout).collection.hook).toBe(HOOK);
+  }, 120_000);
 });

@@ -40,6 +40,8 @@ export interface Services {
   gatewayUrl: string;
   /** a GraphQL answer's data; throws with the errors when there are any */
   gql(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<Json>;
+  /** what the gateway process wrote to stderr so far */
+  gatewayLog(): string;
   stop(): Promise<void>;
 }
 
@@ -211,7 +213,7 @@ export async function startServices(): Promise<Services> {
       if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
       return body.data;
     };
-    return { env, gatewayUrl, gql, stop };
+    return { env, gatewayUrl, gql, gatewayLog: () => gateway.stderr(), stop };
   } catch (error) {
     await stop();
     throw error;

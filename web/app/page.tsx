@@ -5,6 +5,7 @@ import { query } from '@/lib/apollo';
 import { graphql } from '@/lib/gql';
 import type { HomeModelsQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
+import { captureCommand, type RecordedHook, recordedHooks } from '@/lib/recorded-hooks';
 
 export const dynamic = 'force-dynamic';
 
@@ -35,10 +36,21 @@ const MODELS = graphql(`
   }
 `);
 
+type HomeModel = HomeModelsQuery['models']['edges'][number]['node'];
+
 export default async function Home() {
   let data: HomeModelsQuery | undefined;
+  let recorded: RecordedHook[][] = [];
   try {
     data = (await query({ query: MODELS })).data;
+    recorded = await Promise.all(
+      (data?.models.edges ?? []).map(({ node }) =>
+        recordedHooks(
+          node.name,
+          node.hooks.edges.map((e) => e.node),
+        ),
+      ),
+    );
   } catch (error) {
     return <ErrorBox {...describeError(error)} />;
   }
@@ -46,7 +58,7 @@ export default async function Home() {
     <>
       {data?.workspace ? <WorkspaceBanner workspace={data.workspace} /> : null}
       <h1>Models</h1>
-      {data?.models.edges.map(({ node: model }) => (
+      {data?.models.edges.map(({ node: model }, i) => (
         <section key={model.name} className="model">
           <h2>{model.name}</h2>
           <p className="muted">
@@ -54,25 +66,7 @@ export default async function Home() {
             {model.executionProvider} ·{' '}
             <Link href={`/models/${encodeURIComponent(model.name)}`}>browse SAEs and hooks</Link>
           </p>
-          <form action="/units/lookup" method="get" className="lookup">
-            <input type="hidden" name="model" value={model.name} />
-            <label>
-              hook{' '}
-              <select name="hook">
-                {Array.from({ length: model.nLayer }, (_, layer) => `blocks.${layer}.mlp.hook_post`).map(
-                  (hook) => (
-                    <option key={hook} value={hook}>
-                      {hook} ({model.dMlp})
-                    </option>
-                  ),
-                )}
-              </select>
-            </label>{' '}
-            <label>
-              neuron <input name="index" type="number" min={0} defaultValue={0} required />
-            </label>{' '}
-            <button type="submit">Open</button>
-          </form>
+          <NeuronPicker model={model} recorded={recorded[i] ?? []} />
           <details>
             <summary>All hooks</summary>
             <table>
@@ -90,6 +84,66 @@ export default async function Home() {
           </details>
         </section>
       ))}
+    </>
+  );
+}
+
+/**
+ * Open a neuron: only hooks with records are offered (a capture job recorded them), starting at the
+ * first one's strongest neuron; the rest are named with the command that captures them.
+ */
+function NeuronPicker(props: { model: HomeModel; recorded: RecordedHook[] }) {
+  const { model, recorded } = props;
+  const have = new Set(recorded.map((h) => h.name));
+  const missing = model.hooks.edges
+    .map((e) => e.node.name)
+    .filter((name) => /^blocks\.\d+\.mlp\.hook_post$/.test(name) && !have.has(name));
+  const first = recorded[0];
+  return (
+    <>
+      {first ? (
+        <form action="/units/lookup" method="get" className="lookup">
+          <input type="hidden" name="model" value={model.name} />
+          <label>
+            hook{' '}
+            <select name="hook" defaultValue={first.name}>
+              {recorded.map((hook) => (
+                <option key={hook.name} value={hook.name} data-neurons={hook.neurons}>
+                  {hook.name} ({hook.neurons} neurons with records)
+                </option>
+              ))}
+            </select>
+          </label>{' '}
+          <label>
+            neuron{' '}
+            <input
+              name="index"
+              type="number"
+              min={0}
+              max={first.width - 1}
+              defaultValue={first.strongest ?? 0}
+              required
+            />
+          </label>{' '}
+          <button type="submit">Open</button>{' '}
+          <Link href={`/hooks/${encodeURIComponent(model.name)}/${first.name}`} className="hook-link">
+            browse its neurons
+          </Link>
+        </form>
+      ) : (
+        <p className="muted no-records">No neuron has records yet.</p>
+      )}
+      {missing.length > 0 ? (
+        <p className="muted capture-hint">
+          {first
+            ? missing.length === 1
+              ? '1 other neuron hook has no records yet. '
+              : `${missing.length} other neuron hooks have no records yet. `
+            : null}
+          Capture records with <code>{captureCommand(model.name, [missing[0]])}</code> (comma-separate several
+          hooks), or start a capture job on the <Link href="/jobs">Jobs page</Link>.
+        </p>
+      ) : null}
     </>
   );
 }

@@ -7,7 +7,7 @@ import { API_KEY_STORAGE } from '@/lib/api-key';
 import { graphql } from '@/lib/gql';
 import type { ScoringMethod } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
-import { unitPath } from '@/lib/units';
+import { scoredListPath, unitPath } from '@/lib/units';
 import { ErrorBox } from './error-box';
 
 type Kind = 'capture' | 'training' | 'scoring';
@@ -25,10 +25,7 @@ function scoredLists(units: string): { href: string; label: string }[] {
     const parts = spec.trim().split('/');
     if (parts.length < 3) continue;
     const [model, source] = parts;
-    const href = /^blocks\.\d+\.mlp\.hook_post$/.test(source)
-      ? `/hooks/${encodeURIComponent(model)}/${source}?order=SCORE`
-      : `/saes/${encodeURIComponent(source)}?order=SCORE`;
-    lists.set(href, source);
+    lists.set(scoredListPath(`${model}/${source}`), source);
   }
   return [...lists].map(([href, label]) => ({ href, label }));
 }

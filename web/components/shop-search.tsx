@@ -29,6 +29,8 @@ import { explanationOf, ShopResultCard } from './shop-result-card';
 
 /** The gateway's default collection (shopSearch's collection argument). */
 const DEFAULT_COLLECTION = 'shop';
+/** Searches offered on an empty page: products of the catalog's taxonomy with an attribute. */
+const EXAMPLES = ['waterproof hiking boots', 'organic cotton t-shirt', 'wireless headphones'];
 /** Wait this long after the last slider move before searching again. */
 const SLIDER_DELAY_MS = 250;
 const MODE_LABEL: Record<ShopMode, string> = { ADD: 'boost / suppress', CLAMP: 'clamp at' };
@@ -128,6 +130,10 @@ export function ShopSearch(props: {
     if (next.query !== '') timer.current = setTimeout(() => void run(next), SLIDER_DELAY_MS);
   }
 
+  // the collection searched is not there (undefined: they could not be listed, so nothing is known)
+  const wanted = setup.collection || DEFAULT_COLLECTION;
+  const missing = props.collections !== undefined && !props.collections.some((c) => c.name === wanted);
+
   // a slider for each of the query's features, and for steered units that are not among them
   const steeringOf = (unit: string): ShopSteer =>
     setup.steering.find((s) => s.unit === unit) ?? { unit, strength: 0, mode: 'ADD' };
@@ -187,12 +193,32 @@ export function ShopSearch(props: {
           {running ? 'Searching…' : 'Search'}
         </button>
       </div>
-      {props.collections?.length === 0 ? (
-        <p className="muted no-collections">
-          No products indexed yet: run <code>loupe demo shop index</code> to embed the generated catalog.
+      {missing ? (
+        <p className="muted no-collections" role="status">
+          {props.collections?.length === 0
+            ? 'No products indexed yet. '
+            : `There is no collection "${wanted}" (there are ${props.collections?.map((c) => `"${c.name}"`).join(', ')}). `}
+          The first run's demo workspace indexes the generated catalog at its SAE's hook as its last step (its
+          progress is on the <Link href="/">home page</Link>); or run{' '}
+          <code>
+            npx loupe demo shop index{wanted === DEFAULT_COLLECTION ? '' : ` --collection ${wanted}`}
+          </code>
+          , which embeds it at the demo SAE's hook.
         </p>
       ) : null}
-      {error ? <ErrorBox {...error} /> : null}
+      {error && !(missing && error.code === 'NOT_FOUND') ? <ErrorBox {...error} /> : null}
+      {!result && !error && !missing && setup.query === '' ? (
+        <p className="muted examples">
+          Try{' '}
+          {EXAMPLES.map((q, i) => (
+            <span key={q}>
+              {i > 0 ? ', ' : null}
+              <Link href={`/shop?${shopQueryString({ ...setup, query: q, steering: [] })}`}>{q}</Link>
+            </span>
+          ))}
+          .
+        </p>
+      ) : null}
       {result ? (
         <div className={styles.layout}>
           <aside className={`${styles.features} query-features`}>

@@ -4,6 +4,7 @@ import { useApolloClient } from '@apollo/client/react';
 import { type FormEvent, useState } from 'react';
 import { describeError } from '@/lib/graphql-errors';
 import {
+  type FeatureChoice,
   MODES,
   type Mode,
   parseSetup,
@@ -14,6 +15,10 @@ import {
   steerVariables,
 } from '@/lib/steer-setup';
 import { ErrorBox } from './error-box';
+import { FeaturePicker, type PickerSae } from './feature-picker';
+
+/** The prompt a fresh playground starts with, so one click on Steer runs something. */
+const EXAMPLE_PROMPT = 'Once upon a time';
 
 /**
  * The playground's form. Its fields are named as the URL's parameters, so without JavaScript it submits
@@ -24,6 +29,8 @@ export function SteeringPlayground(props: {
   initialSetup: SteerSetup;
   initialResult?: SteerResultData;
   initialError?: { code: string; message: string };
+  /** where features are picked from: steerable SAEs, the one to start with and its first features */
+  picker?: { saes: PickerSae[]; initialSae: string; initialPicks: FeatureChoice[] };
 }) {
   const client = useApolloClient();
   const [edits, setEdits] = useState(props.initialSetup.edits);
@@ -60,12 +67,33 @@ export function SteeringPlayground(props: {
     setEdits(edits.map((e, j) => (j === i ? { ...e, ...change } : e)));
   }
 
+  /** A picked feature fills the first empty edit, or comes as a new one. */
+  function pick(unit: string) {
+    const empty = edits.findIndex((e) => e.unit.trim() === '');
+    if (empty >= 0) update(empty, { unit });
+    else setEdits([...edits, { unit, strength: 10, mode: 'ADD' }]);
+  }
+
   return (
     <>
+      {props.picker ? (
+        <FeaturePicker
+          saes={props.picker.saes}
+          initialSae={props.picker.initialSae}
+          initialPicks={props.picker.initialPicks}
+          picked={edits.map((e) => e.unit.trim())}
+          onPick={pick}
+        />
+      ) : null}
       <form method="get" action="/steer" onSubmit={submit} className="steer-form">
         <label className="wide">
           prompt
-          <textarea name="prompt" rows={3} defaultValue={setup.prompt} required />
+          <textarea
+            name="prompt"
+            rows={3}
+            defaultValue={setup.prompt === '' ? EXAMPLE_PROMPT : setup.prompt}
+            required
+          />
         </label>
         <fieldset>
           <legend>edits</legend>

@@ -25,6 +25,7 @@ const STEP_LABELS: Record<string, string> = {
   train: 'train a small SAE',
   records: 'compute feature records',
   scores: 'explain and score units',
+  shop: "index the shop catalog at the SAE's hook",
 };
 
 /**
@@ -49,7 +50,13 @@ export function WorkspaceBanner(props: { workspace: WorkspaceBannerFragment }) {
           <>
             ready.{' '}
             {workspace.sae ? (
-              <Link href={`/saes/${encodeURIComponent(workspace.sae.id)}`}>Browse its SAE features</Link>
+              <>
+                <Link href={`/saes/${encodeURIComponent(workspace.sae.id)}`}>Browse its SAE features</Link>
+                {' · '}
+                <Link href="/shop?q=waterproof+hiking+boots">search the shop with them</Link>
+                {' · '}
+                <Link href="/steer">steer with them</Link>
+              </>
             ) : null}
           </>
         ) : (

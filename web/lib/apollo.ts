@@ -26,7 +26,12 @@ async function fetchForClient(input: RequestInfo | URL, init?: RequestInit): Pro
 export const { getClient, query } = registerApolloClient(
   () =>
     new ApolloClient({
-      cache: new InMemoryCache({ possibleTypes: { Unit: ['Neuron', 'Feature'] } }),
+      cache: new InMemoryCache({
+        possibleTypes: {
+          Unit: ['Neuron', 'Feature'],
+          Job: ['CaptureJob', 'TrainingJob', 'ScoringJob'],
+        },
+      }),
       link: new HttpLink({ uri: gatewayUrl(), fetchOptions: { cache: 'no-store' }, fetch: fetchForClient }),
     }),
 );

@@ -1,5 +1,5 @@
 import { graphql } from '@/lib/gql';
-import type { SteeringMode, SteerQuery, SteerQueryVariables } from '@/lib/gql/graphql';
+import type { SteeringMode, SteerPickFragment, SteerQuery, SteerQueryVariables } from '@/lib/gql/graphql';
 
 /**
  * A steering setup and its URL form, so a setup is shared by its link: /steer?prompt=…&seed=7&
@@ -118,3 +118,105 @@ export const STEER = graphql(`
 `);
 
 export type SteerResultData = SteerQuery['steer'];
+
+/** The SAEs steering can use (those on a blocks.{L}.hook_resid_pre) and the demo workspace's. */
+export const STEER_START = graphql(`
+  query SteerStart {
+    workspace {
+      sae {
+        id
+      }
+    }
+    saes(first: 100) {
+      edges {
+        node {
+          id
+          model
+          hook
+        }
+      }
+    }
+  }
+`);
+
+/** A feature to pick: its id, index and best explanation. */
+export const STEER_PICK = graphql(`
+  fragment SteerPick on Unit {
+    id
+    index
+    explanations(first: 1) {
+      edges {
+        node {
+          text
+        }
+      }
+    }
+  }
+`);
+
+/** An SAE's best-scored features, offered before anything is searched. */
+export const FEATURE_SUGGESTIONS = graphql(`
+  query SteerSuggestions($saeId: ID!, $first: Int) {
+    saeFeatures(saeId: $saeId, orderBy: SCORE, first: $first) {
+      edges {
+        score
+        node {
+          ...SteerPick
+        }
+      }
+    }
+  }
+`);
+
+/** Features of one SAE whose explanations match a text (full-text search, by the id prefix). */
+export const FEATURE_SEARCH = graphql(`
+  query SteerFeatureSearch($query: String!, $prefix: String, $first: Int) {
+    searchExplanations(query: $query, unitPrefix: $prefix, first: $first) {
+      edges {
+        relevance
+        node {
+          ...SteerPick
+        }
+        explanation {
+          text
+        }
+      }
+    }
+  }
+`);
+
+/** Features offered before anything is searched. */
+export const SUGGESTED_FEATURES = 8;
+
+/** A feature the picker offers, with the explanation that describes (or matched) it. */
+export interface FeatureChoice {
+  id: string;
+  index: number;
+  explanation: string | null;
+}
+
+export function toPicks(units: SteerPickFragment[]): FeatureChoice[] {
+  return units.map((u) => ({
+    id: u.id,
+    index: u.index,
+    explanation: u.explanations.edges[0]?.node.text ?? null,
+  }));
+}
+
+/** Steering writes at blocks.{L}.hook_resid_pre: SAEs elsewhere cannot steer. */
+export function steerable(sae: { hook: string }): boolean {
+  return /^blocks\.\d+\.hook_resid_pre$/.test(sae.hook);
+}
+
+/**
+ * The SAE to pick features from: the one the setup's first feature belongs to, else the demo
+ * workspace's, else the first steerable SAE; null when there is none.
+ */
+export function pickerSae(
+  setup: SteerSetup,
+  saes: { id: string; model: string }[],
+  workspaceSaeId: string | null,
+): { id: string; model: string } | null {
+  const named = setup.edits.map((e) => e.unit.split('/')[1]).find((id) => id !== undefined && id !== '');
+  return saes.find((s) => s.id === named) ?? saes.find((s) => s.id === workspaceSaeId) ?? saes[0] ?? null;
+}

@@ -15,3 +15,15 @@ export function formatValue(value: number): string {
   if (magnitude >= 1) return value.toFixed(2);
   return value.toPrecision(2);
 }
+
+/**
+ * The list where a unit source's units show ordered by score: "model/hook" (a blocks.{L}.mlp.hook_post:
+ * its neurons) or "model/sae-id" (the SAE's features).
+ */
+export function scoredListPath(source: string): string {
+  const [model = '', ...rest] = source.split('/');
+  const name = rest.join('/');
+  return /^blocks\.\d+\.mlp\.hook_post$/.test(name)
+    ? `/hooks/${encodeURIComponent(model)}/${name}?order=SCORE`
+    : `/saes/${encodeURIComponent(name)}?order=SCORE`;
+}

@@ -35,14 +35,14 @@ model
 
 program
   .command('tokenize')
-  .requiredOption('--model <model-dir>', 'converted model folder')
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
   .requiredOption('--text <text>', 'text to tokenize')
   .description('print {"ids":[...],"tokens":[...]}')
   .action((options) => runCommand(() => import('./commands/tokenize.js').then((m) => m.tokenize(options))));
 
 program
   .command('activations')
-  .requiredOption('--model <model-dir>', 'converted model folder')
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
   .requiredOption('--text <text>', 'text to run')
   .option('--hooks <hooks>', 'comma-separated TransformerLens hook names', '')
   .option('--logits', 'also print logits')
@@ -55,7 +55,7 @@ program
 
 program
   .command('capture')
-  .requiredOption('--model <model-dir>', 'converted model folder')
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
   .option(
     '--dataset <path|default>',
     'JSONL or text file, a folder of them, or the bundled corpus',
@@ -133,7 +133,7 @@ sae
   .option('--tensor <name>', 'tensor to read when the file holds several')
   .option('--hook <hook>', "hook to read from a capture job folder (default: the SAE's)")
   .option('--max-vectors <n>', 'vectors to evaluate on', '65536')
-  .option('--model <model-dir>', 'also splice the SAE into this model: CE loss recovered and KL')
+  .option('--model <model>', 'also splice the SAE into this model (folder or name): CE loss recovered and KL')
   .option('--dataset <path|default>', 'text the splice runs over', 'default')
   .option('--splice-tokens <n>', 'tokens (in 64-token windows) the splice runs over', '4096')
   .option('--json', 'print JSON (the only format)')
@@ -170,8 +170,8 @@ sae
     "a capture job (the id loupe capture printed, or its folder) with shards for the SAE's hook",
   )
   .option(
-    '--model <model-dir>',
-    'converted model for logit tokens (default: $LOUPE_DATA_DIR/models/<SAE model>)',
+    '--model <model>',
+    'converted model (folder or name) for logit tokens (default: $LOUPE_DATA_DIR/models/<SAE model>)',
   )
   .option('--no-logits', 'skip logit tokens')
   .option('--rows <n>', 'token rows per encoder call (bounds memory: rows × d_sae floats)', '1024')

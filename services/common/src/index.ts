@@ -3,6 +3,7 @@
 export * from './config.js';
 export * from './errors.js';
 export * from './hooks.js';
+export * from './job-cursor.js';
 export * from './logging.js';
 export * from './onnx/graph-builder.js';
 export * from './random.js';

@@ -32,6 +32,15 @@ export function withRequestContext<T>(context: RequestContext, fn: () => T): T {
   return storage.run(context, fn);
 }
 
+/**
+ * Runs `fn` outside any request: background work that a request only started (a job queue's loop, a
+ * worker's poll) must not inherit that request's deadline, abort signal or id, or it would stop when
+ * the request that kicked it ends.
+ */
+export function outsideRequest<T>(fn: () => T): T {
+  return storage.exit(fn);
+}
+
 /** The id of the request the current code runs for, if any. */
 export function currentRequestId(): string | undefined {
   return storage.getStore()?.requestId;

@@ -7,13 +7,16 @@ import path from 'node:path';
  * CLI writes it; the gateway reads it to show progress on the home page.
  */
 
-export const STEP_KINDS = ['model', 'capture', 'train', 'records', 'scores'] as const;
+export const STEP_KINDS = ['model', 'capture', 'train', 'records', 'scores', 'shop'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed';
 
 export interface StepState {
   kind: StepKind;
-  /** the capture, training or scoring job doing this step; train and records share the training job */
+  /**
+   * the capture, training or scoring job doing this step; train and records share the training job; the
+   * shop step (indexing the product catalog) is one call with no job
+   */
   jobId: string | null;
   status: StepStatus;
   /** 0–1 */

@@ -34,6 +34,7 @@ import {
   NeuronExplanationFields,
 } from './resolvers/explanations.resolver.js';
 import { FeatureFields } from './resolvers/features.resolver.js';
+import { JobsQueries } from './resolvers/jobs.resolver.js';
 import {
   HookActivationsFields,
   HookFields,
@@ -47,7 +48,14 @@ import { ExplanationSearchEdgeFields, SearchQueries } from './resolvers/search.r
 import { ShopQueries, ShopResultFields, ShopSearchFields } from './resolvers/shop.resolver.js';
 import { SteerQueries } from './resolvers/steer.resolver.js';
 import { TrainingJobFields, TrainingJobResolvers } from './resolvers/training-jobs.resolver.js';
-import { NeuronFields, QuantileBinFields, UnitQueries, UnitType } from './resolvers/units.resolver.js';
+import {
+  NeuronFields,
+  QuantileBinFields,
+  UnitNeighbourConnectionType,
+  UnitNeighbourEdgeType,
+  UnitQueries,
+  UnitType,
+} from './resolvers/units.resolver.js';
 import { WorkspaceResolvers } from './resolvers/workspace.resolver.js';
 import { CAPTURE, CONFIG, EXPLAINER, LOGGER, SAE } from './tokens.js';
 
@@ -159,6 +167,8 @@ export class GatewayModule {
         HookActivationsFields,
         UnitQueries,
         UnitType,
+        UnitNeighbourConnectionType,
+        UnitNeighbourEdgeType,
         NeuronFields,
         QuantileBinFields,
         SteerQueries,
@@ -179,6 +189,7 @@ export class GatewayModule {
         ScoringJobResolvers,
         CancelJobResolvers,
         JobType,
+        JobsQueries,
         SearchQueries,
         ExplanationSearchEdgeFields,
         BrowseQueries,

@@ -15,6 +15,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { GatewayModule } from './app.module.js';
 import { GatewayDatabase } from './auth/database.js';
+import { ResolverErrorsFilter } from './graphql/resolver-errors.filter.js';
 import { corsOptions } from './security/cors.js';
 import { rateLimit, rateLimitKey } from './security/rate-limit.js';
 import { bodyErrors, requireUtf8, unicodeOnly } from './security/request-body.js';
@@ -27,6 +28,7 @@ export async function startGateway(): Promise<{ url: string; close(): Promise<vo
     logger: ['error', 'warn'],
   });
   app.disable('x-powered-by');
+  app.useGlobalFilters(new ResolverErrorsFilter(log, app.getHttpAdapter()));
   // the web server renders pages and proxies the browser's GraphQL from loopback: its x-forwarded-for
   // names the browser, so per-client limits (rate, compute slots) count people, not the web server
   app.set('trust proxy', 'loopback');

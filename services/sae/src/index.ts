@@ -14,7 +14,6 @@ export * from './eval/reconstruction-eval.js';
 export * from './eval/spliced-loss.js';
 export * from './features/compute-records.js';
 export * from './features/feature-summary.js';
-export * from './features/logit-tokens.js';
 export * from './features/nonzero-histogram.js';
 export * from './format/architectures/registry.js';
 export * from './format/architectures/saelens-architecture.js';

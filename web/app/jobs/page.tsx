@@ -1,14 +1,47 @@
+import type { ReactNode } from 'react';
 import { ApolloProvider } from '@/components/apollo-provider';
+import { ErrorBox } from '@/components/error-box';
+import { JobList, parseKind } from '@/components/job-list';
 import { JobsConsole } from '@/components/jobs-console';
+import { query } from '@/lib/apollo';
 import { gatewayWsUrl } from '@/lib/config';
+import { graphql } from '@/lib/gql';
+import type { JobKind } from '@/lib/gql/graphql';
+import { describeError } from '@/lib/graphql-errors';
 
 export const dynamic = 'force-dynamic';
 
-/** Start capture, SAE training and scoring jobs and watch them live (?capture=, ?training= or ?scoring=<id>). */
+const PAGE = 25;
+
+const JOBS = graphql(`
+  query Jobs($kind: JobKind, $status: String, $first: Int, $after: String) {
+    jobs(kind: $kind, status: $status, first: $first, after: $after) {
+      totalCount
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+      edges {
+        node {
+          ...JobListJob
+        }
+      }
+    }
+  }
+`);
+
+/** Recent jobs (?kind=, ?status=, ?after=), the forms that start jobs, and one job watched live (?capture=, ?training= or ?scoring=<id>). */
 export default async function JobsPage(props: {
-  searchParams: Promise<{ capture?: string; training?: string; scoring?: string }>;
+  searchParams: Promise<{
+    capture?: string;
+    training?: string;
+    scoring?: string;
+    kind?: string;
+    status?: string;
+    after?: string;
+  }>;
 }) {
-  const { capture, training, scoring } = await props.searchParams;
+  const { capture, training, scoring, ...filter } = await props.searchParams;
   const watched = capture
     ? { kind: 'capture' as const, id: capture }
     : training
@@ -16,12 +49,48 @@ export default async function JobsPage(props: {
       : scoring
         ? { kind: 'scoring' as const, id: scoring }
         : undefined;
+  const kind = parseKind(filter.kind);
+  const status = filter.status || undefined;
+  const list: ReactNode =
+    filter.kind && !kind ? (
+      <ErrorBox
+        code="BAD_USER_INPUT"
+        message={`kind "${filter.kind}" is not a job kind: use capture, training or scoring`}
+      />
+    ) : (
+      await recentJobs(kind, status, filter.after)
+    );
   return (
     <>
       <h1>Jobs</h1>
+      {list}
       <ApolloProvider wsUrl={gatewayWsUrl()}>
         <JobsConsole initialJob={watched} />
       </ApolloProvider>
     </>
   );
+}
+
+async function recentJobs(kind: JobKind | undefined, status: string | undefined, after: string | undefined) {
+  try {
+    const jobs = (
+      await query({
+        query: JOBS,
+        variables: { kind: kind ?? null, status: status ?? null, first: PAGE, after: after ?? null },
+      })
+    ).data?.jobs;
+    if (!jobs) return null;
+    return (
+      <JobList
+        jobs={jobs.edges.map((e) => e.node)}
+        totalCount={jobs.totalCount}
+        kind={kind}
+        status={status}
+        endCursor={jobs.pageInfo.endCursor ?? null}
+        hasNextPage={jobs.pageInfo.hasNextPage}
+      />
+    );
+  } catch (error) {
+    return <ErrorBox {...describeError(error)} />;
+  }
 }

@@ -55,6 +55,9 @@ const SAES = graphql(`
 const ENCODE = graphql(`
   query SearchEncode($text: String!, $saeId: ID!, $perToken: Int, $top: Int) {
     encode(text: $text, saeId: $saeId, perToken: $perToken, top: $top) {
+      sae {
+        k
+      }
       tokens {
         token {
           id
@@ -166,11 +169,26 @@ export default async function SearchPage(props: {
 function EncodingView(props: { encoding: EncodingData }) {
   const { encoding } = props;
   const scale = Math.max(0, ...encoding.top.map((t) => t.maxValue));
-  const busiest = Math.max(1, ...encoding.tokens.map((t) => t.l0));
+  // a token's summed activation over its listed features (every firing one up to PER_TOKEN): L0 alone is
+  // the same k at every token of a TopK SAE, so it would shade nothing
+  const sums = encoding.tokens.map((t) => t.features.reduce((sum, f) => sum + f.value, 0));
+  const largest = Math.max(0, ...sums);
+  const smallest = Math.min(largest, ...sums);
+  // lightest to darkest over the text's own range, so the differences between tokens show
+  const shade = (sum: number) =>
+    largest > smallest ? 0.08 + (0.62 * (sum - smallest)) / (largest - smallest) : largest > 0 ? 0.4 : 0;
+  const l0s = new Set(encoding.tokens.map((t) => t.l0));
   return (
     <section className="encoding">
       <h2>Tokens</h2>
-      <p className="muted">Each token's number of firing features (L0); hover for its strongest features.</p>
+      <p className="muted">
+        Each token shaded by the summed activation of its firing features, from {formatValue(smallest)}{' '}
+        (lightest) to {formatValue(largest)} (darkest); hover for its L0 (how many features fire) and its
+        strongest features.
+        {l0s.size === 1 && encoding.tokens.length > 1
+          ? ` Every token has L0 ${encoding.tokens[0].l0}${encoding.sae.k ? ' (a TopK SAE keeps exactly k)' : ''}.`
+          : null}
+      </p>
       <div className="heatmap tokens-l0">
         {encoding.tokens.map((t, i) => (
           <span
@@ -178,11 +196,12 @@ function EncodingView(props: { encoding: EncodingData }) {
             key={i}
             className="token"
             data-l0={t.l0}
-            style={{ backgroundColor: `rgba(110, 110, 120, ${(0.35 * t.l0) / busiest})` }}
-            title={t.features
+            data-sum={sums[i]}
+            style={{ backgroundColor: `rgba(224, 123, 0, ${shade(sums[i])})` }}
+            title={`L0 ${t.l0} · sum ${formatValue(sums[i])}: ${t.features
               .slice(0, 5)
-              .map((f) => `#${f.feature.index}: ${formatValue(f.value)}`)
-              .join(', ')}
+              .map((f) => `#${f.feature.index} ${formatValue(f.value)}`)
+              .join(', ')}`}
           >
             {t.token.text.replaceAll('\n', '↵')}
           </span>
@@ -196,7 +215,7 @@ function EncodingView(props: { encoding: EncodingData }) {
               #{s.feature.index}
             </Link>{' '}
             <span className="max">
-              max {formatValue(s.maxValue)} · {s.tokens} tokens
+              max {formatValue(s.maxValue)} · {s.tokens} {s.tokens === 1 ? 'token' : 'tokens'}
             </span>
             <TokenHeatmap
               tokens={encoding.tokens.map((t) => t.token)}

@@ -9,6 +9,7 @@ import {
   parseShopSetup,
   SHOP,
   type ShopSearchData,
+  shopQueryString,
   shopVariables,
 } from './setup';
 
@@ -54,6 +55,8 @@ export default async function ShopPage(props: {
       </p>
       <ApolloProvider wsUrl={gatewayWsUrl()}>
         <ShopSearch
+          // a link to another search (the examples) keeps this route: start over from its answer
+          key={shopQueryString(setup)}
           initialSetup={setup}
           initialResult={result}
           initialError={error}

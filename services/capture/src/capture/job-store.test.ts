@@ -4,7 +4,7 @@ import path from 'node:path';
 import { withTestDatabase } from '@loupe/common/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPTURE_PARAMS } from './capture-job.js';
-import { createJob } from './job-store.js';
+import { createJob, listJobs } from './job-store.js';
 import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA } from './migrations.js';
 
 let root: string;
@@ -49,6 +49,53 @@ describe('capture job rows', () => {
     expect(again).toMatchObject({
       created: false,
       job: { id: created.id, status: 'queued', error: null, windowsDone: 4 },
+    });
+  });
+});
+
+describe('capture job lists', () => {
+  it('list newest first (ties by id), filter by status, page with a cursor, and name unknown statuses', async () => {
+    await db.sql`DELETE FROM capture_jobs`;
+    const ids: string[] = [];
+    for (const key of ['a', 'b', 'c', 'd']) ids.push((await createJob(db.sql, job(`list-${key}`))).job.id);
+    // a, b at distinct times; c and d created in the same microsecond, so the id decides
+    await db.sql`UPDATE capture_jobs SET created_at = '2026-01-01T00:00:01.000001Z' WHERE id = ${ids[0]}`;
+    await db.sql`UPDATE capture_jobs SET created_at = '2026-01-01T00:00:02Z', status = 'done' WHERE id = ${ids[1]}`;
+    await db.sql`UPDATE capture_jobs SET created_at = '2026-01-01T00:00:03Z' WHERE id = ANY(${[ids[2], ids[3]]}::uuid[])`;
+    const tied = [ids[2], ids[3]].sort().reverse();
+    const newestFirst = [...tied, ids[1], ids[0]];
+
+    const all = await listJobs(db.sql, { status: '', pageSize: 0, pageToken: '' });
+    expect(all.jobs.map((j) => j.id)).toEqual(newestFirst);
+    expect(all).toMatchObject({ total: 4, nextPageToken: '' });
+    expect(all.jobs[3].createdAt).toBe('2026-01-01T00:00:01.000001Z');
+
+    const seen: string[] = [];
+    let token = '';
+    do {
+      const page = await listJobs(db.sql, { status: '', pageSize: 3, pageToken: token });
+      expect(page.total).toBe(4);
+      seen.push(...page.jobs.map((j) => j.id));
+      token = page.nextPageToken;
+    } while (token);
+    expect(seen).toEqual(newestFirst);
+
+    const done = await listJobs(db.sql, { status: 'done', pageSize: 10, pageToken: '' });
+    expect(done).toMatchObject({ total: 1, jobs: [{ id: ids[1], status: 'done' }] });
+
+    await expect(listJobs(db.sql, { status: 'finished', pageSize: 0, pageToken: '' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(
+        /unknown capture job status "finished": use one of queued, running, done/,
+      ),
+    });
+    await expect(listJobs(db.sql, { status: '', pageSize: 101, pageToken: '' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/page_size must be 1-100/),
+    });
+    await expect(listJobs(db.sql, { status: '', pageSize: 0, pageToken: 'bm9wZQ' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/not one a job list gave out/),
     });
   });
 });

@@ -1,8 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { UserInputError } from '@loupe/common';
-import { claimJobRow, finishJobRow, keepJobAlive, type Sql, STALE_AFTER_SECONDS } from '@loupe/common/db';
+import {
+  CREATED_AT_ISO,
+  claimJobRow,
+  finishJobRow,
+  type JobListRequest,
+  keepJobAlive,
+  listJobRows,
+  type Sql,
+  STALE_AFTER_SECONDS,
+} from '@loupe/common/db';
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 export type JobPhase = 'capture' | 'records' | 'done';
 
 export interface CaptureJobRow {
@@ -24,6 +34,8 @@ export interface CaptureJobRow {
   tokensDone: number;
   attempts: number;
   error: string | null;
+  /** ISO 8601, UTC, microseconds (what job lists are ordered by) */
+  createdAt: string;
 }
 
 export interface CaptureParams {
@@ -40,7 +52,7 @@ export { STALE_AFTER_SECONDS };
 const TABLE = 'capture_jobs';
 
 const COLUMNS = `id, status, phase, model, model_sha256, dataset, hooks, max_tokens, params, params_key, total_windows,
-  total_tokens, windows_sha256, worker, windows_done, tokens_done, attempts, error`;
+  total_tokens, windows_sha256, worker, windows_done, tokens_done, attempts, error, ${CREATED_AT_ISO}`;
 
 function toRow(r: Record<string, unknown>): CaptureJobRow {
   return {
@@ -62,6 +74,7 @@ function toRow(r: Record<string, unknown>): CaptureJobRow {
     tokensDone: Number(r.tokens_done),
     attempts: Number(r.attempts),
     error: (r.error as string | null) ?? null,
+    createdAt: r.created_at_iso as string,
   };
 }
 
@@ -73,7 +86,7 @@ export async function createJob(
   sql: Sql,
   job: Omit<
     CaptureJobRow,
-    'id' | 'status' | 'phase' | 'worker' | 'windowsDone' | 'tokensDone' | 'attempts' | 'error'
+    'id' | 'status' | 'phase' | 'worker' | 'windowsDone' | 'tokensDone' | 'attempts' | 'error' | 'createdAt'
   >,
 ): Promise<{ job: CaptureJobRow; created: boolean }> {
   const [row] = await sql`
@@ -105,6 +118,15 @@ export async function getJob(sql: Sql, id: string): Promise<CaptureJobRow> {
   const [row] = await sql`SELECT ${sql.unsafe(COLUMNS)} FROM capture_jobs WHERE id = ${id}`;
   if (!row) throw new UserInputError(`unknown capture job ${id}`, 'NOT_FOUND');
   return toRow(row);
+}
+
+/** A page of jobs, newest first, optionally of one status (see listJobRows). */
+export async function listJobs(
+  sql: Sql,
+  request: JobListRequest,
+): Promise<{ jobs: CaptureJobRow[]; nextPageToken: string; total: number }> {
+  const page = await listJobRows(sql, TABLE, request, JOB_STATUSES, 'capture');
+  return { jobs: page.rows.map(toRow), nextPageToken: page.nextPageToken, total: page.total };
 }
 
 /** The newest unfinished job with the same parameters: rerunning a killed command resumes it. */

@@ -7,6 +7,7 @@ import { DocumentSearch } from './document-search.js';
 import { ModelRegistry } from './model-registry.js';
 import { NeuronList } from './neuron-list.js';
 import { NeuronRecords } from './neuron-records.js';
+import { NeuronWeightsService } from './neuron-weights.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
 @Module({})
@@ -23,6 +24,7 @@ export class CaptureModule {
         CaptureJobs,
         NeuronRecords,
         NeuronList,
+        NeuronWeightsService,
         DocumentSearch,
       ],
     };

@@ -2,11 +2,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { type Logger, type LoupeConfig, UserInputError } from '@loupe/common';
 import { JobQueue } from '@loupe/common/db';
-import type { CaptureJob } from '@loupe/common/grpc';
+import type { CaptureJob, ListCaptureJobsResponse, ListJobsRequest__Output } from '@loupe/common/grpc';
 import { DEFAULT_DATASET } from '@loupe/records';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { prepareCaptureJob, runCaptureJob } from '../capture/capture-job.js';
-import { type CaptureJobRow, getJob } from '../capture/job-store.js';
+import { type CaptureJobRow, getJob, listJobs } from '../capture/job-store.js';
 import { CaptureDatabase } from './database.js';
 import { ModelRegistry } from './model-registry.js';
 import { CONFIG, LOGGER } from './tokens.js';
@@ -72,6 +72,12 @@ export class CaptureJobs implements OnApplicationBootstrap, OnApplicationShutdow
     return toMessage(await getJob(await this.database.sql(), id));
   }
 
+  /** A page of jobs, newest first, optionally of one status. */
+  async list(request: ListJobsRequest__Output): Promise<ListCaptureJobsResponse> {
+    const page = await listJobs(await this.database.sql(), request);
+    return { jobs: page.jobs.map(toMessage), nextPageToken: page.nextPageToken, total: page.total };
+  }
+
   /**
    * Marks a queued, running or failed job cancelled (finished jobs stay as they are). The running
    * worker's next checkpoint is guarded by status = 'running', so it stops there: the files it wrote
@@ -126,5 +132,6 @@ function toMessage(job: CaptureJobRow): CaptureJob {
     tokensDone: job.tokensDone,
     totalTokens: job.totalTokens,
     error: job.error ?? '',
+    createdAt: job.createdAt,
   };
 }

@@ -9,13 +9,17 @@ import type {
   GetCaptureJobRequest__Output,
   GetCollectionRequest__Output,
   IndexDocumentsRequest__Output,
+  ListCaptureJobsResponse,
   ListCollectionsResponse,
+  ListJobsRequest__Output,
   ListNeuronsRequest__Output,
   ListNeuronsResponse,
   ModelInfoRequest__Output,
   ModelInfoResponse,
   NeuronRecordRequest__Output,
   NeuronRecordResponse,
+  NeuronWeightsRequest__Output,
+  NeuronWeightsResponse,
   ResidualSteering__Output,
   SearchDocumentsRequest__Output,
   SearchDocumentsResponse,
@@ -31,6 +35,7 @@ import { DocumentSearch } from './document-search.js';
 import { ModelRegistry } from './model-registry.js';
 import { NeuronList } from './neuron-list.js';
 import { NeuronRecords } from './neuron-records.js';
+import { NeuronWeightsService } from './neuron-weights.js';
 import { toWireTensor } from './tensors.js';
 import { CONFIG } from './tokens.js';
 
@@ -44,6 +49,7 @@ export class CaptureController {
     private readonly jobs: CaptureJobs,
     private readonly records: NeuronRecords,
     private readonly neuronList: NeuronList,
+    private readonly neuronWeights: NeuronWeightsService,
     private readonly documents: DocumentSearch,
     @Inject(CONFIG) private readonly config: LoupeConfig,
   ) {}
@@ -170,6 +176,11 @@ export class CaptureController {
     return this.jobs.cancel(request.id);
   }
 
+  @GrpcMethod('CaptureService', 'ListCaptureJobs')
+  listCaptureJobs(request: ListJobsRequest__Output): Promise<ListCaptureJobsResponse> {
+    return this.jobs.list(request);
+  }
+
   @GrpcMethod('CaptureService', 'NeuronRecord')
   neuronRecord(request: NeuronRecordRequest__Output): Promise<NeuronRecordResponse> {
     return this.records.get(request);
@@ -178,6 +189,11 @@ export class CaptureController {
   @GrpcMethod('CaptureService', 'ListNeurons')
   listNeurons(request: ListNeuronsRequest__Output): Promise<ListNeuronsResponse> {
     return this.neuronList.list(request);
+  }
+
+  @GrpcMethod('CaptureService', 'NeuronWeights')
+  getNeuronWeights(request: NeuronWeightsRequest__Output): Promise<NeuronWeightsResponse> {
+    return this.neuronWeights.get(request);
   }
 
   @GrpcMethod('CaptureService', 'IndexDocuments')

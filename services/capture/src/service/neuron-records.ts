@@ -1,10 +1,11 @@
-import { parseHook, UserInputError } from '@loupe/common';
+import { UserInputError } from '@loupe/common';
 import type { NeuronRecordResponse, RecordWindow } from '@loupe/common/grpc';
 import type { WindowActivations } from '@loupe/records';
 import { readNeuronRecord } from '@loupe/records';
 import { Injectable } from '@nestjs/common';
 import { CaptureDatabase } from './database.js';
 import { ModelRegistry } from './model-registry.js';
+import { neuronLayer } from './neuron-ref.js';
 
 /** A neuron's records from the newest finished capture job that recorded its hook. */
 @Injectable()
@@ -17,17 +18,7 @@ export class NeuronRecords {
   async get(request: { model: string; hook: string; neuron: number }): Promise<NeuronRecordResponse> {
     const { runner } = await this.models.get(request.model);
     const { dims } = runner.manifest;
-    const ref = parseHook(request.hook, dims.nLayer);
-    if (ref.kind !== 'block' || ref.hook !== 'mlp.hook_post') {
-      throw new UserInputError(
-        `neuron records exist for blocks.{L}.mlp.hook_post only, not "${request.hook}"`,
-      );
-    }
-    if (!Number.isInteger(request.neuron) || request.neuron < 0 || request.neuron >= dims.dMlp) {
-      throw new UserInputError(
-        `neuron ${request.neuron} does not exist: ${request.hook} has neurons 0-${dims.dMlp - 1}`,
-      );
-    }
+    neuronLayer(request, dims);
     const sql = await this.database.sql();
     const [row] = await sql`
       SELECT r.job_id, r.records_file FROM neuron_records r JOIN capture_jobs j ON j.id = r.job_id

@@ -1,5 +1,5 @@
-import { loadConfig, UserInputError } from '@loupe/common';
-import { Gpt2Runner, toResidualAdditions } from '@loupe/model';
+import { loadConfig, modelsDir, UserInputError } from '@loupe/common';
+import { Gpt2Runner, resolveModelDir, toResidualAdditions } from '@loupe/model';
 import { printJson } from '../run-command.js';
 
 interface ActivationsOptions {
@@ -12,15 +12,19 @@ interface ActivationsOptions {
 
 export async function activations(options: ActivationsOptions): Promise<void> {
   const config = loadConfig();
-  const runner = await Gpt2Runner.load(options.model, {
+  const hooks = options.hooks
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
+  if (hooks.length === 0 && !options.logits)
+    throw new UserInputError(
+      'nothing to print: name hooks with --hooks (e.g. --hooks blocks.0.hook_resid_pre,blocks.0.mlp.hook_post) or ask for --logits',
+    );
+  const runner = await Gpt2Runner.load(resolveModelDir(modelsDir(config), options.model), {
     device: config.device,
     intraOpThreads: config.intraOpThreads,
   });
   try {
-    const hooks = options.hooks
-      .split(',')
-      .map((h) => h.trim())
-      .filter(Boolean);
     const steering = options.steer
       ? toResidualAdditions(parseJson(options.steer, '--steer'), runner.manifest.dims.nLayer)
       : [];

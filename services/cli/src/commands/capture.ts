@@ -1,8 +1,8 @@
 import os from 'node:os';
 import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, prepareCaptureJob, runCaptureJob } from '@loupe/capture';
-import { loadConfig, UserInputError } from '@loupe/common';
+import { loadConfig, modelsDir, UserInputError } from '@loupe/common';
 import { openDatabase } from '@loupe/common/db';
-import { Gpt2Runner } from '@loupe/model';
+import { Gpt2Runner, resolveModelDir } from '@loupe/model';
 import { progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
 
@@ -34,7 +34,7 @@ export async function capture(options: CaptureOptions): Promise<void> {
     .split(',')
     .map((h) => h.trim())
     .filter(Boolean);
-  const runner = await Gpt2Runner.load(options.model, {
+  const runner = await Gpt2Runner.load(resolveModelDir(modelsDir(config), options.model), {
     device: config.device,
     intraOpThreads: config.intraOpThreads,
   });

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { loadConfig, UserInputError } from '@loupe/common';
-import { Gpt2Runner } from '@loupe/model';
+import { loadConfig, modelsDir, UserInputError } from '@loupe/common';
+import { Gpt2Runner, resolveModelDir } from '@loupe/model';
 import { cutWindows, readDataset } from '@loupe/records';
 import { evaluateSource, openActivationSource, readSaeLens, SaeEncoder, splicedLoss } from '@loupe/sae';
 import { printJson } from '../run-command.js';
@@ -48,7 +48,7 @@ export async function evaluate(saeDir: string, options: EvalOptions): Promise<vo
     );
     let spliced = null;
     if (options.model) {
-      const runner = await Gpt2Runner.load(path.resolve(options.model), {
+      const runner = await Gpt2Runner.load(resolveModelDir(modelsDir(config), options.model), {
         device: config.device,
         intraOpThreads: config.intraOpThreads,
       });

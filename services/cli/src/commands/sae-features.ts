@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { type LoupeConfig, loadConfig, modelsDir, UserInputError } from '@loupe/common';
 import { openDatabase, type Sql } from '@loupe/common/db';
-import { MANIFEST_FILE, readManifest } from '@loupe/model';
+import { MANIFEST_FILE, readManifest, resolveModelDir } from '@loupe/model';
 import { resolveActivations } from '@loupe/records';
 import { computeFeatureRecords, findSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '@loupe/sae';
 import { type Progress, progressBar } from '../progress.js';
@@ -75,6 +75,7 @@ async function logitModel(
 ): Promise<{ modelDir?: string; skipped?: string }> {
   const sae = await findSae(sql, saeId);
   if (explicit) {
+    explicit = resolveModelDir(modelsDir(config), explicit);
     const manifest = await readManifest(explicit);
     if (manifest.dims.dModel !== sae.dIn) {
       throw new UserInputError(

@@ -45,6 +45,7 @@ export async function serve(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => void stop(signal);
 
   try {
+    running.push(await lockServeDir(config));
     running.push(...(await startEmbeddedDatabase(config)));
     const model = await chooseModel(config);
     if (model.offline) log.warn({ model: model.name }, model.reason);
@@ -259,6 +260,20 @@ function listening(port: number, host = '127.0.0.1'): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * One `loupe serve` per data directory: a second one would find every port taken and the database's
+ * folder locked, and fail somewhere in the middle. It says at once who holds the directory instead.
+ */
+async function lockServeDir(config: LoupeConfig): Promise<Running> {
+  const { lockDataDir } = await import('@loupe/common/db');
+  const lock = await lockDataDir(
+    config.dataDir,
+    'the data directory (another loupe serve runs on it: stop that one, or set LOUPE_DATA_DIR and the ports to run a second)',
+    'loupe-serve.lock',
+  );
+  return { name: 'data directory lock', close: () => lock.release() };
 }
 
 /**

@@ -1,9 +1,16 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, collectionEmbeddings } from '@loupe/capture';
-import { type LoupeConfig, loadConfig, parseHook, UserInputError } from '@loupe/common';
+import {
+  type LoupeConfig,
+  loadConfig,
+  parseHook,
+  readWorkspace,
+  UserInputError,
+  workspaceFile,
+} from '@loupe/common';
 import { openDatabase } from '@loupe/common/db';
-import { type CaptureApi, captureServiceClient } from '@loupe/common/grpc';
+import { type CaptureApi, captureServiceClient, saeServiceClient } from '@loupe/common/grpc';
 import { findSae, readSaeLens, SAE_MIGRATIONS_DIR, SAE_SCHEMA, SaeEncoder } from '@loupe/sae';
 import {
   catalogJsonl,
@@ -41,7 +48,8 @@ interface EvalFlags extends CatalogFlags {
 /**
  * `loupe demo shop index`: generates the catalog, writes it as a capture dataset
  * ($LOUPE_DATA_DIR/datasets/catalog-<n>-s<seed>.jsonl) and indexes it into a collection through the
- * capture service (which regenerates the same products from the size and seed).
+ * capture service (which regenerates the same products from the size and seed). Without --hook, at the
+ * demo workspace's SAE's hook when there is one for the model, so searches come with its features.
  */
 export async function index(flags: CatalogFlags): Promise<void> {
   const config = loadConfig();
@@ -49,10 +57,11 @@ export async function index(flags: CatalogFlags): Promise<void> {
   const dataset = await writeDataset(config, generateCatalog({ products, seed }), products, seed);
   const client = await connect(config);
   try {
+    const hook = flags.hook ?? (await demoSaeHook(config, client, flags.model ?? '')) ?? '';
     const collection = await client.IndexDocuments({
       collection: flags.collection ?? 'shop',
       model: flags.model ?? '',
-      hook: flags.hook ?? '',
+      hook,
       pooling: flags.pooling ?? '',
       catalog: { products, seed },
       replace: true,
@@ -197,6 +206,26 @@ async function connect(config: LoupeConfig): Promise<CaptureApi> {
     );
   });
   return client;
+}
+
+/**
+ * The hook the demo workspace's SAE reads, when the workspace has an SAE of this model and the SAE
+ * service knows it; else null (the capture service's default hook).
+ */
+async function demoSaeHook(config: LoupeConfig, capture: CaptureApi, model: string): Promise<string | null> {
+  const workspace = await readWorkspace(workspaceFile(config.dataDir));
+  if (!workspace?.saeId) return null;
+  const info = await capture.ModelInfo({ model });
+  if (workspace.model !== info.name) return null;
+  const sae = saeServiceClient(config.saeAddress);
+  try {
+    await sae.ready(10_000);
+    return (await sae.GetSae({ id: workspace.saeId })).hook;
+  } catch {
+    return null; // the SAE service is down or the SAE was deleted
+  } finally {
+    sae.close();
+  }
 }
 
 async function writeDataset(config: LoupeConfig, products: Product[], size: number, seed: number) {

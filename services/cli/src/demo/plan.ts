@@ -1,8 +1,11 @@
+import { DEFAULT_CATALOG_PRODUCTS, DEFAULT_CATALOG_SEED } from '@loupe/shop';
+
 /**
  * What the demo workspace holds, sized to the model so a 2-core laptop has it within minutes: a slice
  * of the bundled corpus captured at one layer in the middle (its residual stream before the block, the
- * MLP neurons, the residual stream after), a small TopK SAE on the residual stream, and baseline
- * explanations with scores for the first neurons and features.
+ * MLP neurons, the residual stream after), a small TopK SAE on the residual stream, baseline
+ * explanations with scores for the first neurons and features, and the shop demo's product catalog
+ * indexed at the SAE's hook (so product searches come with the SAE's features and "why this result").
  */
 export interface DemoPlan {
   model: string;
@@ -17,6 +20,8 @@ export interface DemoPlan {
     seed: number;
   };
   scoring: { neurons: string; featuresPerSae: number; method: 'simulation'; simulator: 'baseline' };
+  /** the collection the web app's /shop searches by default, embedded where the SAE reads */
+  shop: { collection: string; hook: string; products: number; seed: number };
 }
 
 export interface ModelShape {
@@ -63,6 +68,12 @@ export function planDemo(model: string, shape: ModelShape): DemoPlan {
       featuresPerSae: UNITS_SCORED,
       method: 'simulation',
       simulator: 'baseline',
+    },
+    shop: {
+      collection: 'shop',
+      hook: residPre,
+      products: DEFAULT_CATALOG_PRODUCTS,
+      seed: DEFAULT_CATALOG_SEED,
     },
   };
 }

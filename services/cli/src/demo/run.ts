@@ -8,6 +8,7 @@ import {
   type StepKind,
   type StepState,
   scoresStep,
+  shopIndexed,
   step,
   trainingSteps,
   type WorkspaceState,
@@ -59,6 +60,7 @@ export async function runDemo(ctx: DemoContext): Promise<WorkspaceState> {
     const saeId = await trainSae(ctx, plan, captureJobId, () => state, update);
     await save({ ...state, saeId });
     await scoreUnits(ctx, plan, saeId, () => state, update);
+    await indexShop(ctx, plan, () => state, update);
     ctx.log.info({ model: ctx.model, sae: saeId }, 'demo workspace ready');
   } catch (error) {
     if (error instanceof Stopped || ctx.signal.aborted) return state;
@@ -142,6 +144,36 @@ async function scoreUnits(
     await pause(ctx);
     job = await ctx.explainer.GetJob({ id: job.id });
   }
+}
+
+/**
+ * The shop demo's catalog, indexed at the SAE's hook so /shop shows the query's features and why each
+ * result was found. One IndexDocuments call (no job): a collection already holding the catalog at that
+ * hook (an interrupted start that got this far, or `loupe demo shop index`) is kept; anything else under
+ * the name is replaced, which makes a retry after a crash the same as a first try.
+ */
+async function indexShop(
+  ctx: DemoContext,
+  plan: DemoPlan,
+  current: () => WorkspaceState,
+  update: Update,
+): Promise<void> {
+  if (step(current(), 'shop').status === 'done') return;
+  await update('shop', { status: 'running', progress: 0, error: null });
+  const { collection, hook, products, seed } = plan.shop;
+  const existing = await ctx.capture.GetCollection({ collection }).catch(() => null);
+  if (!shopIndexed(existing, plan)) {
+    ctx.log.info({ collection, hook, products }, 'indexing the shop catalog');
+    await ctx.capture.IndexDocuments({
+      collection,
+      model: plan.model,
+      hook,
+      pooling: 'mean',
+      catalog: { products, seed },
+      replace: true,
+    });
+  }
+  await update('shop', { status: 'done', progress: 1, error: null });
 }
 
 function pause(ctx: DemoContext): Promise<void> {

@@ -1,7 +1,12 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { CaptureJob__Output, ScoringJob__Output, TrainingJob__Output } from '@loupe/common/grpc';
+import type {
+  CaptureJob__Output,
+  DocumentCollection__Output,
+  ScoringJob__Output,
+  TrainingJob__Output,
+} from '@loupe/common/grpc';
 import { describe, expect, it } from 'vitest';
 import { planDemo, scoringUnits } from './plan.js';
 import {
@@ -10,6 +15,7 @@ import {
   readWorkspace,
   resumeWorkspace,
   scoresStep,
+  shopIndexed,
   trainingSteps,
   withStep,
   writeWorkspace,
@@ -81,6 +87,7 @@ describe('demo workspace state', () => {
       ['train', 't1', 'pending', null],
       ['records', null, 'pending', null],
       ['scores', null, 'pending', null],
+      ['shop', null, 'pending', null],
     ]);
     const other = resumeWorkspace(saved, 'gpt2', false);
     expect(other).toMatchObject({ model: 'gpt2', offline: false, status: 'running' });
@@ -88,7 +95,8 @@ describe('demo workspace state', () => {
     expect(resumeWorkspace(null, 'gpt2', false).model).toBe('gpt2');
 
     let all = resumed;
-    for (const kind of ['train', 'records', 'scores'] as const) all = withStep(all, kind, { status: 'done' });
+    for (const kind of ['train', 'records', 'scores', 'shop'] as const)
+      all = withStep(all, kind, { status: 'done' });
     expect(all.status).toBe('done');
     expect(resumeWorkspace(all, 'loupe-tiny', true).status).toBe('done');
   });
@@ -120,5 +128,28 @@ describe('demo plan', () => {
     const gpt2 = planDemo('gpt2', { nLayer: 12, dModel: 768 });
     expect(gpt2.sae).toMatchObject({ hook: 'blocks.6.hook_resid_pre', width: 3072, k: 32 });
     expect(() => planDemo('broken', { nLayer: 0, dModel: 64 })).toThrow(/0 layers/);
+  });
+
+  it('indexes the shop catalog where the SAE reads, and keeps a collection that already holds it', () => {
+    const plan = planDemo('loupe-tiny', { nLayer: 2, dModel: 64 });
+    expect(plan.shop).toEqual({ collection: 'shop', hook: plan.sae.hook, products: 3000, seed: 1 });
+    const indexed: DocumentCollection__Output = {
+      name: 'shop',
+      model: 'loupe-tiny',
+      hook: 'blocks.1.hook_resid_pre',
+      pooling: 'mean',
+      dim: 64,
+      count: 3000,
+      createdAt: '',
+      updatedAt: '',
+    };
+    expect(shopIndexed(indexed, plan)).toBe(true);
+    expect(shopIndexed({ ...indexed, count: 6000 }, plan)).toBe(true);
+    expect(shopIndexed(null, plan)).toBe(false);
+    // `loupe demo shop index` before this fix embedded at the last resid_post: the SAE reads nothing there
+    expect(shopIndexed({ ...indexed, hook: 'blocks.1.hook_resid_post' }, plan)).toBe(false);
+    expect(shopIndexed({ ...indexed, count: 12 }, plan)).toBe(false);
+    expect(shopIndexed({ ...indexed, pooling: 'last' }, plan)).toBe(false);
+    expect(shopIndexed({ ...indexed, model: 'gpt2' }, plan)).toBe(false);
   });
 });

@@ -9,7 +9,13 @@ import {
   workspaceFile,
   writeWorkspace,
 } from '@loupe/common';
-import type { CaptureJob__Output, ScoringJob__Output, TrainingJob__Output } from '@loupe/common/grpc';
+import type {
+  CaptureJob__Output,
+  DocumentCollection__Output,
+  ScoringJob__Output,
+  TrainingJob__Output,
+} from '@loupe/common/grpc';
+import type { DemoPlan } from './plan.js';
 
 export {
   readWorkspace,
@@ -137,4 +143,19 @@ export function scoresStep(job: ScoringJob__Output): Partial<StepState> {
     progress: fraction(job.unitsDone + job.unitsFailed, job.unitsTotal),
     error: null,
   };
+}
+
+/**
+ * Whether a collection already holds the plan's shop catalog, as far as a collection tells: the model,
+ * the hook, mean pooling and at least the catalog's products (a larger catalog of the same seed extends
+ * it product by product; the seed itself is not recorded, so it is taken on trust).
+ */
+export function shopIndexed(collection: DocumentCollection__Output | null, plan: DemoPlan): boolean {
+  if (!collection) return false;
+  return (
+    collection.model === plan.model &&
+    collection.hook === plan.shop.hook &&
+    collection.pooling === 'mean' &&
+    Number(collection.count) >= plan.shop.products
+  );
 }

@@ -1,5 +1,6 @@
 import { LoupeError } from '../errors.js';
 import type { Logger } from '../logging.js';
+import { outsideRequest } from '../request-context.js';
 import type { Sql } from './connect.js';
 
 export interface JobQueueOptions {
@@ -25,7 +26,7 @@ export class JobQueue {
 
   drain(): void {
     if (this.draining || this.stopped) return;
-    this.draining = this.runQueued()
+    this.draining = outsideRequest(() => this.runQueued())
       .catch((error: Error) => this.options.log.error({ err: error }, `${this.options.kind} worker stopped`))
       .finally(() => {
         this.draining = null;

@@ -18,15 +18,21 @@ import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCapture
 import type { GetCollectionRequest as _loupe_v1_GetCollectionRequest, GetCollectionRequest__Output as _loupe_v1_GetCollectionRequest__Output } from './loupe/v1/GetCollectionRequest.js';
 import type { HookInfo as _loupe_v1_HookInfo, HookInfo__Output as _loupe_v1_HookInfo__Output } from './loupe/v1/HookInfo.js';
 import type { IndexDocumentsRequest as _loupe_v1_IndexDocumentsRequest, IndexDocumentsRequest__Output as _loupe_v1_IndexDocumentsRequest__Output } from './loupe/v1/IndexDocumentsRequest.js';
+import type { ListCaptureJobsResponse as _loupe_v1_ListCaptureJobsResponse, ListCaptureJobsResponse__Output as _loupe_v1_ListCaptureJobsResponse__Output } from './loupe/v1/ListCaptureJobsResponse.js';
 import type { ListCollectionsRequest as _loupe_v1_ListCollectionsRequest, ListCollectionsRequest__Output as _loupe_v1_ListCollectionsRequest__Output } from './loupe/v1/ListCollectionsRequest.js';
 import type { ListCollectionsResponse as _loupe_v1_ListCollectionsResponse, ListCollectionsResponse__Output as _loupe_v1_ListCollectionsResponse__Output } from './loupe/v1/ListCollectionsResponse.js';
+import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from './loupe/v1/ListJobsRequest.js';
 import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from './loupe/v1/ListNeuronsRequest.js';
 import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from './loupe/v1/ListNeuronsResponse.js';
+import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from './loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from './loupe/v1/ModelInfoResponse.js';
+import type { NeuronNeighbour as _loupe_v1_NeuronNeighbour, NeuronNeighbour__Output as _loupe_v1_NeuronNeighbour__Output } from './loupe/v1/NeuronNeighbour.js';
 import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from './loupe/v1/NeuronRecordRequest.js';
 import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronRecordResponse__Output as _loupe_v1_NeuronRecordResponse__Output } from './loupe/v1/NeuronRecordResponse.js';
 import type { NeuronStats as _loupe_v1_NeuronStats, NeuronStats__Output as _loupe_v1_NeuronStats__Output } from './loupe/v1/NeuronStats.js';
+import type { NeuronWeightsRequest as _loupe_v1_NeuronWeightsRequest, NeuronWeightsRequest__Output as _loupe_v1_NeuronWeightsRequest__Output } from './loupe/v1/NeuronWeightsRequest.js';
+import type { NeuronWeightsResponse as _loupe_v1_NeuronWeightsResponse, NeuronWeightsResponse__Output as _loupe_v1_NeuronWeightsResponse__Output } from './loupe/v1/NeuronWeightsResponse.js';
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from './loupe/v1/ResidualSteering.js';
@@ -63,15 +69,21 @@ export interface ProtoGrpcType {
       GetCollectionRequest: MessageTypeDefinition<_loupe_v1_GetCollectionRequest, _loupe_v1_GetCollectionRequest__Output>
       HookInfo: MessageTypeDefinition<_loupe_v1_HookInfo, _loupe_v1_HookInfo__Output>
       IndexDocumentsRequest: MessageTypeDefinition<_loupe_v1_IndexDocumentsRequest, _loupe_v1_IndexDocumentsRequest__Output>
+      ListCaptureJobsResponse: MessageTypeDefinition<_loupe_v1_ListCaptureJobsResponse, _loupe_v1_ListCaptureJobsResponse__Output>
       ListCollectionsRequest: MessageTypeDefinition<_loupe_v1_ListCollectionsRequest, _loupe_v1_ListCollectionsRequest__Output>
       ListCollectionsResponse: MessageTypeDefinition<_loupe_v1_ListCollectionsResponse, _loupe_v1_ListCollectionsResponse__Output>
+      ListJobsRequest: MessageTypeDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListJobsRequest__Output>
       ListNeuronsRequest: MessageTypeDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsRequest__Output>
       ListNeuronsResponse: MessageTypeDefinition<_loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsResponse__Output>
+      LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>
       ModelInfoRequest: MessageTypeDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoRequest__Output>
       ModelInfoResponse: MessageTypeDefinition<_loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoResponse__Output>
+      NeuronNeighbour: MessageTypeDefinition<_loupe_v1_NeuronNeighbour, _loupe_v1_NeuronNeighbour__Output>
       NeuronRecordRequest: MessageTypeDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordRequest__Output>
       NeuronRecordResponse: MessageTypeDefinition<_loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordResponse__Output>
       NeuronStats: MessageTypeDefinition<_loupe_v1_NeuronStats, _loupe_v1_NeuronStats__Output>
+      NeuronWeightsRequest: MessageTypeDefinition<_loupe_v1_NeuronWeightsRequest, _loupe_v1_NeuronWeightsRequest__Output>
+      NeuronWeightsResponse: MessageTypeDefinition<_loupe_v1_NeuronWeightsResponse, _loupe_v1_NeuronWeightsResponse__Output>
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
       ResidualSteering: MessageTypeDefinition<_loupe_v1_ResidualSteering, _loupe_v1_ResidualSteering__Output>

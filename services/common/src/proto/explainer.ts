@@ -11,7 +11,10 @@ import type { ExplanationHit as _loupe_v1_ExplanationHit, ExplanationHit__Output
 import type { GetJobRequest as _loupe_v1_GetJobRequest, GetJobRequest__Output as _loupe_v1_GetJobRequest__Output } from './loupe/v1/GetJobRequest.js';
 import type { ListExplanationsRequest as _loupe_v1_ListExplanationsRequest, ListExplanationsRequest__Output as _loupe_v1_ListExplanationsRequest__Output } from './loupe/v1/ListExplanationsRequest.js';
 import type { ListExplanationsResponse as _loupe_v1_ListExplanationsResponse, ListExplanationsResponse__Output as _loupe_v1_ListExplanationsResponse__Output } from './loupe/v1/ListExplanationsResponse.js';
+import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from './loupe/v1/ListJobsRequest.js';
+import type { ListScoringJobsResponse as _loupe_v1_ListScoringJobsResponse, ListScoringJobsResponse__Output as _loupe_v1_ListScoringJobsResponse__Output } from './loupe/v1/ListScoringJobsResponse.js';
 import type { LlmChoice as _loupe_v1_LlmChoice, LlmChoice__Output as _loupe_v1_LlmChoice__Output } from './loupe/v1/LlmChoice.js';
+import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 import type { Score as _loupe_v1_Score, Score__Output as _loupe_v1_Score__Output } from './loupe/v1/Score.js';
@@ -45,7 +48,10 @@ export interface ProtoGrpcType {
       GetJobRequest: MessageTypeDefinition<_loupe_v1_GetJobRequest, _loupe_v1_GetJobRequest__Output>
       ListExplanationsRequest: MessageTypeDefinition<_loupe_v1_ListExplanationsRequest, _loupe_v1_ListExplanationsRequest__Output>
       ListExplanationsResponse: MessageTypeDefinition<_loupe_v1_ListExplanationsResponse, _loupe_v1_ListExplanationsResponse__Output>
+      ListJobsRequest: MessageTypeDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListJobsRequest__Output>
+      ListScoringJobsResponse: MessageTypeDefinition<_loupe_v1_ListScoringJobsResponse, _loupe_v1_ListScoringJobsResponse__Output>
       LlmChoice: MessageTypeDefinition<_loupe_v1_LlmChoice, _loupe_v1_LlmChoice__Output>
+      LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
       Score: MessageTypeDefinition<_loupe_v1_Score, _loupe_v1_Score__Output>

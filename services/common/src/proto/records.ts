@@ -2,6 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 
@@ -12,6 +13,7 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   loupe: {
     v1: {
+      LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
     }

@@ -19,8 +19,10 @@ import type { GetSaeRequest as _loupe_v1_GetSaeRequest, GetSaeRequest__Output as
 import type { GetTrainingJobRequest as _loupe_v1_GetTrainingJobRequest, GetTrainingJobRequest__Output as _loupe_v1_GetTrainingJobRequest__Output } from './loupe/v1/GetTrainingJobRequest.js';
 import type { ListFeaturesRequest as _loupe_v1_ListFeaturesRequest, ListFeaturesRequest__Output as _loupe_v1_ListFeaturesRequest__Output } from './loupe/v1/ListFeaturesRequest.js';
 import type { ListFeaturesResponse as _loupe_v1_ListFeaturesResponse, ListFeaturesResponse__Output as _loupe_v1_ListFeaturesResponse__Output } from './loupe/v1/ListFeaturesResponse.js';
+import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from './loupe/v1/ListJobsRequest.js';
 import type { ListSaesRequest as _loupe_v1_ListSaesRequest, ListSaesRequest__Output as _loupe_v1_ListSaesRequest__Output } from './loupe/v1/ListSaesRequest.js';
 import type { ListSaesResponse as _loupe_v1_ListSaesResponse, ListSaesResponse__Output as _loupe_v1_ListSaesResponse__Output } from './loupe/v1/ListSaesResponse.js';
+import type { ListTrainingJobsResponse as _loupe_v1_ListTrainingJobsResponse, ListTrainingJobsResponse__Output as _loupe_v1_ListTrainingJobsResponse__Output } from './loupe/v1/ListTrainingJobsResponse.js';
 import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
 import type { NearestFeaturesRequest as _loupe_v1_NearestFeaturesRequest, NearestFeaturesRequest__Output as _loupe_v1_NearestFeaturesRequest__Output } from './loupe/v1/NearestFeaturesRequest.js';
 import type { NearestFeaturesResponse as _loupe_v1_NearestFeaturesResponse, NearestFeaturesResponse__Output as _loupe_v1_NearestFeaturesResponse__Output } from './loupe/v1/NearestFeaturesResponse.js';
@@ -58,8 +60,10 @@ export interface ProtoGrpcType {
       GetTrainingJobRequest: MessageTypeDefinition<_loupe_v1_GetTrainingJobRequest, _loupe_v1_GetTrainingJobRequest__Output>
       ListFeaturesRequest: MessageTypeDefinition<_loupe_v1_ListFeaturesRequest, _loupe_v1_ListFeaturesRequest__Output>
       ListFeaturesResponse: MessageTypeDefinition<_loupe_v1_ListFeaturesResponse, _loupe_v1_ListFeaturesResponse__Output>
+      ListJobsRequest: MessageTypeDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListJobsRequest__Output>
       ListSaesRequest: MessageTypeDefinition<_loupe_v1_ListSaesRequest, _loupe_v1_ListSaesRequest__Output>
       ListSaesResponse: MessageTypeDefinition<_loupe_v1_ListSaesResponse, _loupe_v1_ListSaesResponse__Output>
+      ListTrainingJobsResponse: MessageTypeDefinition<_loupe_v1_ListTrainingJobsResponse, _loupe_v1_ListTrainingJobsResponse__Output>
       LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>
       NearestFeaturesRequest: MessageTypeDefinition<_loupe_v1_NearestFeaturesRequest, _loupe_v1_NearestFeaturesRequest__Output>
       NearestFeaturesResponse: MessageTypeDefinition<_loupe_v1_NearestFeaturesResponse, _loupe_v1_NearestFeaturesResponse__Output>

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LoupeError, UserInputError } from '@loupe/common';
-import type { Sql } from '@loupe/common/db';
+import { CREATED_AT_ISO, type JobListRequest, listJobRows, type Sql } from '@loupe/common/db';
 import { recordJobFinished } from '@loupe/common/metrics';
 import { type LlmPrices, llmCostUsd } from '../llm/cost.js';
 import type { UsageTotals } from '../llm/types.js';
@@ -8,7 +8,8 @@ import { type ScoredExplanation, saveExplanation } from '../store/explanations.j
 
 export type JobMethod = 'simulation' | 'detection' | 'fuzzing';
 export const JOB_METHODS: JobMethod[] = ['simulation', 'detection', 'fuzzing'];
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'budget_exhausted';
+export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled', 'budget_exhausted'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
 const FINISHED: JobStatus[] = ['done', 'failed', 'cancelled', 'budget_exhausted'];
 
 /** What a job scores with; the API key is never stored (workers read it from their own config). */
@@ -49,6 +50,8 @@ export interface JobRow {
   /** US dollars spent so far: the job's tokens at its prices */
   costUsd: number;
   error: string | null;
+  /** ISO 8601, UTC, microseconds (what job lists are ordered by) */
+  createdAt: string;
 }
 
 export interface UnitClaim {
@@ -81,8 +84,37 @@ export async function createJob(sql: Sql, spec: JobSpec): Promise<string> {
 
 export async function getJob(sql: Sql, id: string): Promise<JobRow> {
   if (!/^[0-9a-f-]{36}$/i.test(id)) throw new UserInputError(`job id "${id}" is not a job id (a UUID)`);
-  const [row] = await sql<Record<string, unknown>[]>`SELECT * FROM scoring_jobs WHERE id = ${id}`;
+  const [row] = await sql<Record<string, unknown>[]>`
+    SELECT *, ${sql.unsafe(CREATED_AT_ISO)} FROM scoring_jobs WHERE id = ${id}`;
   if (!row) throw new LoupeError(`no scoring job ${id}`, 'NOT_FOUND');
+  return toJobRow(row);
+}
+
+/** A page of jobs, newest first, optionally of one status (see listJobRows). */
+export async function listJobs(
+  sql: Sql,
+  request: JobListRequest,
+): Promise<{ jobs: JobRow[]; nextPageToken: string; total: number }> {
+  const page = await listJobRows(sql, 'scoring_jobs', request, JOB_STATUSES, 'scoring');
+  return { jobs: page.rows.map(toJobRow), nextPageToken: page.nextPageToken, total: page.total };
+}
+
+/**
+ * Where each job's units come from: the "model/hook" or "model/sae-id" part of their ids, sorted (one
+ * query for a page of jobs; a job over a whole SAE has one source however many units it has).
+ */
+export async function jobSources(sql: Sql, ids: string[]): Promise<Map<string, string[]>> {
+  const sources = new Map<string, string[]>(ids.map((id) => [id, []]));
+  if (ids.length === 0) return sources;
+  const rows = await sql<{ job_id: string; source: string }[]>`
+    SELECT DISTINCT job_id, regexp_replace(unit, '/[^/]*$', '') AS source
+    FROM scoring_job_units WHERE job_id = ANY(${ids}::uuid[])
+    ORDER BY job_id, source`;
+  for (const row of rows) sources.get(row.job_id)?.push(row.source);
+  return sources;
+}
+
+function toJobRow(row: Record<string, unknown>): JobRow {
   const promptTokens = Number(row.prompt_tokens);
   const completionTokens = Number(row.completion_tokens);
   const prices: LlmPrices = {
@@ -107,6 +139,7 @@ export async function getJob(sql: Sql, id: string): Promise<JobRow> {
     prices,
     costUsd: llmCostUsd({ promptTokens, completionTokens }, prices),
     error: (row.error as string | null) ?? null,
+    createdAt: row.created_at_iso as string,
   };
 }
 

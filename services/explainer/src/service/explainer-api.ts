@@ -6,6 +6,8 @@ import type {
   GetJobRequest__Output,
   ListExplanationsRequest__Output,
   ListExplanationsResponse,
+  ListJobsRequest__Output,
+  ListScoringJobsResponse,
   ScoreRequest__Output,
   ScoreResponse,
   ScoringJob,
@@ -17,7 +19,16 @@ import type {
 } from '@loupe/common/grpc';
 import { Inject, Injectable } from '@nestjs/common';
 import { explainUnit } from '../explain/explain-unit.js';
-import { cancelJob, createJob, getJob, JOB_METHODS, type JobMethod } from '../jobs/job-store.js';
+import {
+  cancelJob,
+  createJob,
+  getJob,
+  JOB_METHODS,
+  type JobMethod,
+  type JobRow,
+  jobSources,
+  listJobs,
+} from '../jobs/job-store.js';
 import { UsageMeter } from '../llm/types.js';
 import type { UnitRecords } from '../records/records.js';
 import { scoreExplanation } from '../score/score.js';
@@ -156,15 +167,29 @@ export class ExplainerApi {
       prices: this.models.prices(),
     });
     this.worker.kick();
-    return jobToWire(await getJob(sql, id));
+    return this.jobMessage(await getJob(sql, id));
   }
 
   async getJob(request: GetJobRequest__Output): Promise<ScoringJob> {
-    return jobToWire(await getJob(await this.database.sql(), request.id));
+    return this.jobMessage(await getJob(await this.database.sql(), request.id));
   }
 
   async cancelJob(request: CancelJobRequest__Output): Promise<ScoringJob> {
-    return jobToWire(await cancelJob(await this.database.sql(), request.id));
+    return this.jobMessage(await cancelJob(await this.database.sql(), request.id));
+  }
+
+  async listJobs(request: ListJobsRequest__Output): Promise<ListScoringJobsResponse> {
+    const sql = await this.database.sql();
+    const page = await listJobs(sql, request);
+    const sources = await jobSources(
+      sql,
+      page.jobs.map((j) => j.id),
+    );
+    return {
+      jobs: page.jobs.map((j) => jobToWire(j, sources.get(j.id))),
+      nextPageToken: page.nextPageToken,
+      total: page.total,
+    };
   }
 
   async search(request: SearchExplanationsRequest__Output): Promise<SearchExplanationsResponse> {
@@ -173,6 +198,15 @@ export class ExplainerApi {
         `search query has ${request.query.length} characters; the limit is ${MAX_QUERY_CHARS}`,
         'TOO_LONG',
       );
+    // Postgres text cannot hold U+0000; a query or prefix with one can match nothing anyway
+    for (const [field, text] of [
+      ['search query', request.query],
+      ['unit prefix', request.unitPrefix],
+    ] as const)
+      if (text.includes('\0'))
+        throw new UserInputError(
+          `${field} contains a NUL character (U+0000), which no explanation or unit id has`,
+        );
     const options = { query: request.query, limit: request.limit, unitPrefix: request.unitPrefix };
     if (!request.semantic)
       return { hits: (await searchExplanations(await this.database.sql(), options)).map(hitToWire) };
@@ -191,6 +225,11 @@ export class ExplainerApi {
       method: request.method,
     });
     return { explanations: rows.map(storedToWire) };
+  }
+
+  private async jobMessage(job: JobRow): Promise<ScoringJob> {
+    const sources = await jobSources(await this.database.sql(), [job.id]);
+    return jobToWire(job, sources.get(job.id));
   }
 
   private async records(unit: string, wire: ExplainRequest__Output['records']): Promise<UnitRecords> {

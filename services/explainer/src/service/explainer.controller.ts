@@ -5,6 +5,8 @@ import type {
   GetJobRequest__Output,
   ListExplanationsRequest__Output,
   ListExplanationsResponse,
+  ListJobsRequest__Output,
+  ListScoringJobsResponse,
   ScoreRequest__Output,
   ScoreResponse,
   ScoringJob,
@@ -51,6 +53,11 @@ export class ExplainerController {
   @GrpcMethod('ExplainerService', 'CancelJob')
   cancelJob(request: CancelJobRequest__Output): Promise<ScoringJob> {
     return this.api.cancelJob(request);
+  }
+
+  @GrpcMethod('ExplainerService', 'ListJobs')
+  listJobs(request: ListJobsRequest__Output): Promise<ListScoringJobsResponse> {
+    return this.api.listJobs(request);
   }
 
   @GrpcMethod('ExplainerService', 'SearchExplanations')

@@ -1,4 +1,4 @@
-import type { Logger } from '@loupe/common';
+import { type Logger, outsideRequest } from '@loupe/common';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { runJob } from '../jobs/job-runner.js';
 import { activeJobIds } from '../jobs/job-store.js';
@@ -35,7 +35,9 @@ export class JobWorker implements OnApplicationBootstrap, OnApplicationShutdown 
 
   /** Looks for jobs now. */
   kick(): void {
-    this.poll().catch((error: Error) => this.log.warn({ err: error.message }, 'job poll failed'));
+    outsideRequest(() => this.poll()).catch((error: Error) =>
+      this.log.warn({ err: error.message }, 'job poll failed'),
+    );
   }
 
   private async poll(): Promise<void> {

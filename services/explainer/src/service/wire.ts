@@ -102,7 +102,8 @@ export function classificationToWire(report: ClassificationReport): Score {
   };
 }
 
-export const jobToWire = (job: JobRow): ScoringJob => ({
+/** A job as the wire's ScoringJob; `sources` from jobSources (the runner's own reads need none). */
+export const jobToWire = (job: JobRow, sources: string[] = []): ScoringJob => ({
   id: job.id,
   status: job.status,
   method: job.method,
@@ -114,6 +115,8 @@ export const jobToWire = (job: JobRow): ScoringJob => ({
   llmCalls: job.llmCalls,
   error: job.error ?? '',
   costUsd: job.costUsd,
+  createdAt: job.createdAt,
+  sources,
 });
 
 export const hitToWire = (hit: ExplanationHit): ExplanationHitMessage => ({

@@ -7,6 +7,7 @@ import type {
   FeatureStatsResponse__Output,
   ModelInfoResponse__Output,
   NeuronRecordResponse__Output,
+  NeuronWeightsResponse__Output,
   SaeApi,
   SaeInfo__Output,
   StoredExplanation__Output,
@@ -33,6 +34,8 @@ export interface Loaders {
   modelInfo: DataLoader<string, ModelInfoResponse__Output>;
   /** key: a neuron's unit id */
   neuronRecord: DataLoader<string, NeuronRecordResponse__Output>;
+  /** key: a neuron's unit id; its logit tokens and its NEAREST_NEURONS nearest neurons in both scopes */
+  neuronWeights: DataLoader<string, NeuronWeightsResponse__Output>;
   /** key: an SAE id */
   sae: DataLoader<string, SaeInfo__Output>;
   /** key: a feature's unit id (model/sae-id/index) */
@@ -42,6 +45,9 @@ export interface Loaders {
   /** key: a unit id; its stored explanations, best score first (one ListExplanations per batch) */
   explanations: DataLoader<string, StoredExplanation__Output[]>;
 }
+
+/** Nearest neurons the neuronWeights loader asks for: a first page of any size, and one more. */
+export const NEAREST_NEURONS = LIMITS.maxPage + 1;
 
 /** Unit ids the explainer lists in one ListExplanations (its own limit). */
 const MAX_LIST_UNITS = 1000;
@@ -119,6 +125,25 @@ export function createLoaders(
           capture.NeuronRecord({ model: ref.model, hook: ref.hook, neuron: ref.index }),
         );
       }),
+    ),
+    neuronWeights: new DataLoader(
+      each(
+        'NeuronWeights',
+        log,
+        (id: string) => {
+          const ref = parseUnitId(id);
+          if (ref.kind !== 'neuron') throw new Error(`${id} is not a neuron id`);
+          return callCapture(() =>
+            capture.NeuronWeights({
+              model: ref.model,
+              hook: ref.hook,
+              neuron: ref.index,
+              k: NEAREST_NEURONS,
+            }),
+          );
+        },
+        LIMITS.maxUnits,
+      ),
     ),
     sae: new DataLoader(each('GetSae', log, (id: string) => callSae(() => sae.GetSae({ id })))),
     featureStats: new DataLoader(

@@ -5,6 +5,7 @@ import { Args, Context, Mutation, ResolveField, Resolver } from '@nestjs/graphql
 import { callCapture } from '../capture/capture.js';
 import { callExplainer } from '../explainer/explainer.js';
 import type { GatewayContext } from '../graphql/context.js';
+import type { JobKind } from '../jobs/job-list.js';
 import { callSae } from '../sae/sae.js';
 import { CAPTURE, EXPLAINER, SAE } from '../tokens.js';
 import { job as captureJob } from './capture-jobs.resolver.js';
@@ -12,6 +13,11 @@ import { scoringJobView } from './explanation-views.js';
 import { trainingJob } from './training-jobs.resolver.js';
 
 type Kind = 'CaptureJob' | 'TrainingJob' | 'ScoringJob';
+const TYPE_OF: Record<JobKind, Kind> = {
+  CAPTURE: 'CaptureJob',
+  TRAINING: 'TrainingJob',
+  SCORING: 'ScoringJob',
+};
 
 /**
  * cancelJob for every kind of job. Job ids are random UUIDs, so the one service that knows the id owns
@@ -50,31 +56,22 @@ export class CancelJobResolvers {
     }
     switch (lookups[owner][0]) {
       case 'CaptureJob':
-        return typed(
-          'CaptureJob',
-          captureJob(await callCapture(() => this.capture.CancelCaptureJob({ id }))),
-        );
+        return captureJob(await callCapture(() => this.capture.CancelCaptureJob({ id })));
       case 'TrainingJob':
-        return typed('TrainingJob', trainingJob(await callSae(() => this.sae.CancelTrainingJob({ id }))));
+        return trainingJob(await callSae(() => this.sae.CancelTrainingJob({ id })));
       default:
-        return typed(
-          'ScoringJob',
-          scoringJobView(await callExplainer(() => this.explainer.CancelJob({ id }))),
-        );
+        return scoringJobView(await callExplainer(() => this.explainer.CancelJob({ id })));
     }
   }
 }
 
+/** Every job view carries its kind (capture-jobs, training-jobs resolvers, explanation-views). */
 @Resolver('Job')
 export class JobType {
   @ResolveField('__resolveType')
-  resolveType(job: { __typename: Kind }): Kind {
-    return job.__typename;
+  resolveType(job: { kind: JobKind }): Kind {
+    return TYPE_OF[job.kind];
   }
-}
-
-function typed<T extends object>(kind: Kind, view: T): T & { __typename: Kind } {
-  return { ...view, __typename: kind };
 }
 
 function isNotFound(error: unknown): boolean {

@@ -14,7 +14,8 @@ interface StartCaptureInput {
 }
 
 export function job(j: CaptureJob__Output) {
-  return { ...j, error: j.error || null };
+  const progress = j.status === 'done' ? 1 : j.totalWindows > 0 ? j.windowsDone / j.totalWindows : 0;
+  return { ...j, kind: 'CAPTURE' as const, progress: Math.min(1, progress), error: j.error || null };
 }
 
 /** Capture jobs: starting one needs an API key; reading its status does not. */

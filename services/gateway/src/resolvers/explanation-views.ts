@@ -113,6 +113,7 @@ export function scoringJobView(j: ScoringJob__Output) {
   const promptTokens = Number(j.promptTokens);
   const completionTokens = Number(j.completionTokens);
   return {
+    kind: 'SCORING' as const,
     id: j.id,
     status: j.status,
     method: fromMethod(j.method),
@@ -125,6 +126,8 @@ export function scoringJobView(j: ScoringJob__Output) {
     completionTokens,
     tokensSpent: promptTokens + completionTokens,
     costUsd: j.costUsd,
+    createdAt: j.createdAt,
+    sources: j.sources,
     error: j.error || null,
   };
 }

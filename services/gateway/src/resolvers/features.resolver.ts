@@ -1,4 +1,4 @@
-import type { LogitToken__Output, SaeApi } from '@loupe/common/grpc';
+import type { SaeApi } from '@loupe/common/grpc';
 import { Inject } from '@nestjs/common';
 import { Args, Context, Parent, ResolveField, Resolver } from '@nestjs/graphql';
 import { connection, decodeCursor } from '../graphql/connection.js';
@@ -7,11 +7,8 @@ import { LIMITS } from '../limits/limits.js';
 import { callSae } from '../sae/sae.js';
 import { SAE } from '../tokens.js';
 import { type FeatureView, featureView, saeView } from './sae-views.js';
+import { logitTokens } from './units.resolver.js';
 import { recordWindow } from './views.js';
-
-function logitTokens(list: LogitToken__Output[]) {
-  return list.map((t) => ({ token: { id: t.id, text: t.token }, value: t.value }));
-}
 
 @Resolver('Feature')
 export class FeatureFields {
@@ -107,7 +104,13 @@ export class FeatureFields {
     }));
     const paged = connection(edges, { first, after });
     return {
-      edges: paged.edges.map((e) => ({ cursor: e.cursor, node: e.node.node, cosine: e.node.cosine })),
+      __typename: 'FeatureNeighbourConnection',
+      edges: paged.edges.map((e) => ({
+        __typename: 'FeatureNeighbourEdge',
+        cursor: e.cursor,
+        node: e.node.node,
+        cosine: e.node.cosine,
+      })),
       pageInfo: paged.pageInfo,
       totalCount: others,
     };

@@ -7,6 +7,7 @@ import type { GatewayContext } from '../graphql/context.js';
 import { checkRange } from '../limits/input-checks.js';
 import { LIMITS } from '../limits/limits.js';
 import { EXPLAINER } from '../tokens.js';
+import { servedNeuronExample } from '../units/unit-id.js';
 import {
   type LlmChoiceInput,
   llmChoice,
@@ -39,7 +40,7 @@ export class ScoringJobResolvers {
   async startScoringJob(@Args('input') input: StartScoringJobInput, @Context() ctx: GatewayContext) {
     await ctx.requireApiKey();
     if (input.units.trim() === '')
-      throw new UserInputError('units is empty: give e.g. "gpt2/blocks.6.mlp.hook_post/0-99"');
+      throw new UserInputError(`units is empty: give e.g. "${await servedNeuronExample(ctx)}-99"`);
     const budget = input.budgetTokens ?? 0;
     if (!Number.isSafeInteger(budget) || budget < 0)
       throw new UserInputError(`budgetTokens must be a whole number of tokens, 0 = no limit; got ${budget}`);

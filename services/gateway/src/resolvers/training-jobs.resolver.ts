@@ -26,7 +26,15 @@ interface StartTrainingInput {
 }
 
 export function trainingJob(j: TrainingJob__Output) {
-  return { ...j, tokens: Number(j.tokens), saeId: j.saeId || null, error: j.error || null };
+  const progress = j.status === 'done' ? 1 : j.steps > 0 ? j.step / j.steps : 0;
+  return {
+    ...j,
+    kind: 'TRAINING' as const,
+    progress: Math.min(1, progress),
+    tokens: Number(j.tokens),
+    saeId: j.saeId || null,
+    error: j.error || null,
+  };
 }
 
 /** The TrainRequest of the input: exactly one source of activations; 0 means "the service's default". */

@@ -1,18 +1,27 @@
-import { LoupeError } from '@loupe/common';
-import type { NeuronRecordResponse__Output, QuantileBin__Output } from '@loupe/common/grpc';
+import { blockHook, LoupeError } from '@loupe/common';
+import type {
+  CaptureApi,
+  LogitToken__Output,
+  NeuronNeighbour__Output,
+  NeuronRecordResponse__Output,
+  QuantileBin__Output,
+} from '@loupe/common/grpc';
+import { Inject } from '@nestjs/common';
 import { Args, Context, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
-import { connection } from '../graphql/connection.js';
-import type { GatewayContext } from '../graphql/context.js';
+import { callCapture } from '../capture/capture.js';
+import { connection, decodeCursor } from '../graphql/connection.js';
+import { type GatewayContext, NEAREST_NEURONS } from '../graphql/context.js';
 import { checkCount } from '../limits/input-checks.js';
 import { LIMITS } from '../limits/limits.js';
+import { CAPTURE } from '../tokens.js';
 import {
   checkFeature,
   checkNeuron,
   type FeatureRef,
   formatUnitId,
-  NEURON_EXAMPLE,
   type NeuronRef,
-  parseUnitId,
+  parseServedUnitId,
+  servedNeuronExample,
 } from '../units/unit-id.js';
 import { type FeatureView, featureView } from './sae-views.js';
 import { recordWindow } from './views.js';
@@ -35,6 +44,27 @@ export interface NeuronView extends NeuronRef {
   histogram: { min: number; max: number; counts: number[] };
   /** absent for a neuron from a list: its windows are loaded (through the loader) when asked for */
   record?: NeuronRecordResponse__Output;
+}
+
+/** A neuron known by id only (another neuron's neighbour): statistics and windows load when asked for. */
+export type NeuronNode = NeuronView | (NeuronRef & { __typename: 'Neuron'; id: string });
+
+/** The neuron of a NeuronNeighbour of `model`. */
+function neighbourNode(model: string, n: NeuronNeighbour__Output): NeuronNode {
+  const layer = Number(/^blocks\.(\d+)\./.exec(n.hook)?.[1]);
+  const ref: NeuronRef = {
+    kind: 'neuron',
+    model,
+    hook: blockHook(layer, 'mlp.hook_post'),
+    layer,
+    index: n.neuron,
+  };
+  return { __typename: 'Neuron', ...ref, id: formatUnitId(ref) };
+}
+
+/** The page's logit tokens as LogitToken objects: a feature's (FeatureStats) or a neuron's (NeuronWeights). */
+export function logitTokens(list: LogitToken__Output[]) {
+  return list.map((t) => ({ token: { id: t.id, text: t.token }, value: t.value }));
 }
 
 /** A neuron with its statistics; the record windows come with `record` or on demand. */
@@ -61,8 +91,15 @@ export function neuronView(
   };
 }
 
-async function recordOf(neuron: NeuronView, ctx: GatewayContext): Promise<NeuronRecordResponse__Output> {
-  return neuron.record ?? ctx.loaders.neuronRecord.load(neuron.id);
+async function recordOf(neuron: NeuronNode, ctx: GatewayContext): Promise<NeuronRecordResponse__Output> {
+  return ('record' in neuron ? neuron.record : undefined) ?? ctx.loaders.neuronRecord.load(neuron.id);
+}
+
+/** A neuron's view with its statistics: the one given, or one made from its record. */
+async function viewOf(neuron: NeuronNode, ctx: GatewayContext): Promise<NeuronView> {
+  if ('stats' in neuron) return neuron;
+  const record = await recordOf(neuron, ctx);
+  return neuronView(neuron, record.jobId, record, record);
 }
 
 /**
@@ -70,10 +107,10 @@ async function recordOf(neuron: NeuronView, ctx: GatewayContext): Promise<Neuron
  * An unknown SAE is an unknown unit; the message also says where neurons live, in case a hook was meant.
  */
 export async function loadFeature(ref: FeatureRef, ctx: GatewayContext): Promise<FeatureView> {
-  const sae = await ctx.loaders.sae.load(ref.saeId).catch((error: unknown) => {
+  const sae = await ctx.loaders.sae.load(ref.saeId).catch(async (error: unknown) => {
     if (error instanceof LoupeError && error.code === 'NOT_FOUND')
       throw new LoupeError(
-        `unknown unit "${formatUnitId(ref)}": ${error.message}; neurons are model/blocks.{L}.mlp.hook_post/index, e.g. ${NEURON_EXAMPLE}`,
+        `unknown unit "${formatUnitId(ref)}": ${error.message}; neurons are model/blocks.{L}.mlp.hook_post/index, e.g. ${await servedNeuronExample(ctx)}`,
         'NOT_FOUND',
       );
     throw error;
@@ -84,7 +121,7 @@ export async function loadFeature(ref: FeatureRef, ctx: GatewayContext): Promise
 
 /** A unit by id: shape checked here, then checked against its model (neuron) or its SAE (feature). */
 export async function loadUnit(id: string, ctx: GatewayContext): Promise<NeuronView | FeatureView> {
-  const ref = parseUnitId(id);
+  const ref = await parseServedUnitId(id, ctx);
   if (ref.kind === 'feature') return loadFeature(ref, ctx);
   checkNeuron(ref, await ctx.loaders.modelInfo.load(ref.model));
   const record = await ctx.loaders.neuronRecord.load(formatUnitId(ref));
@@ -113,11 +150,100 @@ export class UnitType {
   }
 }
 
+/** Neighbour lists of either kind of unit carry their type name (Feature… or Neuron…). */
+@Resolver('UnitNeighbourConnection')
+export class UnitNeighbourConnectionType {
+  @ResolveField('__resolveType')
+  resolveType(list: { __typename: string }): string {
+    return list.__typename;
+  }
+}
+
+@Resolver('UnitNeighbourEdge')
+export class UnitNeighbourEdgeType {
+  @ResolveField('__resolveType')
+  resolveType(edge: { __typename: string }): string {
+    return edge.__typename;
+  }
+}
+
 @Resolver('Neuron')
 export class NeuronFields {
+  constructor(@Inject(CAPTURE) private readonly capture: CaptureApi) {}
+
+  @ResolveField('captureJobId')
+  async captureJobId(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    return (await viewOf(neuron, ctx)).captureJobId;
+  }
+
+  @ResolveField('stats')
+  async stats(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    return (await viewOf(neuron, ctx)).stats;
+  }
+
+  @ResolveField('histogram')
+  async histogram(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    return (await viewOf(neuron, ctx)).histogram;
+  }
+
+  @ResolveField('positiveLogits')
+  async positiveLogits(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    return logitTokens((await ctx.loaders.neuronWeights.load(neuron.id)).positiveLogits);
+  }
+
+  @ResolveField('negativeLogits')
+  async negativeLogits(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    return logitTokens((await ctx.loaders.neuronWeights.load(neuron.id)).negativeLogits);
+  }
+
+  /**
+   * Neurons whose output directions are nearest by cosine, of the same layer or of every layer. The
+   * loader's answer holds the first NEAREST_NEURONS of both lists; a page past them asks the capture
+   * service for the neighbours up to the end of that page (plus one, to know whether there is a next).
+   */
+  @ResolveField('nearest')
+  async nearest(
+    @Parent() neuron: NeuronNode,
+    @Args('first') first: number | undefined,
+    @Args('after') after: string | undefined,
+    @Args('acrossLayers') acrossLayers: boolean | undefined,
+    @Context() ctx: GatewayContext,
+  ) {
+    const model = await ctx.loaders.modelInfo.load(neuron.model);
+    const others = (acrossLayers ? model.nLayer * model.dMlp : model.dMlp) - 1;
+    const page = Math.min(Math.max(first ?? LIMITS.defaultPage, 0), LIMITS.maxPage);
+    // the capture service gives at most the 1,000 nearest, and no more than a layer has in either list
+    const wanted = Math.min((after ? decodeCursor(after) + 1 : 0) + page + 1, others, model.dMlp - 1, 1000);
+    const weights =
+      wanted <= NEAREST_NEURONS
+        ? await ctx.loaders.neuronWeights.load(neuron.id)
+        : await callCapture(() =>
+            this.capture.NeuronWeights({
+              model: neuron.model,
+              hook: neuron.hook,
+              neuron: neuron.index,
+              k: wanted,
+            }),
+          );
+    const list = acrossLayers ? weights.nearestInModel : weights.nearestInLayer;
+    const edges = list.map((n) => ({ node: neighbourNode(neuron.model, n), cosine: n.cosine }));
+    const paged = connection(edges, { first, after });
+    return {
+      __typename: 'NeuronNeighbourConnection',
+      edges: paged.edges.map((e) => ({
+        __typename: 'NeuronNeighbourEdge',
+        cursor: e.cursor,
+        node: e.node.node,
+        cosine: e.node.cosine,
+      })),
+      pageInfo: paged.pageInfo,
+      totalCount: others,
+    };
+  }
+
   @ResolveField('top')
   async top(
-    @Parent() neuron: NeuronView,
+    @Parent() neuron: NeuronNode,
     @Args('first') first: number | undefined,
     @Args('after') after: string | undefined,
     @Context() ctx: GatewayContext,
@@ -127,7 +253,7 @@ export class NeuronFields {
 
   @ResolveField('random')
   async random(
-    @Parent() neuron: NeuronView,
+    @Parent() neuron: NeuronNode,
     @Args('first') first: number | undefined,
     @Args('after') after: string | undefined,
     @Context() ctx: GatewayContext,
@@ -137,14 +263,14 @@ export class NeuronFields {
 
   @ResolveField('quantiles')
   async quantiles(
-    @Parent() neuron: NeuronView,
+    @Parent() neuron: NeuronNode,
     @Context() ctx: GatewayContext,
   ): Promise<QuantileBin__Output[]> {
     return (await recordOf(neuron, ctx)).quantiles;
   }
 
   @ResolveField('modelInfo')
-  modelInfo(@Parent() neuron: NeuronView, @Context() ctx: GatewayContext) {
+  modelInfo(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
     return ctx.loaders.modelInfo.load(neuron.model);
   }
 }

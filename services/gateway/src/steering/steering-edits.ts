@@ -5,7 +5,7 @@ import { checkCount } from '../limits/input-checks.js';
 import { LIMITS } from '../limits/limits.js';
 import { loadFeature } from '../resolvers/units.resolver.js';
 import { callSae } from '../sae/sae.js';
-import { parseUnitId } from '../units/unit-id.js';
+import { parseServedUnitId } from '../units/unit-id.js';
 
 /** One `{ unit, strength, mode }` edit (or a raw hook + vector) as the GraphQL SteeringEdit gives it. */
 export interface SteeringEditInput {
@@ -77,7 +77,7 @@ async function buildEdit(
   }
   if (edit.hook || edit.vector)
     throw new UserInputError(`edits[${i}]: give either unit, or hook and vector, not both`);
-  const ref = parseUnitId(edit.unit);
+  const ref = await parseServedUnitId(edit.unit, ctx);
   if (ref.kind === 'neuron')
     throw new UserInputError(`edits[${i}]: steering by neuron (${edit.unit}) is not supported; ${SUPPORTED}`);
   const feature = await loadFeature(ref, ctx);

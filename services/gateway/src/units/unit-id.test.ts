@@ -1,6 +1,14 @@
 import { LoupeError } from '@loupe/common';
 import { describe, expect, it } from 'vitest';
-import { checkFeature, checkNeuron, formatUnitId, parseUnitId } from './unit-id.js';
+import type { GatewayContext } from '../graphql/context.js';
+import {
+  checkFeature,
+  checkNeuron,
+  formatUnitId,
+  parseServedUnitId,
+  parseUnitId,
+  servedNeuronExample,
+} from './unit-id.js';
 
 describe('unit ids', () => {
   it('parses model/hook/index and formats it back', () => {
@@ -61,5 +69,31 @@ describe('unit ids', () => {
     expect(() => checkFeature(feature('gpt2/res/1'), sae)).toThrow(
       expect.objectContaining({ code: 'NOT_FOUND', message: expect.stringMatching(/belongs to model tiny/) }),
     );
+  });
+
+  it("suggests ids of the served model, which the capture service names, and gpt2's when it cannot", async () => {
+    const served = (answer: Promise<{ name: string; nLayer: number }>) =>
+      ({
+        loaders: { modelInfo: { load: (key: string) => (key === '' ? answer : Promise.reject()) } },
+      }) as unknown as GatewayContext;
+    const tiny = served(Promise.resolve({ name: 'loupe-tiny', nLayer: 2 }));
+    await expect(parseServedUnitId('loupe-tiny/blocks.1.mlp.hook_post/3', tiny)).resolves.toMatchObject({
+      kind: 'neuron',
+      index: 3,
+    });
+    await expect(parseServedUnitId('loupe-tiny/blocks.1', tiny)).rejects.toThrow(
+      expect.objectContaining({
+        code: 'INVALID_ARGUMENT',
+        message:
+          'unit id "loupe-tiny/blocks.1" must be model/hook/index or model/sae-id/index, e.g. ' +
+          'loupe-tiny/blocks.1.mlp.hook_post/0 (a neuron) or loupe-tiny/my-sae/17 (a feature of SAE my-sae)',
+      }),
+    );
+    await expect(servedNeuronExample(tiny)).resolves.toBe('loupe-tiny/blocks.1.mlp.hook_post/0');
+    const down = served(Promise.reject(new Error('capture is down')));
+    await expect(parseServedUnitId('x', down)).rejects.toThrow(
+      /e\.g\. gpt2\/blocks\.6\.mlp\.hook_post\/1234/,
+    );
+    await expect(servedNeuronExample(down)).resolves.toBe('gpt2/blocks.6.mlp.hook_post/0');
   });
 });

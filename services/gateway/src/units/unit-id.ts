@@ -1,4 +1,16 @@
-import { type FeatureRef, featureId, formatUnitId, LoupeError, type NeuronRef } from '@loupe/common';
+import {
+  exampleNeuronId,
+  type FeatureRef,
+  featureId,
+  formatUnitId,
+  LoupeError,
+  type NeuronRef,
+  parseUnitId,
+  type UnitRef,
+  UserInputError,
+  unitExamples,
+} from '@loupe/common';
+import type { GatewayContext } from '../graphql/context.js';
 
 export {
   type FeatureRef,
@@ -11,6 +23,31 @@ export {
 } from '@loupe/common';
 
 // Unit ids are parsed in @loupe/common (units.ts); the checks against a model's or an SAE's shape are the gateway's.
+
+/** The capture service's default model (name and layers), or null when it cannot say. */
+async function servedModel(ctx: GatewayContext): Promise<{ name: string; nLayer: number } | null> {
+  return ctx.loaders.modelInfo.load('').catch(() => null);
+}
+
+/**
+ * parseUnitId whose message for a malformed id suggests ids of the served model (an example of gpt2
+ * fails on a machine serving the offline fixture), asking the capture service only when it fails.
+ */
+export async function parseServedUnitId(id: string, ctx: GatewayContext): Promise<UnitRef> {
+  try {
+    return parseUnitId(id);
+  } catch (error) {
+    if (!(error instanceof UserInputError)) throw error;
+    const served = await servedModel(ctx);
+    if (!served) throw error;
+    return parseUnitId(id, unitExamples(served));
+  }
+}
+
+/** A neuron id of the served model for messages (gpt2's middle layer when the model is unknown). */
+export async function servedNeuronExample(ctx: GatewayContext): Promise<string> {
+  return exampleNeuronId((await servedModel(ctx)) ?? { name: 'gpt2', nLayer: 12 });
+}
 
 /** Checks the neuron against the model's shape; an id past the model's layers or width is unknown. */
 export function checkNeuron(ref: NeuronRef, model: { name: string; nLayer: number; dMlp: number }): void {

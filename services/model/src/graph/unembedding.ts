@@ -15,15 +15,23 @@ export interface Unembedding {
 
 /**
  * Reads the unembedding matrix of a converted model folder: the initializer the full graph's final
- * Gemm uses (`wte.weight` when tied, `lm_head.weight` when not), located through model.onnx's
- * external-data entry and read from the weights file. The graph protobuf is small (weights are
- * external), so decoding it whole costs little.
+ * Gemm uses (`wte.weight` when tied, `lm_head.weight` when not).
  */
 export async function readUnembedding(modelDir: string): Promise<Unembedding> {
   const manifest = await readManifest(modelDir);
   const { vocabSize, dModel } = manifest.dims;
   const tied = manifest.source.tiedUnembedding;
-  const name = tied ? 'wte.weight' : 'lm_head.weight';
+  const weights = await readWeight(modelDir, tied ? 'wte.weight' : 'lm_head.weight', [vocabSize, dModel]);
+  return { vocabSize, dModel, weights, tied };
+}
+
+/**
+ * One float32 weight of a converted model folder by its Hugging Face name (`h.3.mlp.c_proj.weight`,
+ * `ln_f.weight`), located through model.onnx's external-data entry and read from the weights file. The
+ * graph protobuf is small (weights are external), so decoding it whole costs little.
+ */
+export async function readWeight(modelDir: string, name: string, dims: number[]): Promise<Float32Array> {
+  const manifest = await readManifest(modelDir);
   const graphFile = path.join(modelDir, manifest.graphs.full);
   const model = onnxProto.onnx.ModelProto.decode(await fs.readFile(graphFile));
   const tensor = model.graph?.initializer?.find((t) => t.name === name);
@@ -33,11 +41,12 @@ export async function readUnembedding(modelDir: string): Promise<Unembedding> {
     throw new UserInputError(`${graphFile}: no external initializer "${name}"; convert the model again`);
   }
   const offset = Number(entry('offset') ?? 0);
-  const length = vocabSize * dModel * 4;
+  const count = dims.reduce((a, b) => a * b, 1);
+  const length = count * 4;
   if (Number(entry('length') ?? length) !== length) {
-    throw new UserInputError(`${graphFile}: "${name}" is not [${vocabSize}, ${dModel}] float32`);
+    throw new UserInputError(`${graphFile}: "${name}" is not [${dims.join(', ')}] float32`);
   }
-  const weights = new Float32Array(vocabSize * dModel);
+  const weights = new Float32Array(count);
   const handle = await fs.open(path.join(modelDir, location), 'r');
   try {
     const { bytesRead } = await handle.read(new Uint8Array(weights.buffer), 0, length, offset);
@@ -47,5 +56,5 @@ export async function readUnembedding(modelDir: string): Promise<Unembedding> {
   } finally {
     await handle.close();
   }
-  return { vocabSize, dModel, weights, tied };
+  return weights;
 }

@@ -2,7 +2,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { type Logger, UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
-import { readUnembedding, type SessionSettings, type WindowReduction } from '@loupe/model';
+import {
+  computeLogitTokens,
+  readUnembedding,
+  type SessionSettings,
+  type WindowReduction,
+} from '@loupe/model';
 import {
   DEFAULT_RECORD_SETTINGS,
   NeuronRecordAccumulator,
@@ -16,7 +21,6 @@ import { readSaeLens } from '../format/saelens.js';
 import { SaeEncoder } from '../infer/sae-encoder.js';
 import { recordsFile } from '../store/sae-library.js';
 import { findSae, saveFeatureRecords, saveLogitTokens } from '../store/sae-store.js';
-import { computeLogitTokens } from './logit-tokens.js';
 import { nonZeroHistogram } from './nonzero-histogram.js';
 
 export type FeaturePhase = 'encode' | 'sample' | 'write' | 'logits';
@@ -163,7 +167,10 @@ export async function computeFeatureLogitTokens(
   const row = await findSae(sql, saeId);
   const sae = await readSaeLens(row.weightsPath);
   const unembedding = await readUnembedding(modelDir);
-  const logits = await computeLogitTokens(sae.weights.W_dec, row.dIn, unembedding, settings);
+  const logits = await computeLogitTokens(sae.weights.W_dec, row.dIn, unembedding, {
+    ...settings,
+    subject: 'this SAE',
+  });
   await saveLogitTokens(sql, saeId, logits);
 }
 

@@ -1,8 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { UserInputError } from '@loupe/common';
-import { claimJobRow, finishJobRow, keepJobAlive, type Sql } from '@loupe/common/db';
-import type { TrainingJob__Output, TrainRequest } from '@loupe/common/grpc';
+import {
+  CREATED_AT_ISO,
+  claimJobRow,
+  finishJobRow,
+  type JobListRequest,
+  keepJobAlive,
+  listJobRows,
+  type Sql,
+} from '@loupe/common/db';
+import type { ListTrainingJobsResponse, TrainingJob__Output, TrainRequest } from '@loupe/common/grpc';
 import {
   DEFAULT_ARCHITECTURE,
   isTrainableArchitecture,
@@ -13,7 +21,8 @@ import { settingsHash } from '../run/checkpoint.js';
 import { DEFAULT_CHECKPOINT_EVERY } from '../run/train-sae.js';
 import { checkSaeId, saeExists } from '../store/sae-store.js';
 
-export type TrainingJobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+export const TRAINING_JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const;
+export type TrainingJobStatus = (typeof TRAINING_JOB_STATUSES)[number];
 export type TrainingJobPhase = 'train' | 'evaluate' | 'features' | 'done';
 
 /** A TrainRequest with every default filled in (the proto's 0 = default rules applied). */
@@ -56,11 +65,13 @@ export interface TrainingJobRow {
   worker: string | null;
   attempts: number;
   error: string | null;
+  /** ISO 8601, UTC, microseconds (what job lists are ordered by) */
+  createdAt: string;
 }
 
 export const TRAINING_JOBS_TABLE = 'training_jobs';
 const COLUMNS = `id, status, phase, request, params_key, sae_id, step, steps, tokens, loss, l0, dead_fraction,
-  dense_fraction, activity_window_tokens, checkpoint_step, worker, attempts, error`;
+  dense_fraction, activity_window_tokens, checkpoint_step, worker, attempts, error, ${CREATED_AT_ISO}`;
 
 const DEFAULT_K = 32;
 const DEFAULT_BATCH = 4096;
@@ -89,6 +100,7 @@ function toRow(r: Record<string, unknown>): TrainingJobRow {
     worker: (r.worker as string | null) ?? null,
     attempts: Number(r.attempts),
     error: (r.error as string | null) ?? null,
+    createdAt: r.created_at_iso as string,
   };
 }
 
@@ -107,6 +119,7 @@ export function toTrainingJob(row: TrainingJobRow): TrainingJob__Output {
     saeId: row.phase === 'done' ? row.saeId : '',
     error: row.error ?? '',
     checkpointStep: row.checkpointStep,
+    createdAt: row.createdAt,
   };
 }
 
@@ -209,6 +222,16 @@ export async function getTrainingJobRow(sql: Sql, id: string): Promise<TrainingJ
 /** The job as the proto's TrainingJob. */
 export async function getTrainingJob(sql: Sql, id: string): Promise<TrainingJob__Output> {
   return toTrainingJob(await getTrainingJobRow(sql, id));
+}
+
+/** A page of jobs as the proto's TrainingJobs, newest first, optionally of one status (see listJobRows). */
+export async function listTrainingJobs(sql: Sql, request: JobListRequest): Promise<ListTrainingJobsResponse> {
+  const page = await listJobRows(sql, TRAINING_JOBS_TABLE, request, TRAINING_JOB_STATUSES, 'training');
+  return {
+    jobs: page.rows.map((r) => toTrainingJob(toRow(r))),
+    nextPageToken: page.nextPageToken,
+    total: page.total,
+  };
 }
 
 /**

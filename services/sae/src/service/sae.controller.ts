@@ -13,8 +13,10 @@ import type {
   GetTrainingJobRequest__Output,
   ListFeaturesRequest__Output,
   ListFeaturesResponse,
+  ListJobsRequest__Output,
   ListSaesRequest__Output,
   ListSaesResponse,
+  ListTrainingJobsResponse,
   NearestFeaturesRequest__Output,
   NearestFeaturesResponse,
   SaeInfo,
@@ -97,6 +99,11 @@ export class SaeController {
   @GrpcMethod('SaeService', 'GetTrainingJob')
   getTrainingJob(request: GetTrainingJobRequest__Output): Promise<TrainingJob> {
     return this.training.get(request.id);
+  }
+
+  @GrpcMethod('SaeService', 'ListTrainingJobs')
+  listTrainingJobs(request: ListJobsRequest__Output): Promise<ListTrainingJobsResponse> {
+    return this.training.list(request);
   }
 
   @GrpcMethod('SaeService', 'CancelTrainingJob')

@@ -1,10 +1,20 @@
 import os from 'node:os';
 import type { Logger, LoupeConfig } from '@loupe/common';
 import { JobQueue } from '@loupe/common/db';
-import type { TrainingJob, TrainRequest__Output } from '@loupe/common/grpc';
+import type {
+  ListJobsRequest__Output,
+  ListTrainingJobsResponse,
+  TrainingJob,
+  TrainRequest__Output,
+} from '@loupe/common/grpc';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { runTrainingJob } from '../jobs/run-training-job.js';
-import { cancelTrainingJob, createTrainingJob, getTrainingJob } from '../jobs/training-job-store.js';
+import {
+  cancelTrainingJob,
+  createTrainingJob,
+  getTrainingJob,
+  listTrainingJobs,
+} from '../jobs/training-job-store.js';
 import { SaeDatabase } from './database.js';
 import { CONFIG, LOGGER } from './tokens.js';
 
@@ -51,6 +61,10 @@ export class TrainingJobs implements OnApplicationBootstrap, OnApplicationShutdo
     // a job queued before a restart starts once anyone looks at it (or at boot with DATABASE_URL)
     if (job.status === 'queued' || job.status === 'running') this.drain();
     return job;
+  }
+
+  async list(request: ListJobsRequest__Output): Promise<ListTrainingJobsResponse> {
+    return listTrainingJobs(await this.database.sql(), request);
   }
 
   async cancel(id: string): Promise<TrainingJob> {

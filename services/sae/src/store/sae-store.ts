@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { UserInputError } from '@loupe/common';
 import { nearestByCosine, type Sql, toVector } from '@loupe/common/db';
+import type { LogitTokens } from '@loupe/model';
 import type { RecordSet } from '@loupe/records';
-import type { LogitTokens } from '../features/logit-tokens.js';
 
 // Every statement on the sae schema's SAE and feature tables (migrations 0001, 0002 and the saes
 // columns of 0003): the library's SAEs, their decoder directions with the HNSW indexes over them, and

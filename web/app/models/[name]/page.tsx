@@ -5,6 +5,7 @@ import { query } from '@/lib/apollo';
 import { graphql } from '@/lib/gql';
 import type { BrowseModelQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
+import { captureCommand, type RecordedHook, recordedHooks } from '@/lib/recorded-hooks';
 
 export const dynamic = 'force-dynamic';
 
@@ -47,8 +48,14 @@ const MODEL = graphql(`
 export default async function ModelPage(props: { params: Promise<{ name: string }> }) {
   const name = decodeURIComponent((await props.params).name);
   let data: BrowseModelQuery | undefined;
+  let recorded: RecordedHook[] = [];
   try {
     data = (await query({ query: MODEL, variables: { name } })).data;
+    if (data)
+      recorded = await recordedHooks(
+        data.model.name,
+        data.model.hooks.edges.map((e) => e.node),
+      );
   } catch (error) {
     return (
       <>
@@ -59,9 +66,10 @@ export default async function ModelPage(props: { params: Promise<{ name: string 
   }
   if (!data) return null;
   const { model } = data;
-  const neuronHooks = model.hooks.edges
-    .map((e) => e.node)
-    .filter((h) => /^blocks\.\d+\.mlp\.hook_post$/.test(h.name));
+  const have = new Set(recorded.map((h) => h.name));
+  const unrecorded = model.hooks.edges
+    .map((e) => e.node.name)
+    .filter((h) => /^blocks\.\d+\.mlp\.hook_post$/.test(h) && !have.has(h));
   return (
     <>
       <h1>{model.name}</h1>
@@ -105,16 +113,31 @@ export default async function ModelPage(props: { params: Promise<{ name: string 
         </div>
       )}
       <h2>Neurons</h2>
+      {recorded.length === 0 ? <p className="muted">No neuron hook has records yet.</p> : null}
       <ul className="hooks">
-        {neuronHooks.map((hook) => (
+        {recorded.map((hook) => (
           <li key={hook.name}>
             <Link href={`/hooks/${encodeURIComponent(model.name)}/${hook.name}`}>
               <code>{hook.name}</code>
             </Link>{' '}
-            · {hook.width} neurons
+            · {hook.neurons} neurons with records
           </li>
         ))}
       </ul>
+      {unrecorded.length > 0 ? (
+        <p className="muted capture-hint">
+          No records yet at{' '}
+          {unrecorded.length === 1 ? 'one neuron hook' : `${unrecorded.length} neuron hooks`} (
+          {unrecorded.map((h, i) => (
+            <span key={h}>
+              {i > 0 ? ', ' : null}
+              <code>{h}</code>
+            </span>
+          ))}
+          ): capture them with <code>{captureCommand(model.name, unrecorded)}</code>, or start a capture job
+          on the <Link href="/jobs">Jobs page</Link>.
+        </p>
+      ) : null}
     </>
   );
 }

@@ -5,6 +5,7 @@ import { ExplanationList } from '@/components/explanation-list';
 import { Histogram } from '@/components/histogram';
 import { RecordList } from '@/components/record-list';
 import { SimulationCompare } from '@/components/simulation-compare';
+import { UnitWeights } from '@/components/unit-weights';
 import { query } from '@/lib/apollo';
 import { gatewayWsUrl } from '@/lib/config';
 import { graphql } from '@/lib/gql';
@@ -16,8 +17,6 @@ export const dynamic = 'force-dynamic';
 
 const TABS = ['top', 'random', 'quantiles'] as const;
 type Tab = (typeof TABS)[number];
-
-type FeatureData = Extract<UnitPageQuery['unit'], { __typename: 'Feature' }>;
 
 // asked separately: a unit's records still show when the explainer is down
 const EXPLANATIONS = graphql(`
@@ -54,31 +53,8 @@ const UNIT = graphql(`
           hook
           dSae
         }
-        positiveLogits {
-          token {
-            id
-            text
-          }
-          value
-        }
-        negativeLogits {
-          token {
-            id
-            text
-          }
-          value
-        }
-        nearest(first: 10) {
-          totalCount
-          edges {
-            cosine
-            node {
-              id
-              index
-            }
-          }
-        }
       }
+      ...UnitWeights
       stats {
         maxActivation
         minActivation
@@ -222,28 +198,7 @@ export default async function UnitPage(props: {
         ) : null}
       </section>
       <Histogram counts={unit.histogram.counts} min={unit.histogram.min} max={unit.histogram.max} />
-      {feature ? (
-        <div className="logits">
-          <LogitList title="Positive logits" className="positive-logits" tokens={feature.positiveLogits} />
-          <LogitList title="Negative logits" className="negative-logits" tokens={feature.negativeLogits} />
-        </div>
-      ) : null}
-      {feature ? (
-        <section className="nearest">
-          <h2>Nearest features</h2>
-          <p className="muted">by cosine of decoder directions, of {feature.nearest.totalCount} others</p>
-          <ul>
-            {feature.nearest.edges.map((e) => (
-              <li key={e.node.id}>
-                <Link href={unitPath(e.node.id)} data-cosine={e.cosine}>
-                  {e.node.index}
-                </Link>{' '}
-                <span className="muted">{e.cosine.toFixed(3)}</span>
-              </li>
-            ))}
-          </ul>
-        </section>
-      ) : null}
+      <UnitWeights unit={unit} />
       <nav className="tabs" aria-label="records">
         {TABS.map((t) => (
           <Link key={t} href={`?tab=${t}`} aria-current={t === tab ? 'page' : undefined} scroll={false}>
@@ -273,26 +228,6 @@ function Stat(props: { label: string; value: string }) {
       <dt>{props.label}</dt>
       <dd>{props.value}</dd>
     </div>
-  );
-}
-
-function LogitList(props: { title: string; className: string; tokens: FeatureData['positiveLogits'] }) {
-  return (
-    <section className={props.className}>
-      <h2>{props.title}</h2>
-      <table>
-        <tbody>
-          {props.tokens.map((t) => (
-            <tr key={t.token.id} data-token-id={t.token.id} data-value={t.value}>
-              <td>
-                <code>{JSON.stringify(t.token.text)}</code>
-              </td>
-              <td>{formatValue(t.value)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </section>
   );
 }
 

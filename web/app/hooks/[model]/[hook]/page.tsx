@@ -4,6 +4,7 @@ import { parseOrder, UnitList, type UnitListConnection } from '@/components/unit
 import { query } from '@/lib/apollo';
 import { graphql } from '@/lib/gql';
 import { describeError } from '@/lib/graphql-errors';
+import { captureCommand } from '@/lib/recorded-hooks';
 
 export const dynamic = 'force-dynamic';
 
@@ -46,10 +47,17 @@ export default async function HookPage(props: {
       })
     ).data?.hookUnits;
   } catch (error) {
+    const failure = describeError(error);
     return (
       <>
         <h1>{hook}</h1>
-        <ErrorBox {...describeError(error)} />
+        <ErrorBox {...failure} />
+        {failure.code === 'NOT_FOUND' && /^blocks\.\d+\.mlp\.hook_post$/.test(hook) ? (
+          <p className="muted capture-hint">
+            Capture its records with <code>{captureCommand(model, [hook])}</code>, or start a capture job on
+            the <Link href="/jobs">Jobs page</Link>.
+          </p>
+        ) : null}
       </>
     );
   }

@@ -15,6 +15,7 @@ export interface CaptureJob {
   'tokensDone'?: (number | string | Long);
   'totalTokens'?: (number | string | Long);
   'error'?: (string);
+  'createdAt'?: (string);
 }
 
 export interface CaptureJob__Output {
@@ -29,4 +30,5 @@ export interface CaptureJob__Output {
   'tokensDone': (number);
   'totalTokens': (number);
   'error': (string);
+  'createdAt': (string);
 }

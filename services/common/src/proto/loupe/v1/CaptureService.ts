@@ -12,14 +12,18 @@ import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__
 import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from '../../loupe/v1/GetCaptureJobRequest.js';
 import type { GetCollectionRequest as _loupe_v1_GetCollectionRequest, GetCollectionRequest__Output as _loupe_v1_GetCollectionRequest__Output } from '../../loupe/v1/GetCollectionRequest.js';
 import type { IndexDocumentsRequest as _loupe_v1_IndexDocumentsRequest, IndexDocumentsRequest__Output as _loupe_v1_IndexDocumentsRequest__Output } from '../../loupe/v1/IndexDocumentsRequest.js';
+import type { ListCaptureJobsResponse as _loupe_v1_ListCaptureJobsResponse, ListCaptureJobsResponse__Output as _loupe_v1_ListCaptureJobsResponse__Output } from '../../loupe/v1/ListCaptureJobsResponse.js';
 import type { ListCollectionsRequest as _loupe_v1_ListCollectionsRequest, ListCollectionsRequest__Output as _loupe_v1_ListCollectionsRequest__Output } from '../../loupe/v1/ListCollectionsRequest.js';
 import type { ListCollectionsResponse as _loupe_v1_ListCollectionsResponse, ListCollectionsResponse__Output as _loupe_v1_ListCollectionsResponse__Output } from '../../loupe/v1/ListCollectionsResponse.js';
+import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from '../../loupe/v1/ListJobsRequest.js';
 import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from '../../loupe/v1/ListNeuronsRequest.js';
 import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from '../../loupe/v1/ListNeuronsResponse.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from '../../loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from '../../loupe/v1/ModelInfoResponse.js';
 import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from '../../loupe/v1/NeuronRecordRequest.js';
 import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronRecordResponse__Output as _loupe_v1_NeuronRecordResponse__Output } from '../../loupe/v1/NeuronRecordResponse.js';
+import type { NeuronWeightsRequest as _loupe_v1_NeuronWeightsRequest, NeuronWeightsRequest__Output as _loupe_v1_NeuronWeightsRequest__Output } from '../../loupe/v1/NeuronWeightsRequest.js';
+import type { NeuronWeightsResponse as _loupe_v1_NeuronWeightsResponse, NeuronWeightsResponse__Output as _loupe_v1_NeuronWeightsResponse__Output } from '../../loupe/v1/NeuronWeightsResponse.js';
 import type { SearchDocumentsRequest as _loupe_v1_SearchDocumentsRequest, SearchDocumentsRequest__Output as _loupe_v1_SearchDocumentsRequest__Output } from '../../loupe/v1/SearchDocumentsRequest.js';
 import type { SearchDocumentsResponse as _loupe_v1_SearchDocumentsResponse, SearchDocumentsResponse__Output as _loupe_v1_SearchDocumentsResponse__Output } from '../../loupe/v1/SearchDocumentsResponse.js';
 import type { StartCaptureRequest as _loupe_v1_StartCaptureRequest, StartCaptureRequest__Output as _loupe_v1_StartCaptureRequest__Output } from '../../loupe/v1/StartCaptureRequest.js';
@@ -81,6 +85,15 @@ export interface CaptureServiceClient extends grpc.Client {
   indexDocuments(argument: _loupe_v1_IndexDocumentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
   indexDocuments(argument: _loupe_v1_IndexDocumentsRequest, callback: grpc.requestCallback<_loupe_v1_DocumentCollection__Output>): grpc.ClientUnaryCall;
   
+  ListCaptureJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListCaptureJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListCaptureJobs(argument: _loupe_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListCaptureJobs(argument: _loupe_v1_ListJobsRequest, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  listCaptureJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  listCaptureJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  listCaptureJobs(argument: _loupe_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  listCaptureJobs(argument: _loupe_v1_ListJobsRequest, callback: grpc.requestCallback<_loupe_v1_ListCaptureJobsResponse__Output>): grpc.ClientUnaryCall;
+  
   ListCollections(argument: _loupe_v1_ListCollectionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
   ListCollections(argument: _loupe_v1_ListCollectionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
   ListCollections(argument: _loupe_v1_ListCollectionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListCollectionsResponse__Output>): grpc.ClientUnaryCall;
@@ -116,6 +129,15 @@ export interface CaptureServiceClient extends grpc.Client {
   neuronRecord(argument: _loupe_v1_NeuronRecordRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
   neuronRecord(argument: _loupe_v1_NeuronRecordRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
   neuronRecord(argument: _loupe_v1_NeuronRecordRequest, callback: grpc.requestCallback<_loupe_v1_NeuronRecordResponse__Output>): grpc.ClientUnaryCall;
+  
+  NeuronWeights(argument: _loupe_v1_NeuronWeightsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
+  NeuronWeights(argument: _loupe_v1_NeuronWeightsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
+  NeuronWeights(argument: _loupe_v1_NeuronWeightsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
+  NeuronWeights(argument: _loupe_v1_NeuronWeightsRequest, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
+  neuronWeights(argument: _loupe_v1_NeuronWeightsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
+  neuronWeights(argument: _loupe_v1_NeuronWeightsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
+  neuronWeights(argument: _loupe_v1_NeuronWeightsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
+  neuronWeights(argument: _loupe_v1_NeuronWeightsRequest, callback: grpc.requestCallback<_loupe_v1_NeuronWeightsResponse__Output>): grpc.ClientUnaryCall;
   
   SearchDocuments(argument: _loupe_v1_SearchDocumentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
   SearchDocuments(argument: _loupe_v1_SearchDocumentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_SearchDocumentsResponse__Output>): grpc.ClientUnaryCall;
@@ -159,6 +181,8 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
   
   IndexDocuments: grpc.handleUnaryCall<_loupe_v1_IndexDocumentsRequest__Output, _loupe_v1_DocumentCollection>;
   
+  ListCaptureJobs: grpc.handleUnaryCall<_loupe_v1_ListJobsRequest__Output, _loupe_v1_ListCaptureJobsResponse>;
+  
   ListCollections: grpc.handleUnaryCall<_loupe_v1_ListCollectionsRequest__Output, _loupe_v1_ListCollectionsResponse>;
   
   ListNeurons: grpc.handleUnaryCall<_loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse>;
@@ -166,6 +190,8 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
   ModelInfo: grpc.handleUnaryCall<_loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse>;
   
   NeuronRecord: grpc.handleUnaryCall<_loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse>;
+  
+  NeuronWeights: grpc.handleUnaryCall<_loupe_v1_NeuronWeightsRequest__Output, _loupe_v1_NeuronWeightsResponse>;
   
   SearchDocuments: grpc.handleUnaryCall<_loupe_v1_SearchDocumentsRequest__Output, _loupe_v1_SearchDocumentsResponse>;
   
@@ -182,10 +208,12 @@ export interface CaptureServiceDefinition extends grpc.ServiceDefinition {
   GetCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
   GetCollection: MethodDefinition<_loupe_v1_GetCollectionRequest, _loupe_v1_DocumentCollection, _loupe_v1_GetCollectionRequest__Output, _loupe_v1_DocumentCollection__Output>
   IndexDocuments: MethodDefinition<_loupe_v1_IndexDocumentsRequest, _loupe_v1_DocumentCollection, _loupe_v1_IndexDocumentsRequest__Output, _loupe_v1_DocumentCollection__Output>
+  ListCaptureJobs: MethodDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListCaptureJobsResponse, _loupe_v1_ListJobsRequest__Output, _loupe_v1_ListCaptureJobsResponse__Output>
   ListCollections: MethodDefinition<_loupe_v1_ListCollectionsRequest, _loupe_v1_ListCollectionsResponse, _loupe_v1_ListCollectionsRequest__Output, _loupe_v1_ListCollectionsResponse__Output>
   ListNeurons: MethodDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse__Output>
   ModelInfo: MethodDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse__Output>
   NeuronRecord: MethodDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse__Output>
+  NeuronWeights: MethodDefinition<_loupe_v1_NeuronWeightsRequest, _loupe_v1_NeuronWeightsResponse, _loupe_v1_NeuronWeightsRequest__Output, _loupe_v1_NeuronWeightsResponse__Output>
   SearchDocuments: MethodDefinition<_loupe_v1_SearchDocumentsRequest, _loupe_v1_SearchDocumentsResponse, _loupe_v1_SearchDocumentsRequest__Output, _loupe_v1_SearchDocumentsResponse__Output>
   StartCapture: MethodDefinition<_loupe_v1_StartCaptureRequest, _loupe_v1_CaptureJob, _loupe_v1_StartCaptureRequest__Output, _loupe_v1_CaptureJob__Output>
   Tokenize: MethodDefinition<_loupe_v1_TokenizeRequest, _loupe_v1_TokenizeResponse, _loupe_v1_TokenizeRequest__Output, _loupe_v1_TokenizeResponse__Output>

@@ -9,6 +9,8 @@ import type { ExplainResponse as _loupe_v1_ExplainResponse, ExplainResponse__Out
 import type { GetJobRequest as _loupe_v1_GetJobRequest, GetJobRequest__Output as _loupe_v1_GetJobRequest__Output } from '../../loupe/v1/GetJobRequest.js';
 import type { ListExplanationsRequest as _loupe_v1_ListExplanationsRequest, ListExplanationsRequest__Output as _loupe_v1_ListExplanationsRequest__Output } from '../../loupe/v1/ListExplanationsRequest.js';
 import type { ListExplanationsResponse as _loupe_v1_ListExplanationsResponse, ListExplanationsResponse__Output as _loupe_v1_ListExplanationsResponse__Output } from '../../loupe/v1/ListExplanationsResponse.js';
+import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from '../../loupe/v1/ListJobsRequest.js';
+import type { ListScoringJobsResponse as _loupe_v1_ListScoringJobsResponse, ListScoringJobsResponse__Output as _loupe_v1_ListScoringJobsResponse__Output } from '../../loupe/v1/ListScoringJobsResponse.js';
 import type { ScoreRequest as _loupe_v1_ScoreRequest, ScoreRequest__Output as _loupe_v1_ScoreRequest__Output } from '../../loupe/v1/ScoreRequest.js';
 import type { ScoreResponse as _loupe_v1_ScoreResponse, ScoreResponse__Output as _loupe_v1_ScoreResponse__Output } from '../../loupe/v1/ScoreResponse.js';
 import type { ScoringJob as _loupe_v1_ScoringJob, ScoringJob__Output as _loupe_v1_ScoringJob__Output } from '../../loupe/v1/ScoringJob.js';
@@ -54,6 +56,15 @@ export interface ExplainerServiceClient extends grpc.Client {
   listExplanations(argument: _loupe_v1_ListExplanationsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListExplanationsResponse__Output>): grpc.ClientUnaryCall;
   listExplanations(argument: _loupe_v1_ListExplanationsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListExplanationsResponse__Output>): grpc.ClientUnaryCall;
   listExplanations(argument: _loupe_v1_ListExplanationsRequest, callback: grpc.requestCallback<_loupe_v1_ListExplanationsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _loupe_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListJobs(argument: _loupe_v1_ListJobsRequest, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _loupe_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  listJobs(argument: _loupe_v1_ListJobsRequest, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
   
   Score(argument: _loupe_v1_ScoreRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ScoreResponse__Output>): grpc.ClientUnaryCall;
   Score(argument: _loupe_v1_ScoreRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ScoreResponse__Output>): grpc.ClientUnaryCall;
@@ -102,6 +113,8 @@ export interface ExplainerServiceHandlers extends grpc.UntypedServiceImplementat
   
   ListExplanations: grpc.handleUnaryCall<_loupe_v1_ListExplanationsRequest__Output, _loupe_v1_ListExplanationsResponse>;
   
+  ListJobs: grpc.handleUnaryCall<_loupe_v1_ListJobsRequest__Output, _loupe_v1_ListScoringJobsResponse>;
+  
   Score: grpc.handleUnaryCall<_loupe_v1_ScoreRequest__Output, _loupe_v1_ScoreResponse>;
   
   SearchExplanations: grpc.handleUnaryCall<_loupe_v1_SearchExplanationsRequest__Output, _loupe_v1_SearchExplanationsResponse>;
@@ -117,6 +130,7 @@ export interface ExplainerServiceDefinition extends grpc.ServiceDefinition {
   Explain: MethodDefinition<_loupe_v1_ExplainRequest, _loupe_v1_ExplainResponse, _loupe_v1_ExplainRequest__Output, _loupe_v1_ExplainResponse__Output>
   GetJob: MethodDefinition<_loupe_v1_GetJobRequest, _loupe_v1_ScoringJob, _loupe_v1_GetJobRequest__Output, _loupe_v1_ScoringJob__Output>
   ListExplanations: MethodDefinition<_loupe_v1_ListExplanationsRequest, _loupe_v1_ListExplanationsResponse, _loupe_v1_ListExplanationsRequest__Output, _loupe_v1_ListExplanationsResponse__Output>
+  ListJobs: MethodDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListScoringJobsResponse, _loupe_v1_ListJobsRequest__Output, _loupe_v1_ListScoringJobsResponse__Output>
   Score: MethodDefinition<_loupe_v1_ScoreRequest, _loupe_v1_ScoreResponse, _loupe_v1_ScoreRequest__Output, _loupe_v1_ScoreResponse__Output>
   SearchExplanations: MethodDefinition<_loupe_v1_SearchExplanationsRequest, _loupe_v1_SearchExplanationsResponse, _loupe_v1_SearchExplanationsRequest__Output, _loupe_v1_SearchExplanationsResponse__Output>
   Simulate: MethodDefinition<_loupe_v1_SimulateRequest, _loupe_v1_SimulateResponse, _loupe_v1_SimulateRequest__Output, _loupe_v1_SimulateResponse__Output>

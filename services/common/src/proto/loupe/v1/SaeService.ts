@@ -17,8 +17,10 @@ import type { GetSaeRequest as _loupe_v1_GetSaeRequest, GetSaeRequest__Output as
 import type { GetTrainingJobRequest as _loupe_v1_GetTrainingJobRequest, GetTrainingJobRequest__Output as _loupe_v1_GetTrainingJobRequest__Output } from '../../loupe/v1/GetTrainingJobRequest.js';
 import type { ListFeaturesRequest as _loupe_v1_ListFeaturesRequest, ListFeaturesRequest__Output as _loupe_v1_ListFeaturesRequest__Output } from '../../loupe/v1/ListFeaturesRequest.js';
 import type { ListFeaturesResponse as _loupe_v1_ListFeaturesResponse, ListFeaturesResponse__Output as _loupe_v1_ListFeaturesResponse__Output } from '../../loupe/v1/ListFeaturesResponse.js';
+import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from '../../loupe/v1/ListJobsRequest.js';
 import type { ListSaesRequest as _loupe_v1_ListSaesRequest, ListSaesRequest__Output as _loupe_v1_ListSaesRequest__Output } from '../../loupe/v1/ListSaesRequest.js';
 import type { ListSaesResponse as _loupe_v1_ListSaesResponse, ListSaesResponse__Output as _loupe_v1_ListSaesResponse__Output } from '../../loupe/v1/ListSaesResponse.js';
+import type { ListTrainingJobsResponse as _loupe_v1_ListTrainingJobsResponse, ListTrainingJobsResponse__Output as _loupe_v1_ListTrainingJobsResponse__Output } from '../../loupe/v1/ListTrainingJobsResponse.js';
 import type { NearestFeaturesRequest as _loupe_v1_NearestFeaturesRequest, NearestFeaturesRequest__Output as _loupe_v1_NearestFeaturesRequest__Output } from '../../loupe/v1/NearestFeaturesRequest.js';
 import type { NearestFeaturesResponse as _loupe_v1_NearestFeaturesResponse, NearestFeaturesResponse__Output as _loupe_v1_NearestFeaturesResponse__Output } from '../../loupe/v1/NearestFeaturesResponse.js';
 import type { SaeInfo as _loupe_v1_SaeInfo, SaeInfo__Output as _loupe_v1_SaeInfo__Output } from '../../loupe/v1/SaeInfo.js';
@@ -125,6 +127,15 @@ export interface SaeServiceClient extends grpc.Client {
   listSaes(argument: _loupe_v1_ListSaesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListSaesResponse__Output>): grpc.ClientUnaryCall;
   listSaes(argument: _loupe_v1_ListSaesRequest, callback: grpc.requestCallback<_loupe_v1_ListSaesResponse__Output>): grpc.ClientUnaryCall;
   
+  ListTrainingJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListTrainingJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListTrainingJobs(argument: _loupe_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  ListTrainingJobs(argument: _loupe_v1_ListJobsRequest, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  listTrainingJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  listTrainingJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  listTrainingJobs(argument: _loupe_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  listTrainingJobs(argument: _loupe_v1_ListJobsRequest, callback: grpc.requestCallback<_loupe_v1_ListTrainingJobsResponse__Output>): grpc.ClientUnaryCall;
+  
   NearestFeatures(argument: _loupe_v1_NearestFeaturesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NearestFeaturesResponse__Output>): grpc.ClientUnaryCall;
   NearestFeatures(argument: _loupe_v1_NearestFeaturesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_NearestFeaturesResponse__Output>): grpc.ClientUnaryCall;
   NearestFeatures(argument: _loupe_v1_NearestFeaturesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_NearestFeaturesResponse__Output>): grpc.ClientUnaryCall;
@@ -168,6 +179,8 @@ export interface SaeServiceHandlers extends grpc.UntypedServiceImplementation {
   
   ListSaes: grpc.handleUnaryCall<_loupe_v1_ListSaesRequest__Output, _loupe_v1_ListSaesResponse>;
   
+  ListTrainingJobs: grpc.handleUnaryCall<_loupe_v1_ListJobsRequest__Output, _loupe_v1_ListTrainingJobsResponse>;
+  
   NearestFeatures: grpc.handleUnaryCall<_loupe_v1_NearestFeaturesRequest__Output, _loupe_v1_NearestFeaturesResponse>;
   
   Train: grpc.handleUnaryCall<_loupe_v1_TrainRequest__Output, _loupe_v1_TrainingJob>;
@@ -186,6 +199,7 @@ export interface SaeServiceDefinition extends grpc.ServiceDefinition {
   GetTrainingJob: MethodDefinition<_loupe_v1_GetTrainingJobRequest, _loupe_v1_TrainingJob, _loupe_v1_GetTrainingJobRequest__Output, _loupe_v1_TrainingJob__Output>
   ListFeatures: MethodDefinition<_loupe_v1_ListFeaturesRequest, _loupe_v1_ListFeaturesResponse, _loupe_v1_ListFeaturesRequest__Output, _loupe_v1_ListFeaturesResponse__Output>
   ListSaes: MethodDefinition<_loupe_v1_ListSaesRequest, _loupe_v1_ListSaesResponse, _loupe_v1_ListSaesRequest__Output, _loupe_v1_ListSaesResponse__Output>
+  ListTrainingJobs: MethodDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListTrainingJobsResponse, _loupe_v1_ListJobsRequest__Output, _loupe_v1_ListTrainingJobsResponse__Output>
   NearestFeatures: MethodDefinition<_loupe_v1_NearestFeaturesRequest, _loupe_v1_NearestFeaturesResponse, _loupe_v1_NearestFeaturesRequest__Output, _loupe_v1_NearestFeaturesResponse__Output>
   Train: MethodDefinition<_loupe_v1_TrainRequest, _loupe_v1_TrainingJob, _loupe_v1_TrainRequest__Output, _loupe_v1_TrainingJob__Output>
 }

@@ -15,6 +15,8 @@ export interface ScoringJob {
   'llmCalls'?: (number);
   'error'?: (string);
   'costUsd'?: (number | string);
+  'createdAt'?: (string);
+  'sources'?: (string)[];
 }
 
 export interface ScoringJob__Output {
@@ -29,4 +31,6 @@ export interface ScoringJob__Output {
   'llmCalls': (number);
   'error': (string);
   'costUsd': (number);
+  'createdAt': (string);
+  'sources': (string)[];
 }

@@ -16,6 +16,7 @@ export interface TrainingJob {
   'saeId'?: (string);
   'error'?: (string);
   'checkpointStep'?: (number);
+  'createdAt'?: (string);
 }
 
 export interface TrainingJob__Output {
@@ -31,4 +32,5 @@ export interface TrainingJob__Output {
   'saeId': (string);
   'error': (string);
   'checkpointStep': (number);
+  'createdAt': (string);
 }

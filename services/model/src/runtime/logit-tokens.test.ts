@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { Rng, SafetensorsReader } from '@loupe/common';
-import { readUnembedding } from '@loupe/model';
 import { describe, expect, it } from 'vitest';
 import { FIXTURES } from '../../../../tests/fixtures/index.js';
 import { convertedFixture } from '../../../../tests/support/model.js';
+import { readUnembedding } from '../graph/unembedding.js';
 import { computeLogitTokens } from './logit-tokens.js';
 
 // Logit tokens through the converted tiny model's unembedding (957 tokens, d_model 48), against a
@@ -59,7 +59,11 @@ describe('logit tokens', () => {
   it('refuse decoders outside the residual stream', async () => {
     const unembedding = { vocabSize: 5, dModel: 4, weights: new Float32Array(20), tied: true };
     await expect(
-      computeLogitTokens(new Float32Array(6), 3, unembedding, { device: 'cpu', intraOpThreads: 1 }),
+      computeLogitTokens(new Float32Array(6), 3, unembedding, {
+        device: 'cpu',
+        intraOpThreads: 1,
+        subject: 'this SAE',
+      }),
     ).rejects.toThrow(/d_in = d_model 4\); this SAE has d_in 3/);
   });
 });
