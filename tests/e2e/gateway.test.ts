@@ -246,8 +246,9 @@ describe('GraphQL gateway over the capture service', () => {
     });
     const malformed = await failure(unit, { id: 'neuron-7' });
     expect(malformed.extensions?.code).toBe('BAD_USER_INPUT');
+    // the example it suggests is a unit of the served model, which exists
     expect(malformed.message).toMatch(
-      /must be model\/hook\/index or model\/sae-id\/index, e.g. gpt2\/blocks.6.mlp.hook_post\/1234/,
+      /must be model\/hook\/index or model\/sae-id\/index, e.g. tiny\/blocks.1.mlp.hook_post\/0 \(a neuron\)/,
     );
 
     const deep =

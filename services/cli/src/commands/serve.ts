@@ -268,10 +268,13 @@ function listening(port: number, host = '127.0.0.1'): Promise<boolean> {
  */
 async function lockServeDir(config: LoupeConfig): Promise<Running> {
   const { lockDataDir } = await import('@loupe/common/db');
-  const lock = await lockDataDir(
-    config.dataDir,
-    'the data directory (another loupe serve runs on it: stop that one, or set LOUPE_DATA_DIR and the ports to run a second)',
-    'loupe-serve.lock',
+  const lock = await lockDataDir(config.dataDir, 'data directory', 'loupe-serve.lock').catch(
+    (error: Error) => {
+      throw new UserInputError(
+        `${error.message}: another loupe serve runs on it; stop that one, or set LOUPE_DATA_DIR and the ports to run a second`,
+        'UNAVAILABLE',
+      );
+    },
   );
   return { name: 'data directory lock', close: () => lock.release() };
 }

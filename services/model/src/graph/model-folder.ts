@@ -20,7 +20,7 @@ export function resolveModelDir(modelsDir: string, given: string): string {
     }
   })();
   throw new UserInputError(
-    `no model "${given}": not a converted model folder, and ${modelsDir} has ${
+    `no model "${given}": not a converted model folder (no manifest.json there), and ${modelsDir} has ${
       known.length ? `only ${known.sort().join(', ')}` : 'no models yet'
     }; get one with: loupe model pull gpt2 (or loupe model convert)`,
     'UNKNOWN_MODEL',
