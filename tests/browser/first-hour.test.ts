@@ -86,6 +86,8 @@ beforeAll(async () => {
     LOUPE_MODEL: 'gpt2',
     LOUPE_LLM_BASE_URL: '',
     LOUPE_EMBEDDINGS_BASE_URL: '',
+    // `npm start` on a fresh machine runs on the embedded default, so this test keeps it even when
+    // LOUPE_TEST_DATABASE_URL names a real server
     DATABASE_URL: '',
   };
   web = `http://127.0.0.1:${webPort}`;

@@ -1,17 +1,17 @@
-import { type SpawnedEmbeddedPostgres } from '@loupe/common/db';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type RunningWeb, startWeb } from '../support/browser.js';
+import type { TestDatabase } from '../support/database.js';
 import { freePort, type RunningProcess, runCli, startProcess } from '../support/process.js';
 import { serveTiny } from '../support/served-tiny.js';
 
-// The whole stack as real processes (embedded Postgres, capture service, GraphQL gateway, `next start`)
+// The whole stack as real processes (the suite's database, capture service, GraphQL gateway, `next start`)
 // driven by Debian's Chromium. What each page shows is compared with what the gateway answers. (The
 // README's home and neuron page screenshots come from the demo workspace: first-hour.test.ts.)
 const HOOK = 'blocks.1.mlp.hook_post';
 const NEURON = 3;
 
-let db: SpawnedEmbeddedPostgres;
+let db: TestDatabase;
 let capture: RunningProcess;
 let explainer: RunningProcess;
 let gateway: RunningProcess;
@@ -35,8 +35,8 @@ async function gql(query: string, variables: Record<string, unknown> = {}): Prom
 
 beforeAll(async () => {
   const served = await serveTiny('loupe-browser-');
-  const { dataDir, servedModel, pgPort } = served;
-  db = served.pg;
+  const { dataDir, servedModel, dbEnv } = served;
+  db = served.db;
   const gatewayPort = await freePort();
   const env = {
     LOUPE_DATA_DIR: dataDir,
@@ -45,7 +45,7 @@ beforeAll(async () => {
     LOUPE_GATEWAY_PORT: String(gatewayPort),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...dbEnv,
     // unit pages ask the explainer for explanations; its baseline needs no LLM server
     LOUPE_EXPLAINER_ADDR: `127.0.0.1:${await freePort()}`,
     LOUPE_LLM_BASE_URL: '',

@@ -6,11 +6,13 @@ import { allHooks } from '@loupe/common';
 import { Gpt2Runner } from '@loupe/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { type CaptureApi, captureClient, floats } from '../support/grpc.js';
 import { convertedFixture, maxAbsDiff } from '../support/model.js';
 import { freePort, type RunningProcess, startProcess } from '../support/process.js';
 
 // The compiled capture service as a real process, spoken to over real gRPC.
+let db: TestDatabase;
 let service: RunningProcess;
 let client: CaptureApi;
 let runner: Gpt2Runner;
@@ -21,13 +23,14 @@ beforeAll(async () => {
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
   const address = `127.0.0.1:${await freePort()}`;
+  db = await startTestDatabase();
   service = startProcess('services/capture/dist/main.js', {
     LOUPE_DATA_DIR: dataDir,
     LOUPE_MODEL: 'tiny',
     LOUPE_CAPTURE_ADDR: address,
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(await freePort()),
+    ...databaseEnv(db),
   });
   client = await captureClient(address);
   runner = await Gpt2Runner.load(path.join(dataDir, 'models', 'tiny'), { device: 'cpu', intraOpThreads: 1 });
@@ -37,6 +40,7 @@ afterAll(async () => {
   client?.close();
   await runner?.close();
   await service?.stop();
+  await db?.stop();
 });
 
 async function expectGrpcError(call: Promise<unknown>, code: status, message: RegExp): Promise<void> {

@@ -10,21 +10,16 @@ import {
   runCaptureJob,
 } from '@loupe/capture';
 import { SafetensorsReader } from '@loupe/common';
-import {
-  connect,
-  runMigrations,
-  type SpawnedEmbeddedPostgres,
-  type Sql,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { connect, runMigrations, type Sql } from '@loupe/common/db';
 import { Gpt2Runner } from '@loupe/model';
 import { buildRecords, RecordsThreads, readNeuronRecord, restoreAccumulator } from '@loupe/records';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { convertedFixture, maxAbsDiff } from '../support/model.js';
-import { freePort, REPO_ROOT, runCli } from '../support/process.js';
+import { REPO_ROOT, runCli } from '../support/process.js';
 
-// `loupe capture` as a real process against the embedded Postgres (its own process too), including a
+// `loupe capture` as a real process against the suite's database (its own process too), including a
 // kill -9 in the middle of a job and the resumed run that must end identical to an uninterrupted one.
 const HOOKS = ['blocks.1.mlp.hook_post', 'blocks.0.hook_resid_post'];
 const ARGS = [
@@ -40,7 +35,7 @@ const ARGS = [
   '2',
 ];
 
-let db: SpawnedEmbeddedPostgres;
+let db: TestDatabase;
 let sql: Sql;
 let modelDir: string;
 let env: Record<string, string>;
@@ -48,11 +43,10 @@ let env: Record<string, string>;
 beforeAll(async () => {
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-capture-job-'));
   modelDir = (await convertedFixture(FIXTURES.tiny)).modelDir;
-  const port = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port });
+  db = await startTestDatabase();
   env = {
     LOUPE_DATA_DIR: path.join(scratch, 'data'),
-    LOUPE_EMBEDDED_PG_PORT: String(port),
+    ...databaseEnv(db),
     LOUPE_THREADS: '1',
   };
   sql = connect(db.url, { schema: CAPTURE_SCHEMA });

@@ -1,11 +1,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
 import { pearson, syntheticUnit } from '@loupe/explainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { type LlmServer, lineReply, type RecordedRequest, startLlmServer } from '../support/llm-server.js';
-import { freePort, runCli } from '../support/process.js';
+import { runCli } from '../support/process.js';
 
 // `loupe score` and `loupe explain` as users run them: a real process, the records in a file, and for
 // the LLM paths a local server speaking the chat-completions protocol.
@@ -153,14 +153,13 @@ describe('loupe explain', () => {
 });
 
 describe('loupe jobs score / export', () => {
-  let db: SpawnedEmbeddedPostgres;
+  let db: TestDatabase;
   let env: Record<string, string>;
   let recordsDir: string;
 
   beforeAll(async () => {
-    const port = await freePort();
-    db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port });
-    env = { ...noLlm, LOUPE_EMBEDDED_PG_PORT: String(port), LOUPE_DATA_DIR: path.join(scratch, 'data') };
+    db = await startTestDatabase();
+    env = { ...noLlm, ...databaseEnv(db), LOUPE_DATA_DIR: path.join(scratch, 'data') };
     recordsDir = path.join(scratch, 'records');
     const hookDir = path.join(recordsDir, 'tiny', 'blocks.0.mlp.hook_post');
     await fs.mkdir(hookDir, { recursive: true });

@@ -2,16 +2,16 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
 import { type ExplainerApi, explainerServiceClient } from '@loupe/common/grpc';
 import { pearson, syntheticUnit } from '@loupe/explainer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { type LlmServer, type RecordedRequest, startLlmServer } from '../support/llm-server.js';
 import { freePort, type RunningProcess, startProcess } from '../support/process.js';
 
-// The explainer gRPC service as a real process, on the embedded Postgres, with a local LLM server.
+// The explainer gRPC service as a real process, on the suite's database, with a local LLM server.
 let scratch: string;
-let db: SpawnedEmbeddedPostgres;
+let db: TestDatabase;
 let service: RunningProcess;
 let llm: LlmServer;
 let client: ExplainerApi;
@@ -44,13 +44,12 @@ function jsonModel(request: RecordedRequest) {
 
 beforeAll(async () => {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-explainer-grpc-'));
-  const pgPort = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
+  db = await startTestDatabase();
   llm = await startLlmServer({ respond: jsonModel });
   const address = `127.0.0.1:${await freePort()}`;
   service = startProcess('services/explainer/dist/main.js', {
     LOUPE_EXPLAINER_ADDR: address,
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...databaseEnv(db),
     LOUPE_DATA_DIR: path.join(scratch, 'data'),
     LOUPE_LLM_BASE_URL: '',
     LOUPE_EMBEDDINGS_BASE_URL: llm.url,

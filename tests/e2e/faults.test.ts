@@ -62,6 +62,9 @@ beforeAll(async () => {
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
+  // An embedded Postgres of its own even when LOUPE_TEST_DATABASE_URL names a real server: the test
+  // stops and restarts the database in the middle of jobs, which on a real server would take
+  // `pg_ctl restart` (and its data directory), more than startTestDatabase can do today.
   pgDir = path.join(scratch, 'pg');
   pgPort = await freePort();
   pg = await spawnEmbeddedPostgres({ dataDir: pgDir, port: pgPort });

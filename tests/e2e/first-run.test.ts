@@ -56,6 +56,8 @@ beforeAll(async () => {
     LOUPE_THREADS: '2',
     LOUPE_MODEL: 'gpt2',
     LOUPE_LLM_BASE_URL: '',
+    // the embedded default is what a fresh machine gets, so this test keeps it even when
+    // LOUPE_TEST_DATABASE_URL names a real server
     DATABASE_URL: '',
   };
 });

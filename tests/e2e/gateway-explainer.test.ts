@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Rng } from '@loupe/common';
-import { openDatabase, type SpawnedEmbeddedPostgres } from '@loupe/common/db';
+import { openDatabase } from '@loupe/common/db';
 import {
   type CaptureApi,
   captureServiceClient,
@@ -16,6 +16,7 @@ import { computeFeatureRecords, importSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA, write
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { TestDatabase } from '../support/database.js';
 import { freePort, type RunningProcess, runCli, startProcess } from '../support/process.js';
 import { serveTiny } from '../support/served-tiny.js';
 
@@ -32,7 +33,7 @@ const SAE_HOOK = 'blocks.1.hook_resid_pre';
 const D_MODEL = 64; // the tiny fixture's d_model
 const D_SAE = 48;
 
-let db: SpawnedEmbeddedPostgres;
+let db: TestDatabase;
 let capture: RunningProcess;
 let explainer: RunningProcess;
 let saeService: RunningProcess;
@@ -76,9 +77,9 @@ async function failure(query: string, variables?: Record<string, unknown>, heade
 }
 
 /** Imports a random TopK SAE over SAE_HOOK and computes its feature records from the capture job's shards. */
-async function writeSae(scratch: string, dataDir: string, pgPort: number): Promise<void> {
+async function writeSae(scratch: string, dataDir: string): Promise<void> {
   const store = await openDatabase(
-    { databaseUrl: db.url, dataDir, embeddedPgPort: pgPort },
+    { databaseUrl: db.url, dataDir, embeddedPgPort: 0 },
     { schema: SAE_SCHEMA, migrationsDir: SAE_MIGRATIONS_DIR, applicationName: 'gateway-explainer-test' },
   );
   try {
@@ -117,8 +118,8 @@ async function writeSae(scratch: string, dataDir: string, pgPort: number): Promi
 
 beforeAll(async () => {
   const served = await serveTiny('loupe-gateway-explainer-');
-  const { scratch, dataDir, servedModel, pgPort } = served;
-  db = served.pg;
+  const { scratch, dataDir, servedModel, dbEnv } = served;
+  db = served.db;
   const captureAddress = `127.0.0.1:${await freePort()}`;
   const explainerAddress = `127.0.0.1:${await freePort()}`;
   const gatewayPort = await freePort();
@@ -131,7 +132,7 @@ beforeAll(async () => {
     LOUPE_GATEWAY_PORT: String(gatewayPort),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...dbEnv,
     // the built-in baseline explains and simulates
     LOUPE_LLM_BASE_URL: '',
     LOUPE_EMBEDDINGS_BASE_URL: '',
@@ -144,7 +145,7 @@ beforeAll(async () => {
   const created = await runCli(['apikey', 'create', '--name', 'e2e-explainer'], env);
   expect(created.code, created.stderr).toBe(0);
   auth = { authorization: `Bearer ${JSON.parse(created.stdout).key}` };
-  await writeSae(scratch, dataDir, pgPort);
+  await writeSae(scratch, dataDir);
   capture = startProcess('services/capture/dist/main.js', env);
   explainer = startProcess('services/explainer/dist/main.js', env);
   saeService = startProcess('services/sae/dist/main.js', env);

@@ -2,12 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng, writeSafetensors } from '@loupe/common';
-import {
-  type Database,
-  openDatabase,
-  type SpawnedEmbeddedPostgres,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { type Database, openDatabase } from '@loupe/common/db';
 import {
   computeFeatureRecords,
   importSae,
@@ -21,6 +16,7 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { type CaptureApi, captureClient, floats, type SaeApi, saeClient } from '../support/grpc.js';
 import { convertedFixture } from '../support/model.js';
 import { freePort, type RunningProcess, runCli, startProcess } from '../support/process.js';
@@ -39,7 +35,7 @@ const TEXTS = [
   'Once upon a time there was a small town by the sea where everyone knew each other.',
 ];
 
-let pg: SpawnedEmbeddedPostgres;
+let pg: TestDatabase;
 let db: Database;
 let capture: RunningProcess;
 let saeService: RunningProcess;
@@ -136,10 +132,9 @@ beforeAll(async () => {
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
-  const pgPort = await freePort();
-  pg = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
+  pg = await startTestDatabase();
   db = await openDatabase(
-    { databaseUrl: pg.url, dataDir, embeddedPgPort: pgPort },
+    { databaseUrl: pg.url, dataDir, embeddedPgPort: 0 },
     { schema: SAE_SCHEMA, migrationsDir: SAE_MIGRATIONS_DIR, applicationName: 'gateway-sae-test' },
   );
   reference = randomSae(HOOK, 11);
@@ -161,7 +156,7 @@ beforeAll(async () => {
     LOUPE_GATEWAY_PORT: String(gatewayPort),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...databaseEnv(pg),
   };
   capture = startProcess('services/capture/dist/main.js', env);
   saeService = startProcess('services/sae/dist/main.js', env);

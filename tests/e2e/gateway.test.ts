@@ -1,11 +1,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
 import { SCHEMA_FILE } from '@loupe/gateway';
 import { buildClientSchema, buildSchema, getIntrospectionQuery, printSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { type CaptureApi, captureClient, floats } from '../support/grpc.js';
 import { convertedFixture } from '../support/model.js';
 import { freePort, type RunningProcess, runCli, startProcess } from '../support/process.js';
@@ -15,7 +15,7 @@ import { freePort, type RunningProcess, runCli, startProcess } from '../support/
 const MAX_TEXT_CHARS = 2000;
 const NEURON_HOOK = 'blocks.1.mlp.hook_post';
 
-let db: SpawnedEmbeddedPostgres;
+let db: TestDatabase;
 let capture: RunningProcess;
 let gateway: RunningProcess;
 let client: CaptureApi;
@@ -92,8 +92,7 @@ beforeAll(async () => {
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
-  const pgPort = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
+  db = await startTestDatabase();
   const captureAddress = `127.0.0.1:${await freePort()}`;
   const gatewayPort = await freePort();
   // no SAE service here (gateway-sae.test.ts has one): feature ids reach a port nothing listens on
@@ -106,7 +105,7 @@ beforeAll(async () => {
     LOUPE_GATEWAY_PORT: String(gatewayPort),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...databaseEnv(db),
     LOUPE_MAX_TEXT_CHARS: String(MAX_TEXT_CHARS),
   };
   capture = startProcess('services/capture/dist/main.js', env);

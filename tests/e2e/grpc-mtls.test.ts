@@ -6,11 +6,12 @@ import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type ExplainerProto, explainerServiceClient, type GrpcTls, loadProto } from '@loupe/common/grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { healthCheck, until } from '../support/health.js';
 import { type LlmServer, startLlmServer } from '../support/llm-server.js';
 import { freePort, type RunningProcess, startProcess } from '../support/process.js';
 
-// One real explainer process (the cheapest service: no model, the embedded Postgres) with
+// One real explainer process (the cheapest service: no model, the suite's database) with
 // LOUPE_GRPC_TLS_* set: only clients holding a certificate from the configured CA get through, the
 // process stays up for everyone else's failed handshakes, and its /readyz is unaffected. The same
 // process has LLM prices configured, so its /metrics also shows loupe_llm_cost_usd_total for calls
@@ -23,6 +24,7 @@ const USAGE = { prompt_tokens: 1000, completion_tokens: 200 };
 const COST_PER_CALL = 0.0045;
 
 let scratch: string;
+let db: TestDatabase;
 let explainer: RunningProcess;
 let llm: LlmServer;
 let address: string;
@@ -116,9 +118,10 @@ beforeAll(async () => {
   llm = await startLlmServer({ respond: () => ({ content: '{"sequences":[]}', usage: USAGE }) });
   address = `127.0.0.1:${await freePort()}`;
   metricsPort = await freePort();
+  db = await startTestDatabase();
   explainer = startProcess('services/explainer/dist/main.js', {
     LOUPE_DATA_DIR: path.join(scratch, 'data'),
-    LOUPE_EMBEDDED_PG_PORT: String(await freePort()),
+    ...databaseEnv(db),
     LOUPE_EXPLAINER_ADDR: address,
     LOUPE_METRICS_PORT: String(metricsPort),
     LOUPE_GRPC_TLS_CA: certs.ca,
@@ -144,6 +147,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await explainer?.stop();
+  await db?.stop();
   await llm?.close();
   await fs.rm(scratch, { recursive: true, force: true });
 });

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { convertedFixture } from '../support/model.js';
 import { freePort, REPO_ROOT, type RunningProcess, startProcess } from '../support/process.js';
 
@@ -14,7 +14,7 @@ import { freePort, REPO_ROOT, type RunningProcess, startProcess } from '../suppo
 // one request id followed from the gateway's log into the capture service's log.
 
 let scratch: string;
-let db: SpawnedEmbeddedPostgres;
+let db: TestDatabase;
 let capture: RunningProcess;
 let sae: RunningProcess;
 let explainer: RunningProcess;
@@ -113,8 +113,7 @@ beforeAll(async () => {
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
-  const pgPort = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
+  db = await startTestDatabase();
   addresses = {
     capture: `127.0.0.1:${await freePort()}`,
     sae: `127.0.0.1:${await freePort()}`,
@@ -132,7 +131,7 @@ beforeAll(async () => {
     LOUPE_GATEWAY_PORT: String(gatewayPort),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...databaseEnv(db),
     LOUPE_LLM_BASE_URL: '',
     LOUPE_EMBEDDINGS_BASE_URL: '',
     // debug: each served RPC is logged, which is what the request-id test reads

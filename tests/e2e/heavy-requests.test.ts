@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { healthCheck, until } from '../support/health.js';
 import { convertedFixture } from '../support/model.js';
 import { freePort, type RunningProcess, startProcess } from '../support/process.js';
@@ -14,6 +15,7 @@ import { freePort, type RunningProcess, startProcess } from '../support/process.
 
 let scratch: string;
 const processes: RunningProcess[] = [];
+const databases: TestDatabase[] = [];
 let slotted: string;
 let hurried: string;
 
@@ -23,10 +25,12 @@ async function startStack(extra: Record<string, string>): Promise<string> {
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
   const gatewayPort = await freePort();
+  const db = await startTestDatabase();
+  databases.push(db);
   const env = {
     LOUPE_DATA_DIR: dataDir,
     LOUPE_MODEL: 'tiny',
-    LOUPE_EMBEDDED_PG_PORT: String(await freePort()),
+    ...databaseEnv(db),
     LOUPE_CAPTURE_ADDR: `127.0.0.1:${await freePort()}`,
     LOUPE_SAE_ADDR: `127.0.0.1:${await freePort()}`,
     LOUPE_EXPLAINER_ADDR: `127.0.0.1:${await freePort()}`,
@@ -63,6 +67,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of processes.reverse()) await p.stop();
+  for (const db of databases) await db.stop();
   await fs.rm(scratch, { recursive: true, force: true });
 });
 

@@ -2,13 +2,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng, SafetensorsReader } from '@loupe/common';
-import { connect, type SpawnedEmbeddedPostgres, type Sql, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { connect, type Sql } from '@loupe/common/db';
 import { readUnembedding } from '@loupe/model';
 import { encode, featureRecords, featureStats, SAE_SCHEMA, type Sae, writeSaeLens } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { convertedFixture } from '../support/model.js';
-import { freePort, runCli } from '../support/process.js';
+import { runCli } from '../support/process.js';
 
 // `loupe capture` then `loupe sae import` and `loupe sae features` as real processes: statistics,
 // records and logit tokens of a random SAE over real activations of the tiny model, checked against the
@@ -16,7 +17,7 @@ import { freePort, runCli } from '../support/process.js';
 const HOOK = 'blocks.1.hook_resid_pre';
 const D_SAE = 24;
 
-let db: SpawnedEmbeddedPostgres;
+let db: TestDatabase;
 let sql: Sql;
 let scratch: string;
 let modelDir: string;
@@ -25,12 +26,11 @@ let env: Record<string, string>;
 beforeAll(async () => {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-sae-features-e2e-'));
   modelDir = (await convertedFixture(FIXTURES.tiny)).modelDir;
-  const port = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port });
+  db = await startTestDatabase();
   sql = connect(db.url, { schema: SAE_SCHEMA });
   env = {
     LOUPE_DATA_DIR: path.join(scratch, 'data'),
-    LOUPE_EMBEDDED_PG_PORT: String(port),
+    ...databaseEnv(db),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
   };

@@ -3,12 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { Rng, writeSafetensors } from '@loupe/common';
-import {
-  type Database,
-  openDatabase,
-  type SpawnedEmbeddedPostgres,
-  spawnEmbeddedPostgres,
-} from '@loupe/common/db';
+import { type Database, openDatabase } from '@loupe/common/db';
 import { Gpt2Tokenizer } from '@loupe/model';
 import {
   computeFeatureRecords,
@@ -24,6 +19,7 @@ import {
 } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { type CaptureApi, captureClient, floats, type SaeApi, saeClient } from '../support/grpc.js';
 import { convertedFixture } from '../support/model.js';
 import { freePort, type RunningProcess, startProcess } from '../support/process.js';
@@ -40,7 +36,7 @@ const TEXT = 'The quick brown fox jumps over the lazy dog, and the dog sleeps on
 
 let scratch: string;
 let dataDir: string;
-let pg: SpawnedEmbeddedPostgres;
+let pg: TestDatabase;
 let db: Database;
 let capture: RunningProcess;
 let service: RunningProcess;
@@ -108,11 +104,10 @@ beforeAll(async () => {
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
-  // one embedded Postgres for the test and both services (each would reuse it on this port)
-  const pgPort = await freePort();
-  pg = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
+  // one database for the test and both services
+  pg = await startTestDatabase();
   db = await openDatabase(
-    { databaseUrl: pg.url, dataDir, embeddedPgPort: pgPort },
+    { databaseUrl: pg.url, dataDir, embeddedPgPort: 0 },
     { schema: SAE_SCHEMA, migrationsDir: SAE_MIGRATIONS_DIR, applicationName: 'sae-grpc-test' },
   );
   saes.set(TOPK, makeSae('topk', HOOK, 11));
@@ -132,7 +127,7 @@ beforeAll(async () => {
     LOUPE_SAE_ADDR: saeAddress,
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...databaseEnv(pg),
   };
   capture = startProcess('services/capture/dist/main.js', env);
   service = startProcess('services/sae/dist/main.js', env);

@@ -2,25 +2,25 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '@loupe/common';
-import { connect, type SpawnedEmbeddedPostgres, type Sql, spawnEmbeddedPostgres } from '@loupe/common/db';
+import { connect, type Sql } from '@loupe/common/db';
 import { CFG_FILE, nearestFeatures, SAE_SCHEMA, WEIGHTS_FILE, writeSaeLens } from '@loupe/sae';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, runCli } from '../support/process.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
+import { runCli } from '../support/process.js';
 
-// `loupe sae import` / `export` as real processes against the embedded Postgres.
-let db: SpawnedEmbeddedPostgres;
+// `loupe sae import` / `export` as real processes against the suite's database.
+let db: TestDatabase;
 let sql: Sql;
 let scratch: string;
 let env: Record<string, string>;
 
 beforeAll(async () => {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-sae-store-e2e-'));
-  const port = await freePort();
-  db = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port });
+  db = await startTestDatabase();
   sql = connect(db.url, { schema: SAE_SCHEMA });
   env = {
     LOUPE_DATA_DIR: path.join(scratch, 'data'),
-    LOUPE_EMBEDDED_PG_PORT: String(port),
+    ...databaseEnv(db),
     LOUPE_DEVICE: 'cpu',
   };
 });

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { captureServiceClient, explainerServiceClient } from '@loupe/common/grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { healthCheck, until } from '../support/health.js';
 import { convertedFixture } from '../support/model.js';
 import { freePort, type RunningProcess, startProcess } from '../support/process.js';
@@ -24,6 +25,7 @@ let scratch: string;
 let env: Record<string, string>;
 let gatewayUrl: string;
 const processes: RunningProcess[] = [];
+let db: TestDatabase;
 
 beforeAll(async () => {
   scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-security-'));
@@ -32,11 +34,12 @@ beforeAll(async () => {
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
   const gatewayPort = await freePort();
+  db = await startTestDatabase();
   env = {
     ...SECRETS,
     LOUPE_DATA_DIR: dataDir,
     LOUPE_MODEL: 'tiny',
-    LOUPE_EMBEDDED_PG_PORT: String(await freePort()),
+    ...databaseEnv(db),
     LOUPE_CAPTURE_ADDR: `127.0.0.1:${await freePort()}`,
     LOUPE_SAE_ADDR: `127.0.0.1:${await freePort()}`,
     LOUPE_EXPLAINER_ADDR: `127.0.0.1:${await freePort()}`,
@@ -71,6 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of processes.reverse()) await p.stop();
+  await db?.stop();
   await fs.rm(scratch, { recursive: true, force: true });
 });
 

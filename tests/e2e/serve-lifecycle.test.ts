@@ -16,6 +16,7 @@ import { freePort, REPO_ROOT, startProcess } from '../support/process.js';
 let dataDir: string;
 let env: Record<string, string>;
 let npm: ChildProcess | undefined;
+let servePid: number | undefined;
 let stderr = '';
 
 beforeAll(async () => {
@@ -39,11 +40,18 @@ beforeAll(async () => {
     LOUPE_THREADS: '1',
     LOUPE_MODEL: 'tiny',
     LOUPE_LLM_BASE_URL: '',
+    // the embedded Postgres that `loupe serve` starts and stops is part of what is tested, so this test
+    // keeps it even when LOUPE_TEST_DATABASE_URL names a real server
     DATABASE_URL: '',
   };
 });
 
 afterAll(async () => {
+  // after a failed assertion: stop loupe serve itself (it stops its database and web app), then npm
+  if (servePid !== undefined && processAlive(servePid)) {
+    process.kill(servePid, 'SIGTERM');
+    for (let i = 0; i < 120 && processAlive(servePid); i++) await new Promise((r) => setTimeout(r, 250));
+  }
   if (npm && npm.exitCode === null) npm.kill('SIGKILL');
   await fs.rm(dataDir, { recursive: true, force: true });
 });
@@ -99,6 +107,7 @@ describe('loupe serve under npm start', () => {
     // the process tree under npm: loupe serve, and below it the embedded Postgres and the web app
     const serve = await childrenOf(npm.pid ?? -1);
     expect(serve).toHaveLength(1);
+    servePid = serve[0];
     const below = await childrenOf(serve[0]);
     expect(below.length).toBeGreaterThanOrEqual(1);
 

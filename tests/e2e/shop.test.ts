@@ -10,18 +10,20 @@ import { importSae, randomSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA, writeSaeLens } fr
 import { generateCatalog } from '@loupe/shop';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from '../support/database.js';
 import { type CaptureApi, captureClient, floats, saeClient } from '../support/grpc.js';
 import { convertedFixture, maxAbsDiff } from '../support/model.js';
 import { freePort, type RunningProcess, runCli, startProcess } from '../support/process.js';
 
 // The shop demo's search: the compiled capture service as a real process on the tiny fixture model,
-// real gRPC, the embedded Postgres with pgvector, and the real CLI.
+// real gRPC, the suite's database (Postgres with pgvector), and the real CLI.
 const HOOK = 'blocks.1.hook_resid_post';
 const STEER_HOOK = 'blocks.1.hook_resid_pre';
 const PRODUCTS = 300;
 const D = 64;
 const EOT = 50256;
 
+let db: TestDatabase;
 let service: RunningProcess;
 let saeService: RunningProcess | undefined;
 let client: CaptureApi;
@@ -110,13 +112,14 @@ beforeAll(async () => {
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
   const address = `127.0.0.1:${await freePort()}`;
+  db = await startTestDatabase();
   env = {
     LOUPE_DATA_DIR: dataDir,
     LOUPE_MODEL: 'tiny',
     LOUPE_CAPTURE_ADDR: address,
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(await freePort()),
+    ...databaseEnv(db),
     LOUPE_SAE_ADDR: `127.0.0.1:${await freePort()}`,
   };
   service = startProcess('services/capture/dist/main.js', env);
@@ -146,6 +149,7 @@ afterAll(async () => {
   client?.close();
   await saeService?.stop();
   await service?.stop();
+  await db?.stop();
 });
 
 describe('SearchDocuments over the indexed catalog', () => {
@@ -315,11 +319,7 @@ describe('loupe demo shop', () => {
     const folder = path.join(env.LOUPE_DATA_DIR, 'random-sae');
     await writeSaeLens(folder, sae);
     const store = await openDatabase(
-      {
-        databaseUrl: undefined,
-        dataDir: env.LOUPE_DATA_DIR,
-        embeddedPgPort: Number(env.LOUPE_EMBEDDED_PG_PORT),
-      },
+      { databaseUrl: db.url, dataDir: env.LOUPE_DATA_DIR, embeddedPgPort: 0 },
       { schema: SAE_SCHEMA, migrationsDir: SAE_MIGRATIONS_DIR, applicationName: 'shop-test' },
     );
     await importSae(store.sql, env.LOUPE_DATA_DIR, folder, { id: 'shop-sae' });

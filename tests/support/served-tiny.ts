@@ -1,18 +1,21 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type SpawnedEmbeddedPostgres, spawnEmbeddedPostgres } from '@loupe/common/db';
 import { FIXTURES } from '../fixtures/index.js';
+import { databaseEnv, startTestDatabase, type TestDatabase } from './database.js';
 import { convertedFixture } from './model.js';
-import { freePort } from './process.js';
 
-/** A scratch folder whose data dir serves the tiny model as `tiny`, and an embedded Postgres under it. */
+/**
+ * A scratch folder whose data dir serves the tiny model as `tiny`, and the suite's database
+ * (startTestDatabase: an embedded Postgres of its own, or a fresh database on LOUPE_TEST_DATABASE_URL).
+ */
 export interface ServedTiny {
   scratch: string;
   dataDir: string;
   servedModel: string;
-  pg: SpawnedEmbeddedPostgres;
-  pgPort: number;
+  db: TestDatabase;
+  /** the environment that points service processes and `loupe` commands at `db` */
+  dbEnv: Record<string, string>;
 }
 
 export async function serveTiny(prefix: string): Promise<ServedTiny> {
@@ -22,7 +25,6 @@ export async function serveTiny(prefix: string): Promise<ServedTiny> {
   const servedModel = path.join(dataDir, 'models', 'tiny');
   await fs.mkdir(path.dirname(servedModel), { recursive: true });
   await fs.rename(modelDir, servedModel);
-  const pgPort = await freePort();
-  const pg = await spawnEmbeddedPostgres({ dataDir: path.join(scratch, 'pg'), port: pgPort });
-  return { scratch, dataDir, servedModel, pg, pgPort };
+  const db = await startTestDatabase();
+  return { scratch, dataDir, servedModel, db, dbEnv: databaseEnv(db) };
 }

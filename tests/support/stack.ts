@@ -6,7 +6,7 @@ import { serveTiny } from './served-tiny.js';
 // biome-ignore lint/suspicious/noExplicitAny: GraphQL answers are checked field by field
 export type Json = any;
 
-/** The tiny model served by capture, SAE, explainer and gateway processes over one embedded Postgres. */
+/** The tiny model served by capture, SAE, explainer and gateway processes over the suite's database. */
 export interface Stack {
   env: Record<string, string>;
   scratch: string;
@@ -31,7 +31,7 @@ export interface Stack {
 export async function startStack(
   setup: (ctx: { sql: Sql; dataDir: string; scratch: string }) => Promise<void> = async () => {},
 ): Promise<Stack> {
-  const { scratch, dataDir, servedModel, pg, pgPort } = await serveTiny('loupe-stack-');
+  const { scratch, dataDir, servedModel, db: database, dbEnv } = await serveTiny('loupe-stack-');
   const env: Record<string, string> = {
     LOUPE_DATA_DIR: dataDir,
     LOUPE_MODEL: 'tiny',
@@ -41,19 +41,19 @@ export async function startStack(
     LOUPE_GATEWAY_PORT: String(await freePort()),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...dbEnv,
     LOUPE_LLM_BASE_URL: '',
     LOUPE_EMBEDDINGS_BASE_URL: '',
   };
   const processes: RunningProcess[] = [];
   const db = await openDatabase(
-    { databaseUrl: pg.url, dataDir, embeddedPgPort: pgPort },
+    { databaseUrl: database.url, dataDir, embeddedPgPort: 0 },
     { schema: SAE_SCHEMA, migrationsDir: SAE_MIGRATIONS_DIR, applicationName: 'stack-test' },
   );
   const stop = async () => {
     for (const p of processes.reverse()) await p.stop();
     await db.close();
-    await pg.stop();
+    await database.stop();
   };
   const post = async (query: string, variables = {}, headers = {}, url = gatewayUrl(env)): Promise<Json> => {
     const response = await fetch(url, {

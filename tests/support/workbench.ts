@@ -147,12 +147,12 @@ export async function startWorkbench(): Promise<Workbench> {
 }
 
 /**
- * Embedded Postgres, capture service (with a captured dataset for neuron records), SAE service (with a
- * random SAE whose feature records are computed), explainer (its statistical baseline: no LLM) and the
- * gateway, each a real process.
+ * The suite's database (serveTiny), capture service (with a captured dataset for neuron records), SAE
+ * service (with a random SAE whose feature records are computed), explainer (its statistical baseline: no
+ * LLM) and the gateway, each a real process.
  */
 export async function startServices(): Promise<Services> {
-  const { scratch, dataDir, servedModel, pg, pgPort } = await serveTiny('loupe-workbench-');
+  const { scratch, dataDir, servedModel, db: database, dbEnv } = await serveTiny('loupe-workbench-');
   const captureAddress = `127.0.0.1:${await freePort()}`;
   const gatewayPort = await freePort();
   const env = {
@@ -164,13 +164,13 @@ export async function startServices(): Promise<Services> {
     LOUPE_GATEWAY_PORT: String(gatewayPort),
     LOUPE_DEVICE: 'cpu',
     LOUPE_THREADS: '1',
-    LOUPE_EMBEDDED_PG_PORT: String(pgPort),
+    ...dbEnv,
     // the explainer's built-in statistical baseline explains and simulates (no LLM server)
     LOUPE_LLM_BASE_URL: '',
     LOUPE_EMBEDDINGS_BASE_URL: '',
   };
   const db = await openDatabase(
-    { databaseUrl: pg.url, dataDir, embeddedPgPort: pgPort },
+    { databaseUrl: database.url, dataDir, embeddedPgPort: 0 },
     { schema: SAE_SCHEMA, migrationsDir: SAE_MIGRATIONS_DIR, applicationName: 'workbench-test' },
   );
   const processes: RunningProcess[] = [];
@@ -179,7 +179,7 @@ export async function startServices(): Promise<Services> {
     captureApi?.close();
     for (const p of processes.reverse()) await p.stop();
     await db.close();
-    await pg.stop();
+    await database.stop();
   };
   try {
     await writeSaeLens(path.join(scratch, 'saelens', SAE_ID), randomSae(11));
