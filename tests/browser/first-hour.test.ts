@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../support/browser.js';
-import { freePort, type RunningProcess, startProcess } from '../support/process.js';
+import { type RunningProcess, startProcess } from '../support/process.js';
+import { serveEnv } from '../support/serve.js';
 import { type Json, SCREENSHOTS } from '../support/workbench.js';
 
 // The first hour of a newcomer: `loupe serve` offline on an empty data directory (as `npm start` on a
@@ -68,28 +69,8 @@ async function waitForWeb(process: RunningProcess): Promise<void> {
 
 beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-first-hour-'));
-  const [capture, sae, explainer, gateway, webPort, pg, hub] = await Promise.all(
-    Array.from({ length: 7 }, () => freePort()),
-  );
-  env = {
-    LOUPE_DATA_DIR: dataDir,
-    // nothing listens there: offline as far as the hub goes, so the fixture model is served
-    HF_ENDPOINT: `http://127.0.0.1:${hub}`,
-    LOUPE_CAPTURE_ADDR: `127.0.0.1:${capture}`,
-    LOUPE_SAE_ADDR: `127.0.0.1:${sae}`,
-    LOUPE_EXPLAINER_ADDR: `127.0.0.1:${explainer}`,
-    LOUPE_GATEWAY_PORT: String(gateway),
-    LOUPE_WEB_PORT: String(webPort),
-    LOUPE_EMBEDDED_PG_PORT: String(pg),
-    LOUPE_DEVICE: 'cpu',
-    LOUPE_THREADS: '2',
-    LOUPE_MODEL: 'gpt2',
-    LOUPE_LLM_BASE_URL: '',
-    LOUPE_EMBEDDINGS_BASE_URL: '',
-    // `npm start` on a fresh machine runs on the embedded default, so this test keeps it even when
-    // LOUPE_TEST_DATABASE_URL names a real server
-    DATABASE_URL: '',
-  };
+  env = await serveEnv(dataDir, { LOUPE_EMBEDDINGS_BASE_URL: '' });
+  const webPort = env.LOUPE_WEB_PORT;
   web = `http://127.0.0.1:${webPort}`;
   serve = startProcess('services/cli/dist/main.js', env, ['serve']);
   const workspace = await waitForDemo(serve);

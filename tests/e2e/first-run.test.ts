@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { explainerServiceClient } from '@loupe/common/grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
 import { captureClient, saeClient } from '../support/grpc.js';
-import { freePort, REPO_ROOT, type RunningProcess, startProcess } from '../support/process.js';
+import { REPO_ROOT, type RunningProcess, startProcess } from '../support/process.js';
+import { portOpen, serveEnv } from '../support/serve.js';
 
 // `npm start` on a fresh machine with no network: `loupe serve` as a real process with an empty data
 // directory and a hub on a closed port. It must make the offline fixture model, answer on every
@@ -39,27 +39,7 @@ let serve: RunningProcess | undefined;
 
 beforeAll(async () => {
   dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-first-run-'));
-  const [capture, sae, explainer, gateway, web, pg, hub] = await Promise.all(
-    Array.from({ length: 7 }, () => freePort()),
-  );
-  env = {
-    LOUPE_DATA_DIR: dataDir,
-    // nothing listens there: the machine is offline as far as the hub goes
-    HF_ENDPOINT: `http://127.0.0.1:${hub}`,
-    LOUPE_CAPTURE_ADDR: `127.0.0.1:${capture}`,
-    LOUPE_SAE_ADDR: `127.0.0.1:${sae}`,
-    LOUPE_EXPLAINER_ADDR: `127.0.0.1:${explainer}`,
-    LOUPE_GATEWAY_PORT: String(gateway),
-    LOUPE_WEB_PORT: String(web),
-    LOUPE_EMBEDDED_PG_PORT: String(pg),
-    LOUPE_DEVICE: 'cpu',
-    LOUPE_THREADS: '2',
-    LOUPE_MODEL: 'gpt2',
-    LOUPE_LLM_BASE_URL: '',
-    // the embedded default is what a fresh machine gets, so this test keeps it even when
-    // LOUPE_TEST_DATABASE_URL names a real server
-    DATABASE_URL: '',
-  };
+  env = await serveEnv(dataDir);
 });
 
 afterAll(async () => {
@@ -100,17 +80,6 @@ async function waitForWorkspace(process: RunningProcess): Promise<{ final: Works
 async function waitFor(predicate: () => boolean, what: string, process: RunningProcess): Promise<void> {
   for (let i = 0; i < 1200 && !predicate(); i++) await new Promise((resolve) => setTimeout(resolve, 250));
   if (!predicate()) throw new Error(`never saw ${what}:\n${process.stderr()}`);
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 async function sha256(file: string): Promise<string> {

@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES } from '../fixtures/index.js';
 import { convertedFixture } from '../support/model.js';
-import { freePort, REPO_ROOT, startProcess } from '../support/process.js';
+import { REPO_ROOT, startProcess } from '../support/process.js';
+import { portOpen, serveEnv } from '../support/serve.js';
 
 // `npm start` as people run it: npm itself does not pass SIGTERM on to a script's shell, so the start
 // script execs node; SIGTERM to the npm process must stop loupe serve, the embedded Postgres and the
@@ -24,26 +24,7 @@ beforeAll(async () => {
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
   await fs.mkdir(path.join(dataDir, 'models'), { recursive: true });
   await fs.rename(modelDir, path.join(dataDir, 'models', 'tiny'));
-  const [capture, sae, explainer, gateway, web, pg, hub] = await Promise.all(
-    Array.from({ length: 7 }, () => freePort()),
-  );
-  env = {
-    LOUPE_DATA_DIR: dataDir,
-    HF_ENDPOINT: `http://127.0.0.1:${hub}`,
-    LOUPE_CAPTURE_ADDR: `127.0.0.1:${capture}`,
-    LOUPE_SAE_ADDR: `127.0.0.1:${sae}`,
-    LOUPE_EXPLAINER_ADDR: `127.0.0.1:${explainer}`,
-    LOUPE_GATEWAY_PORT: String(gateway),
-    LOUPE_WEB_PORT: String(web),
-    LOUPE_EMBEDDED_PG_PORT: String(pg),
-    LOUPE_DEVICE: 'cpu',
-    LOUPE_THREADS: '1',
-    LOUPE_MODEL: 'tiny',
-    LOUPE_LLM_BASE_URL: '',
-    // the embedded Postgres that `loupe serve` starts and stops is part of what is tested, so this test
-    // keeps it even when LOUPE_TEST_DATABASE_URL names a real server
-    DATABASE_URL: '',
-  };
+  env = await serveEnv(dataDir, { LOUPE_THREADS: '1', LOUPE_MODEL: 'tiny' });
 });
 
 afterAll(async () => {
@@ -55,17 +36,6 @@ afterAll(async () => {
   if (npm && npm.exitCode === null) npm.kill('SIGKILL');
   await fs.rm(dataDir, { recursive: true, force: true });
 });
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 function processAlive(pid: number): boolean {
   try {

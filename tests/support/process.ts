@@ -15,14 +15,36 @@ function findRepoRoot(from: string): string {
   }
 }
 
+/**
+ * Test files run in parallel worker processes, and a port is only free until someone binds it: two
+ * workers asking the kernel for "any free port" can be handed the same one between the check and the
+ * service's bind (seen: a capture client reaching another file's SAE service). So each worker takes
+ * ports from a range of its own (by VITEST_POOL_ID), below the kernel's ephemeral range, starting at a
+ * random point and never handing out the same port twice.
+ */
+const RANGE = 1500;
+const FIRST_PORT = 20_000;
+const WORKER = Number(process.env.VITEST_POOL_ID ?? 0) % 8;
+const handedOut = new Set<number>();
+let cursor = Math.floor(Math.random() * RANGE);
+
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let tries = 0; tries < RANGE; tries++) {
+    const port = FIRST_PORT + WORKER * RANGE + (cursor++ % RANGE);
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port left in this test worker's range ${FIRST_PORT + WORKER * RANGE}+${RANGE}`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
