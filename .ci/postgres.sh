@@ -4,7 +4,7 @@
 # Debian 12 ships PostgreSQL 15 but no pgvector binary; Debian's next release (trixie) carries pgvector
 # as a source package that builds against 15 in seconds. This builds it once (idempotent), then starts
 # a cluster in a temporary folder on a free port and prints the URL for LOUPE_TEST_DATABASE_URL.
-# Usage: url=$(bash .ci/postgres.sh start DIR); ...; bash .ci/postgres.sh stop DIR
+# Usage: url=$(bash .ci/postgres.sh start DIR); ...; bash .ci/postgres.sh stop DIR (restart DIR: a fast restart)
 set -euo pipefail
 
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -62,6 +62,14 @@ start() {
   echo "postgres://postgres@127.0.0.1:$port/postgres"
 }
 
+# a fast restart, as an operator's or a failover's: every connection is dropped, the server comes back
+restart() {
+  local dir=$1
+  local run=(su postgres -s /bin/bash -c)
+  [ "$(id -u)" -eq 0 ] || run=(bash -c)
+  "${run[@]}" "$PG_BIN/pg_ctl -D '$dir/data' -m fast -w restart >/dev/null"
+}
+
 stop() {
   local dir=$1
   local run=(su postgres -s /bin/bash -c)
@@ -73,6 +81,7 @@ stop() {
 case "${1:-}" in
   start) start "$2" ;;
   stop) stop "$2" ;;
+  restart) restart "$2" ;;
   install) install_pgvector ;;
-  *) echo "usage: $0 start DIR | stop DIR | install" >&2; exit 2 ;;
+  *) echo "usage: $0 start DIR | restart DIR | stop DIR | install" >&2; exit 2 ;;
 esac

@@ -6,6 +6,7 @@ import {
   CAPTURE_MIGRATIONS_DIR,
   CAPTURE_SCHEMA,
   claimJob,
+  mergedStateFile,
   prepareCaptureJob,
   runCaptureJob,
 } from '@loupe/capture';
@@ -207,12 +208,8 @@ describe('capture jobs', () => {
 
   it('builds the same records on worker threads as in process', async () => {
     const jobDir = path.join(env.LOUPE_DATA_DIR, 'capture', reference.job);
-    const [{ total_windows: total }] =
-      await sql`SELECT total_windows FROM capture_jobs WHERE id = ${reference.job}`;
-    // the job's last checkpoint: the accumulator state its records pass started from
-    const reader = await SafetensorsReader.open(
-      path.join(jobDir, 'records-state', `${HOOKS[0]}.${total}.safetensors`),
-    );
+    // the job's work items' record states, merged: what its records pass started from
+    const reader = await SafetensorsReader.open(mergedStateFile(jobDir, HOOKS[0]));
     const tensors = new Map<string, Float32Array | Float64Array | Int32Array>();
     for (const name of reader.tensors.keys()) {
       tensors.set(name, (await reader.readArray(name)) as Float32Array | Float64Array | Int32Array);

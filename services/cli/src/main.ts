@@ -67,7 +67,12 @@ program
   )
   .option('--max-tokens <n>', 'stop after this many tokens', '1000000')
   .option('--shard-windows <n>', 'windows (of 64 tokens) per activation shard file', '64')
-  .option('--checkpoint-shards <n>', 'shards between checkpoints (what a crash can lose)', '4')
+  .option(
+    '--checkpoint-shards <n>',
+    'shards per work item: what workers lease, and what a crash can lose',
+    '4',
+  )
+  .option('--item-hooks <n>', "hooks per work item (0: all); smaller items bound each worker's memory", '0')
   .description('capture activation shards and neuron records over a dataset (resumable)')
   .action((options) => runCommand(() => import('./commands/capture.js').then((m) => m.capture(options))));
 

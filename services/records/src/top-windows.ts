@@ -56,6 +56,31 @@ export class TopWindows {
     }
   }
 
+  /**
+   * Folds another list set of the same shape into this one: each neuron keeps the k best of both. The
+   * order (descending max, ties by window index) is a total order over distinct windows, so the result
+   * does not depend on which set was filled first.
+   */
+  mergeFrom(other: TopWindows): void {
+    const { k, windowLength: L } = this;
+    if (other.width !== this.width || other.k !== k || other.windowLength !== L) {
+      throw new Error('cannot merge top windows of different shapes');
+    }
+    for (let j = 0; j < this.width; j++) {
+      for (let rank = 0; rank < other.count[j]; rank++) {
+        const at = j * k + rank;
+        const [max, window] = [other.max[at], other.window[at]];
+        const last = j * k + k - 1;
+        const full = this.count[j] === k;
+        const ranksAbove = max > this.max[last] || (max === this.max[last] && window < this.window[last]);
+        if (full && !ranksAbove) break; // the rest of other's list ranks lower still
+        const physical = j * k + other.slot[at];
+        const values = other.slotValues.subarray(physical * L, physical * L + other.length[at]);
+        this.insert(j, max, window, other.length[at], (target, to) => target.set(values, to));
+      }
+    }
+  }
+
   /** True when a window with this max would enter neuron j's list. */
   admits(j: number, max: number): boolean {
     return this.count[j] < this.k || max > this.max[j * this.k + this.k - 1];

@@ -116,6 +116,34 @@ describe('neuron records', () => {
     expect(records(resumed)).toEqual(records(run()));
   });
 
+  it('merges the states of split work (through snapshots) into the records of one pass', () => {
+    const cuts = [0, 13, 14, 77, 150, 200];
+    const parts = cuts.slice(1).map((end, i) => {
+      const snap = snapshotAccumulator(run(data.slice(cuts[i], end)));
+      const byName = new Map(snap.tensors.map((t) => [t.name, t.data]));
+      return () => restoreAccumulator(WIDTH, (name) => byName.get(name)!, snap.metadata);
+    });
+    const whole = records(run());
+    const inOrder = parts[0]();
+    for (const part of parts.slice(1)) inOrder.merge(part());
+    const merged = records(inOrder);
+    // windows chosen (top, random, quantile) and their values are exact; the mean is a float64 sum of
+    // float32 partial sums, so it may differ from one pass in the last bits
+    expect(merged.map(({ stats: { mean: _, ...rest }, ...r }) => ({ ...r, rest }))).toEqual(
+      whole.map(({ stats: { mean: _, ...rest }, ...r }) => ({ ...r, rest })),
+    );
+    for (const [j, r] of merged.entries()) expect(r.stats.mean).toBeCloseTo(whole[j].stats.mean, 12);
+    // top windows and the sample do not depend on the order of the merge either
+    const reversed = parts.at(-1)!();
+    for (const part of parts.slice(0, -1).reverse()) reversed.merge(part());
+    expect(reversed.top.window).toEqual(inOrder.top.window);
+    expect(reversed.top.values()).toEqual(inOrder.top.values());
+    expect(reversed.sample.map((x) => x.window)).toEqual(inOrder.sample.map((x) => x.window));
+    expect(() => inOrder.merge(new NeuronRecordAccumulator(WIDTH + 1, LENGTH, settings))).toThrow(
+      /different widths/,
+    );
+  });
+
   it('gives the same records when reductions (with neuron-major columns) come from elsewhere', () => {
     const acc = new NeuronRecordAccumulator(WIDTH, LENGTH, settings);
     for (const { window, acts } of data) {

@@ -167,13 +167,40 @@ export class NeuronRecordAccumulator {
     this.windowsSeen++;
   }
 
-  private offerSample(window: number, maxima: Float32Array): void {
-    const priority = this.priority(window);
+  /**
+   * Folds in the state of another accumulator that observed later windows of the same dataset (a capture
+   * job's next work item). Top windows and the sample are exact whatever the split; the sums are
+   * float64 additions, so a job always merges its items in the same order (item order) and a result
+   * does not depend on how many workers shared the job.
+   */
+  merge(other: NeuronRecordAccumulator): void {
+    if (other.width !== this.width || other.windowLength !== this.windowLength) {
+      throw new Error('cannot merge records of different widths or window lengths');
+    }
+    if (JSON.stringify(other.settings) !== JSON.stringify(this.settings)) {
+      throw new Error('cannot merge records made with different settings');
+    }
+    const [a, b] = [this.stats, other.stats];
+    for (let j = 0; j < this.width; j++) {
+      if (b.min[j] < a.min[j]) a.min[j] = b.min[j];
+      if (b.max[j] > a.max[j]) a.max[j] = b.max[j];
+      a.sum[j] += b.sum[j];
+      a.nonZero[j] += b.nonZero[j];
+    }
+    a.tokens += b.tokens;
+    this.top.mergeFrom(other.top);
+    for (const slot of other.sample) this.offerSample(slot.window, slot.maxima, slot.priority);
+    this.windowsSeen += other.windowsSeen;
+  }
+
+  private offerSample(window: number, maxima: Float32Array, priority = this.priority(window)): void {
+    // (priority, window) orders the sample totally, so the kept set is the same in any arrival order
+    const before = (s: SampleSlot) => s.priority > priority || (s.priority === priority && s.window > window);
     const full = this.sample.length >= this.settings.sampleSize;
-    if (full && priority >= this.sample[this.sample.length - 1].priority) return;
+    if (full && !before(this.sample[this.sample.length - 1])) return;
     // copied only when kept: a reduction's arrays may be views into a larger output
     const slot = { window, priority, maxima: Float32Array.from(maxima) };
-    const at = this.sample.findIndex((s) => s.priority > priority);
+    const at = this.sample.findIndex(before);
     if (at === -1) this.sample.push(slot);
     else this.sample.splice(at, 0, slot);
     if (this.sample.length > this.settings.sampleSize) this.sample.pop();

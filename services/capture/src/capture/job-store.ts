@@ -10,6 +10,7 @@ import {
   type Sql,
   STALE_AFTER_SECONDS,
 } from '@loupe/common/db';
+import { recordJobFinished } from '@loupe/common/metrics';
 
 export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -42,7 +43,10 @@ export interface CaptureParams {
   windowLength: number;
   minWindowLength: number;
   windowsPerShard: number;
+  /** shards per work item (the unit workers lease; each was once a checkpoint, hence the name) */
   shardsPerCheckpoint: number;
+  /** hooks per work item, 0 for all of them (jobs made before work items have none: all) */
+  hooksPerItem: number;
   recordSeed: number;
 }
 
@@ -150,6 +154,26 @@ export async function claimJob(
 ): Promise<CaptureJobRow | null> {
   const row = await claimJobRow(sql, TABLE, COLUMNS, id, worker, options);
   return row ? toRow(row) : null;
+}
+
+/**
+ * Puts a queued (or failed, when asked again) job into the running state that work items are claimed
+ * under; the job row gets a worker only for the records phase (see runCaptureJob).
+ */
+export async function startJob(sql: Sql, id: string): Promise<void> {
+  await sql`
+    UPDATE capture_jobs SET status = 'running', worker = NULL, heartbeat_at = NULL, attempts = attempts + 1,
+           error = NULL, updated_at = now()
+    WHERE id = ${id} AND status IN ('queued', 'failed')`;
+}
+
+/** Fails a running job whoever holds it (a work item failed: the other workers stop at their next item). */
+export async function failJob(sql: Sql, id: string, error: string): Promise<void> {
+  const failed = await sql`
+    UPDATE capture_jobs SET status = 'failed', error = ${error}, heartbeat_at = NULL, finished_at = now(),
+           updated_at = now()
+    WHERE id = ${id} AND status = 'running'`;
+  if (failed.count) recordJobFinished(TABLE, 'failed');
 }
 
 /** Records a checkpoint; refuses (returns false) if another worker has taken the job over. */

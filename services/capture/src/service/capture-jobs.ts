@@ -1,7 +1,6 @@
-import os from 'node:os';
 import path from 'node:path';
 import { type Logger, type LoupeConfig, UserInputError } from '@loupe/common';
-import { JobQueue } from '@loupe/common/db';
+import { JobQueue, workerName } from '@loupe/common/db';
 import type { CaptureJob, ListCaptureJobsResponse, ListJobsRequest__Output } from '@loupe/common/grpc';
 import { DEFAULT_DATASET } from '@loupe/records';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -14,12 +13,13 @@ import { CONFIG, LOGGER } from './tokens.js';
 const MAX_CAPTURE_TOKENS = 100_000_000;
 
 /**
- * Queues capture jobs and runs them one at a time in this process. A job left running by a process
- * that died is picked up again once its claim can be taken (see `claimJob`).
+ * Queues capture jobs and works on them in this process, one at a time, sharing each job's work items
+ * with every other replica (see runCaptureJob); a poll finds jobs queued elsewhere and items a dead
+ * worker left.
  */
 @Injectable()
 export class CaptureJobs implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly worker = `${os.hostname()}:${process.pid}`;
+  private readonly worker = workerName();
   private readonly queue: JobQueue;
 
   constructor(
@@ -106,8 +106,9 @@ export class CaptureJobs implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   onApplicationBootstrap(): void {
-    // jobs queued (or interrupted) before a restart: only if the database is already configured
-    if (this.config.databaseUrl) this.drain();
+    // jobs queued (or interrupted) before a restart, through another replica, or left by a dead worker:
+    // only if the database is already configured
+    if (this.config.databaseUrl) this.queue.poll();
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,7 +1,6 @@
-import os from 'node:os';
 import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, prepareCaptureJob, runCaptureJob } from '@loupe/capture';
 import { loadConfig, modelsDir, UserInputError } from '@loupe/common';
-import { openDatabase } from '@loupe/common/db';
+import { openDatabase, workerName } from '@loupe/common/db';
 import { Gpt2Runner, resolveModelDir } from '@loupe/model';
 import { progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
@@ -13,6 +12,7 @@ interface CaptureOptions {
   maxTokens: string;
   shardWindows: string;
   checkpointShards: string;
+  itemHooks: string;
 }
 
 function positive(value: string, flag: string): number {
@@ -22,13 +22,26 @@ function positive(value: string, flag: string): number {
   return n;
 }
 
-/** Runs a capture job in this process; re-running the same command after a crash resumes it. */
+function whole(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UserInputError(`${flag} must be a whole number ≥ 0, got ${value}`);
+  return n;
+}
+
+/** How often a worker whose job's remaining items are held by others looks again (for takeovers, the records). */
+const WAIT_FOR_OTHERS_MS = 1000;
+
+/**
+ * Runs a capture job in this process; re-running the same command after a crash resumes it, and the
+ * same command started on several machines (or several times on one) shares the job's work items. re-running the same command after a crash resumes it. */
 export async function capture(options: CaptureOptions): Promise<void> {
   const config = loadConfig();
   const maxTokens = positive(options.maxTokens, '--max-tokens');
   const params = {
     windowsPerShard: positive(options.shardWindows, '--shard-windows'),
     shardsPerCheckpoint: positive(options.checkpointShards, '--checkpoint-shards'),
+    hooksPerItem: whole(options.itemHooks, '--item-hooks'),
   };
   const hooks = options.hooks
     .split(',')
@@ -54,12 +67,18 @@ export async function capture(options: CaptureOptions): Promise<void> {
     process.stderr.write(
       `${resumed ? 'resuming' : 'starting'} capture job ${job.id}: ${job.totalWindows} windows, ${job.totalTokens} tokens\n`,
     );
-    await runCaptureJob(db.sql, runner, job.id, {
-      dataDir: config.dataDir,
-      worker: `${os.hostname()}:${process.pid}`,
-      windows,
-      onProgress: (p) => bar.update(p.tokensDone, p.totalTokens, p.phase),
-    });
+    // other workers may hold the last items, or build the records: wait for them (and take over from
+    // any that die) until the job is done
+    while (
+      (await runCaptureJob(db.sql, runner, job.id, {
+        dataDir: config.dataDir,
+        worker: workerName(),
+        windows,
+        onProgress: (p) => bar.update(p.tokensDone, p.totalTokens, p.phase),
+      })) === 'elsewhere'
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, WAIT_FOR_OTHERS_MS));
+    }
     bar.stop();
     await printJson({
       job: job.id,

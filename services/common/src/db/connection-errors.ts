@@ -13,3 +13,25 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (typeof code !== 'string') return false;
   return NETWORK.has(code) || CLIENT.has(code) || SERVER.has(code) || /^08[0-9A-Z]{3}$/.test(code);
 }
+
+/**
+ * Runs `work`, and while it fails because the database is unreachable (a restart, a failover), runs it
+ * again after a growing pause, for up to `forMs` in all; any other error, or the last unavailable one,
+ * is thrown. For background work (job workers), where waiting out a restart beats failing the job;
+ * `work` must be safe to repeat (the statements job workers send are guarded by their claims).
+ */
+export async function retryWhileUnavailable<T>(
+  work: () => Promise<T>,
+  options: { forMs?: number; signal?: AbortSignal } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.forMs ?? 120_000);
+  for (let pause = 100; ; pause = Math.min(pause * 2, 5_000)) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() + pause > deadline || options.signal?.aborted)
+        throw error;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}

@@ -2,6 +2,7 @@ import { LoupeError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { outsideRequest } from '../request-context.js';
 import type { Sql } from './connect.js';
+import { JOB_POLL_MS } from './jobs.js';
 
 export interface JobQueueOptions {
   /** "capture", "training": names the log lines */
@@ -21,8 +22,20 @@ export interface JobQueueOptions {
 export class JobQueue {
   private draining: Promise<void> | null = null;
   private stopped = false;
+  private timer?: NodeJS.Timeout;
 
   constructor(private readonly options: JobQueueOptions) {}
+
+  /**
+   * Drains now and then every JOB_POLL_MS: jobs queued through another replica, and work a dead worker
+   * left (an expired lease), are found without anyone telling this process.
+   */
+  poll(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => this.drain(), JOB_POLL_MS);
+    this.timer.unref();
+    this.drain();
+  }
 
   drain(): void {
     if (this.draining || this.stopped) return;
@@ -36,6 +49,7 @@ export class JobQueue {
   /** Lets the job in hand reach its next checkpoint, then stops. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.timer);
     await this.draining?.catch(() => {});
   }
 

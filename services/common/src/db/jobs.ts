@@ -11,6 +11,9 @@ import type { Sql } from './connect.js';
 /** A worker that has not written a heartbeat for this long is taken to be dead. */
 export const STALE_AFTER_SECONDS = 30;
 
+/** How often an idle worker looks for jobs queued elsewhere or left by a dead worker. */
+export const JOB_POLL_MS = 2000;
+
 /** This process as a job worker: host and pid, so a process on the same host can tell if it died. */
 export function workerName(): string {
   return `${os.hostname()}:${process.pid}`;

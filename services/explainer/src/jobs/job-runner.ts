@@ -1,5 +1,5 @@
 import type { Logger } from '@loupe/common';
-import type { Sql } from '@loupe/common/db';
+import { retryWhileUnavailable, type Sql } from '@loupe/common/db';
 import { UsageMeter } from '../llm/types.js';
 import type { RecordSource } from '../units/record-source.js';
 import {
@@ -32,20 +32,23 @@ const DEFAULT_LEASE_MS = 60_000;
  * aborts. `concurrency` workers claim units independently; other processes may work the same job.
  */
 export async function runJob(deps: JobRunnerDeps, jobId: string, signal?: AbortSignal): Promise<JobRow> {
-  const start = await getJob(deps.sql, jobId);
-  if (start.status === 'queued') await setJobStatus(deps.sql, jobId, 'running');
+  // A database restart is waited out (every statement below is guarded by the unit's claim, so
+  // repeating one is safe) instead of failing the job.
+  const db = <T>(work: () => Promise<T>) => retryWhileUnavailable(work, { signal });
+  const start = await db(() => getJob(deps.sql, jobId));
+  if (start.status === 'queued') await db(() => setJobStatus(deps.sql, jobId, 'running'));
   const models = deps.models(start.llm);
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
 
   const worker = async () => {
     while (!signal?.aborted) {
-      const job = await getJob(deps.sql, jobId);
+      const job = await db(() => getJob(deps.sql, jobId));
       if (job.status !== 'running') return;
       if (job.budgetTokens > 0 && job.promptTokens + job.completionTokens >= job.budgetTokens) {
-        await setJobStatus(deps.sql, jobId, 'budget_exhausted');
+        await db(() => setJobStatus(deps.sql, jobId, 'budget_exhausted'));
         return;
       }
-      const claim = await claimUnit(deps.sql, jobId, leaseMs);
+      const claim = await db(() => claimUnit(deps.sql, jobId, leaseMs));
       if (!claim) return;
       const meter = new UsageMeter();
       // Renew the lease while the unit is worked on, so only a dead worker's units are taken over.
@@ -60,7 +63,7 @@ export async function runJob(deps: JobRunnerDeps, jobId: string, signal?: AbortS
         const records = await deps.records.records(claim.unit);
         const result = await scoreUnit(claim.unit, records, job.method, models, { seed: job.seed, meter });
         const embedding = await deps.embed?.(result.explanation);
-        const stored = await completeUnit(deps.sql, claim, result, embedding);
+        const stored = await db(() => completeUnit(deps.sql, claim, result, embedding));
         if (!stored)
           deps.log?.warn({ job: jobId, unit: claim.unit }, 'unit was taken over by another worker');
       } catch (error) {
@@ -68,7 +71,9 @@ export async function runJob(deps: JobRunnerDeps, jobId: string, signal?: AbortS
           { job: jobId, unit: claim.unit, err: (error as Error).message },
           'unit attempt failed',
         );
-        await failUnit(deps.sql, claim, (error as Error).message, job.maxAttempts, meter.snapshot());
+        await db(() =>
+          failUnit(deps.sql, claim, (error as Error).message, job.maxAttempts, meter.snapshot()),
+        );
       } finally {
         clearInterval(heartbeat);
       }
@@ -81,7 +86,7 @@ export async function runJob(deps: JobRunnerDeps, jobId: string, signal?: AbortS
     await setJobStatus(deps.sql, jobId, 'failed', (error as Error).message);
     throw error;
   }
-  if (!signal?.aborted && (await unfinishedUnits(deps.sql, jobId)) === 0)
-    await setJobStatus(deps.sql, jobId, 'done');
-  return getJob(deps.sql, jobId);
+  if (!signal?.aborted && (await db(() => unfinishedUnits(deps.sql, jobId))) === 0)
+    await db(() => setJobStatus(deps.sql, jobId, 'done'));
+  return db(() => getJob(deps.sql, jobId));
 }

@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { LoupeError, UserInputError } from '@loupe/common';
-import { CREATED_AT_ISO, type JobListRequest, listJobRows, type Sql } from '@loupe/common/db';
+import {
+  CREATED_AT_ISO,
+  isDeadLocalWorker,
+  type JobListRequest,
+  listJobRows,
+  type Sql,
+  workerName,
+} from '@loupe/common/db';
 import { recordJobFinished } from '@loupe/common/metrics';
 import { type LlmPrices, llmCostUsd } from '../llm/cost.js';
 import type { UsageTotals } from '../llm/types.js';
@@ -167,20 +174,31 @@ export async function setJobStatus(sql: Sql, id: string, status: JobStatus, erro
 }
 
 /**
- * Claims the next unit: a pending one, or one whose holder's lease ran out (a crashed or restarted
- * worker). SKIP LOCKED lets many workers, in one process or many, claim from the same job. Each claim
- * gets a fresh token; only that token can complete the unit.
+ * Claims the next unit: a pending one, one whose holder's lease ran out (a crashed or restarted worker
+ * elsewhere), or one held by a process of this host that no longer exists. SKIP LOCKED lets many
+ * workers, in one process or many, claim from the same job. Each claim gets a fresh token; only that
+ * token can complete the unit.
  */
-export async function claimUnit(sql: Sql, jobId: string, leaseMs: number): Promise<UnitClaim | null> {
+export async function claimUnit(
+  sql: Sql,
+  jobId: string,
+  leaseMs: number,
+  worker = workerName(),
+): Promise<UnitClaim | null> {
+  const holders = await sql<{ worker: string }[]>`
+    SELECT DISTINCT worker FROM scoring_job_units
+    WHERE job_id = ${jobId} AND status = 'running' AND worker IS NOT NULL`;
+  const dead = holders.map((h) => h.worker).filter(isDeadLocalWorker);
   const token = randomUUID();
   const [row] = await sql<{ position: number; unit: string; attempts: number }[]>`
     UPDATE scoring_job_units u
-    SET status = 'running', attempts = u.attempts + 1, claim_token = ${token},
+    SET status = 'running', attempts = u.attempts + 1, claim_token = ${token}, worker = ${worker},
       lease_until = now() + ${leaseMs} * interval '1 millisecond'
     FROM (
       SELECT position FROM scoring_job_units
       WHERE job_id = ${jobId}
-        AND (status = 'pending' OR (status = 'running' AND lease_until < now()))
+        AND (status = 'pending'
+             OR (status = 'running' AND (lease_until < now() OR worker = ANY(${dead}::text[]))))
       ORDER BY position
       LIMIT 1
       FOR UPDATE SKIP LOCKED

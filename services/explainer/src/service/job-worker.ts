@@ -1,4 +1,5 @@
 import { type Logger, outsideRequest } from '@loupe/common';
+import { JOB_POLL_MS } from '@loupe/common/db';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { runJob } from '../jobs/job-runner.js';
 import { activeJobIds } from '../jobs/job-store.js';
@@ -6,9 +7,6 @@ import type { RecordSource } from '../units/record-source.js';
 import { ExplainerDatabase } from './database.js';
 import { Models } from './models.js';
 import { LOGGER, RECORD_SOURCE } from './tokens.js';
-
-// How often an idle worker looks for jobs (queued here, by another replica, or left by a crash).
-const POLL_MS = 2000;
 
 /**
  * Runs scoring jobs in the background: at start (resuming whatever a crash left running), whenever a
@@ -28,7 +26,7 @@ export class JobWorker implements OnApplicationBootstrap, OnApplicationShutdown 
   ) {}
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => this.kick(), POLL_MS);
+    this.timer = setInterval(() => this.kick(), JOB_POLL_MS);
     this.timer.unref();
     this.kick();
   }

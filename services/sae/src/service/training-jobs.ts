@@ -72,8 +72,9 @@ export class TrainingJobs implements OnApplicationBootstrap, OnApplicationShutdo
   }
 
   onApplicationBootstrap(): void {
-    // jobs queued (or interrupted) before a restart: only if the database is already configured
-    if (this.config.databaseUrl) this.drain();
+    // jobs queued (or interrupted) before a restart, through another replica, or left by a dead worker:
+    // only if the database is already configured
+    if (this.config.databaseUrl) this.queue.poll();
   }
 
   async onApplicationShutdown(): Promise<void> {
