@@ -193,7 +193,7 @@ afterAll(async () => {
 });
 
 const SAE_FIELDS = `id model hook architecture trainedAs dIn dSae k hasFeatureRecords createdAt
-  metrics { vectors l0 mse fvu explainedVariance cosine deadFraction denseFraction activityWindowTokens
+  metrics { vectors l0 mse fvu explainedVariance explainedVarianceSaelens cosine deadFraction denseFraction activityWindowTokens
             ceClean ceSpliced ceZeroAblated ceLossRecovered klDivergence }`;
 
 /** What the gateway should say for an SaeInfo message. */
@@ -218,6 +218,7 @@ function expectedSae(info: Awaited<ReturnType<SaeApi['GetSae']>>) {
           mse: m.mse,
           fvu: opt(m.fvu),
           explainedVariance: m.explainedVariance,
+          explainedVarianceSaelens: opt(m.explainedVarianceSaelens),
           cosine: m.cosine,
           deadFraction: m.deadFraction,
           denseFraction: m.denseFraction,

@@ -100,7 +100,7 @@ describe('loupe sae eval', () => {
     // float32 ONNX encoder against the float64 reference: relative 1e-4
     expect(printed.vectors).toBe(rows);
     expect(printed.l0).toBeCloseTo(l0, 3);
-    for (const key of ['mse', 'fvu', 'explainedVariance', 'cosine'] as const)
+    for (const key of ['mse', 'fvu', 'explainedVariance', 'explainedVarianceSaelens', 'cosine'] as const)
       expect(Math.abs(printed[key] - expected[key]), key).toBeLessThan(
         1e-4 * Math.max(1, Math.abs(expected[key])),
       );

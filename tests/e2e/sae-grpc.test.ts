@@ -354,26 +354,31 @@ describe('SaeService over gRPC', () => {
     expect(capped.vectors).toBe(5);
   });
 
-  it('splices an SAE into the model: a perfect reconstruction recovers all of the loss', async () => {
+  it('splices an SAE into the model: a perfect reconstruction keeps all of the loss', async () => {
     const texts = [TEXT, 'Fellow citizens of the Senate and House of Representatives'];
     const m = await sae.Evaluate({ saeId: IDENTITY, texts });
     // identity SAE: x̂ = x up to float32 rounding, so spliced = clean
-    expect(m.ceLossRecovered!).toBeCloseTo(1, 3);
     expect(Math.abs(m.ceSpliced! - m.ceClean!)).toBeLessThan(1e-4);
     expect(m.klDivergence!).toBeLessThan(1e-5);
-    expect(m.ceZeroAblated!).toBeGreaterThan(m.ceClean!);
+    // a random model may lose nothing to zero ablation, and then there is nothing to recover
+    if (m.ceZeroAblated! > m.ceClean!) expect(m.ceLossRecovered!).toBeCloseTo(1, 3);
+    else expect(m.ceLossRecovered).toBeUndefined();
     // reconstruction figures over the texts' own activations when no held-out set is given
     expect(m.vectors).toBeGreaterThan(10);
     expect(m.fvu).toBeLessThan(1e-6);
     expect(m.l0).toBeGreaterThan(0);
-    // the clean CE equals the model's own next-token loss from the capture service's logits
+    // the clean CE equals the model's own next-token loss from the capture service's logits, on the
+    // texts with <|endoftext|> first as SAELens evaluates, the BOS position's prediction left out
     let total = 0;
     let count = 0;
+    const { endOfTextId } = await captureApi.ModelInfo({});
+    expect(endOfTextId).toBeDefined();
     for (const text of texts) {
-      const out = await captureApi.Activations({ text, logits: true });
+      const { ids } = await captureApi.Tokenize({ text });
+      const out = await captureApi.Activations({ ids: { ids: [endOfTextId!, ...ids] }, logits: true });
       const logits = floats(out.logits);
       const V = logits.length / out.ids.length;
-      for (let t = 0; t + 1 < out.ids.length; t++) {
+      for (let t = 1; t + 1 < out.ids.length; t++) {
         const row = logits.subarray(t * V, (t + 1) * V);
         let max = Number.NEGATIVE_INFINITY;
         for (const v of row) max = Math.max(max, v);

@@ -9,6 +9,7 @@ export const SAE_METRICS = graphql(`
     mse
     fvu
     explainedVariance
+    explainedVarianceSaelens
     cosine
     deadFraction
     denseFraction
@@ -19,7 +20,8 @@ export const SAE_METRICS = graphql(`
 
 const COLUMNS: [keyof SaeMetricsFragment, string][] = [
   ['l0', 'L0'],
-  ['explainedVariance', 'explained var.'],
+  ['explainedVariance', 'explained var. (centred)'],
+  ['explainedVarianceSaelens', 'explained var. (SAELens)'],
   ['fvu', 'FVU'],
   ['mse', 'MSE'],
   ['cosine', 'cosine'],

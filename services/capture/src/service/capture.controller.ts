@@ -70,6 +70,7 @@ export class CaptureController {
       executionProvider: await runner.provider(),
       sourceSha256: manifest.source.sha256,
       converterVersion: manifest.converterVersion,
+      ...(runner.tokenizer.endOfTextId === null ? {} : { endOfTextId: runner.tokenizer.endOfTextId }),
     };
   }
 

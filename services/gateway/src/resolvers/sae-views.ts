@@ -25,6 +25,7 @@ function metricsView(m: EvalMetrics__Output) {
     mse: m.mse,
     fvu: optional(m.fvu),
     explainedVariance: m.explainedVariance,
+    explainedVarianceSaelens: optional(m.explainedVarianceSaelens),
     cosine: m.cosine,
     deadFraction: m.deadFraction,
     denseFraction: m.denseFraction,

@@ -16,6 +16,7 @@ export async function captureSpliceModel(capture: CaptureApi, model: string): Pr
     });
   return {
     dims: { nLayer: info.nLayer, dModel: info.dModel, vocabSize: info.vocabSize },
+    endOfTextId: info.endOfTextId ?? null,
     async clean(ids, hook) {
       const out = await activations({ model, ids: { ids }, hooks: [hook], logits: true });
       return { activations: wireFloats(out.activations[hook]), logits: wireFloats(out.logits) };

@@ -9,14 +9,21 @@ import type { Sae } from '../format/sae-model.js';
  * divergence of the spliced model from the clean one. The splice goes through the model's per-position
  * residual additions (reconstruction − original at blocks.L.hook_resid_pre), so only residual-stream
  * hooks can be spliced this way.
+ *
+ * Computed as SAELens's evals do by default (`exclude_special_tokens`): every window starts with the
+ * model's BOS (`<|endoftext|>` for GPT-2, which TransformerLens prepends); positions holding a special
+ * token keep their original activations (zero ablation still replaces every position) and are left out
+ * of the means: CE over positions 0..n−2 whose input token is not special, KL over positions 0..n−1
+ * (the last position predicts nothing to score but has a distribution to compare).
  */
 export interface SplicedLoss {
   cleanCe: number;
   zeroAblatedCe: number;
   splicedCe: number;
   ceRecovered: number | null;
-  /** mean over predicted positions of KL(clean ‖ spliced), nats */
+  /** mean over non-special positions of KL(clean ‖ spliced), nats */
   kl: number;
+  /** positions the CE means are over */
   tokens: number;
 }
 
@@ -26,6 +33,8 @@ export interface SplicedLoss {
  */
 export interface SpliceModel {
   dims: { nLayer: number; dModel: number; vocabSize: number };
+  /** the model's BOS / special token (GPT-2's `<|endoftext|>`), null when its vocabulary has none */
+  endOfTextId: number | null;
   /** the unmodified model: activations [tokens, width] at `hook` and logits [tokens, vocab] */
   clean(ids: number[], hook: string): Promise<{ activations: Float32Array; logits: Float32Array }>;
   /** logits [tokens, vocab] of one run per addition ([tokens, d_model]) at blocks.{layer}.hook_resid_pre */
@@ -50,6 +59,7 @@ export function splicedLoss(
 export function runnerSpliceModel(runner: Gpt2Runner): SpliceModel {
   return {
     dims: runner.manifest.dims,
+    endOfTextId: runner.tokenizer.endOfTextId,
     async clean(ids, hook) {
       const [out] = await runner.forward([{ ids, hooks: [hook], logits: true }]);
       return { activations: out.hooks.get(hook)!, logits: out.logits! };
@@ -92,26 +102,39 @@ export async function splicedLossWith(
   const hook = sae.config.hookName!;
   const { vocabSize } = model.dims;
   const recon = options.reconstruct ?? ((x: Float32Array, rows: number) => reconstruct(sae, x, rows));
-  const totals = { clean: 0, zero: 0, spliced: 0, kl: 0, tokens: 0 };
-  for (const ids of windows) {
+  const totals = { clean: 0, zero: 0, spliced: 0, kl: 0, tokens: 0, klPositions: 0 };
+  const bos = model.endOfTextId;
+  for (const text of windows) {
+    const ids = bos === null || text[0] === bos ? text : [bos, ...text];
     if (ids.length < 2) continue;
     const clean = await model.clean(ids, hook);
     const original = clean.activations;
-    const xHat = await recon(original, ids.length);
-    const delta = Float32Array.from(xHat, (v, i) => v - original[i]);
+    const d = original.length / ids.length;
+    // only ordinary tokens are reconstructed (and counted in the reconstruction metrics)
+    const kept = ids.flatMap((id, t) => (id === bos ? [] : [t]));
+    const x = new Float32Array(kept.length * d);
+    for (const [r, t] of kept.entries()) x.set(original.subarray(t * d, (t + 1) * d), r * d);
+    const xHat = kept.length > 0 ? await recon(x, kept.length) : x;
+    const delta = new Float32Array(original.length);
+    for (const [r, t] of kept.entries()) {
+      for (let j = 0; j < d; j++) delta[t * d + j] = xHat[r * d + j] - x[r * d + j];
+    }
     const minus = Float32Array.from(original, (v) => -v);
     const [zero, spliced] = await model.withAdditions(ids, layer, [minus, delta]);
-    for (let t = 0; t + 1 < ids.length; t++) {
+    for (let t = 0; t < ids.length; t++) {
+      if (ids[t] === bos) continue;
       const at = (logits: Float32Array) => logits.subarray(t * vocabSize, (t + 1) * vocabSize);
       const p = logSoftmax(at(clean.logits));
       const q = logSoftmax(at(spliced));
+      let kl = 0;
+      for (let v = 0; v < vocabSize; v++) kl += Math.exp(p[v]) * (p[v] - q[v]);
+      totals.kl += kl;
+      totals.klPositions++;
+      if (t + 1 === ids.length) continue;
       const next = ids[t + 1];
       totals.clean -= p[next];
       totals.spliced -= q[next];
       totals.zero -= logSoftmax(at(zero))[next];
-      let kl = 0;
-      for (let v = 0; v < vocabSize; v++) kl += Math.exp(p[v]) * (p[v] - q[v]);
-      totals.kl += kl;
       totals.tokens++;
     }
   }
@@ -125,7 +148,7 @@ export async function splicedLossWith(
     splicedCe,
     // zero ablation no worse than the clean model leaves nothing to recover
     ceRecovered: gap > 0 ? (zeroAblatedCe - splicedCe) / gap : null,
-    kl: totals.kl / n,
+    kl: totals.kl / totals.klPositions,
     tokens: n,
   };
 }

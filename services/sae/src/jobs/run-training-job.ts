@@ -279,6 +279,7 @@ async function heldOutMetrics(
     mse: m.mse,
     fvu: m.fvu,
     explainedVariance: m.explainedVariance,
+    explainedVarianceSaelens: m.explainedVarianceSaelens,
     cosine: m.cosine,
     // dead and dense come from training, over its last window of tokens
     deadFraction: row.deadFraction ?? 0,

@@ -38,6 +38,7 @@ export function toEvalMetrics(
     // NaN when the vectors have no variance (FVU undefined); a double carries it, the gateway says why
     fvu: r?.fvu ?? 0,
     explainedVariance: r?.explainedVariance ?? 0,
+    explainedVarianceSaelens: r?.explainedVarianceSaelens ?? 0,
     cosine: r?.cosine ?? 0,
     deadFraction: r?.deadFraction ?? 0,
     denseFraction: r?.denseFraction ?? 0,
@@ -61,6 +62,7 @@ const METRIC_KEYS: (keyof EvalMetrics)[] = [
   'mse',
   'fvu',
   'explainedVariance',
+  'explainedVarianceSaelens',
   'cosine',
   'deadFraction',
   'denseFraction',

@@ -18,11 +18,13 @@ export interface EvalMetrics {
   'ceZeroAblated'?: (number | string);
   'ceLossRecovered'?: (number | string);
   'klDivergence'?: (number | string);
+  'explainedVarianceSaelens'?: (number | string);
   '_ceClean'?: "ceClean";
   '_ceSpliced'?: "ceSpliced";
   '_ceZeroAblated'?: "ceZeroAblated";
   '_ceLossRecovered'?: "ceLossRecovered";
   '_klDivergence'?: "klDivergence";
+  '_explainedVarianceSaelens'?: "explainedVarianceSaelens";
 }
 
 export interface EvalMetrics__Output {
@@ -40,9 +42,11 @@ export interface EvalMetrics__Output {
   'ceZeroAblated'?: (number);
   'ceLossRecovered'?: (number);
   'klDivergence'?: (number);
+  'explainedVarianceSaelens'?: (number);
   '_ceClean'?: "ceClean";
   '_ceSpliced'?: "ceSpliced";
   '_ceZeroAblated'?: "ceZeroAblated";
   '_ceLossRecovered'?: "ceLossRecovered";
   '_klDivergence'?: "klDivergence";
+  '_explainedVarianceSaelens'?: "explainedVarianceSaelens";
 }

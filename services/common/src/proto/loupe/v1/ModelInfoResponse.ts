@@ -15,6 +15,8 @@ export interface ModelInfoResponse {
   'executionProvider'?: (string);
   'sourceSha256'?: (string);
   'converterVersion'?: (string);
+  'endOfTextId'?: (number);
+  '_endOfTextId'?: "endOfTextId";
 }
 
 export interface ModelInfoResponse__Output {
@@ -29,4 +31,6 @@ export interface ModelInfoResponse__Output {
   'executionProvider': (string);
   'sourceSha256': (string);
   'converterVersion': (string);
+  'endOfTextId'?: (number);
+  '_endOfTextId'?: "endOfTextId";
 }
