@@ -98,6 +98,15 @@ describe('feature pages in Chromium', () => {
       .locator('.unit-list tr[data-unit]')
       .evaluateAll((rows) => rows.map((tr) => tr.getAttribute('data-unit')));
     expect(listed).toEqual(saeFeatures.edges.map((e: Json) => e.node.id));
+    // the feature-density histogram: one bar per bin featureDensity gives
+    const { sae: density } = await bench.gql(
+      `{ sae(id: "${SAE_ID}") { featureDensity { dead bins { count } } } }`,
+    );
+    const bars = page.locator('.feature-density svg rect');
+    await expect(bars.count()).resolves.toBe(density.featureDensity.bins.length);
+    await expect(page.locator('.feature-density [data-dead]').getAttribute('data-dead')).resolves.toBe(
+      String(density.featureDensity.dead),
+    );
     await page.fill('input[name=index]', String(feature));
     await Promise.all([
       page.waitForURL(`**/units/tiny/${SAE_ID}/${feature}`),

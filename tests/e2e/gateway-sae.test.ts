@@ -267,6 +267,18 @@ describe('GraphQL gateway over the SAE service', () => {
       hasFeatureRecords: true,
     });
 
+    // the density histogram exactly as FeatureDensity gives it
+    const density = await ok(`{ sae(id: "${SAE_ID}") {
+      featureDensity { tokens features dead bins { log10From log10To count } } } }`);
+    const fromService = await sae.FeatureDensity({ id: SAE_ID });
+    expect(density.sae.featureDensity).toEqual({
+      tokens: Number(fromService.tokens),
+      features: fromService.features,
+      dead: fromService.dead,
+      bins: fromService.bins,
+    });
+    expect(fromService.bins.length).toBeGreaterThan(0);
+
     const unknown = await failure('{ sae(id: "nope") { id } }');
     expect(unknown.extensions?.code).toBe('NOT_FOUND');
     expect(unknown.message).toMatch(/unknown SAE "nope"; known: tiny-post, tiny-res1/);

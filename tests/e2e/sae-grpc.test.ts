@@ -397,6 +397,7 @@ describe('SaeService over gRPC', () => {
       status.NOT_FOUND,
       /no feature records yet/,
     );
+    await expectGrpcError(sae.FeatureDensity({ id: TOPK }), status.NOT_FOUND, /no feature records yet/);
     await computeFeatureRecords(db.sql, dataDir, TOPK, path.join(dataDir, 'capture', JOB), {
       device: 'cpu',
       intraOpThreads: 1,
@@ -433,6 +434,27 @@ describe('SaeService over gRPC', () => {
       expect(w.tokens).toEqual(shown.tokens.slice(0, w.ids.length));
       expect(w.values).toHaveLength(w.ids.length);
     }
+    // the density histogram: every feature's log10 frequency (as ListFeatures gives it) in its
+    // quarter-decade bin, the dead apart
+    const { features: all } = await sae.ListFeatures({ saeId: TOPK });
+    const density = await sae.FeatureDensity({ id: TOPK });
+    const dead = all.filter((f) => f.frequency === 0).length;
+    expect(density).toMatchObject({ saeId: TOPK, tokens: heldOut.n, features: D_SAE, dead });
+    const expected = new Map<number, number>();
+    for (const f of all) {
+      if (f.frequency === 0) continue;
+      const bin = Math.floor(Math.log10(f.frequency) / 0.25);
+      expected.set(bin, (expected.get(bin) ?? 0) + 1);
+    }
+    const firstBin = Math.min(...expected.keys());
+    expect(density.bins.map((b) => Math.round(b.log10From / 0.25))).toEqual(
+      Array.from({ length: Math.max(...expected.keys()) - firstBin + 1 }, (_, i) => firstBin + i),
+    );
+    for (const b of density.bins) {
+      expect(b.log10To - b.log10From).toBeCloseTo(0.25, 12);
+      expect(b.count).toBe(expected.get(Math.round(b.log10From / 0.25)) ?? 0);
+    }
+    expect(density.bins.reduce((n, b) => n + b.count, 0)).toBe(D_SAE - dead);
     await expectGrpcError(
       sae.FeatureRecords({ saeId: TOPK, feature: D_SAE }),
       status.NOT_FOUND,

@@ -34,7 +34,14 @@ function formatCount(n: number): string {
  * Counts over equal bins from min to max, drawn as SVG so it renders on the server: activation value
  * along x, count along y on a log scale (a few huge bins near zero would flatten the tail that matters).
  */
-export function Histogram(props: { counts: number[]; min: number; max: number; label?: string }) {
+export function Histogram(props: {
+  counts: number[];
+  min: number;
+  max: number;
+  label?: string;
+  /** what x measures; default "activation" */
+  axis?: string;
+}) {
   const { counts, min, max } = props;
   const plotW = WIDTH - MARGIN.left - MARGIN.right;
   const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
@@ -96,7 +103,7 @@ export function Histogram(props: { counts: number[]; min: number; max: number; l
             </g>
           ))}
           <text x={MARGIN.left + plotW / 2} y={HEIGHT - 3} textAnchor="middle" className="axis-label">
-            activation
+            {props.axis ?? 'activation'}
           </text>
         </g>
       </svg>

@@ -68,6 +68,7 @@ const SAE_METHODS = [
   'FeatureRecords',
   'FeatureStats',
   'ListFeatures',
+  'FeatureDensity',
 ] as const;
 
 const EXPLAINER_METHODS = [

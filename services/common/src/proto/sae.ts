@@ -4,10 +4,12 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { DecodeRequest as _loupe_v1_DecodeRequest, DecodeRequest__Output as _loupe_v1_DecodeRequest__Output } from './loupe/v1/DecodeRequest.js';
 import type { DecodeResponse as _loupe_v1_DecodeResponse, DecodeResponse__Output as _loupe_v1_DecodeResponse__Output } from './loupe/v1/DecodeResponse.js';
+import type { DensityBin as _loupe_v1_DensityBin, DensityBin__Output as _loupe_v1_DensityBin__Output } from './loupe/v1/DensityBin.js';
 import type { EncodeRequest as _loupe_v1_EncodeRequest, EncodeRequest__Output as _loupe_v1_EncodeRequest__Output } from './loupe/v1/EncodeRequest.js';
 import type { EncodeResponse as _loupe_v1_EncodeResponse, EncodeResponse__Output as _loupe_v1_EncodeResponse__Output } from './loupe/v1/EncodeResponse.js';
 import type { EvalMetrics as _loupe_v1_EvalMetrics, EvalMetrics__Output as _loupe_v1_EvalMetrics__Output } from './loupe/v1/EvalMetrics.js';
 import type { EvaluateRequest as _loupe_v1_EvaluateRequest, EvaluateRequest__Output as _loupe_v1_EvaluateRequest__Output } from './loupe/v1/EvaluateRequest.js';
+import type { FeatureDensityResponse as _loupe_v1_FeatureDensityResponse, FeatureDensityResponse__Output as _loupe_v1_FeatureDensityResponse__Output } from './loupe/v1/FeatureDensityResponse.js';
 import type { FeatureRecordsResponse as _loupe_v1_FeatureRecordsResponse, FeatureRecordsResponse__Output as _loupe_v1_FeatureRecordsResponse__Output } from './loupe/v1/FeatureRecordsResponse.js';
 import type { FeatureRequest as _loupe_v1_FeatureRequest, FeatureRequest__Output as _loupe_v1_FeatureRequest__Output } from './loupe/v1/FeatureRequest.js';
 import type { FeatureStatsResponse as _loupe_v1_FeatureStatsResponse, FeatureStatsResponse__Output as _loupe_v1_FeatureStatsResponse__Output } from './loupe/v1/FeatureStatsResponse.js';
@@ -45,10 +47,12 @@ export interface ProtoGrpcType {
     v1: {
       DecodeRequest: MessageTypeDefinition<_loupe_v1_DecodeRequest, _loupe_v1_DecodeRequest__Output>
       DecodeResponse: MessageTypeDefinition<_loupe_v1_DecodeResponse, _loupe_v1_DecodeResponse__Output>
+      DensityBin: MessageTypeDefinition<_loupe_v1_DensityBin, _loupe_v1_DensityBin__Output>
       EncodeRequest: MessageTypeDefinition<_loupe_v1_EncodeRequest, _loupe_v1_EncodeRequest__Output>
       EncodeResponse: MessageTypeDefinition<_loupe_v1_EncodeResponse, _loupe_v1_EncodeResponse__Output>
       EvalMetrics: MessageTypeDefinition<_loupe_v1_EvalMetrics, _loupe_v1_EvalMetrics__Output>
       EvaluateRequest: MessageTypeDefinition<_loupe_v1_EvaluateRequest, _loupe_v1_EvaluateRequest__Output>
+      FeatureDensityResponse: MessageTypeDefinition<_loupe_v1_FeatureDensityResponse, _loupe_v1_FeatureDensityResponse__Output>
       FeatureRecordsResponse: MessageTypeDefinition<_loupe_v1_FeatureRecordsResponse, _loupe_v1_FeatureRecordsResponse__Output>
       FeatureRequest: MessageTypeDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureRequest__Output>
       FeatureStatsResponse: MessageTypeDefinition<_loupe_v1_FeatureStatsResponse, _loupe_v1_FeatureStatsResponse__Output>

@@ -56,6 +56,15 @@ export class ModelSaeFields {
 
 @Resolver('Sae')
 export class SaeFields {
+  constructor(@Inject(SAE) private readonly sae: SaeApi) {}
+
+  @ResolveField('featureDensity')
+  async featureDensity(@Parent() sae: SaeView) {
+    if (!sae.hasFeatureRecords) return null;
+    const density = await callSae(() => this.sae.FeatureDensity({ id: sae.id }));
+    return { ...density, tokens: Number(density.tokens) };
+  }
+
   @ResolveField('modelInfo')
   modelInfo(@Parent() sae: SaeView, @Context() ctx: GatewayContext) {
     return ctx.loaders.modelInfo.load(sae.model === 'unknown' ? '' : sae.model);

@@ -5,6 +5,7 @@ import type {
   EncodeResponse,
   EvalMetrics,
   EvaluateRequest__Output,
+  FeatureDensityResponse,
   FeatureRecordsResponse,
   FeatureRequest__Output,
   FeatureStatsResponse,
@@ -124,5 +125,10 @@ export class SaeController {
   @GrpcMethod('SaeService', 'ListFeatures')
   listFeatures(request: ListFeaturesRequest__Output): Promise<ListFeaturesResponse> {
     return this.featureList.list(request);
+  }
+
+  @GrpcMethod('SaeService', 'FeatureDensity')
+  featureDensity(request: GetSaeRequest__Output): Promise<FeatureDensityResponse> {
+    return this.featureList.density(request.id);
   }
 }

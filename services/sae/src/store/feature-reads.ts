@@ -1,6 +1,7 @@
 import { UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import type {
+  FeatureDensityResponse,
   FeatureRecordsResponse__Output,
   FeatureStatsResponse__Output,
   ListFeaturesResponse,
@@ -11,6 +12,7 @@ import {
   FEATURE_ORDER_NAMES,
   type FeatureOrder,
   type FeatureRecordsRow,
+  featureFrequencyBins,
   findSae,
   getFeatureLogitTokens,
   getFeatureRecordsRow,
@@ -139,4 +141,30 @@ export async function listFeatures(
     limit: request.limit,
   });
   return { saeId: request.saeId, total, tokens: records.tokens, features };
+}
+
+/** Bins a quarter of a decade wide: fine enough to show the shape, as SAE dashboards draw it. */
+const DENSITY_BIN_DECADES = 0.25;
+
+/**
+ * The feature-density histogram of an SAE: how many features fire on what fraction of tokens, on a
+ * log10 axis (every bin between the rarest and the densest feature present, empty ones included), with
+ * the features that never fired counted apart.
+ */
+export async function featureDensity(sql: Sql, saeId: string): Promise<FeatureDensityResponse> {
+  await findSae(sql, saeId);
+  const records = await computedRecords(sql, saeId);
+  const { features, dead, bins } = await featureFrequencyBins(sql, saeId, DENSITY_BIN_DECADES);
+  const counts = new Map(bins.map((b) => [b.bin, b.count]));
+  const dense = [];
+  if (bins.length > 0) {
+    for (let bin = bins[0].bin; bin <= bins[bins.length - 1].bin; bin++) {
+      dense.push({
+        log10From: bin * DENSITY_BIN_DECADES,
+        log10To: (bin + 1) * DENSITY_BIN_DECADES,
+        count: counts.get(bin) ?? 0,
+      });
+    }
+  }
+  return { saeId, tokens: records.tokens, features, dead, bins: dense };
 }

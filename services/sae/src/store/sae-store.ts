@@ -377,6 +377,25 @@ export async function listFeatureStats(
   return { total, features: rows.map(toStatsRow) };
 }
 
+/**
+ * How an SAE's features spread over log10 firing frequency: the count per bin of `binWidth` decades
+ * (bin b covers [b·width, (b+1)·width)), and the features that never fired (frequency 0) apart.
+ */
+export async function featureFrequencyBins(
+  sql: Sql,
+  saeId: string,
+  binWidth: number,
+): Promise<{ features: number; dead: number; bins: { bin: number; count: number }[] }> {
+  const [totals] = await sql<{ features: number; dead: number }[]>`
+    SELECT count(*)::int AS features, (count(*) FILTER (WHERE frequency <= 0))::int AS dead
+    FROM feature_stats WHERE sae_id = ${saeId}`;
+  const bins = await sql<{ bin: number; count: number }[]>`
+    SELECT floor(log(frequency) / ${binWidth})::int AS bin, count(*)::int AS count
+    FROM feature_stats WHERE sae_id = ${saeId} AND frequency > 0
+    GROUP BY 1 ORDER BY 1`;
+  return { ...totals, bins: [...bins] };
+}
+
 function toStatsRow(row: Record<string, unknown>): FeatureStatsRow {
   return {
     feature: row.feature as number,

@@ -1,5 +1,6 @@
 import Link from 'next/link';
 import { ErrorBox } from '@/components/error-box';
+import { Histogram } from '@/components/histogram';
 import { MetricsCells, MetricsHeader } from '@/components/sae-metrics';
 import { parseOrder, UnitList, type UnitListConnection } from '@/components/unit-list';
 import { query } from '@/lib/apollo';
@@ -46,6 +47,16 @@ const SAE = graphql(`
       createdAt
       metrics {
         ...SaeMetrics
+      }
+      featureDensity {
+        tokens
+        features
+        dead
+        bins {
+          log10From
+          log10To
+          count
+        }
       }
     }
   }
@@ -116,6 +127,7 @@ export default async function SaePage(props: {
       <p>
         <Link href={`/search?sae=${encodeURIComponent(sae.id)}`}>Encode text with this SAE</Link>
       </p>
+      {sae.featureDensity ? <FeatureDensity density={sae.featureDensity} /> : null}
       <h2>Features</h2>
       {sae.hasFeatureRecords ? null : (
         <p className="muted">Feature records have not been computed yet; feature pages will say so.</p>
@@ -140,6 +152,29 @@ export default async function SaePage(props: {
         <FeatureGrid model={sae.model} saeId={sae.id} from={from} to={to} dSae={sae.dSae} />
       )}
     </>
+  );
+}
+
+/** The feature-density histogram: features by log10 of the fraction of tokens they fire on. */
+function FeatureDensity(props: { density: NonNullable<SaePageQuery['sae']['featureDensity']> }) {
+  const { bins, dead, features, tokens } = props.density;
+  return (
+    <section className="feature-density">
+      <h2>Feature density</h2>
+      {bins.length > 0 ? (
+        <Histogram
+          counts={bins.map((b) => b.count)}
+          min={bins[0].log10From}
+          max={bins[bins.length - 1].log10To}
+          label="feature density histogram"
+          axis="log10 firing frequency"
+        />
+      ) : null}
+      <p className="muted" data-dead={dead}>
+        {features.toLocaleString('en')} features over {tokens.toLocaleString('en')} tokens;{' '}
+        {dead.toLocaleString('en')} never fired (not drawn).
+      </p>
+    </section>
   );
 }
 

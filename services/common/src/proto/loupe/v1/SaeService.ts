@@ -9,6 +9,7 @@ import type { EncodeRequest as _loupe_v1_EncodeRequest, EncodeRequest__Output as
 import type { EncodeResponse as _loupe_v1_EncodeResponse, EncodeResponse__Output as _loupe_v1_EncodeResponse__Output } from '../../loupe/v1/EncodeResponse.js';
 import type { EvalMetrics as _loupe_v1_EvalMetrics, EvalMetrics__Output as _loupe_v1_EvalMetrics__Output } from '../../loupe/v1/EvalMetrics.js';
 import type { EvaluateRequest as _loupe_v1_EvaluateRequest, EvaluateRequest__Output as _loupe_v1_EvaluateRequest__Output } from '../../loupe/v1/EvaluateRequest.js';
+import type { FeatureDensityResponse as _loupe_v1_FeatureDensityResponse, FeatureDensityResponse__Output as _loupe_v1_FeatureDensityResponse__Output } from '../../loupe/v1/FeatureDensityResponse.js';
 import type { FeatureRecordsResponse as _loupe_v1_FeatureRecordsResponse, FeatureRecordsResponse__Output as _loupe_v1_FeatureRecordsResponse__Output } from '../../loupe/v1/FeatureRecordsResponse.js';
 import type { FeatureRequest as _loupe_v1_FeatureRequest, FeatureRequest__Output as _loupe_v1_FeatureRequest__Output } from '../../loupe/v1/FeatureRequest.js';
 import type { FeatureStatsResponse as _loupe_v1_FeatureStatsResponse, FeatureStatsResponse__Output as _loupe_v1_FeatureStatsResponse__Output } from '../../loupe/v1/FeatureStatsResponse.js';
@@ -63,6 +64,15 @@ export interface SaeServiceClient extends grpc.Client {
   evaluate(argument: _loupe_v1_EvaluateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_EvalMetrics__Output>): grpc.ClientUnaryCall;
   evaluate(argument: _loupe_v1_EvaluateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_EvalMetrics__Output>): grpc.ClientUnaryCall;
   evaluate(argument: _loupe_v1_EvaluateRequest, callback: grpc.requestCallback<_loupe_v1_EvalMetrics__Output>): grpc.ClientUnaryCall;
+  
+  FeatureDensity(argument: _loupe_v1_GetSaeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
+  FeatureDensity(argument: _loupe_v1_GetSaeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
+  FeatureDensity(argument: _loupe_v1_GetSaeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
+  FeatureDensity(argument: _loupe_v1_GetSaeRequest, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
+  featureDensity(argument: _loupe_v1_GetSaeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
+  featureDensity(argument: _loupe_v1_GetSaeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
+  featureDensity(argument: _loupe_v1_GetSaeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
+  featureDensity(argument: _loupe_v1_GetSaeRequest, callback: grpc.requestCallback<_loupe_v1_FeatureDensityResponse__Output>): grpc.ClientUnaryCall;
   
   FeatureRecords(argument: _loupe_v1_FeatureRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_FeatureRecordsResponse__Output>): grpc.ClientUnaryCall;
   FeatureRecords(argument: _loupe_v1_FeatureRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_FeatureRecordsResponse__Output>): grpc.ClientUnaryCall;
@@ -165,6 +175,8 @@ export interface SaeServiceHandlers extends grpc.UntypedServiceImplementation {
   
   Evaluate: grpc.handleUnaryCall<_loupe_v1_EvaluateRequest__Output, _loupe_v1_EvalMetrics>;
   
+  FeatureDensity: grpc.handleUnaryCall<_loupe_v1_GetSaeRequest__Output, _loupe_v1_FeatureDensityResponse>;
+  
   FeatureRecords: grpc.handleUnaryCall<_loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureRecordsResponse>;
   
   FeatureStats: grpc.handleUnaryCall<_loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureStatsResponse>;
@@ -192,6 +204,7 @@ export interface SaeServiceDefinition extends grpc.ServiceDefinition {
   Decode: MethodDefinition<_loupe_v1_DecodeRequest, _loupe_v1_DecodeResponse, _loupe_v1_DecodeRequest__Output, _loupe_v1_DecodeResponse__Output>
   Encode: MethodDefinition<_loupe_v1_EncodeRequest, _loupe_v1_EncodeResponse, _loupe_v1_EncodeRequest__Output, _loupe_v1_EncodeResponse__Output>
   Evaluate: MethodDefinition<_loupe_v1_EvaluateRequest, _loupe_v1_EvalMetrics, _loupe_v1_EvaluateRequest__Output, _loupe_v1_EvalMetrics__Output>
+  FeatureDensity: MethodDefinition<_loupe_v1_GetSaeRequest, _loupe_v1_FeatureDensityResponse, _loupe_v1_GetSaeRequest__Output, _loupe_v1_FeatureDensityResponse__Output>
   FeatureRecords: MethodDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureRecordsResponse, _loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureRecordsResponse__Output>
   FeatureStats: MethodDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureStatsResponse, _loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureStatsResponse__Output>
   FeatureWeights: MethodDefinition<_loupe_v1_FeatureRequest, _loupe_v1_FeatureWeightsResponse, _loupe_v1_FeatureRequest__Output, _loupe_v1_FeatureWeightsResponse__Output>
