@@ -162,7 +162,9 @@ describe('web workbench in Chromium', () => {
     const { unit } = await gql(
       `query ($id: ID!) { unit(id: $id) { positiveLogits { token { id } value } negativeLogits { token { id } value }
         nearest(first: 10) { edges { cosine node { id } } }
-        ... on Neuron { across: nearest(first: 10, acrossLayers: true) { edges { cosine node { id } } } } } }`,
+        ... on Neuron { across: nearest(first: 10, acrossLayers: true) { edges { cosine node { id } } }
+          positiveInputTokens { token { id } value }
+          connections { upstreamPositive { weight neuron { id } } downstreamNegative { weight neuron { id } } } } } }`,
       { id },
     );
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -187,6 +189,20 @@ describe('web workbench in Chromium', () => {
     expect(await links('.nearest')).toEqual(expected(unit.nearest));
     expect(await links('.nearest-across-layers')).toEqual(expected(unit.across));
     expect(unit.nearest.edges).toHaveLength(10);
+    // OpenAI's weight-based input tokens and connections
+    expect(await rows('.positive-input-tokens')).toEqual(
+      unit.positiveInputTokens.map((t: Json) => [t.token.id, t.value]),
+    );
+    const connected = (selector: string) =>
+      page
+        .locator(`${selector} a`)
+        .evaluateAll((as) => as.map((a) => [a.getAttribute('href'), Number(a.getAttribute('data-weight'))]));
+    for (const [selector, list] of [
+      ['.upstream-positive', unit.connections.upstreamPositive],
+      ['.downstream-negative', unit.connections.downstreamNegative],
+    ]) {
+      expect(await connected(selector)).toEqual(list.map((c: Json) => [`/units/${c.neuron.id}`, c.weight]));
+    }
     // a nearest neuron's link opens that neuron
     const [href] = (await links('.nearest'))[0] as [string, number];
     await Promise.all([page.waitForURL(`**${href}`), page.click('.nearest a >> nth=0')]);

@@ -178,6 +178,12 @@ describe('neuron logit tokens and nearest neurons', () => {
     negativeLogits { token { id text } value }
     nearest(first: 5) { totalCount edges { cosine node { id layer index } } }
     across: nearest(first: 5, acrossLayers: true) { totalCount edges { cosine node { id layer index } } }
+    positiveInputTokens { token { id text } value }
+    negativeInputTokens { token { id text } value }
+    connections {
+      upstreamPositive { weight neuron { id } } upstreamNegative { weight neuron { id } }
+      downstreamPositive { weight neuron { id } } downstreamNegative { weight neuron { id } }
+    }
   }`;
 
   it("are the capture service's NeuronWeights, under the same names and shapes as a feature's", async () => {
@@ -195,6 +201,27 @@ describe('neuron logit tokens and nearest neurons', () => {
         tokens(direct.negativeLogits),
       );
       expect(unit.positiveLogits).toHaveLength(10);
+      const wide = await capture.NeuronWeights({ model: 'tiny', hook: NEURONS, neuron: 5, k: 10 });
+      for (const side of ['positive', 'negative'] as const) {
+        expect(unit[`${side}InputTokens`].map((t: Json) => [t.token.id, t.token.text, t.value])).toEqual(
+          tokens(wide[`${side}InputTokens`]),
+        );
+      }
+      // a layer-1 neuron of a 2-layer model: ten upstream each way, nothing downstream
+      const linked = (list: Json[]) => list.map((c) => [`tiny/${c.hook}/${c.neuron}`, c.weight]);
+      for (const key of [
+        'upstreamPositive',
+        'upstreamNegative',
+        'downstreamPositive',
+        'downstreamNegative',
+      ]) {
+        expect(
+          unit.connections[key].map((c: Json) => [c.neuron.id, c.weight]),
+          key,
+        ).toEqual(linked(wide[key]));
+      }
+      expect(unit.connections.upstreamPositive).toHaveLength(10);
+      expect(unit.connections.downstreamPositive).toEqual([]);
       const neighbours = (list: Json[]) => list.map((n) => [`tiny/${n.hook}/${n.neuron}`, n.cosine]);
       expect(unit.nearest.edges.map((e: Json) => [e.node.id, e.cosine])).toEqual(
         neighbours(direct.nearestInLayer),

@@ -1,6 +1,6 @@
 import Link from 'next/link';
 import { graphql } from '@/lib/gql';
-import type { UnitWeightsFragment } from '@/lib/gql/graphql';
+import type { NeuronConnectionItemFragment, UnitWeightsFragment } from '@/lib/gql/graphql';
 import { formatValue, unitPath } from '@/lib/units';
 
 /**
@@ -36,6 +36,34 @@ export const UNIT_WEIGHTS = graphql(`
       }
     }
     ... on Neuron {
+      positiveInputTokens {
+        token {
+          id
+          text
+        }
+        value
+      }
+      negativeInputTokens {
+        token {
+          id
+          text
+        }
+        value
+      }
+      connections {
+        upstreamPositive {
+          ...NeuronConnectionItem
+        }
+        upstreamNegative {
+          ...NeuronConnectionItem
+        }
+        downstreamPositive {
+          ...NeuronConnectionItem
+        }
+        downstreamNegative {
+          ...NeuronConnectionItem
+        }
+      }
       nearestAcrossLayers: nearest(first: 10, acrossLayers: true) {
         totalCount
         edges {
@@ -53,7 +81,19 @@ export const UNIT_WEIGHTS = graphql(`
   }
 `);
 
+export const NEURON_CONNECTION = graphql(`
+  fragment NeuronConnectionItem on NeuronConnection {
+    weight
+    neuron {
+      id
+      index
+      layer
+    }
+  }
+`);
+
 type Neighbours = UnitWeightsFragment['nearest'];
+type Connection = NeuronConnectionItemFragment;
 
 export function UnitWeights(props: { unit: UnitWeightsFragment }) {
   const { unit } = props;
@@ -71,15 +111,77 @@ export function UnitWeights(props: { unit: UnitWeightsFragment }) {
         list={unit.nearest}
       />
       {unit.__typename === 'Neuron' ? (
-        <NearestList
-          title="Nearest neurons in any layer"
-          className="nearest-across-layers"
-          what="output directions"
-          list={unit.nearestAcrossLayers}
-          label={(node) => ('layer' in node ? `L${node.layer}/${node.index}` : String(node.index))}
-        />
+        <>
+          <NearestList
+            title="Nearest neurons in any layer"
+            className="nearest-across-layers"
+            what="output directions"
+            list={unit.nearestAcrossLayers}
+            label={(node) => ('layer' in node ? `L${node.layer}/${node.index}` : String(node.index))}
+          />
+          <div className="logits">
+            <LogitList
+              title="Input tokens (raise)"
+              className="positive-input-tokens"
+              tokens={unit.positiveInputTokens}
+            />
+            <LogitList
+              title="Input tokens (lower)"
+              className="negative-input-tokens"
+              tokens={unit.negativeInputTokens}
+            />
+          </div>
+          <div className="connections">
+            <ConnectionList
+              title="Upstream, exciting"
+              className="upstream-positive"
+              list={unit.connections.upstreamPositive}
+            />
+            <ConnectionList
+              title="Upstream, inhibiting"
+              className="upstream-negative"
+              list={unit.connections.upstreamNegative}
+            />
+            <ConnectionList
+              title="Downstream, exciting"
+              className="downstream-positive"
+              list={unit.connections.downstreamPositive}
+            />
+            <ConnectionList
+              title="Downstream, inhibiting"
+              className="downstream-negative"
+              list={unit.connections.downstreamNegative}
+            />
+          </div>
+        </>
       ) : null}
     </>
+  );
+}
+
+/**
+ * Neurons by OpenAI's connection weight (c_proj · diag(ln_2.g) · c_fc): empty upstream of layer 0 and
+ * downstream of the last layer, which the page says rather than leaving a blank.
+ */
+function ConnectionList(props: { title: string; className: string; list: Connection[] }) {
+  return (
+    <section className={props.className}>
+      <h2>{props.title}</h2>
+      {props.list.length === 0 ? (
+        <p className="muted">none: no layer on this side</p>
+      ) : (
+        <ul>
+          {props.list.map((c) => (
+            <li key={c.neuron.id}>
+              <Link href={unitPath(c.neuron.id)} data-weight={c.weight}>
+                L{c.neuron.layer}/{c.neuron.index}
+              </Link>{' '}
+              <span className="muted">{formatValue(c.weight)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
   );
 }
 

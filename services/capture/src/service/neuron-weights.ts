@@ -40,6 +40,8 @@ export class NeuronWeightsService implements OnApplicationShutdown {
     };
     const neighbours = (list: { layer: number; neuron: number; cosine: number }[]) =>
       list.map((n) => ({ hook: blockHook(n.layer, 'mlp.hook_post'), neuron: n.neuron, cosine: n.cosine }));
+    const connections = (list: { layer: number; neuron: number; weight: number }[]) =>
+      list.map((n) => ({ hook: blockHook(n.layer, 'mlp.hook_post'), neuron: n.neuron, weight: n.weight }));
     return {
       model: runner.name,
       hook: request.hook,
@@ -49,6 +51,12 @@ export class NeuronWeightsService implements OnApplicationShutdown {
       nearestInLayer: neighbours(answer.nearestInLayer),
       nearestInModel: neighbours(answer.nearestInModel),
       neurons: dims.nLayer * dims.dMlp,
+      positiveInputTokens: tokens(answer.inputPositive),
+      negativeInputTokens: tokens(answer.inputNegative),
+      upstreamPositive: connections(answer.upstream.positive),
+      upstreamNegative: connections(answer.upstream.negative),
+      downstreamPositive: connections(answer.downstream.positive),
+      downstreamNegative: connections(answer.downstream.negative),
     };
   }
 

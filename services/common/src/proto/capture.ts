@@ -27,6 +27,7 @@ import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsR
 import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from './loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from './loupe/v1/ModelInfoResponse.js';
+import type { NeuronConnection as _loupe_v1_NeuronConnection, NeuronConnection__Output as _loupe_v1_NeuronConnection__Output } from './loupe/v1/NeuronConnection.js';
 import type { NeuronNeighbour as _loupe_v1_NeuronNeighbour, NeuronNeighbour__Output as _loupe_v1_NeuronNeighbour__Output } from './loupe/v1/NeuronNeighbour.js';
 import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from './loupe/v1/NeuronRecordRequest.js';
 import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronRecordResponse__Output as _loupe_v1_NeuronRecordResponse__Output } from './loupe/v1/NeuronRecordResponse.js';
@@ -78,6 +79,7 @@ export interface ProtoGrpcType {
       LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>
       ModelInfoRequest: MessageTypeDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoRequest__Output>
       ModelInfoResponse: MessageTypeDefinition<_loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoResponse__Output>
+      NeuronConnection: MessageTypeDefinition<_loupe_v1_NeuronConnection, _loupe_v1_NeuronConnection__Output>
       NeuronNeighbour: MessageTypeDefinition<_loupe_v1_NeuronNeighbour, _loupe_v1_NeuronNeighbour__Output>
       NeuronRecordRequest: MessageTypeDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordRequest__Output>
       NeuronRecordResponse: MessageTypeDefinition<_loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordResponse__Output>

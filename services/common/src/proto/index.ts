@@ -66,6 +66,7 @@ export type * from './loupe/v1/ModelInfoResponse.js';
 export type * from './loupe/v1/NearestFeaturesRequest.js';
 export type * from './loupe/v1/NearestFeaturesResponse.js';
 export type * from './loupe/v1/Neighbour.js';
+export type * from './loupe/v1/NeuronConnection.js';
 export type * from './loupe/v1/NeuronNeighbour.js';
 export type * from './loupe/v1/NeuronRecordRequest.js';
 export type * from './loupe/v1/NeuronRecordResponse.js';

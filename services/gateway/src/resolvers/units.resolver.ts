@@ -2,7 +2,7 @@ import { blockHook, LoupeError } from '@loupe/common';
 import type {
   CaptureApi,
   LogitToken__Output,
-  NeuronNeighbour__Output,
+  NeuronConnection__Output,
   NeuronRecordResponse__Output,
   QuantileBin__Output,
 } from '@loupe/common/grpc';
@@ -49,8 +49,11 @@ export interface NeuronView extends NeuronRef {
 /** A neuron known by id only (another neuron's neighbour): statistics and windows load when asked for. */
 export type NeuronNode = NeuronView | (NeuronRef & { __typename: 'Neuron'; id: string });
 
-/** The neuron of a NeuronNeighbour of `model`. */
-function neighbourNode(model: string, n: NeuronNeighbour__Output): NeuronNode {
+/** Connections per list on a neuron's page (the loader's answer holds NEAREST_NEURONS). */
+const CONNECTIONS = 10;
+
+/** The neuron of a NeuronNeighbour or NeuronConnection of `model`. */
+function neighbourNode(model: string, n: { hook: string; neuron: number }): NeuronNode {
   const layer = Number(/^blocks\.(\d+)\./.exec(n.hook)?.[1]);
   const ref: NeuronRef = {
     kind: 'neuron',
@@ -194,6 +197,32 @@ export class NeuronFields {
   @ResolveField('negativeLogits')
   async negativeLogits(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
     return logitTokens((await ctx.loaders.neuronWeights.load(neuron.id)).negativeLogits);
+  }
+
+  @ResolveField('positiveInputTokens')
+  async positiveInputTokens(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    return logitTokens((await ctx.loaders.neuronWeights.load(neuron.id)).positiveInputTokens);
+  }
+
+  @ResolveField('negativeInputTokens')
+  async negativeInputTokens(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    return logitTokens((await ctx.loaders.neuronWeights.load(neuron.id)).negativeInputTokens);
+  }
+
+  @ResolveField('connections')
+  async connections(@Parent() neuron: NeuronNode, @Context() ctx: GatewayContext) {
+    const weights = await ctx.loaders.neuronWeights.load(neuron.id);
+    const list = (connections: NeuronConnection__Output[]) =>
+      connections.slice(0, CONNECTIONS).map((c) => ({
+        neuron: neighbourNode(neuron.model, c),
+        weight: c.weight,
+      }));
+    return {
+      upstreamPositive: list(weights.upstreamPositive),
+      upstreamNegative: list(weights.upstreamNegative),
+      downstreamPositive: list(weights.downstreamPositive),
+      downstreamNegative: list(weights.downstreamNegative),
+    };
   }
 
   /**

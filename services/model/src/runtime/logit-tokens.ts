@@ -30,26 +30,32 @@ export interface LogitTokenSettings extends SessionSettings {
 /**
  * Appends logit tokens of `directions` [rows, d_model] to a graph: directions · W_Uᵀ (Gemm, transB, with
  * W_U inlined) then TopK both ways, as graph outputs positive_values / positive_ids / negative_values /
- * negative_ids [rows, count]. The [rows, vocab] product never leaves ONNX Runtime, so only 4 · count
- * values per direction come back. `count` is a graph constant or an int64 [1] input.
+ * negative_ids [rows, count] (each name after `prefix`). The [rows, vocab] product never leaves ONNX
+ * Runtime, so only 4 · count values per direction come back. `count` is a graph constant or an int64
+ * [1] input. Several calls on one graph share one W_U.
  */
 export function addLogitTokens(
   g: GraphBuilder,
   directions: string,
   unembedding: Unembedding,
   count: { constant: number } | { input: string },
+  prefix = '',
 ): void {
   const { vocabSize, dModel } = unembedding;
-  const W_U = g.inlineWeight('W_U', [vocabSize, dModel], unembedding.weights);
+  const W_U = inlinedUnembedding.get(g) ?? g.inlineWeight('W_U', [vocabSize, dModel], unembedding.weights);
+  inlinedUnembedding.set(g, W_U);
   const logits = g.op('Gemm', [directions, W_U], { transB: 1 }); // [rows, vocab]
   const k = 'constant' in count ? g.constInt64([count.constant], [1], 'k') : count.input;
   const sides = { positive: 1, negative: 0 };
   for (const [side, largest] of Object.entries(sides)) {
-    g.opNamed('TopK', [logits, k], [`${side}_values`, `${side}_ids`], { axis: 1, largest, sorted: 1 });
-    g.output(`${side}_values`, 'float32', ['rows', 'count']);
-    g.output(`${side}_ids`, 'int64', ['rows', 'count']);
+    const [values, ids] = [`${prefix}${side}_values`, `${prefix}${side}_ids`];
+    g.opNamed('TopK', [logits, k], [values, ids], { axis: 1, largest, sorted: 1 });
+    g.output(values, 'float32', ['rows', 'count']);
+    g.output(ids, 'int64', ['rows', 'count']);
   }
 }
+
+const inlinedUnembedding = new WeakMap<GraphBuilder, string>();
 
 /**
  * Logit tokens of many directions at once, [directions, d_in] row-major (an SAE's W_dec). Only

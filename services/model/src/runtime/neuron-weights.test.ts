@@ -17,6 +17,9 @@ const TOL = 1e-5;
 let weights: NeuronWeights;
 let ref: {
   cProj: Float64Array[];
+  /** [d_model, d_mlp] per layer, and ln_2's gain per layer */
+  cFc: Float64Array[];
+  ln2: Float64Array[];
   gain: Float64Array;
   wte: Float64Array;
   vocab: number;
@@ -33,6 +36,14 @@ beforeAll(async () => {
     cProj: [
       Float64Array.from(await reader.readFloat32('h.0.mlp.c_proj.weight')),
       Float64Array.from(await reader.readFloat32('h.1.mlp.c_proj.weight')),
+    ],
+    cFc: [
+      Float64Array.from(await reader.readFloat32('h.0.mlp.c_fc.weight')),
+      Float64Array.from(await reader.readFloat32('h.1.mlp.c_fc.weight')),
+    ],
+    ln2: [
+      Float64Array.from(await reader.readFloat32('h.0.ln_2.weight')),
+      Float64Array.from(await reader.readFloat32('h.1.ln_2.weight')),
     ],
     gain: Float64Array.from(await reader.readFloat32('ln_f.weight')),
     wte: Float64Array.from(await reader.readFloat32('wte.weight')),
@@ -129,6 +140,63 @@ describe('neuron weights', () => {
       expect(got.nearestInLayer.every((x) => x.layer === layer)).toBe(true);
     },
   );
+
+  /** c_fc(layer).w[:, n] · diag(h.layer.ln_2.g): what a neuron reads from the residual stream */
+  function inputDirection(layer: number, n: number): Float64Array {
+    return Float64Array.from(
+      { length: ref.d },
+      (_, i) => ref.cFc[layer][i * ref.dMlp + n] * ref.ln2[layer][i],
+    );
+  }
+  const dot = (a: Float64Array, b: Float64Array) => a.reduce((s, v, i) => s + v * b[i], 0);
+
+  it.each([
+    [0, 3],
+    [1, 200],
+  ])('layer %i neuron %i: input tokens are wte · diag(ln_2.g) · c_fc[:, n], both ways', async (layer, n) => {
+    const got = await weights.of(layer, n, 10);
+    const dir = inputDirection(layer, n);
+    const values = Float64Array.from({ length: ref.vocab }, (_, v) =>
+      dot(dir, ref.wte.subarray(v * ref.d, (v + 1) * ref.d)),
+    );
+    const sorted = Float64Array.from(values).sort();
+    for (let r = 0; r < NEURON_LOGIT_TOKENS; r++) {
+      expect(Math.abs(got.inputPositive[r].value - sorted[ref.vocab - 1 - r])).toBeLessThan(TOL);
+      expect(Math.abs(got.inputNegative[r].value - sorted[r])).toBeLessThan(TOL);
+      expect(Math.abs(values[got.inputPositive[r].id] - got.inputPositive[r].value)).toBeLessThan(TOL);
+      expect(Math.abs(values[got.inputNegative[r].id] - got.inputNegative[r].value)).toBeLessThan(TOL);
+    }
+  });
+
+  it('connections are c_proj(l1)[n1] · diag(ln_2(l2).g) · c_fc(l2)[:, n2], upstream and downstream', async () => {
+    const k = 8;
+    // layer 0 neuron 3 writes into layer 1; layer 1 neuron 200 reads from layer 0
+    const down = await weights.of(0, 3, k);
+    const up = await weights.of(1, 200, k);
+    const into = (l1: number, n1: number, l2: number, n2: number) =>
+      dot(direction(l1, n1), inputDirection(l2, n2));
+    const cases = [
+      [down.downstream, Array.from({ length: ref.dMlp }, (_, m) => into(0, 3, 1, m)), 1],
+      [up.upstream, Array.from({ length: ref.dMlp }, (_, m) => into(0, m, 1, 200)), 0],
+    ] as const;
+    for (const [got, weightsOf, otherLayer] of cases) {
+      const sorted = [...weightsOf].sort((a, b) => a - b);
+      for (const [side, expected] of [
+        ['positive', sorted.slice(-k).reverse()],
+        ['negative', sorted.slice(0, k)],
+      ] as const) {
+        expect(got[side]).toHaveLength(k);
+        for (const [r, c] of got[side].entries()) {
+          expect(c.layer).toBe(otherLayer);
+          expect(Math.abs(c.weight - expected[r])).toBeLessThan(TOL);
+          expect(Math.abs(weightsOf[c.neuron] - c.weight)).toBeLessThan(TOL);
+        }
+      }
+    }
+    // nothing comes before layer 0 or after the last layer
+    expect(down.upstream).toEqual({ positive: [], negative: [] });
+    expect(up.downstream).toEqual({ positive: [], negative: [] });
+  });
 
   it('refuses neurons, layers and k outside the model, saying what exists', async () => {
     await expect(weights.of(0, 256, 10)).rejects.toThrow(

@@ -3,6 +3,7 @@
 
 import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from '../../loupe/v1/LogitToken.js';
 import type { NeuronNeighbour as _loupe_v1_NeuronNeighbour, NeuronNeighbour__Output as _loupe_v1_NeuronNeighbour__Output } from '../../loupe/v1/NeuronNeighbour.js';
+import type { NeuronConnection as _loupe_v1_NeuronConnection, NeuronConnection__Output as _loupe_v1_NeuronConnection__Output } from '../../loupe/v1/NeuronConnection.js';
 
 export interface NeuronWeightsResponse {
   'model'?: (string);
@@ -13,6 +14,12 @@ export interface NeuronWeightsResponse {
   'nearestInLayer'?: (_loupe_v1_NeuronNeighbour)[];
   'nearestInModel'?: (_loupe_v1_NeuronNeighbour)[];
   'neurons'?: (number);
+  'positiveInputTokens'?: (_loupe_v1_LogitToken)[];
+  'negativeInputTokens'?: (_loupe_v1_LogitToken)[];
+  'upstreamPositive'?: (_loupe_v1_NeuronConnection)[];
+  'upstreamNegative'?: (_loupe_v1_NeuronConnection)[];
+  'downstreamPositive'?: (_loupe_v1_NeuronConnection)[];
+  'downstreamNegative'?: (_loupe_v1_NeuronConnection)[];
 }
 
 export interface NeuronWeightsResponse__Output {
@@ -24,4 +31,10 @@ export interface NeuronWeightsResponse__Output {
   'nearestInLayer': (_loupe_v1_NeuronNeighbour__Output)[];
   'nearestInModel': (_loupe_v1_NeuronNeighbour__Output)[];
   'neurons': (number);
+  'positiveInputTokens': (_loupe_v1_LogitToken__Output)[];
+  'negativeInputTokens': (_loupe_v1_LogitToken__Output)[];
+  'upstreamPositive': (_loupe_v1_NeuronConnection__Output)[];
+  'upstreamNegative': (_loupe_v1_NeuronConnection__Output)[];
+  'downstreamPositive': (_loupe_v1_NeuronConnection__Output)[];
+  'downstreamNegative': (_loupe_v1_NeuronConnection__Output)[];
 }
