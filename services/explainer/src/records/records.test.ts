@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { type ActivationRecord, splitRecords } from './records.js';
+
+const records = (side: string, n: number): ActivationRecord[] =>
+  Array.from({ length: n }, (_, i) => ({ id: `${side}:${i}`, tokens: ['a'], activations: [i] }));
+const ids = (list: ActivationRecord[]) => list.map((r) => Number(r.id.split(':')[1]));
+
+describe('record splits', () => {
+  it("OpenAI's split deals top records four ways and random three ways, 5 per split", () => {
+    // their get_slices_for_splits: split k takes items k, k+stride, … of the first stride × 5
+    const split = splitRecords({ top: records('top', 24), random: records('random', 20) }, 'openai');
+    expect(ids(split.explain.top)).toEqual([0, 4, 8, 12, 16]);
+    expect(split.explain.random).toEqual([]);
+    expect(ids(split.select.top)).toEqual([1, 5, 9, 13, 17]);
+    expect(ids(split.select.random)).toEqual([0, 3, 6, 9, 12]);
+    expect(ids(split.score.top)).toEqual([2, 6, 10, 14, 18]);
+    expect(ids(split.score.random)).toEqual([1, 4, 7, 10, 13]);
+    expect(split.provenance).toEqual({
+      name: 'openai',
+      top_per_split: 5,
+      random_per_split: 5,
+      explain: 5,
+      select: 10,
+      score: { top: 5, random: 5 },
+    });
+  });
+
+  it('deals fewer per split when the unit has fewer records, and refuses fewer than 4 top', () => {
+    const split = splitRecords({ top: records('top', 9), random: records('random', 4) }, 'openai');
+    // 9 top → 2 per split (indices < 8); 4 random → 1 per split
+    expect(ids(split.score.top)).toEqual([2, 6]);
+    expect(ids(split.score.random)).toEqual([1]);
+    expect(split.provenance).toMatchObject({ top_per_split: 2, random_per_split: 1 });
+    expect(() => splitRecords({ top: records('top', 3), random: [] }, 'openai')).toThrow(
+      /at least 4 top records.*got 3/,
+    );
+  });
+
+  it('the halves split explains and selects on even positions and scores odd ones 1:1', () => {
+    const split = splitRecords({ top: records('top', 6), random: records('random', 4) }, 'halves');
+    expect(ids(split.explain.top)).toEqual([0, 2, 4]);
+    expect(split.select).toBe(split.explain);
+    expect(ids(split.score.top)).toEqual([1, 3]);
+    expect(ids(split.score.random)).toEqual([1, 3]);
+  });
+});
