@@ -58,6 +58,10 @@ export interface LlmServerOptions {
   promptDistribution?: (tokens: readonly string[], index: number) => Record<string, number> | undefined;
   /** /v1/completions: the generated text after the prompt (default a single "\n"). */
   completionText?: string;
+  /** /v1/completions: false sends no `usage` (the client then counts tokens itself). */
+  completionUsage?: boolean;
+  /** /v1/completions: how long to wait before answering (a latency model for benchmarks). */
+  completionDelayMs?: (body: unknown) => number;
 }
 
 /** One recorded /v1/completions request. */
@@ -121,6 +125,9 @@ export async function startLlmServer(options: LlmServerOptions = {}): Promise<Ll
         }
         const body = JSON.parse(raw);
         completionRequests.push({ body });
+        const delay = options.completionDelayMs?.(body) ?? 0;
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+        if (res.destroyed || req.socket.destroyed) return;
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(completionReply(body, options, completionRequests.length)));
         return;
@@ -278,11 +285,15 @@ function completionReply(
         finish_reason: 'length',
       },
     ],
-    usage: {
-      prompt_tokens: tokenizePrompt(prompt).length,
-      completion_tokens: completion ? 1 : 0,
-      total_tokens: tokenizePrompt(prompt).length + (completion ? 1 : 0),
-    },
+    ...(options.completionUsage === false
+      ? {}
+      : {
+          usage: {
+            prompt_tokens: tokenizePrompt(prompt).length,
+            completion_tokens: completion ? 1 : 0,
+            total_tokens: tokenizePrompt(prompt).length + (completion ? 1 : 0),
+          },
+        }),
   };
 }
 

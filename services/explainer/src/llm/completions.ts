@@ -82,7 +82,13 @@ export class CompletionsClient implements CompletionModel {
     const result: CompletionResult = {
       text: choice.text,
       logprobs: parseCompletionLogprobs(choice.logprobs),
-      usage: usage ?? { promptTokens: await countTextTokens(request.prompt), completionTokens: 0 },
+      usage: usage ?? {
+        promptTokens: await countTextTokens(request.prompt),
+        // with echo the text starts with the prompt; only what follows was generated
+        completionTokens: await countTextTokens(
+          request.echo ? choice.text.slice(request.prompt.length) : choice.text,
+        ),
+      },
       usageSource: usage ? 'server' : 'estimated',
       attempts: sent.attempts,
       model: typeof reply.model === 'string' ? reply.model : this.model,
