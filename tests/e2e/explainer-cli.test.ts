@@ -145,7 +145,17 @@ describe('loupe explain', () => {
     expect(baseline.code).toBe(0);
     const out = JSON.parse(baseline.stdout);
     expect(out).toMatchObject({ explanation: 'the token "river".', explainer_model: 'baseline-statistical' });
-    expect(out.score.provenance.record_ids.top).toEqual(['top:1', 'top:3', 'top:5', 'top:7']);
+    // 8 top and 8 random records: OpenAI's split deals 2 per split, and scores the valid ones
+    expect(out.score.provenance.record_ids.top).toEqual(['top:2', 'top:6']);
+    expect(out.score.provenance.record_split).toMatchObject({ name: 'openai', top_per_split: 2 });
+    const halves = JSON.parse(
+      (await runCli(['explain', '--records', recordsFile, '--record-split', 'halves', '--json'], noLlm))
+        .stdout,
+    );
+    expect(halves.score.provenance.record_ids.top).toEqual(['top:1', 'top:3', 'top:5', 'top:7']);
+    const badSplit = await runCli(['explain', '--records', recordsFile, '--record-split', 'thirds'], noLlm);
+    expect(badSplit.code).toBe(2);
+    expect(badSplit.stderr).toMatch(/unknown record split "thirds": expected one of openai, halves/);
 
     const llm = await runCli(
       ['explain', '--records', recordsFile, '--llm-base-url', server.url, '--simulator', 'json', '--json'],

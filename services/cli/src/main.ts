@@ -211,8 +211,7 @@ llmFlags(program.command('explain'))
   .option('--candidates <n>', 'explanations to ask for; the best by simulation is kept', '1')
   .option(
     '--record-split <split>',
-    "openai (OpenAI's train / calibration / valid / test, scored on valid) or halves (even explain, odd score)",
-    'openai',
+    "openai (OpenAI's train / calibration / valid / test, scored on valid) or halves (even explain, odd score); default openai, or halves for a unit with fewer than 4 top records",
   )
   .description(
     'explain a unit from its records (statistical baseline without an LLM) and score it on held-out records',

@@ -75,7 +75,7 @@ export async function explain(
   options: LlmFlags & { candidates: string; recordSplit?: string },
 ): Promise<void> {
   const candidates = wholeNumber(options.candidates, '--candidates', 1);
-  const split = parseRecordSplit(options.recordSplit ?? 'openai');
+  const split = options.recordSplit === undefined ? undefined : parseRecordSplit(options.recordSplit);
   const { records, models, seed, bootstrapSamples } = await prepare(options);
   await printJson(
     await explainUnit(records, {

@@ -9,7 +9,7 @@ export interface ExplainUnitOptions {
   explainer: Explainer;
   simulator: Simulator;
   candidates?: number;
-  /** How records divide between explaining, choosing and scoring; OpenAI's by default. */
+  /** How records divide between explaining, choosing and scoring; unnamed = OpenAI's (see splitRecords). */
   split?: RecordSplit;
   seed?: number;
   bootstrapSamples?: number;

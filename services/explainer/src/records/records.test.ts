@@ -34,6 +34,14 @@ describe('record splits', () => {
     expect(() => splitRecords({ top: records('top', 3), random: [] }, 'openai')).toThrow(
       /at least 4 top records.*got 3/,
     );
+    // unnamed, a unit with 3 top records falls back to halves and says so
+    const fallback = splitRecords({ top: records('top', 3), random: records('random', 2) });
+    expect(fallback.provenance).toMatchObject({
+      name: 'halves',
+      fallback: expect.stringMatching(/3 top records/),
+    });
+    expect(ids(fallback.score.top)).toEqual([1]);
+    expect(splitRecords({ top: records('top', 4), random: [] }).provenance.name).toBe('openai');
   });
 
   it('the halves split explains and selects on even positions and scores odd ones 1:1', () => {

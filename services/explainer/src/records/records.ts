@@ -89,6 +89,8 @@ export interface SplitProvenance {
   explain: number;
   select: number;
   score: { top: number; random: number };
+  /** Why the default split was not used (a unit with too few top records for OpenAI's). */
+  fallback?: string;
 }
 
 export interface SplitRecords {
@@ -168,9 +170,18 @@ function halvesSplit(records: UnitRecords): SplitRecords {
   };
 }
 
-/** The records for explaining, choosing and scoring under a split (OpenAI's by default). */
-export function splitRecords(records: UnitRecords, split: RecordSplit = DEFAULT_RECORD_SPLIT): SplitRecords {
-  return split === 'openai' ? openAiSplit(records) : halvesSplit(records);
+/**
+ * The records for explaining, choosing and scoring under a split. Unnamed, OpenAI's, except for a unit
+ * with fewer top records than it needs (a rarely firing feature), which gets the halves split with the
+ * reason in its provenance rather than failing; a split asked for by name is that split or an error.
+ */
+export function splitRecords(records: UnitRecords, split?: RecordSplit): SplitRecords {
+  if (split === undefined && records.top.length < OPENAI_TOP_SPLITS.length) {
+    const halves = halvesSplit(records);
+    const fallback = `${records.top.length} top records: too few for the openai split (needs ${OPENAI_TOP_SPLITS.length})`;
+    return { ...halves, provenance: { ...halves.provenance, fallback } };
+  }
+  return (split ?? DEFAULT_RECORD_SPLIT) === 'openai' ? openAiSplit(records) : halvesSplit(records);
 }
 
 /**
@@ -179,7 +190,7 @@ export function splitRecords(records: UnitRecords, split: RecordSplit = DEFAULT_
  */
 export function splitForScoring(
   records: UnitRecords,
-  split: RecordSplit = DEFAULT_RECORD_SPLIT,
+  split?: RecordSplit,
 ): { explain: UnitRecords; score: UnitRecords; provenance: SplitProvenance } {
   const { explain, score, provenance } = splitRecords(records, split);
   return { explain, score, provenance };
