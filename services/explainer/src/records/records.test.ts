@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ActivationRecord, splitRecords } from './records.js';
+import { type ActivationRecord, heldOutRecords, splitRecords } from './records.js';
 
 const records = (side: string, n: number): ActivationRecord[] =>
   Array.from({ length: n }, (_, i) => ({ id: `${side}:${i}`, tokens: ['a'], activations: [i] }));
@@ -50,5 +50,16 @@ describe('record splits', () => {
     expect(split.select).toBe(split.explain);
     expect(ids(split.score.top)).toEqual([1, 3]);
     expect(ids(split.score.random)).toEqual([1, 3]);
+  });
+
+  it('held out for detection and fuzzing: every record the explainer did not see', () => {
+    const { records: held, provenance } = heldOutRecords({
+      top: records('top', 24),
+      random: records('random', 20),
+    });
+    // train is top 0, 4, 8, 12, 16; the rest of the 24 top records and all 20 random ones remain
+    expect(ids(held.top)).toEqual([...Array(24).keys()].filter((i) => !(i % 4 === 0 && i < 20)));
+    expect(held.random).toHaveLength(20);
+    expect(provenance.name).toBe('openai');
   });
 });

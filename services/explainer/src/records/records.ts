@@ -195,3 +195,24 @@ export function splitForScoring(
   const { explain, score, provenance } = splitRecords(records, split);
   return { explain, score, provenance };
 }
+
+/**
+ * Every record the explainer did not see under a split: for detection and fuzzing, which sample their own
+ * examples (delphi draws 50 + 50) and so want the widest held-out pool, not only the simulation's valid
+ * records. Under OpenAI's split: all top records but train, and every random record.
+ */
+export function heldOutRecords(
+  records: UnitRecords,
+  split?: RecordSplit,
+): { records: UnitRecords; provenance: SplitProvenance } {
+  const { explain, provenance } = splitRecords(records, split);
+  // by identity: ids need not be unique across the two sides of a user's file
+  const seen = new Set<ActivationRecord>([...explain.top, ...explain.random]);
+  return {
+    records: {
+      top: records.top.filter((r) => !seen.has(r)),
+      random: records.random.filter((r) => !seen.has(r)),
+    },
+    provenance,
+  };
+}
