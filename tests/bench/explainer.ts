@@ -1,12 +1,15 @@
 import {
   type ChatModel,
+  CompletionsClient,
   classificationScore,
   explainUnit,
   JsonSimulator,
+  LineLogprobSimulator,
   LlmClient,
   LlmExplainer,
   LlmJudge,
-  LogprobSimulator,
+  OpenAiAllAtOnceSimulator,
+  OpenAiTokenByTokenSimulator,
   splitForScoring,
   syntheticUnit,
   UsageMeter,
@@ -20,20 +23,45 @@ import { fmt, printTable, type Row } from './measure.js';
 // Token counts are the client's own (o200k_base) since the server sends no usage.
 
 const UNITS = 6;
-const RECORDS = 20; // top and random each; half explain, half score
+const RECORDS = 20; // top and random each; OpenAI's split: 5 explain, 5 + 5 choose, 5 + 5 score
 const LENGTH = 32;
 const CONCURRENCY = 8;
 const FIXED_MS = 200;
 const MS_PER_COMPLETION_TOKEN = 2;
 
+/** The quoted words of the explanation a prompt asks about (Loupe's prompts or OpenAI's). */
+function namedTokens(text: string): Set<string> {
+  const explanation = /(?:Explanation: |behavior: the main thing this neuron does is find )(.*)\n/g;
+  const last = [...text.matchAll(explanation)].at(-1)?.[1] ?? '';
+  return new Set([...last.matchAll(/"([^"]*)"/g)].map((m) => m[1]));
+}
+
+/**
+ * OpenAI's all-at-once simulator over /completions: at each "unknown" slot after the last <start>, the
+ * same belief as above about the token before the TAB.
+ */
+function promptDistribution(tokens: readonly string[], index: number): Record<string, number> | undefined {
+  if (tokens[index] !== 'unknown' || tokens[index - 1] !== '\t') return undefined;
+  const prompt = tokens.join('');
+  const named = namedTokens(prompt);
+  const lineStart = tokens.lastIndexOf('\n', index);
+  const token = tokens.slice(lineStart + 1, index - 1).join('');
+  return named.has(token.trim()) ? { '10': 0.7, '8': 0.3 } : { '0': 0.9, '1': 0.1 };
+}
+
 /** A model that answers every request the explainer makes, believing any quoted word. */
 function respond(request: RecordedRequest): LlmReply {
   const text = request.lastUser;
-  const named = new Set(
-    [...(/Explanation: (.*)\n/.exec(text)?.[1] ?? '').matchAll(/"([^"]*)"/g)].map((m) => m[1]),
-  );
+  const named = namedTokens(text);
   let reply: LlmReply;
-  if (request.body.logprobs) {
+  const single = /Last token in the text:\n([\s\S]*?)\n\nLast token activation/.exec(text);
+  if (single) {
+    // OpenAI's token-by-token simulator: one reply token carrying the distribution over 0-10
+    const top = Object.entries(named.has(single[1].trim()) ? { '10': 0.7, '8': 0.3 } : { '0': 0.9, '1': 0.1 })
+      .map(([token, p]) => ({ token, logprob: Math.log(p) }))
+      .sort((a, b) => b.logprob - a.logprob);
+    reply = { content: top[0].token, logprobs: [{ ...top[0], top_logprobs: top }] };
+  } else if (request.body.logprobs) {
     const tokens = text.split('\nTokens:\n')[1].split('\n');
     reply = lineReply(
       tokens,
@@ -65,7 +93,12 @@ function respond(request: RecordedRequest): LlmReply {
 }
 
 export async function explainerBench(): Promise<void> {
-  const server = await startLlmServer({ respond });
+  const server = await startLlmServer({
+    respond,
+    promptDistribution,
+    completionUsage: false,
+    completionDelayMs: () => FIXED_MS + MS_PER_COMPLETION_TOKEN,
+  });
   try {
     const client: ChatModel = new LlmClient({
       baseUrl: server.url,
@@ -78,11 +111,29 @@ export async function explainerBench(): Promise<void> {
     );
     const scored = splitForScoring(units[0]).score;
     const sequencesPerUnit = scored.top.length + scored.random.length;
+    const completions = new CompletionsClient({
+      baseUrl: server.url,
+      model: 'bench',
+      concurrency: CONCURRENCY,
+      timeoutMs: 60_000,
+    });
     const methods = {
-      'simulation, logprobs (per sequence)': (u: (typeof units)[0], meter: UsageMeter) =>
+      'simulation, openai-all-at-once (per sequence, echo)': (u: (typeof units)[0], meter: UsageMeter) =>
         explainUnit(u, {
           explainer: new LlmExplainer(client),
-          simulator: new LogprobSimulator(client),
+          simulator: new OpenAiAllAtOnceSimulator(completions),
+          meter,
+        }),
+      'simulation, openai-token-by-token (per token)': (u: (typeof units)[0], meter: UsageMeter) =>
+        explainUnit(u, {
+          explainer: new LlmExplainer(client),
+          simulator: new OpenAiTokenByTokenSimulator(client),
+          meter,
+        }),
+      'simulation, line-logprobs (per sequence)': (u: (typeof units)[0], meter: UsageMeter) =>
+        explainUnit(u, {
+          explainer: new LlmExplainer(client),
+          simulator: new LineLogprobSimulator(client),
           meter,
         }),
       'simulation, json (batched)': (u: (typeof units)[0], meter: UsageMeter) =>
@@ -107,7 +158,7 @@ export async function explainerBench(): Promise<void> {
       const minutes = (performance.now() - started) / 60_000;
       const usage = meter.snapshot();
       const tokens = (usage.promptTokens + usage.completionTokens) / UNITS;
-      if (name.startsWith('simulation, logprobs')) openAiTokens = tokens;
+      if (name.startsWith('simulation, openai-all-at-once')) openAiTokens = tokens;
       rows.push({
         measure: `${name}: calls / unit`,
         value: fmt(usage.calls / UNITS, 1),
@@ -117,7 +168,7 @@ export async function explainerBench(): Promise<void> {
       rows.push({
         measure: `${name}: prompt+completion tokens / unit`,
         value: `${fmt(usage.promptTokens / UNITS)} + ${fmt(usage.completionTokens / UNITS)}`,
-        reference: openAiTokens ? `${fmt(openAiTokens)} (per-sequence simulation)` : '',
+        reference: openAiTokens ? `${fmt(openAiTokens)} (openai-all-at-once)` : '',
         ratio: openAiTokens ? fmt(tokens / openAiTokens, 2) : '',
       });
       rows.push({

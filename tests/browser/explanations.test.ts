@@ -19,7 +19,7 @@ let auth: Record<string, string>;
 let key: string;
 
 const EXPLAIN = `mutation ($unit: ID!) { explain(unit: $unit, options: { seed: 3 }) {
-  explanation { id text score { method value ciLow ciHigh } } } }`;
+  explanation { id text score { method value ciLow ciHigh provenance { simulatorMethod recordSplit } } } } }`;
 
 beforeAll(async () => {
   bench = await startWorkbench();
@@ -53,6 +53,20 @@ describe('explanations in Chromium', () => {
           `[${explanation.score.ciLow.toFixed(3)}, ${explanation.score.ciHigh.toFixed(3)}]`,
         );
       await expect(shown.locator('.badge').textContent()).resolves.toBe('baseline');
+      // which simulator and which record split produced the score, as the API says (a unit with fewer
+      // than 4 top windows falls back from OpenAI's split to halves)
+      const { simulatorMethod, recordSplit } = explanation.score.provenance;
+      expect(simulatorMethod).toBe('baseline');
+      expect(['openai', 'halves']).toContain(recordSplit);
+      await expect(
+        shown.locator('[data-simulator-method]').getAttribute('data-simulator-method'),
+      ).resolves.toBe(simulatorMethod);
+      await expect(shown.locator('[data-record-split]').getAttribute('data-record-split')).resolves.toBe(
+        recordSplit,
+      );
+      await expect(shown.locator('.provenance').textContent()).resolves.toContain(
+        `on the ${recordSplit} record split`,
+      );
     }
     await page.screenshot({ path: path.join(SCREENSHOTS, 'unit-explanations.png') });
     await page.close();

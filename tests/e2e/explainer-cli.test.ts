@@ -75,8 +75,9 @@ describe('loupe score', () => {
     expect(JSON.parse((await runCli(args, noLlm)).stdout).ci).toEqual(out.ci);
   });
 
-  it('scores through an LLM server with the json and logprobs simulators', async () => {
-    for (const simulator of ['json', 'logprobs']) {
+  it('scores through an LLM server with the json and line-logprobs simulators', async () => {
+    // "logprobs" is the line simulator's earlier name, still accepted
+    for (const simulator of ['json', 'line-logprobs', 'logprobs']) {
       const before = server.requests.length;
       const { code, stdout, stderr } = await runCli(
         [
@@ -98,11 +99,15 @@ describe('loupe score', () => {
       expect(stderr).toBe('');
       expect(code).toBe(0);
       const out = JSON.parse(stdout);
-      expect(out.provenance).toMatchObject({ simulator_model: 'local-model', simulator_method: simulator });
+      expect(out.provenance).toMatchObject({
+        simulator_model: 'local-model',
+        simulator_method: simulator === 'logprobs' ? 'line-logprobs' : simulator,
+        record_split: null,
+      });
       expect(out.failures).toEqual([]);
       expect(out.score).toBeGreaterThan(0.9);
       expect(server.requests[before].body.model).toBe('local-model');
-      // json: all 16 sequences in one call; logprobs: one call per sequence
+      // json: all 16 sequences in one call; line-logprobs: one call per sequence
       expect(server.requests.length - before).toBe(simulator === 'json' ? 1 : 16);
     }
   });
@@ -123,7 +128,9 @@ describe('loupe score', () => {
       ['score', '--records', recordsFile, '--explanation', 'x', '--simulator', 'magic'],
       noLlm,
     );
-    expect(unknown.stderr).toMatch(/unknown simulator "magic": expected one of baseline, logprobs, json/);
+    expect(unknown.stderr).toMatch(
+      /unknown simulator "magic": expected one of baseline, openai-all-at-once, openai-token-by-token, line-logprobs, json/,
+    );
     const missing = await runCli(
       ['score', '--records', path.join(scratch, 'nope.json'), '--explanation', 'x'],
       noLlm,
@@ -138,7 +145,17 @@ describe('loupe explain', () => {
     expect(baseline.code).toBe(0);
     const out = JSON.parse(baseline.stdout);
     expect(out).toMatchObject({ explanation: 'the token "river".', explainer_model: 'baseline-statistical' });
-    expect(out.score.provenance.record_ids.top).toEqual(['top:1', 'top:3', 'top:5', 'top:7']);
+    // 8 top and 8 random records: OpenAI's split deals 2 per split, and scores the valid ones
+    expect(out.score.provenance.record_ids.top).toEqual(['top:2', 'top:6']);
+    expect(out.score.provenance.record_split).toMatchObject({ name: 'openai', top_per_split: 2 });
+    const halves = JSON.parse(
+      (await runCli(['explain', '--records', recordsFile, '--record-split', 'halves', '--json'], noLlm))
+        .stdout,
+    );
+    expect(halves.score.provenance.record_ids.top).toEqual(['top:1', 'top:3', 'top:5', 'top:7']);
+    const badSplit = await runCli(['explain', '--records', recordsFile, '--record-split', 'thirds'], noLlm);
+    expect(badSplit.code).toBe(2);
+    expect(badSplit.stderr).toMatch(/unknown record split "thirds": expected one of openai, halves/);
 
     const llm = await runCli(
       ['explain', '--records', recordsFile, '--llm-base-url', server.url, '--simulator', 'json', '--json'],

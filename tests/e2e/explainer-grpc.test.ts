@@ -83,7 +83,10 @@ describe('ExplainerService over gRPC', () => {
     expect(JSON.parse(reply.score.provenanceJson)).toMatchObject({
       simulator_model: 'baseline-statistical',
       seed: 4,
-      record_ids: { top: ['top:1:window:1', 'top:3:window:3', 'top:5:window:5', 'top:7:window:7'] },
+      simulator_method: 'baseline',
+      // 8 top records: OpenAI's split deals 2 per split and scores the valid ones (positions 2 and 6)
+      record_ids: { top: ['top:2:window:2', 'top:6:window:6'] },
+      record_split: { name: 'openai', top_per_split: 2 },
     });
     const search = await call('SearchExplanations', { query: 'rivers', unitPrefix: 'tiny/' });
     expect(search.hits).toHaveLength(1);

@@ -181,7 +181,8 @@ afterAll(async () => {
 
 const EXPLANATION_FIELDS = `id unitId text explainerModel simulatorModel promptVersion baseline createdAt
   score { method value topOnly randomOnly ciLow ciHigh reason baseline
-          provenance { explainerModel simulatorModel promptVersion recordIds { top random } seed failures json }
+          provenance { explainerModel simulatorModel simulatorMethod recordSplit promptVersion
+            recordIds { top random } seed failures json }
           usage { calls promptTokens completionTokens retries } }`;
 
 /** The records of a neuron that a score's record ids name ("top:window:N"), in that order. */
@@ -214,7 +215,11 @@ describe('GraphQL gateway over the explainer', () => {
       explainerModel: 'baseline-statistical',
       simulatorModel: 'baseline-statistical',
       baseline: true,
-      score: { method: 'SIMULATION', baseline: true, provenance: { seed: 7, failures: 0 } },
+      score: {
+        method: 'SIMULATION',
+        baseline: true,
+        provenance: { seed: 7, failures: 0, simulatorMethod: 'baseline', recordSplit: 'openai' },
+      },
     });
     expect(result.candidates).toEqual([{ text: explained.text, selectionScore: null }]);
     const { recordIds } = explained.score.provenance;

@@ -7,6 +7,13 @@
 // is recorded, and the most requests ever in flight at once is counted, so tests can check the
 // concurrency limit without timing anything. POST /v1/embeddings answers with `bagOfWordsEmbedding`, a
 // deterministic stand-in under which texts sharing words are near each other.
+//
+// POST /v1/completions speaks the legacy completions protocol as vLLM's OpenAI-compatible server does:
+// with `echo` and `logprobs: N` it returns the prompt's own tokens (split by `tokenizePrompt`) with
+// `tokens`, `token_logprobs` (null for the first), `top_logprobs` (the N likeliest, null for the first)
+// and `text_offset`, then the completion. The distribution at each prompt position comes from the
+// `promptDistribution` option, so tests script what a model "believes" at each slot, and the server
+// keeps only the top N of it exactly as a real server would.
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -44,6 +51,23 @@ export interface LlmServerOptions {
   respond?: (request: RecordedRequest) => LlmReply;
   /** When set, requests without `Authorization: Bearer <key>` get a 401. */
   apiKey?: string;
+  /**
+   * /v1/completions: the probabilities of the next token before prompt token `index` (index ≥ 1);
+   * unlisted tokens get what is left, spread over filler words. Default: the actual token has p = 1.
+   */
+  promptDistribution?: (tokens: readonly string[], index: number) => Record<string, number> | undefined;
+  /** /v1/completions: the generated text after the prompt (default a single "\n"). */
+  completionText?: string;
+  /** /v1/completions: false sends no `usage` (the client then counts tokens itself). */
+  completionUsage?: boolean;
+  /** /v1/completions: how long to wait before answering (a latency model for benchmarks). */
+  completionDelayMs?: (body: unknown) => number;
+}
+
+/** One recorded /v1/completions request. */
+export interface RecordedCompletion {
+  // biome-ignore lint/suspicious/noExplicitAny: the request body is whatever the client sent
+  body: any;
 }
 
 export interface LlmServer {
@@ -52,6 +76,8 @@ export interface LlmServer {
   requests: RecordedRequest[];
   /** Inputs of each /embeddings request. */
   embeddingRequests: string[][];
+  /** Each /completions request. */
+  completionRequests: RecordedCompletion[];
   /** The most requests that were in flight at the same moment. */
   maxConcurrent(): number;
   /** Replies still queued. */
@@ -62,6 +88,7 @@ export interface LlmServer {
 export async function startLlmServer(options: LlmServerOptions = {}): Promise<LlmServer> {
   const requests: RecordedRequest[] = [];
   const embeddingRequests: string[][] = [];
+  const completionRequests: RecordedCompletion[] = [];
   const queue = [...(options.replies ?? [])];
   let inFlight = 0;
   let maxInFlight = 0;
@@ -88,6 +115,21 @@ export async function startLlmServer(options: LlmServerOptions = {}): Promise<Ll
             usage: { prompt_tokens: 0, total_tokens: 0 },
           }),
         );
+        return;
+      }
+      if (req.method === 'POST' && req.url === '/v1/completions') {
+        if (options.apiKey && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+          res.writeHead(401, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ error: { message: 'invalid api key' } }));
+          return;
+        }
+        const body = JSON.parse(raw);
+        completionRequests.push({ body });
+        const delay = options.completionDelayMs?.(body) ?? 0;
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+        if (res.destroyed || req.socket.destroyed) return;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(completionReply(body, options, completionRequests.length)));
         return;
       }
       if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
@@ -165,6 +207,7 @@ export async function startLlmServer(options: LlmServerOptions = {}): Promise<Ll
     url: `http://127.0.0.1:${port}/v1`,
     requests,
     embeddingRequests,
+    completionRequests,
     queue,
     maxConcurrent: () => maxInFlight,
     close: () =>
@@ -172,6 +215,85 @@ export async function startLlmServer(options: LlmServerOptions = {}): Promise<Ll
         server.closeAllConnections();
         server.close((err) => (err ? reject(err) : resolve()));
       }),
+  };
+}
+
+/**
+ * A stand-in tokenizer for prompts: newlines, TABs, "<" and ">" alone, words with their leading space,
+ * other punctuation one character at a time. Tokens concatenate back to the prompt exactly.
+ */
+export function tokenizePrompt(prompt: string): string[] {
+  return prompt.match(/\n|\t|<|>| ?[A-Za-z0-9_]+| +|[^\sA-Za-z0-9_<>]/g) ?? [];
+}
+
+// Filler alternatives that take the probability a scripted distribution leaves unassigned.
+const FILLER = ['the', 'of', 'and', 'a', 'to', 'in', 'is', 'it', 'that', 'was', 'for', 'on', 'as', 'with'];
+
+/** The legacy completions answer: echoed prompt logprobs (top N of the scripted distribution). */
+function completionReply(
+  // biome-ignore lint/suspicious/noExplicitAny: the request body is whatever the client sent
+  body: any,
+  options: LlmServerOptions,
+  id: number,
+): Record<string, unknown> {
+  const prompt = String(body.prompt ?? '');
+  const top = typeof body.logprobs === 'number' ? body.logprobs : 0;
+  const completion = body.max_tokens === 0 ? '' : (options.completionText ?? '\n');
+  const promptTokens = body.echo ? tokenizePrompt(prompt) : [];
+  const allTokens = [...promptTokens, ...(completion ? [completion] : [])];
+  const tokens: string[] = [];
+  const tokenLogprobs: (number | null)[] = [];
+  const topLogprobs: (Record<string, number> | null)[] = [];
+  const offsets: number[] = [];
+  let offset = 0;
+  allTokens.forEach((token, i) => {
+    tokens.push(token);
+    offsets.push(offset);
+    offset += token.length;
+    if (i === 0 && body.echo) {
+      tokenLogprobs.push(null);
+      topLogprobs.push(null);
+      return;
+    }
+    const scripted = (i < promptTokens.length
+      ? options.promptDistribution?.(promptTokens, i)
+      : undefined) ?? {
+      [token]: 1,
+    };
+    const full = { ...scripted };
+    const left = Math.max(0, 1 - Object.values(scripted).reduce((a, b) => a + b, 0));
+    for (const word of FILLER) if (!(word in full)) full[word] = left / FILLER.length;
+    const ranked = Object.entries(full)
+      .filter(([, p]) => p > 0)
+      .sort((a, b) => b[1] - a[1]);
+    topLogprobs.push(Object.fromEntries(ranked.slice(0, top).map(([t, p]) => [t, Math.log(p)])));
+    tokenLogprobs.push(Math.log(full[token] ?? 1e-9));
+  });
+  const text = (body.echo ? prompt : '') + completion;
+  return {
+    id: `cmpl-${id}`,
+    object: 'text_completion',
+    model: body.model,
+    choices: [
+      {
+        index: 0,
+        text,
+        logprobs:
+          top > 0
+            ? { tokens, token_logprobs: tokenLogprobs, top_logprobs: topLogprobs, text_offset: offsets }
+            : null,
+        finish_reason: 'length',
+      },
+    ],
+    ...(options.completionUsage === false
+      ? {}
+      : {
+          usage: {
+            prompt_tokens: tokenizePrompt(prompt).length,
+            completion_tokens: completion ? 1 : 0,
+            total_tokens: tokenizePrompt(prompt).length + (completion ? 1 : 0),
+          },
+        }),
   };
 }
 

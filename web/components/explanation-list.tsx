@@ -17,6 +17,10 @@ export const EXPLANATION_LIST_ITEM = graphql(`
       topOnly
       randomOnly
       reason
+      provenance {
+        simulatorMethod
+        recordSplit
+      }
     }
   }
 `);
@@ -45,7 +49,21 @@ export function ExplanationList(props: { explanations: ExplanationListItemFragme
           </span>
           <div className="muted provenance">
             {e.baseline ? <span className="badge">baseline</span> : null} explained by{' '}
-            {e.explainerModel ?? 'a person'}, simulated by {e.simulatorModel} · {e.createdAt}
+            {e.explainerModel ?? 'a person'}, {e.score.method === 'SIMULATION' ? 'simulated' : 'judged'} by{' '}
+            {e.simulatorModel}
+            {e.score.provenance.simulatorMethod ? (
+              <span data-simulator-method={e.score.provenance.simulatorMethod}>
+                {' '}
+                ({e.score.provenance.simulatorMethod} simulator)
+              </span>
+            ) : null}
+            {e.score.provenance.recordSplit ? (
+              <span data-record-split={e.score.provenance.recordSplit}>
+                {' '}
+                on the {e.score.provenance.recordSplit} record split
+              </span>
+            ) : null}{' '}
+            · {e.createdAt}
           </div>
         </li>
       ))}

@@ -195,7 +195,10 @@ apikey
 const llmFlags = (command: Command) =>
   command
     .requiredOption('--records <file.json>', '{"top":[{"tokens":[...],"activations":[...]}],"random":[...]}')
-    .option('--simulator <kind>', 'baseline, logprobs or json (default: logprobs with an LLM, else baseline)')
+    .option(
+      '--simulator <kind>',
+      'openai-all-at-once, openai-token-by-token, line-logprobs, json or baseline (default: LOUPE_SIMULATOR, else line-logprobs with an LLM, baseline without)',
+    )
     .option(
       '--llm-base-url <url>',
       'OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: $LOUPE_LLM_BASE_URL)',
@@ -211,6 +214,10 @@ llmFlags(program.command('score'))
   .action((options) => runCommand(() => import('./commands/explain.js').then((m) => m.score(options))));
 llmFlags(program.command('explain'))
   .option('--candidates <n>', 'explanations to ask for; the best by simulation is kept', '1')
+  .option(
+    '--record-split <split>',
+    "openai (OpenAI's train / calibration / valid / test, scored on valid) or halves (even explain, odd score); default openai, or halves for a unit with fewer than 4 top records",
+  )
   .description(
     'explain a unit from its records (statistical baseline without an LLM) and score it on held-out records',
   )
@@ -221,7 +228,10 @@ jobs
   .option('--units <spec>', 'units to score: model/hook/0-99, model/sae-id/3,7,12; several joined by ";"')
   .option('--job <id>', 'resume this job instead of starting one')
   .option('--method <method>', 'simulation, detection or fuzzing', 'simulation')
-  .option('--simulator <kind>', 'baseline, logprobs or json (default: logprobs with an LLM, else baseline)')
+  .option(
+    '--simulator <kind>',
+    'openai-all-at-once, openai-token-by-token, line-logprobs, json or baseline (default: LOUPE_SIMULATOR, else line-logprobs with an LLM, baseline without)',
+  )
   .option('--llm-base-url <url>', 'OpenAI-compatible server (default: $LOUPE_LLM_BASE_URL)')
   .option('--llm-model <model>', 'model name (default: $LOUPE_LLM_MODEL)')
   .option(

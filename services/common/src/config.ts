@@ -201,6 +201,13 @@ export const VARIABLES = {
     description: 'Model name the explainer and simulator ask the LLM server for',
     parse: text,
   },
+  simulator: {
+    name: 'LOUPE_SIMULATOR',
+    default: undefined,
+    description:
+      'Simulator when a request names none and an LLM server is set: openai-all-at-once, openai-token-by-token, line-logprobs, json or baseline; unset = line-logprobs',
+    parse: text,
+  },
   llmConcurrency: {
     name: 'LOUPE_LLM_CONCURRENCY',
     default: '4',

@@ -5,6 +5,7 @@ import { loadConfig, UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import {
   classificationScore,
+  configuredSimulator,
   createJob,
   EXPLAINER_MIGRATIONS_DIR,
   EXPLAINER_SCHEMA,
@@ -17,6 +18,7 @@ import {
   jobResults,
   llmOptionsFromConfig,
   modelsForJob,
+  parseRecordSplit,
   parseSimulatorMethod,
   parseUnitRecords,
   parseUnitSpec,
@@ -65,15 +67,22 @@ export async function score(options: LlmFlags & { explanation: string; method: s
   }
 }
 
-/** `loupe explain`: explain on half the top records, score the best candidate on the held-out half. */
-export async function explain(options: LlmFlags & { candidates: string }): Promise<void> {
+/**
+ * `loupe explain`: explain on the train split, choose among candidates on the selection split, score the
+ * best on the held-out split (OpenAI's four-way split by default).
+ */
+export async function explain(
+  options: LlmFlags & { candidates: string; recordSplit?: string },
+): Promise<void> {
   const candidates = wholeNumber(options.candidates, '--candidates', 1);
+  const split = options.recordSplit === undefined ? undefined : parseRecordSplit(options.recordSplit);
   const { records, models, seed, bootstrapSamples } = await prepare(options);
   await printJson(
     await explainUnit(records, {
       explainer: models.explainer,
       simulator: models.simulator,
       candidates,
+      split,
       seed,
       bootstrapSamples,
       meter: new UsageMeter(),
@@ -87,7 +96,12 @@ async function prepare(options: LlmFlags) {
     ...(options.llmBaseUrl ? { baseUrl: options.llmBaseUrl.replace(/\/+$/, '') } : {}),
     ...(options.llmModel ? { model: options.llmModel } : {}),
   });
-  const method = options.simulator === undefined ? undefined : parseSimulatorMethod(options.simulator);
+  const method =
+    options.simulator === undefined
+      ? llm
+        ? configuredSimulator(config)
+        : undefined
+      : parseSimulatorMethod(options.simulator);
   return {
     records: await readRecords(options.records),
     models: selectModels(llm, method),

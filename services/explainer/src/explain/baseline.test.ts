@@ -24,20 +24,45 @@ describe('baseline explainer and simulator', () => {
       prompt_version: expect.any(String),
       seed: 5,
     });
-    // held-out: odd records only, 15 top + 15 random
-    expect(result.score.provenance.record_ids.top).toEqual(
-      unit.top.filter((_, i) => i % 2 === 1).map((r) => r.id),
-    );
-    expect(result.score.provenance.record_ids.random).toHaveLength(15);
+    // held-out: OpenAI's valid split, every 4th of the first 20 top records from the third, and every
+    // 3rd of the first 15 random records from the second
+    expect(result.score.provenance.record_ids.top).toEqual(['top:2', 'top:6', 'top:10', 'top:14', 'top:18']);
+    expect(result.score.provenance.record_ids.random).toEqual([
+      'random:1',
+      'random:4',
+      'random:7',
+      'random:10',
+      'random:13',
+    ]);
+    expect(result.score.provenance.record_split).toMatchObject({
+      name: 'openai',
+      top_per_split: 5,
+      random_per_split: 5,
+    });
     expect(result.score.score).toBeGreaterThan(0.9);
     const [lo, hi] = result.score.ci as [number, number];
     expect(lo).toBeLessThanOrEqual(result.score.score as number);
     expect(hi).toBeGreaterThanOrEqual(result.score.score as number);
   });
 
+  it('the halves split scores the odd records, 1:1 top and random', async () => {
+    const unit = syntheticUnit({ seed: 1, firesOn: ' river', records: 30 });
+    const result = await explainUnit(unit, {
+      explainer: new BaselineExplainer(),
+      simulator: new BaselineSimulator(),
+      split: 'halves',
+      bootstrapSamples: 0,
+    });
+    expect(result.score.provenance.record_ids.top).toEqual(
+      unit.top.filter((_, i) => i % 2 === 1).map((r) => r.id),
+    );
+    expect(result.score.provenance.record_ids.random).toHaveLength(15);
+    expect(result.score.provenance.record_split?.name).toBe('halves');
+  });
+
   it('scores a unit whose activations ignore the text near 0', async () => {
     const unit = syntheticUnit({ seed: 2, records: 30 });
-    const { explain, score } = splitForScoring(unit);
+    const { explain, score } = splitForScoring(unit, 'halves');
     const explanation = baselineExplanation(explain);
     const report = await scoreExplanation(explanation, score, new BaselineSimulator(), { seed: 1 });
     // 30 windows × 24 tokens of noise: |r| of an unrelated predictor stays well under 0.2

@@ -1,6 +1,6 @@
 import { UserInputError } from '@loupe/common';
 import type { UsageMeter } from '../llm/types.js';
-import { splitForScoring, type UnitRecords } from '../records/records.js';
+import { type RecordSplit, splitRecords, type UnitRecords } from '../records/records.js';
 import { type ScoreReport, scoreExplanation } from '../score/score.js';
 import type { Simulator } from '../simulate/types.js';
 import type { Explainer } from './types.js';
@@ -9,6 +9,8 @@ export interface ExplainUnitOptions {
   explainer: Explainer;
   simulator: Simulator;
   candidates?: number;
+  /** How records divide between explaining, choosing and scoring; unnamed = OpenAI's (see splitRecords). */
+  split?: RecordSplit;
   seed?: number;
   bootstrapSamples?: number;
   meter?: UsageMeter;
@@ -24,19 +26,16 @@ export interface ExplainUnitResult {
 }
 
 /**
- * OpenAI's procedure: explain from half the top records (interleaved), choose the best candidate by
- * simulation on those same explanation records (plus the matching random half), then report its score
- * on the held-out half, top and random 1:1, so selection never sees the windows it is scored on.
+ * OpenAI's procedure: explain from the train split of the top records, choose the best candidate by
+ * simulation on the selection records (calibration under OpenAI's split, the explanation half under
+ * the halves split), then report its score on the held-out records (valid), top and random 1:1, so
+ * selection never sees the windows it is scored on. The score's provenance names the split.
  */
 export async function explainUnit(
   records: UnitRecords,
   options: ExplainUnitOptions,
 ): Promise<ExplainUnitResult> {
-  if (records.top.length < 2)
-    throw new UserInputError(
-      `explaining needs at least 2 top records (half explain, half score), got ${records.top.length}`,
-    );
-  const { explain, score } = splitForScoring(records);
+  const { explain, select, score, provenance: split } = splitRecords(records, options.split);
   const texts = [
     ...new Set(await options.explainer.explain(explain, options.candidates ?? 1, options.meter)),
   ];
@@ -48,7 +47,7 @@ export async function explainUnit(
       texts.map(async (explanation) => ({
         explanation,
         selection_score: (
-          await scoreExplanation(explanation, explain, options.simulator, {
+          await scoreExplanation(explanation, select, options.simulator, {
             bootstrapSamples: 0,
             meter: options.meter,
           })
@@ -62,6 +61,7 @@ export async function explainUnit(
     bootstrapSamples: options.bootstrapSamples,
     explainerModel: options.explainer.model,
     meter: options.meter,
+    split,
   });
   return {
     explanation: best.explanation,

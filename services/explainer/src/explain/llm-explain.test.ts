@@ -65,10 +65,10 @@ describe('LLM explainer', () => {
     // 3 explanation calls, 3 selection simulations, 1 held-out simulation (all sequences in one call each)
     expect(server.requests).toHaveLength(7);
     expect(meter.snapshot().calls).toBe(7);
-    // explanation prompts show only the explanation half (even top records), in token<TAB>activation form
+    // explanation prompts show only the train split (top records 0, 4, 8), in token<TAB>activation form
     const explainPrompt = server.requests.find((r) => !r.body.response_format)?.lastUser ?? '';
     expect(explainPrompt).toContain(`${unit.top[0].tokens[0]}\t`);
-    const heldOut = unit.top[1].tokens.join('');
+    const heldOut = unit.top[2].tokens.join('');
     expect(
       server.requests.filter((r) => !r.body.response_format).every((r) => !r.lastUser.includes(heldOut)),
     ).toBe(true);
@@ -85,11 +85,12 @@ describe('LLM explainer', () => {
       simulator: new JsonSimulator(client),
     });
     expect(result.score.score).toBeNull();
-    expect(result.score.reasons.score).toMatch(/4 of 4 simulations failed/);
+    // 4 top and 4 random records: one of each per OpenAI split, so valid holds 1 top + 1 random
+    expect(result.score.reasons.score).toMatch(/2 of 2 simulations failed/);
     expect(result.score.failures[0]).toMatchObject({
       side: 'top',
       reason: expect.stringMatching(/not JSON/),
     });
-    expect(result.score.simulated.top).toEqual([null, null]);
+    expect(result.score.simulated.top).toEqual([null]);
   });
 });

@@ -1,6 +1,6 @@
 import type { UsageMeter, UsageTotals } from '../llm/types.js';
 import { PROMPT_VERSION } from '../prompts/format.js';
-import type { ActivationRecord, UnitRecords } from '../records/records.js';
+import type { ActivationRecord, SplitProvenance, UnitRecords } from '../records/records.js';
 import type { Simulator } from '../simulate/types.js';
 import { bootstrapInterval } from './bootstrap.js';
 import { joinedPearson } from './pearson.js';
@@ -11,12 +11,16 @@ export interface ScoreOptions {
   /** Name of the model that wrote the explanation, for provenance (absent when a user gave it). */
   explainerModel?: string;
   meter?: UsageMeter;
+  /** The split the scored records came from; absent when the caller scores every record it was given. */
+  split?: SplitProvenance;
 }
 
 export interface ScoreProvenance {
   explainer_model: string | null;
   simulator_model: string;
   simulator_method: string;
+  /** Which split of the unit's records was scored (null: every record given was scored). */
+  record_split: SplitProvenance | null;
   prompt_version: string;
   record_ids: { top: string[]; random: string[] };
   seed: number;
@@ -99,6 +103,7 @@ export async function scoreExplanation(
       explainer_model: options.explainerModel ?? null,
       simulator_model: simulator.model,
       simulator_method: simulator.method,
+      record_split: options.split ?? null,
       prompt_version: PROMPT_VERSION,
       record_ids: { top: records.top.map((r) => r.id), random: records.random.map((r) => r.id) },
       seed,

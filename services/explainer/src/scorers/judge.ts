@@ -1,4 +1,5 @@
-import type { ChatModel, UsageMeter } from '../llm/types.js';
+import type { ChatMessage, ChatModel, UsageMeter } from '../llm/types.js';
+import { FEW_SHOT_EXAMPLES } from '../prompts/few-shot.js';
 import { BaselineSimulator } from '../simulate/baseline-simulator.js';
 
 /** One example shown to a judge: the text as tokens, some of them optionally highlighted. */
@@ -38,9 +39,36 @@ export function renderExample(example: JudgedExample): string {
     .replace(/\n/g, ' ');
 }
 
+const systemPrompt = (task: JudgeTask) =>
+  `We are studying units (neurons or learned features) of a language model. ${QUESTIONS[task]} Reply with JSON only: {"answers":[1,0,...]}, one answer per example in order.`;
+
+const askFor = (explanation: string, examples: readonly JudgedExample[]) =>
+  `Explanation: ${explanation}\n${examples.map((e, i) => `Example ${i + 1}: ${renderExample(e)}`).join('\n')}`;
+
+/**
+ * A worked exchange before the real question, as delphi's prompts carry few-shot examples: Loupe's own
+ * example records (the river unit's two windows are positives, two windows of other units negatives),
+ * highlighted for fuzzing as the task would (the firing tokens, or arbitrary ones).
+ */
+function fewShot(task: JudgeTask): ChatMessage[] {
+  const [time, quote, river] = FEW_SHOT_EXAMPLES;
+  const firing = (activations: readonly number[]) => activations.flatMap((a, i) => (a > 0 ? [i] : []));
+  const examples: JudgedExample[] = [
+    { tokens: river.records[0].tokens, highlighted: firing(river.records[0].activations) },
+    { tokens: time.records[0].tokens, highlighted: [1, 2] },
+    { tokens: river.records[1].tokens, highlighted: firing(river.records[1].activations) },
+    { tokens: quote.records[0].tokens, highlighted: [5] },
+  ];
+  const shown = task === 'detection' ? examples.map((e) => ({ tokens: e.tokens })) : examples;
+  return [
+    { role: 'user', content: askFor(river.explanation, shown) },
+    { role: 'assistant', content: JSON.stringify({ answers: [1, 0, 1, 0] }) },
+  ];
+}
+
 /**
  * Detection and fuzzing as asked of a chat model (EleutherAI, "Automatically Interpreting Millions of
- * Features in LLMs"): several examples per call, answers as a JSON list of 0/1.
+ * Features in LLMs"): a few-shot exchange, then several examples per call, answers as a JSON list of 0/1.
  */
 export class LlmJudge implements Judge {
   readonly model: string;
@@ -50,15 +78,12 @@ export class LlmJudge implements Judge {
   }
 
   async judge(task: JudgeTask, explanation: string, examples: readonly JudgedExample[], meter?: UsageMeter) {
-    const list = examples.map((e, i) => `Example ${i + 1}: ${renderExample(e)}`).join('\n');
     const reply = await this.llm.chat(
       {
         messages: [
-          {
-            role: 'system',
-            content: `We are studying units (neurons or learned features) of a language model. ${QUESTIONS[task]} Reply with JSON only: {"answers":[1,0,...]}, one answer per example in order.`,
-          },
-          { role: 'user', content: `Explanation: ${explanation}\n${list}` },
+          { role: 'system', content: systemPrompt(task) },
+          ...fewShot(task),
+          { role: 'user', content: askFor(explanation, examples) },
         ],
         temperature: 0,
         responseFormat: 'json_object',

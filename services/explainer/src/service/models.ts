@@ -50,7 +50,7 @@ export class Models {
           ...(resolved.model ? { model: resolved.model } : {}),
         })
       : undefined;
-    return selectModels(llm, choice.simulator ? parseSimulatorMethod(choice.simulator) : undefined);
+    return selectModels(llm, resolved.simulator ? parseSimulatorMethod(resolved.simulator) : undefined);
   }
 
   /** Validated now, so a bad choice fails the request rather than every unit of the job. */

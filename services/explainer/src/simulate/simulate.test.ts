@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type LlmServer, lineReply, startLlmServer } from '../../../../tests/support/llm-server.js';
 import { LlmClient } from '../llm/client.js';
 import { JsonSimulator, packBatches, readJsonSimulation } from './json-simulator.js';
-import { expectedValue, LogprobSimulator, readLineSimulation } from './logprob-simulator.js';
+import { expectedValue, LineLogprobSimulator, readLineSimulation } from './line-logprob-simulator.js';
 
 let server: LlmServer | undefined;
 afterEach(async () => {
@@ -12,7 +12,7 @@ afterEach(async () => {
 const llm = (url: string) =>
   new LlmClient({ baseUrl: url, model: 'sim', concurrency: 2, timeoutMs: 5000, backoffMs: 1 });
 
-describe('logprob simulator', () => {
+describe('line logprob simulator', () => {
   it('expected value over "0"–"10", normalised over the numeric alternatives (hand-computed)', () => {
     // p(0)=0.5, p(5)=0.3, p(10)=0.1, "x"=0.1 ignored: (0·0.5 + 5·0.3 + 10·0.1) / 0.9 = 2.5/0.9
     const alts = [
@@ -30,7 +30,7 @@ describe('logprob simulator', () => {
     server = await startLlmServer({
       replies: [lineReply(tokens, [{ '0': 0.9, '1': 0.1 }, { '8': 0.5, '10': 0.25, '6': 0.25 }, { '0': 1 }])],
     });
-    const [outcome] = await new LogprobSimulator(llm(server.url)).simulate('the word "cat"', [tokens]);
+    const [outcome] = await new LineLogprobSimulator(llm(server.url)).simulate('the word "cat"', [tokens]);
     expect(outcome.ok).toBe(true);
     const values = (outcome as { values: number[] }).values;
     expect(values[0]).toBeCloseTo(0.1, 12);
@@ -62,7 +62,7 @@ describe('logprob simulator', () => {
   it('records a failure when the reply does not repeat the tokens or has no logprobs', async () => {
     const bad = lineReply(['The', ' dog'], [{ '0': 1 }, { '0': 1 }]);
     server = await startLlmServer({ replies: [bad, { content: 'The\t0\n cat\t0' }] });
-    const sim = new LogprobSimulator(llm(server.url));
+    const sim = new LineLogprobSimulator(llm(server.url));
     const [mismatch] = await sim.simulate('x', [['The', ' cat']]);
     expect(mismatch).toMatchObject({
       ok: false,

@@ -43,6 +43,12 @@ function parseProvenance(json: string): Record<string, unknown> {
   }
 }
 
+/** The split's name from the explainer's record_split provenance ({ name, … }), or null. */
+const splitName = (v: unknown) =>
+  v && typeof v === 'object' && typeof (v as { name?: unknown }).name === 'string'
+    ? (v as { name: string }).name
+    : null;
+
 const strings = (v: unknown) => (Array.isArray(v) ? v.map(String) : []);
 
 /** Score (value with top-only, random-only, 95% interval, or null and why) and its provenance. */
@@ -63,6 +69,8 @@ export function scoreView(score: Score__Output, models: { explainer: string; sim
     provenance: {
       explainerModel: explainer || null,
       simulatorModel: simulator,
+      simulatorMethod: typeof p.simulator_method === 'string' ? p.simulator_method : null,
+      recordSplit: splitName(p.record_split),
       promptVersion: typeof p.prompt_version === 'string' ? p.prompt_version : null,
       recordIds: { top: strings(ids.top), random: strings(ids.random) },
       seed: typeof p.seed === 'number' ? p.seed : null,

@@ -8,12 +8,15 @@ const TOP_LOGPROBS = 15;
 const DIGIT_TOKEN = /^(10|[0-9])$/;
 
 /**
- * OpenAI's simulator, on chat completions: the model writes `token<TAB>N` per token, and the prediction
- * at each token is the expected value of N under the model's distribution over "0"…"10" at that slot
- * (normalised over the numeric alternatives shown), not the sampled digit. One call per sequence.
+ * Loupe's line simulator, on chat completions: the model writes `token<TAB>N` per token, and the
+ * prediction at each token is the expected value of N under the model's distribution over "0"…"10" at
+ * that slot (normalised over the numeric alternatives shown), not the sampled digit. One call per
+ * sequence. Not OpenAI's simulator: the model has seen the whole sequence before it writes the first
+ * line, and each digit follows its own earlier digits, so predictions are not causal; its scores are
+ * not comparable with OpenAI's (use openai-all-at-once or openai-token-by-token for that).
  */
-export class LogprobSimulator implements Simulator {
-  readonly method = 'logprobs' as const;
+export class LineLogprobSimulator implements Simulator {
+  readonly method = 'line-logprobs' as const;
   readonly model: string;
 
   constructor(private readonly llm: ChatModel) {
