@@ -1,7 +1,7 @@
 import { explainUnit } from '../explain/explain-unit.js';
 import type { Explainer } from '../explain/types.js';
 import type { UsageMeter } from '../llm/types.js';
-import { splitForScoring, type UnitRecords } from '../records/records.js';
+import { heldOutRecords, splitRecords, type UnitRecords } from '../records/records.js';
 import { classificationScore } from '../scorers/classify.js';
 import type { Judge } from '../scorers/judge.js';
 import type { Simulator } from '../simulate/types.js';
@@ -29,13 +29,17 @@ export async function scoreUnit(
     const result = await explainUnit(records, { ...models, seed: options.seed, meter: options.meter });
     return fromScoreReport(unit, result.score);
   }
-  const { explain, score } = splitForScoring(records);
+  // detection and fuzzing sample their own examples (as delphi does) from every record the explainer
+  // did not see, not only the simulation's valid split
+  const { explain } = splitRecords(records);
+  const { records: held, provenance } = heldOutRecords(records);
   const [explanation] = await models.explainer.explain(explain, 1, options.meter);
   if (!explanation) throw new Error(`the explainer (${models.explainer.model}) returned no explanation`);
-  const report = await classificationScore(method, explanation, score, {
+  const report = await classificationScore(method, explanation, held, {
     judge: models.judge,
     seed: options.seed,
     meter: options.meter,
+    split: provenance,
   });
   return fromClassificationReport(unit, report, models.explainer.model);
 }
