@@ -5,19 +5,12 @@ import {
   isFloatDtype,
   SafetensorsReader,
   type TensorToWrite,
+  UserInputError,
   writeSafetensors,
 } from '@loupe/common';
 import { saeLensArchitecture } from './architectures/registry.js';
-import {
-  SAE_ARCHITECTURES,
-  SAE_NORMALISATIONS,
-  type Sae,
-  type SaeArchitecture,
-  type SaeConfig,
-  type SaeNormalisation,
-  type SaeWeights,
-  weightShapes,
-} from './sae-model.js';
+import { foldActivationScale, type Sae, type SaeConfig, type SaeWeights, weightShapes } from './sae-model.js';
+import { type ParsedSaeLensCfg, parseSaeLensCfg } from './saelens-cfg.js';
 
 /**
  * SAELens' on-disk layout (v6): a folder with `cfg.json` and `sae_weights.safetensors` holding W_enc
@@ -28,6 +21,8 @@ import {
  */
 export const CFG_FILE = 'cfg.json';
 export const WEIGHTS_FILE = 'sae_weights.safetensors';
+/** SAELens' per-latent log10 firing frequency (tensor `sparsity` [d_sae]), present in some folders. */
+export const SPARSITY_FILE = 'sparsity.safetensors';
 
 /**
  * The SAELens version whose layout we write. SAELens reads a cfg without a version as pre-6 and
@@ -81,12 +76,44 @@ function toCfgJson(config: SaeConfig, extra: Json): Json {
   };
 }
 
-/** Reads an SAE folder written by SAELens (v6 or older flat cfg) or by `writeSaeLens`. */
-export async function readSaeLens(dir: string): Promise<Sae> {
+export interface ReadSaeLensOptions {
+  /**
+   * For `normalize_activations: expected_average_only_in`: the dataset's norm scaling factor (SAELens'
+   * `norm_scaling_factor` for the SAE), folded into the weights as SAELens' `from_pretrained` does.
+   */
+  normScalingFactor?: number;
+}
+
+/**
+ * Reads an SAE folder written by SAELens (v6 or an older flat cfg, see saelens-cfg.ts) or by
+ * `writeSaeLens`. What older layouts keep beside the weights (a finetuning scaling factor, a norm
+ * scaling factor) is folded in, so the SAE returned encodes and decodes with SAELens' semantics
+ * through the plain forward of sae-forward.ts.
+ */
+export async function readSaeLens(dir: string, options: ReadSaeLensOptions = {}): Promise<Sae> {
   const cfg = await readCfg(dir);
-  const config = parseConfig(cfg, dir);
-  const weights = await readWeights(dir, config);
-  return { config, weights };
+  const file = path.join(dir, WEIGHTS_FILE);
+  const reader = await SafetensorsReader.open(file).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new CheckpointError(`${dir}: no ${WEIGHTS_FILE}`);
+    throw err;
+  });
+  try {
+    const cfgFile = path.join(dir, CFG_FILE);
+    const parsed = parseSaeLensCfg(
+      cfg,
+      (problem) => new CheckpointError(`${cfgFile}: ${problem}`),
+      reader.tensors.get('W_enc')?.shape,
+    );
+    let weights = await readWeights(reader, file, parsed.config);
+    weights = await applyFinetuningScale(reader, file, parsed, weights);
+    const sae: Sae = { config: parsed.config, weights };
+    return parsed.normalisation === 'expected_average_only_in'
+      ? foldNormScalingFactor(sae, cfgFile, options.normScalingFactor)
+      : sae;
+  } finally {
+    await reader.close();
+  }
 }
 
 async function readCfg(dir: string): Promise<Json> {
@@ -107,118 +134,88 @@ async function readCfg(dir: string): Promise<Json> {
   return cfg as Json;
 }
 
-function parseConfig(cfg: Json, dir: string): SaeConfig {
-  const file = path.join(dir, CFG_FILE);
-  const bad = (problem: string) => new CheckpointError(`${file}: ${problem}`);
-  const positiveInt = (key: string): number => {
-    const v = cfg[key];
-    if (!Number.isSafeInteger(v) || (v as number) < 1)
-      throw bad(`"${key}" must be a positive whole number, got ${JSON.stringify(v)}`);
-    return v as number;
+async function readWeights(reader: SafetensorsReader, file: string, config: SaeConfig): Promise<SaeWeights> {
+  const shapes = weightShapes(config);
+  const read = async (name: keyof SaeWeights): Promise<Float32Array> => {
+    const info = reader.tensors.get(name);
+    if (!info)
+      throw new CheckpointError(`${file}: no tensor "${name}" (a ${config.architecture} SAE needs it)`);
+    const want = shapes[name];
+    if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
+      throw new CheckpointError(
+        `${file}: tensor "${name}" has shape [${info.shape.join(', ')}], expected [${want.join(', ')}] for d_in = ${config.dIn}, d_sae = ${config.dSae}`,
+      );
+    }
+    if (!isFloatDtype(info.dtype))
+      throw new CheckpointError(`${file}: tensor "${name}" is ${info.dtype}, not a float`);
+    return reader.readFloat32(name);
   };
-  const dIn = positiveInt('d_in');
-  const dSae = positiveInt('d_sae');
-
-  // SAELens defaults a missing architecture to standard.
-  const architecture = cfg.architecture ?? 'standard';
-  if (!(SAE_ARCHITECTURES as readonly unknown[]).includes(architecture)) {
-    throw bad(
-      `architecture ${JSON.stringify(architecture)} is not supported; supported: ${SAE_ARCHITECTURES.join(', ')}`,
-    );
-  }
-
-  const fields = saeLensArchitecture(architecture as SaeArchitecture).readFields(cfg, dSae, bad);
-
-  const dtype = cfg.dtype ?? 'float32';
-  if (typeof dtype !== 'string') throw bad(`"dtype" must be a string, got ${JSON.stringify(dtype)}`);
-
-  // Older SAELens wrote a boolean: true meant expected_average_only_in.
-  let norm = cfg.normalize_activations ?? 'none';
-  if (norm === false) norm = 'none';
-  if (norm === true) norm = 'expected_average_only_in';
-  if (!(SAE_NORMALISATIONS as readonly unknown[]).includes(norm)) {
-    const hint =
-      norm === 'expected_average_only_in'
-        ? ': its scaling factor is not stored in the folder; fold it into the weights first (SAELens fold_activation_norm_scaling_factor)'
-        : '';
-    throw bad(
-      `normalize_activations ${JSON.stringify(norm)} is not supported${hint}; supported: ${SAE_NORMALISATIONS.join(', ')}`,
-    );
-  }
-  if (cfg.reshape_activations !== undefined && cfg.reshape_activations !== 'none')
-    throw bad(
-      `reshape_activations ${JSON.stringify(cfg.reshape_activations)} is not supported; supported: none`,
-    );
-
-  const applyBDec = cfg.apply_b_dec_to_input ?? true;
-  if (typeof applyBDec !== 'boolean') throw bad(`"apply_b_dec_to_input" must be true or false`);
-
-  const meta = [cfg.metadata, cfg.meta].find((m) => typeof m === 'object' && m !== null) as Json | undefined;
-  const text = (...values: unknown[]) =>
-    (values.find((v) => typeof v === 'string') as string | undefined) ?? null;
-  const loupe = typeof cfg.loupe === 'object' && cfg.loupe !== null ? (cfg.loupe as Json) : {};
-  const scale = loupe.activation_scale ?? 1;
-  if (typeof scale !== 'number' || !(scale > 0))
-    throw bad(`loupe.activation_scale must be a positive number`);
-
-  return {
-    architecture: architecture as SaeArchitecture,
-    dIn,
-    dSae,
-    ...fields,
-    hookName: text(meta?.hook_name, cfg.hook_name, cfg.hook_point),
-    modelName: text(meta?.model_name, cfg.model_name),
-    applyBDecToInput: applyBDec,
-    normalizeActivations: norm as SaeNormalisation,
-    activationScale: scale,
-  };
+  const weights: Partial<SaeWeights> = {};
+  for (const name of weightNames(config)) weights[name] = await read(name);
+  return weights as SaeWeights;
 }
 
-async function readWeights(dir: string, config: SaeConfig): Promise<SaeWeights> {
-  const file = path.join(dir, WEIGHTS_FILE);
-  const reader = await SafetensorsReader.open(file).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new CheckpointError(`${dir}: no ${WEIGHTS_FILE}`);
-    throw err;
-  });
-  try {
-    const shapes = weightShapes(config);
-    const read = async (name: keyof SaeWeights): Promise<Float32Array> => {
-      const info = reader.tensors.get(name);
-      if (!info)
-        throw new CheckpointError(`${file}: no tensor "${name}" (a ${config.architecture} SAE needs it)`);
-      const want = shapes[name];
-      if (info.shape.length !== want.length || info.shape.some((d, i) => d !== want[i])) {
-        throw new CheckpointError(
-          `${file}: tensor "${name}" has shape [${info.shape.join(', ')}], expected [${want.join(', ')}] for d_in = ${config.dIn}, d_sae = ${config.dSae}`,
-        );
-      }
-      if (!isFloatDtype(info.dtype))
-        throw new CheckpointError(`${file}: tensor "${name}" is ${info.dtype}, not a float`);
-      return reader.readFloat32(name);
-    };
-    await checkScalingFactor(reader, file);
-    const weights: Partial<SaeWeights> = {};
-    for (const name of weightNames(config)) weights[name] = await read(name);
-    return weights as SaeWeights;
-  } finally {
-    await reader.close();
+/** The tensor names pre-6 SAELens stored the finetuning scaling factor under (older first). */
+const FINETUNING_TENSORS = ['scaling_factor', 'finetuning_scaling_factor'] as const;
+
+/**
+ * SAELens 5 decodes `(acts · s) @ W_dec + b_dec` when `finetuning_scaling_factor` is on, with s a
+ * per-latent tensor; its loader drops an all-ones tensor and refuses one that is not all ones while
+ * the flag is off. Scaling W_dec's rows by s gives the same decode and leaves the latents (what
+ * records and explanations are about) exactly as SAELens' encode gives them.
+ */
+async function applyFinetuningScale(
+  reader: SafetensorsReader,
+  file: string,
+  parsed: ParsedSaeLensCfg,
+  weights: SaeWeights,
+): Promise<SaeWeights> {
+  const { dIn, dSae } = parsed.config;
+  const name = FINETUNING_TENSORS.find((n) => reader.tensors.has(n));
+  if (!name) {
+    if (parsed.finetuningScalingFactor)
+      throw new CheckpointError(
+        `${file}: cfg.json says finetuning_scaling_factor true, but there is no tensor ${FINETUNING_TENSORS.map((n) => `"${n}"`).join(' or ')}`,
+      );
+    return weights;
   }
+  const info = reader.tensors.get(name)!;
+  if (info.shape.length !== 1 || info.shape[0] !== dSae || !isFloatDtype(info.dtype))
+    throw new CheckpointError(
+      `${file}: tensor "${name}" is ${info.dtype} [${info.shape.join(', ')}], expected a float [${dSae}]`,
+    );
+  const scale = await reader.readFloat32(name);
+  if (scale.every((v) => v === 1)) return weights;
+  if (!parsed.finetuningScalingFactor)
+    throw new CheckpointError(
+      `${file}: tensor "${name}" is not all ones but cfg.json says finetuning_scaling_factor ${JSON.stringify(parsed.finetuningScalingFactor)}; SAELens refuses such a folder too`,
+    );
+  const W_dec = new Float32Array(weights.W_dec.length);
+  for (let i = 0; i < dSae; i++)
+    for (let j = 0; j < dIn; j++) W_dec[i * dIn + j] = weights.W_dec[i * dIn + j] * scale[i];
+  return { ...weights, W_dec };
 }
 
 /**
- * Some SAELens releases carry a `scaling_factor` (finetuning scale on the latents). All ones means
- * none, as SAELens itself decides; anything else we do not model, so refuse rather than mis-encode.
+ * expected_average_only_in: SAELens trained on activations × f (f = √d_in / mean ‖x‖ over the
+ * dataset) and, with f known, folds it in (fold_activation_norm_scaling_factor) and sets the
+ * normalisation to none; the folder itself does not hold f.
  */
-async function checkScalingFactor(reader: SafetensorsReader, file: string): Promise<void> {
-  for (const name of ['scaling_factor', 'finetuning_scaling_factor']) {
-    if (!reader.tensors.has(name)) continue;
-    const values = await reader.readFloat32(name);
-    if (values.some((v) => v !== 1))
-      throw new CheckpointError(
-        `${file}: tensor "${name}" is not all ones; finetuning scaling factors are not supported`,
-      );
-  }
+function foldNormScalingFactor(sae: Sae, cfgFile: string, factor: number | undefined): Sae {
+  if (factor === undefined)
+    throw new CheckpointError(
+      `${cfgFile}: normalize_activations "expected_average_only_in" needs the dataset's norm scaling factor, and that scaling factor is not stored in the folder; pass it (SAELens' norm_scaling_factor for this SAE, e.g. loupe sae pull --norm-scaling-factor <f>) to fold it into the weights`,
+    );
+  if (!(Number.isFinite(factor) && factor > 0))
+    throw new UserInputError(`the norm scaling factor must be a positive number, got ${factor}`);
+  return {
+    config: {
+      ...sae.config,
+      normalizeActivations: 'none',
+      activationScale: sae.config.activationScale * factor,
+    },
+    weights: foldActivationScale(sae.weights, factor),
+  };
 }
 
 function checkWeights(config: SaeConfig, weights: SaeWeights, where: string): void {
