@@ -51,14 +51,28 @@ function toBf16Exact(values: Float32Array): Float32Array {
   return new Float32Array(bits.buffer);
 }
 
-function baseTensors(seed: number, options: { threshold?: boolean; bf16?: boolean } = {}): RawTensor[] {
+/** Widths of a variant's SAE: small for the unit tests, a model's d_model for end-to-end ones. */
+export interface VariantDims {
+  dIn: number;
+  dSae: number;
+}
+
+const DEFAULT_DIMS: VariantDims = { dIn: VARIANT_D_IN, dSae: VARIANT_D_SAE };
+
+function baseTensors(
+  seed: number,
+  dims: VariantDims,
+  options: { threshold?: boolean; bf16?: boolean } = {},
+): RawTensor[] {
   const rng = Rng.derive(seed, 'test/saelens-variant');
-  const d = VARIANT_D_IN;
-  const m = VARIANT_D_SAE;
+  const d = dims.dIn;
+  const m = dims.dSae;
+  // entries of W_enc ~ N(0, 0.5²·8/d) keep pre-activations O(1) whatever d_in is
+  const encStd = 0.5 * Math.sqrt(VARIANT_D_IN / d);
   const dtype: Dtype = options.bf16 ? 'BF16' : 'F32';
   const fix = (v: Float32Array) => (options.bf16 ? toBf16Exact(v) : v);
   const tensors: RawTensor[] = [
-    { name: 'W_enc', shape: [d, m], values: fix(rng.normalFloat32(d * m, 0, 0.5)), dtype },
+    { name: 'W_enc', shape: [d, m], values: fix(rng.normalFloat32(d * m, 0, encStd)), dtype },
     { name: 'b_enc', shape: [m], values: fix(rng.normalFloat32(m, 0, 0.2)), dtype },
     { name: 'W_dec', shape: [m, d], values: fix(rng.normalFloat32(m * d, 0, 0.5)), dtype },
     { name: 'b_dec', shape: [d], values: fix(rng.normalFloat32(d, 0, 0.3)), dtype },
@@ -68,15 +82,15 @@ function baseTensors(seed: number, options: { threshold?: boolean; bf16?: boolea
   return tensors;
 }
 
-function perLatent(seed: number, mean: number, std: number): Float32Array {
-  return Rng.derive(seed, 'test/saelens-variant-latent').normalFloat32(VARIANT_D_SAE, mean, std);
+function perLatent(seed: number, dSae: number, mean: number, std: number): Float32Array {
+  return Rng.derive(seed, 'test/saelens-variant-latent').normalFloat32(dSae, mean, std);
 }
 
 const HOOK = `blocks.${VARIANT_LAYER}.hook_resid_pre`;
 const HOOK_POST = `blocks.${VARIANT_LAYER}.hook_resid_post`;
 
 /** A pre-6 cfg.json in the flat layout of Joseph Bloom's GPT-2 small residual SAEs. */
-function bloomCfg(extra: Json = {}): Json {
+function bloomCfg(dims: VariantDims, extra: Json = {}): Json {
   return {
     model_name: 'gpt2-small',
     hook_point: HOOK,
@@ -85,9 +99,9 @@ function bloomCfg(extra: Json = {}): Json {
     dataset_path: 'Skylion007/openwebtext',
     is_dataset_tokenized: false,
     context_size: 128,
-    d_in: VARIANT_D_IN,
-    d_sae: VARIANT_D_SAE,
-    expansion_factor: 2,
+    d_in: dims.dIn,
+    d_sae: dims.dSae,
+    expansion_factor: dims.dSae / dims.dIn,
     b_dec_init_method: 'geometric_median',
     l1_coefficient: 8e-5,
     lr: 4e-4,
@@ -99,14 +113,14 @@ function bloomCfg(extra: Json = {}): Json {
 }
 
 /** Every layout that imports, each with what makes it differ. */
-export function saeLensVariants(): SaeLensVariant[] {
+export function saeLensVariants(dims: VariantDims = DEFAULT_DIMS): SaeLensVariant[] {
   return [
     {
       name: 'v6-standard',
       cfg: {
         architecture: 'standard',
-        d_in: VARIANT_D_IN,
-        d_sae: VARIANT_D_SAE,
+        d_in: dims.dIn,
+        d_sae: dims.dSae,
         dtype: 'float32',
         device: 'cpu',
         apply_b_dec_to_input: true,
@@ -120,21 +134,21 @@ export function saeLensVariants(): SaeLensVariant[] {
           hook_head_index: null,
         },
       },
-      tensors: baseTensors(1),
+      tensors: baseTensors(1, dims),
     },
     {
       name: 'bloom-pre6',
-      cfg: bloomCfg(),
-      tensors: baseTensors(2),
-      sparsity: { file: 'sparsity.safetensors', values: perLatent(2, -3, 1) },
+      cfg: bloomCfg(dims),
+      tensors: baseTensors(2, dims),
+      sparsity: { file: 'sparsity.safetensors', values: perLatent(2, dims.dSae, -3, 1) },
     },
     {
       // OpenAI's TopK SAEs as SAELens 4-5 converted them: architecture standard, activation topk
       name: 'openai-topk-pre6',
       cfg: {
         architecture: 'standard',
-        d_in: VARIANT_D_IN,
-        d_sae: VARIANT_D_SAE,
+        d_in: dims.dIn,
+        d_sae: dims.dSae,
         activation_fn_str: 'topk',
         activation_fn_kwargs: { k: 5 },
         apply_b_dec_to_input: true,
@@ -146,69 +160,69 @@ export function saeLensVariants(): SaeLensVariant[] {
         dtype: 'float32',
         sae_lens_training_version: null,
       },
-      tensors: baseTensors(3),
-      sparsity: { file: 'feature_sparsity.safetensors', values: perLatent(3, -2, 1) },
+      tensors: baseTensors(3, dims),
+      sparsity: { file: 'feature_sparsity.safetensors', values: perLatent(3, dims.dSae, -2, 1) },
     },
     {
       name: 'v6-topk',
       cfg: {
         architecture: 'topk',
         k: 3,
-        d_in: VARIANT_D_IN,
-        d_sae: VARIANT_D_SAE,
+        d_in: dims.dIn,
+        d_sae: dims.dSae,
         apply_b_dec_to_input: false,
         normalize_activations: 'none',
         metadata: { sae_lens_version: '6.0.0', model_name: 'gpt2', hook_name: HOOK },
       },
-      tensors: baseTensors(4),
+      tensors: baseTensors(4, dims),
     },
     {
       // SAELens 5: decode is (acts · finetuning_scaling_factor) @ W_dec + b_dec
       name: 'finetuning-scaled-pre6',
-      cfg: bloomCfg({
+      cfg: bloomCfg(dims, {
         activation_fn_str: 'relu',
         finetuning_scaling_factor: true,
         apply_b_dec_to_input: false,
       }),
       tensors: [
-        ...baseTensors(5),
-        { name: 'scaling_factor', shape: [VARIANT_D_SAE], values: perLatent(5, 1, 0.3) },
+        ...baseTensors(5, dims),
+        { name: 'scaling_factor', shape: [dims.dSae], values: perLatent(5, dims.dSae, 1, 0.3) },
       ],
     },
     {
       // a scaling factor of all ones is no scaling (SAELens deletes it), whatever the flag says
       name: 'unit-scaling-pre6',
-      cfg: bloomCfg({ finetuning_scaling_factor: false }),
+      cfg: bloomCfg(dims, { finetuning_scaling_factor: false }),
       tensors: [
-        ...baseTensors(6),
-        { name: 'scaling_factor', shape: [VARIANT_D_SAE], values: new Float32Array(VARIANT_D_SAE).fill(1) },
+        ...baseTensors(6, dims),
+        { name: 'scaling_factor', shape: [dims.dSae], values: new Float32Array(dims.dSae).fill(1) },
       ],
     },
     {
       name: 'expected-average-pre6',
-      cfg: bloomCfg({ normalize_activations: 'expected_average_only_in' }),
-      tensors: baseTensors(7),
+      cfg: bloomCfg(dims, { normalize_activations: 'expected_average_only_in' }),
+      tensors: baseTensors(7, dims),
       normScalingFactor: 2.5,
     },
     {
       // the boolean of SAELens ≤ 3: true meant expected_average_only_in
       name: 'normalize-true-pre6',
-      cfg: bloomCfg({ normalize_activations: true, model_name: undefined }),
-      tensors: baseTensors(8),
+      cfg: bloomCfg(dims, { normalize_activations: true, model_name: undefined }),
+      tensors: baseTensors(8, dims),
       normScalingFactor: 0.75,
     },
     {
       name: 'constant-norm-rescale',
-      cfg: bloomCfg({ normalize_activations: 'constant_norm_rescale', apply_b_dec_to_input: false }),
-      tensors: baseTensors(9),
+      cfg: bloomCfg(dims, { normalize_activations: 'constant_norm_rescale', apply_b_dec_to_input: false }),
+      tensors: baseTensors(9, dims),
     },
     {
       // Gemma Scope's config: jumprelu, no b_dec on the way in, normalize_activations null; bf16 weights
       name: 'jumprelu-gemmascope-like',
       cfg: {
         architecture: 'jumprelu',
-        d_in: VARIANT_D_IN,
-        d_sae: VARIANT_D_SAE,
+        d_in: dims.dIn,
+        d_sae: dims.dSae,
         dtype: 'bfloat16',
         model_name: 'gpt2',
         hook_name: HOOK_POST,
@@ -219,84 +233,87 @@ export function saeLensVariants(): SaeLensVariant[] {
         apply_b_dec_to_input: false,
         normalize_activations: null,
       },
-      tensors: baseTensors(10, { threshold: true, bf16: true }),
+      tensors: baseTensors(10, dims, { threshold: true, bf16: true }),
     },
     {
       // neither d_in, d_sae, model_name nor dtype: the shapes come from W_enc
       name: 'bare-pre6',
       cfg: { hook_point: HOOK, hook_point_layer: VARIANT_LAYER },
-      tensors: baseTensors(11),
+      tensors: baseTensors(11, dims),
     },
   ].map((v) => ({ ...v, cfg: dropUndefined(v.cfg) }));
 }
 
 /** Layouts that must be refused, each with the field and value its message must name. */
-export function refusedSaeLensVariants(): RefusedVariant[] {
-  const plain = baseTensors(20);
+export function refusedSaeLensVariants(dims: VariantDims = DEFAULT_DIMS): RefusedVariant[] {
+  const plain = baseTensors(20, dims);
   return [
     {
       name: 'layer-norm',
-      cfg: bloomCfg({ normalize_activations: 'layer_norm' }),
+      cfg: bloomCfg(dims, { normalize_activations: 'layer_norm' }),
       tensors: plain,
       message: /normalize_activations "layer_norm" is not supported/,
     },
     {
       name: 'tanh-relu',
-      cfg: bloomCfg({ activation_fn_str: 'tanh-relu' }),
+      cfg: bloomCfg(dims, { activation_fn_str: 'tanh-relu' }),
       tensors: plain,
       message: /activation_fn_str "tanh-relu" is not supported/,
     },
     {
       name: 'one-head',
-      cfg: bloomCfg({ hook_point_head_index: 3 }),
+      cfg: bloomCfg(dims, { hook_point_head_index: 3 }),
       tensors: plain,
       message: /hook_point_head_index 3 is not supported/,
     },
     {
       name: 'gated',
-      cfg: bloomCfg({ architecture: 'gated' }),
+      cfg: bloomCfg(dims, { architecture: 'gated' }),
       tensors: plain,
       message: /architecture "gated" is not supported/,
     },
     {
       name: 'layer-mismatch',
-      cfg: bloomCfg({ hook_point_layer: 0 }),
+      cfg: bloomCfg(dims, { hook_point_layer: 0 }),
       tensors: plain,
       message: /hook_point_layer 0 disagrees with hook "blocks\.1\.hook_resid_pre"/,
     },
     {
       name: 'int-dtype',
-      cfg: bloomCfg({ dtype: 'int8' }),
+      cfg: bloomCfg(dims, { dtype: 'int8' }),
       tensors: plain,
       message: /dtype "int8" is not supported/,
     },
     {
       name: 'b-dec-string',
-      cfg: bloomCfg({ apply_b_dec_to_input: 'yes' }),
+      cfg: bloomCfg(dims, { apply_b_dec_to_input: 'yes' }),
       tensors: plain,
       message: /apply_b_dec_to_input must be true or false, got "yes"/,
     },
     {
       name: 'topk-no-k',
-      cfg: bloomCfg({ activation_fn_str: 'topk' }),
+      cfg: bloomCfg(dims, { activation_fn_str: 'topk' }),
       tensors: plain,
       message: /topk needs "k"/,
     },
     {
       name: 'average-without-factor',
-      cfg: bloomCfg({ normalize_activations: 'expected_average_only_in' }),
+      cfg: bloomCfg(dims, { normalize_activations: 'expected_average_only_in' }),
       tensors: plain,
       message: /normalize_activations "expected_average_only_in" needs the dataset's norm scaling factor/,
     },
     {
       name: 'scaling-flag-off',
-      cfg: bloomCfg({ finetuning_scaling_factor: false }),
-      tensors: [...plain, { name: 'scaling_factor', shape: [VARIANT_D_SAE], values: perLatent(21, 1, 0.3) }],
+      cfg: bloomCfg(dims, { finetuning_scaling_factor: false }),
+      tensors: [
+        ...plain,
+        { name: 'scaling_factor', shape: [dims.dSae], values: perLatent(21, dims.dSae, 1, 0.3) },
+      ],
       message: /tensor "scaling_factor" is not all ones but cfg\.json says finetuning_scaling_factor false/,
     },
     {
       name: 'scaling-flag-no-tensor',
-      cfg: bloomCfg({ finetuning_scaling_factor: true }),
+      cfg: bloomCfg(dims, { finetuning_scaling_factor: true }),
       tensors: plain,
       message: /finetuning_scaling_factor true, but there is no tensor/,
     },
@@ -393,8 +410,7 @@ export function referenceSaeLensForward(
   const W_dec = tensor('W_dec')!;
   const b_dec = tensor('b_dec')!;
   const threshold = tensor('threshold');
-  const d = VARIANT_D_IN;
-  const m = VARIANT_D_SAE;
+  const [d, m] = variant.tensors.find((t) => t.name === 'W_enc')!.shape;
   const fn = cfg.activation_fn_str ?? cfg.activation_fn ?? 'relu';
   const kind =
     cfg.architecture === 'jumprelu'

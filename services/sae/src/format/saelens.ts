@@ -92,19 +92,17 @@ export interface ReadSaeLensOptions {
  */
 export async function readSaeLens(dir: string, options: ReadSaeLensOptions = {}): Promise<Sae> {
   const cfg = await readCfg(dir);
+  const cfgFile = path.join(dir, CFG_FILE);
+  const bad = (problem: string) => new CheckpointError(`${cfgFile}: ${problem}`);
   const file = path.join(dir, WEIGHTS_FILE);
   const reader = await SafetensorsReader.open(file).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new CheckpointError(`${dir}: no ${WEIGHTS_FILE}`);
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // A cfg.json that is wrong says more than a missing weights file (when it states its widths).
+    if (cfg.d_in !== undefined && cfg.d_sae !== undefined) parseSaeLensCfg(cfg, bad, undefined);
+    throw new CheckpointError(`${dir}: no ${WEIGHTS_FILE}`);
   });
   try {
-    const cfgFile = path.join(dir, CFG_FILE);
-    const parsed = parseSaeLensCfg(
-      cfg,
-      (problem) => new CheckpointError(`${cfgFile}: ${problem}`),
-      reader.tensors.get('W_enc')?.shape,
-    );
+    const parsed = parseSaeLensCfg(cfg, bad, reader.tensors.get('W_enc')?.shape);
     let weights = await readWeights(reader, file, parsed.config);
     weights = await applyFinetuningScale(reader, file, parsed, weights);
     const sae: Sae = { config: parsed.config, weights };
