@@ -164,6 +164,21 @@ export function saeLensVariants(dims: VariantDims = DEFAULT_DIMS): SaeLensVarian
       sparsity: { file: 'feature_sparsity.safetensors', values: perLatent(3, dims.dSae, -2, 1) },
     },
     {
+      // OpenAI's TopK SAEs normalise each input as their code does: (x − mean) / (std + 1e-5)
+      name: 'openai-topk-layer-norm',
+      cfg: {
+        architecture: 'topk',
+        k: 4,
+        d_in: dims.dIn,
+        d_sae: dims.dSae,
+        dtype: 'float32',
+        apply_b_dec_to_input: true,
+        normalize_activations: 'layer_norm',
+        metadata: { sae_lens_version: '6.3.0', model_name: 'gpt2-small', hook_name: HOOK_POST },
+      },
+      tensors: baseTensors(12, dims),
+    },
+    {
       name: 'v6-topk',
       cfg: {
         architecture: 'topk',
@@ -249,10 +264,10 @@ export function refusedSaeLensVariants(dims: VariantDims = DEFAULT_DIMS): Refuse
   const plain = baseTensors(20, dims);
   return [
     {
-      name: 'layer-norm',
-      cfg: bloomCfg(dims, { normalize_activations: 'layer_norm' }),
+      name: 'batch-norm',
+      cfg: bloomCfg(dims, { normalize_activations: 'batch_norm' }),
       tensors: plain,
-      message: /normalize_activations "layer_norm" is not supported/,
+      message: /normalize_activations "batch_norm" is not supported/,
     },
     {
       name: 'tanh-relu',
@@ -395,8 +410,9 @@ export interface ReferenceForward {
  *   x̂ = norm_out((acts · s) @ W_dec + b_dec)
  * with act ReLU (standard), ReLU of the k largest (topk, k in cfg or activation_fn_kwargs), or
  * ReLU(pre)·[pre > threshold] (jumprelu); s the finetuning scaling factor when enabled, else 1;
- * norm_in/out x·√d_in/‖x‖ and its inverse (constant_norm_rescale), or x·f and x̂/f with the dataset's
- * norm scaling factor f (expected_average_only_in, true), else nothing.
+ * norm_in/out x·√d_in/‖x‖ and its inverse (constant_norm_rescale), (x − μ)/(σ + 1e-5) and x̂·σ + μ
+ * with σ the unbiased standard deviation (layer_norm), or x·f and x̂/f with the dataset's norm
+ * scaling factor f (expected_average_only_in, true), else nothing.
  */
 export function referenceSaeLensForward(
   variant: SaeLensVariant,
@@ -432,9 +448,19 @@ export function referenceSaeLensForward(
   for (let r = 0; r < rows; r++) {
     const row = Array.from(x.subarray(r * d, (r + 1) * d), Number);
     let coeff = 1;
+    let mu = 0;
+    let std = 1;
     if (norm === 'constant_norm_rescale') coeff = Math.sqrt(d) / Math.hypot(...row);
     if (norm === 'expected_average_only_in' || norm === true) coeff = variant.normScalingFactor!;
-    const sIn = row.map((v, j) => v * coeff - (applyBDec ? b_dec[j] : 0));
+    if (norm === 'layer_norm') {
+      mu = row.reduce((a, b) => a + b, 0) / d;
+      std = Math.sqrt(row.reduce((a, v) => a + (v - mu) ** 2, 0) / (d - 1));
+    }
+    const sIn = row.map((v, j) =>
+      norm === 'layer_norm'
+        ? (v - mu) / (std + 1e-5) - (applyBDec ? b_dec[j] : 0)
+        : v * coeff - (applyBDec ? b_dec[j] : 0),
+    );
     const pre = new Float64Array(m);
     for (let i = 0; i < m; i++) {
       let s = b_enc[i];
@@ -457,7 +483,7 @@ export function referenceSaeLensForward(
     for (let j = 0; j < d; j++) {
       let s = b_dec[j];
       for (let i = 0; i < m; i++) s += out[i] * (scale ? scale[i] : 1) * W_dec[i * d + j];
-      recon[r * d + j] = s / coeff;
+      recon[r * d + j] = norm === 'layer_norm' ? s * std + mu : s / coeff;
     }
   }
   return { acts, recon, margin };
