@@ -122,6 +122,17 @@ describe('loupe sae pull', () => {
       sparsity: true,
     });
 
+    // a release that says outside its folder that the SAE read centred activations
+    const centred = await runCli(
+      ['sae', 'pull', REPO, '--path', 'topk', '--id', 'topk-centred', '--center-writing-weights'],
+      env,
+    );
+    expect(centred.code).toBe(0);
+    const centredCfg = JSON.parse(
+      await fs.readFile(path.join(JSON.parse(centred.stdout).path, 'cfg.json'), 'utf8'),
+    );
+    expect(centredCfg.loupe.center_writing_weights).toBe(true);
+
     const refused = await runCli(['sae', 'pull', REPO, '--path', 'average'], env);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(

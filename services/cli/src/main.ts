@@ -165,6 +165,10 @@ sae
     '--norm-scaling-factor <f>',
     "for normalize_activations expected_average_only_in: SAELens' norm_scaling_factor, folded into the weights",
   )
+  .option(
+    '--center-writing-weights',
+    "the SAE read TransformerLens activations with centred writing weights (SAELens' config_overrides say so, e.g. gpt2-small-res-jb)",
+  )
   .description(
     'download a SAELens SAE from the Hugging Face hub ($HF_ENDPOINT) and import it into the library and the feature store',
   )

@@ -34,6 +34,8 @@ export interface SaeLensVariant {
   sparsity?: { file: string; values: Float32Array };
   /** for expected_average_only_in: the dataset norm scaling factor SAELens keeps outside the folder */
   normScalingFactor?: number;
+  /** center_writing_weights as a release's SAELens config_overrides say it, outside the folder */
+  centerWritingWeights?: boolean;
 }
 
 /** A variant that must be refused, and what the refusal must name (the field and its value). */
@@ -187,7 +189,12 @@ export function saeLensVariants(dims: VariantDims = DEFAULT_DIMS): SaeLensVarian
         d_sae: dims.dSae,
         apply_b_dec_to_input: false,
         normalize_activations: 'none',
-        metadata: { sae_lens_version: '6.0.0', model_name: 'gpt2', hook_name: HOOK },
+        metadata: {
+          sae_lens_version: '6.0.0',
+          model_name: 'gpt2',
+          hook_name: HOOK,
+          model_from_pretrained_kwargs: { center_writing_weights: false },
+        },
       },
       tensors: baseTensors(4, dims),
     },
@@ -212,6 +219,39 @@ export function saeLensVariants(dims: VariantDims = DEFAULT_DIMS): SaeLensVarian
         ...baseTensors(6, dims),
         { name: 'scaling_factor', shape: [dims.dSae], values: new Float32Array(dims.dSae).fill(1) },
       ],
+    },
+    {
+      // trained by SAELens < 3.19.2 on HookedTransformer.from_pretrained (centred writing weights), as
+      // its cfg says; later SAELens writes model_from_pretrained_kwargs into every cfg
+      name: 'centred-writes-pre6',
+      cfg: bloomCfg(dims, { model_from_pretrained_kwargs: { center_writing_weights: true } }),
+      tensors: baseTensors(13, dims),
+    },
+    {
+      // Bloom's release: its cfg.json is silent, SAELens' pretrained_saes.yaml says centred
+      name: 'centred-by-release-pre6',
+      cfg: bloomCfg(dims, { hook_point: HOOK_POST, apply_b_dec_to_input: true }),
+      tensors: baseTensors(14, dims),
+      centerWritingWeights: true,
+    },
+    {
+      // centring and the dataset norm factor together, on a jumprelu SAE at an MLP's output
+      name: 'centred-average-jumprelu',
+      cfg: {
+        architecture: 'jumprelu',
+        d_in: dims.dIn,
+        d_sae: dims.dSae,
+        apply_b_dec_to_input: true,
+        normalize_activations: 'expected_average_only_in',
+        metadata: {
+          sae_lens_version: '6.1.0',
+          model_name: 'gpt2',
+          hook_name: `blocks.${VARIANT_LAYER}.hook_mlp_out`,
+          model_from_pretrained_kwargs: { center_writing_weights: true },
+        },
+      },
+      tensors: baseTensors(15, dims, { threshold: true }),
+      normScalingFactor: 1.75,
     },
     {
       name: 'expected-average-pre6',
@@ -318,6 +358,22 @@ export function refusedSaeLensVariants(dims: VariantDims = DEFAULT_DIMS): Refuse
       message: /normalize_activations "expected_average_only_in" needs the dataset's norm scaling factor/,
     },
     {
+      name: 'centred-rescaled',
+      cfg: bloomCfg(dims, {
+        normalize_activations: 'constant_norm_rescale',
+        model_from_pretrained_kwargs: { center_writing_weights: true },
+      }),
+      tensors: plain,
+      message:
+        /normalize_activations "constant_norm_rescale" with center_writing_weights true is not supported/,
+    },
+    {
+      name: 'centre-string',
+      cfg: bloomCfg(dims, { model_from_pretrained_kwargs: { center_writing_weights: 'yes' } }),
+      tensors: plain,
+      message: /model_from_pretrained_kwargs\.center_writing_weights must be true or false, got "yes"/,
+    },
+    {
       name: 'scaling-flag-off',
       cfg: bloomCfg(dims, { finetuning_scaling_factor: false }),
       tensors: [
@@ -412,7 +468,9 @@ export interface ReferenceForward {
  * ReLU(pre)·[pre > threshold] (jumprelu); s the finetuning scaling factor when enabled, else 1;
  * norm_in/out x·√d_in/‖x‖ and its inverse (constant_norm_rescale), (x − μ)/(σ + 1e-5) and x̂·σ + μ
  * with σ the unbiased standard deviation (layer_norm), or x·f and x̂/f with the dataset's norm
- * scaling factor f (expected_average_only_in, true), else nothing.
+ * scaling factor f (expected_average_only_in, true), else nothing; and x − mean(x) first when the SAE
+ * read a TransformerLens model with centred writing weights at a residual-stream hook (the
+ * reconstruction is then of that centred x).
  */
 export function referenceSaeLensForward(
   variant: SaeLensVariant,
@@ -441,12 +499,23 @@ export function referenceSaeLensForward(
     ? (tensor('scaling_factor') ?? tensor('finetuning_scaling_factor'))
     : undefined;
   const norm = cfg.normalize_activations;
+  const meta = (cfg.metadata ?? {}) as Json;
+  const kwargs6 = (meta.model_from_pretrained_kwargs ?? cfg.model_from_pretrained_kwargs ?? {}) as Json;
+  const hook = (meta.hook_name ?? cfg.hook_name ?? cfg.hook_point) as string;
+  // TransformerLens' centred writing weights make residual-stream activations mean-free over d_model
+  const centred =
+    (variant.centerWritingWeights ?? kwargs6.center_writing_weights === true) &&
+    /hook_(resid_pre|resid_mid|resid_post|attn_out|mlp_out)$/.test(hook);
 
   const acts = new Float64Array(rows * m);
   const recon = new Float64Array(rows * d);
   let margin = Number.POSITIVE_INFINITY;
   for (let r = 0; r < rows; r++) {
-    const row = Array.from(x.subarray(r * d, (r + 1) * d), Number);
+    let row = Array.from(x.subarray(r * d, (r + 1) * d), Number);
+    if (centred) {
+      const mean = row.reduce((a, b) => a + b, 0) / d;
+      row = row.map((v) => v - mean);
+    }
     let coeff = 1;
     let mu = 0;
     let std = 1;

@@ -12,6 +12,7 @@ interface PullOptions {
   id?: string;
   model?: string;
   normScalingFactor?: string;
+  centerWritingWeights?: boolean;
 }
 
 /**
@@ -49,6 +50,7 @@ export async function pull(repo: string, options: PullOptions): Promise<void> {
       id: options.id,
       model: model.checked,
       normScalingFactor,
+      centerWritingWeights: options.centerWritingWeights,
     });
     await printJson({
       id: row.id,

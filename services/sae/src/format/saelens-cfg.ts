@@ -31,6 +31,11 @@ export interface ParsedSaeLensCfg {
   normalisation: SaeLensNormalisation;
   /** pre-6 `finetuning_scaling_factor`: latents are multiplied by a per-latent tensor before decoding */
   finetuningScalingFactor: boolean;
+  /**
+   * `model_from_pretrained_kwargs.center_writing_weights`: the SAE was trained on a TransformerLens
+   * model whose writes to the residual stream are centred, so it read activations minus their mean.
+   */
+  centerWritingWeights: boolean;
 }
 
 /** The dtypes SAELens' DTYPE_MAP knows; weights are read and computed in float32 whatever they say. */
@@ -94,6 +99,14 @@ export function parseSaeLensCfg(
     (values.find((v) => typeof v === 'string') as string | undefined) ?? null;
   const hookName = text(meta?.hook_name, cfg.hook_name, cfg.hook_point);
   checkHookPlacement(cfg, meta, hookName, bad);
+  const kwargs = meta?.model_from_pretrained_kwargs ?? cfg.model_from_pretrained_kwargs ?? {};
+  if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs))
+    throw bad(`model_from_pretrained_kwargs must be an object, got ${JSON.stringify(kwargs)}`);
+  const centre = (kwargs as Json).center_writing_weights ?? false;
+  if (typeof centre !== 'boolean')
+    throw bad(
+      `model_from_pretrained_kwargs.center_writing_weights must be true or false, got ${JSON.stringify(centre)}`,
+    );
 
   return {
     config: {
@@ -109,6 +122,7 @@ export function parseSaeLensCfg(
     },
     normalisation,
     finetuningScalingFactor: finetuning,
+    centerWritingWeights: centre,
   };
 }
 

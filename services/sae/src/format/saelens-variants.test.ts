@@ -13,7 +13,12 @@ import {
   writeSaeLensVariant,
 } from '../../testing/saelens-variants.js';
 import { decode, encode, inputScales } from './sae-forward.js';
-import { readSaeLens, writeSaeLens } from './saelens.js';
+import { type ReadSaeLensOptions, readSaeLens, writeSaeLens } from './saelens.js';
+
+/** What a release says outside the SAE's folder, as the variant records it. */
+function outsideTheFolder(variant: SaeLensVariant): ReadSaeLensOptions {
+  return { normScalingFactor: variant.normScalingFactor, centerWritingWeights: variant.centerWritingWeights };
+}
 
 // Every cfg.json layout published SAEs use, read by readSaeLens and run through Loupe's forward,
 // against an independent float64 reading of SAELens' semantics (testing/saelens-variants.ts).
@@ -51,9 +56,9 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, wha
 async function checkAgainstReference(
   variant: SaeLensVariant,
   dir: string,
-  normScalingFactor: number | undefined,
+  options: ReadSaeLensOptions,
 ): Promise<void> {
-  const sae = await readSaeLens(dir, { normScalingFactor });
+  const sae = await readSaeLens(dir, options);
   const x = inputs(variant.name);
   const ref = referenceSaeLensForward(variant, x, ROWS);
   // a decision (ReLU, threshold, top-k) this close to flipping could flip on rounding (≤ 1e-5 here)
@@ -76,7 +81,7 @@ describe('SAELens cfg.json variants', () => {
     it(`${variant.name}: encodes and decodes as SAELens does`, async () => {
       const dir = path.join(scratch, variant.name);
       await writeSaeLensVariant(dir, variant);
-      await checkAgainstReference(variant, dir, variant.normScalingFactor);
+      await checkAgainstReference(variant, dir, outsideTheFolder(variant));
     });
   }
 
@@ -85,7 +90,7 @@ describe('SAELens cfg.json variants', () => {
     const read = async (name: string) => {
       const dir = path.join(scratch, `meta-${name}`);
       await writeSaeLensVariant(dir, byName[name]);
-      return (await readSaeLens(dir, { normScalingFactor: byName[name].normScalingFactor })).config;
+      return (await readSaeLens(dir, outsideTheFolder(byName[name]))).config;
     };
     expect(await read('bloom-pre6')).toMatchObject({
       architecture: 'standard',
@@ -115,9 +120,9 @@ describe('SAELens cfg.json variants', () => {
       const dir = path.join(scratch, `fold-${variant.name}`);
       await writeSaeLensVariant(dir, variant);
       const canonical = path.join(scratch, `canonical-${variant.name}`);
-      await writeSaeLens(canonical, await readSaeLens(dir, { normScalingFactor: variant.normScalingFactor }));
+      await writeSaeLens(canonical, await readSaeLens(dir, outsideTheFolder(variant)));
       // no factor is needed any more: it is in the weights
-      await checkAgainstReference(variant, canonical, undefined);
+      await checkAgainstReference(variant, canonical, {});
     }
   });
 

@@ -82,6 +82,12 @@ export interface ReadSaeLensOptions {
    * `norm_scaling_factor` for the SAE), folded into the weights as SAELens' `from_pretrained` does.
    */
   normScalingFactor?: number;
+  /**
+   * Whether the SAE read a TransformerLens model with centred writing weights, when its release says
+   * so outside the folder (SAELens' config_overrides, e.g. gpt2-small-res-jb); overrides cfg.json's
+   * `model_from_pretrained_kwargs.center_writing_weights`.
+   */
+  centerWritingWeights?: boolean;
 }
 
 /**
@@ -105,7 +111,8 @@ export async function readSaeLens(dir: string, options: ReadSaeLensOptions = {})
     const parsed = parseSaeLensCfg(cfg, bad, reader.tensors.get('W_enc')?.shape);
     let weights = await readWeights(reader, file, parsed.config);
     weights = await applyFinetuningScale(reader, file, parsed, weights);
-    const sae: Sae = { config: parsed.config, weights };
+    let sae: Sae = { config: parsed.config, weights };
+    if (options.centerWritingWeights ?? parsed.centerWritingWeights) sae = foldInputCentring(sae, cfgFile);
     return parsed.normalisation === 'expected_average_only_in'
       ? foldNormScalingFactor(sae, cfgFile, options.normScalingFactor)
       : sae;
@@ -192,6 +199,45 @@ async function applyFinetuningScale(
   for (let i = 0; i < dSae; i++)
     for (let j = 0; j < dIn; j++) W_dec[i * dIn + j] = weights.W_dec[i * dIn + j] * scale[i];
   return { ...weights, W_dec };
+}
+
+/** Hooks that sum writes to the residual stream: centring the writing weights centres them. */
+const RESIDUAL_HOOK =
+  /^(hook_embed|hook_pos_embed|blocks\.\d+\.hook_(resid_pre|resid_mid|resid_post|attn_out|mlp_out))$/;
+
+/**
+ * TransformerLens' `center_writing_weights` makes every write to the residual stream (embeddings,
+ * attention and MLP outputs) mean-free over d_model, so at the residual hooks its activations are
+ * Hugging Face's (Loupe's) minus their mean: x_TL = P·x with P = I − 11ᵀ/d. The encoder of an SAE
+ * trained on those is folded to read raw ones: (P·x − b_dec)·W_enc + b_enc = (x − b_dec)·(P·W_enc)
+ * + b_enc − mean(b_dec)·1ᵀW_enc. Latents are then exactly TransformerLens'; reconstructions lack the
+ * input's mean, which every LayerNorm downstream ignores. layer_norm SAEs centre their input anyway,
+ * and the MLP's own hooks are not centred, so those are left alone; constant_norm_rescale takes the
+ * norm of the centred vector, which no fold reproduces.
+ */
+function foldInputCentring(sae: Sae, cfgFile: string): Sae {
+  const { dIn, dSae, hookName, normalizeActivations, applyBDecToInput } = sae.config;
+  if (hookName === null)
+    throw new CheckpointError(
+      `${cfgFile}: center_writing_weights is true but cfg.json names no hook, so it cannot tell whether the SAE's input was centred`,
+    );
+  if (!RESIDUAL_HOOK.test(hookName) || normalizeActivations === 'layer_norm') return sae;
+  if (normalizeActivations === 'constant_norm_rescale')
+    throw new CheckpointError(
+      `${cfgFile}: normalize_activations "constant_norm_rescale" with center_writing_weights true is not supported (the norm is of the centred input)`,
+    );
+  const { W_enc, b_enc, b_dec } = sae.weights;
+  const colMean = new Float64Array(dSae);
+  for (let j = 0; j < dIn; j++) for (let i = 0; i < dSae; i++) colMean[i] += W_enc[j * dSae + i] / dIn;
+  const centred = new Float32Array(W_enc.length);
+  for (let j = 0; j < dIn; j++)
+    for (let i = 0; i < dSae; i++) centred[j * dSae + i] = W_enc[j * dSae + i] - colMean[i];
+  let bDecMean = 0;
+  for (let j = 0; j < dIn; j++) bDecMean += b_dec[j] / dIn;
+  // only when b_dec is subtracted before encoding does its mean reach the latents
+  const shift = applyBDecToInput ? bDecMean * dIn : 0;
+  const bEnc = Float32Array.from(b_enc, (v, i) => v - shift * colMean[i]);
+  return { config: sae.config, weights: { ...sae.weights, W_enc: centred, b_enc: bEnc } };
 }
 
 /**

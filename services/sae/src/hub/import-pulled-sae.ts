@@ -26,6 +26,8 @@ export interface ImportPulledOptions {
   model?: { manifest: ModelManifest; dir: string };
   /** for expected_average_only_in SAEs: SAELens' norm_scaling_factor, folded into the weights */
   normScalingFactor?: number;
+  /** the release's center_writing_weights, when it says so outside the folder (see ReadSaeLensOptions) */
+  centerWritingWeights?: boolean;
 }
 
 export interface ImportedPulledSae {
@@ -46,7 +48,10 @@ export async function importPulledSae(
   options: ImportPulledOptions,
 ): Promise<ImportedPulledSae> {
   const { folder, source } = options;
-  const sae = await readSaeLens(folder, { normScalingFactor: options.normScalingFactor });
+  const sae = await readSaeLens(folder, {
+    normScalingFactor: options.normScalingFactor,
+    centerWritingWeights: options.centerWritingWeights,
+  });
   const modelName = options.model
     ? matchSaeToModel(sae.config, options.model.manifest, options.model.dir)
     : sae.config.modelName;
@@ -68,6 +73,9 @@ export async function importPulledSae(
         },
         ...(options.normScalingFactor !== undefined
           ? { norm_scaling_factor: options.normScalingFactor }
+          : {}),
+        ...(options.centerWritingWeights !== undefined
+          ? { center_writing_weights: options.centerWritingWeights }
           : {}),
         original_cfg: originalCfg,
       },

@@ -167,10 +167,11 @@ describe('sae pull from a hub', () => {
         id: `pulled-${variant.name}`,
         model,
         normScalingFactor: variant.normScalingFactor,
+        centerWritingWeights: variant.centerWritingWeights,
       });
       expect(sparsity).toBe(variant.sparsity !== undefined);
       expect(row).toMatchObject({ model: 'gpt2', dIn: VARIANT_D_IN, dSae: VARIANT_D_SAE });
-      expect(row.hook).toMatch(/^blocks\.1\.hook_resid_(pre|post)$/);
+      expect(row.hook).toMatch(/^blocks\.1\.hook_(resid_pre|resid_post|mlp_out)$/);
       await expectMatchesReference(variant, row.weightsPath);
 
       // the feature store holds the decoder directions the library SAE decodes with
