@@ -151,7 +151,10 @@ describe('loupe sae pull', () => {
   });
 
   it('says clearly when the SAE does not fit the model, or is not there', async () => {
+    const before = hub.requests.length;
     const medium = await runCli(['sae', 'pull', REPO, '--path', 'medium'], env);
+    // refused from cfg.json alone: the weights were never asked for
+    expect(hub.requests.slice(before).filter((r) => r.path.includes('sae_weights'))).toEqual([]);
     expect(medium.code).toBe(2);
     expect(medium.stderr).toMatch(
       /trained on model "gpt2-medium" \(cfg\.json model_name\), not model "tiny"/,

@@ -2,7 +2,13 @@ import os from 'node:os';
 import { type LoupeConfig, LoupeError, loadConfig, modelsDir, UserInputError } from '@loupe/common';
 import { openDatabase } from '@loupe/common/db';
 import { hubCacheDir, type ModelManifest, readManifest, resolveModelDir } from '@loupe/model';
-import { downloadSaeFiles, importPulledSae, SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '@loupe/sae';
+import {
+  checkPulledCfg,
+  downloadSaeFiles,
+  importPulledSae,
+  SAE_MIGRATIONS_DIR,
+  SAE_SCHEMA,
+} from '@loupe/sae';
 import { progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
 
@@ -26,6 +32,11 @@ export async function pull(repo: string, options: PullOptions): Promise<void> {
   const model = await checkModel(config, options.model);
   const cacheDir = hubCacheDir(config.dataDir, repo, options.revision);
   const bar = progressBar('downloading');
+  const checks = {
+    model: model.checked,
+    normScalingFactor,
+    centerWritingWeights: options.centerWritingWeights,
+  };
   const pulled = await downloadSaeFiles({
     endpoint: config.hfEndpoint,
     repo,
@@ -33,6 +44,7 @@ export async function pull(repo: string, options: PullOptions): Promise<void> {
     subfolder: options.path,
     cacheDir,
     token: config.hfToken,
+    checkCfg: (cfgFile) => checkPulledCfg(cfgFile, checks),
     onProgress: (p) => bar.update(p.receivedBytes, p.totalBytes ?? p.receivedBytes, p.file),
   }).finally(() => bar.stop());
   process.stderr.write(`downloaded ${pulled.files.length} files to ${pulled.dir}${os.EOL}`);
@@ -48,9 +60,7 @@ export async function pull(repo: string, options: PullOptions): Promise<void> {
       sparsityFile: pulled.sparsityFile,
       source: { repo, revision: options.revision, commit: pulled.commit, subfolder: options.path ?? '' },
       id: options.id,
-      model: model.checked,
-      normScalingFactor,
-      centerWritingWeights: options.centerWritingWeights,
+      ...checks,
     });
     await printJson({
       id: row.id,

@@ -121,6 +121,25 @@ export async function readSaeLens(dir: string, options: ReadSaeLensOptions = {})
   }
 }
 
+/**
+ * What an SAE folder's cfg.json alone says, for checks before its weights are at hand (a pull checks
+ * the SAE against the model before downloading them). Widths the file leaves out are unknown
+ * (`widthsStated` false) and stand in as 1 × unbounded; everything else is read, and refused, as
+ * `readSaeLens` does.
+ */
+export async function readSaeLensCfg(
+  dir: string,
+  options: ReadSaeLensOptions = {},
+): Promise<{ config: SaeConfig; widthsStated: boolean }> {
+  const cfg = await readCfg(dir);
+  const cfgFile = path.join(dir, CFG_FILE);
+  const bad = (problem: string) => new CheckpointError(`${cfgFile}: ${problem}`);
+  const parsed = parseSaeLensCfg(cfg, bad, [1, Number.MAX_SAFE_INTEGER]);
+  if (parsed.normalisation === 'expected_average_only_in' && options.normScalingFactor === undefined)
+    throw missingNormScalingFactor(cfgFile);
+  return { config: parsed.config, widthsStated: cfg.d_in !== undefined && cfg.d_sae !== undefined };
+}
+
 async function readCfg(dir: string): Promise<Json> {
   const file = path.join(dir, CFG_FILE);
   const text = await readFile(file, 'utf8').catch(() => {
@@ -240,16 +259,19 @@ function foldInputCentring(sae: Sae, cfgFile: string): Sae {
   return { config: sae.config, weights: { ...sae.weights, W_enc: centred, b_enc: bEnc } };
 }
 
+function missingNormScalingFactor(cfgFile: string): CheckpointError {
+  return new CheckpointError(
+    `${cfgFile}: normalize_activations "expected_average_only_in" needs the dataset's norm scaling factor, and that scaling factor is not stored in the folder; pass it (SAELens' norm_scaling_factor for this SAE, e.g. loupe sae pull --norm-scaling-factor <f>) to fold it into the weights`,
+  );
+}
+
 /**
  * expected_average_only_in: SAELens trained on activations × f (f = √d_in / mean ‖x‖ over the
  * dataset) and, with f known, folds it in (fold_activation_norm_scaling_factor) and sets the
  * normalisation to none; the folder itself does not hold f.
  */
 function foldNormScalingFactor(sae: Sae, cfgFile: string, factor: number | undefined): Sae {
-  if (factor === undefined)
-    throw new CheckpointError(
-      `${cfgFile}: normalize_activations "expected_average_only_in" needs the dataset's norm scaling factor, and that scaling factor is not stored in the folder; pass it (SAELens' norm_scaling_factor for this SAE, e.g. loupe sae pull --norm-scaling-factor <f>) to fold it into the weights`,
-    );
+  if (factor === undefined) throw missingNormScalingFactor(cfgFile);
   if (!(Number.isFinite(factor) && factor > 0))
     throw new UserInputError(`the norm scaling factor must be a positive number, got ${factor}`);
   return {

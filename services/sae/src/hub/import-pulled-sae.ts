@@ -3,7 +3,7 @@ import path from 'node:path';
 import { CheckpointError, SafetensorsReader } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import type { ModelManifest } from '@loupe/model';
-import { CFG_FILE, readSaeLens, SPARSITY_FILE, writeSaeLens } from '../format/saelens.js';
+import { CFG_FILE, readSaeLens, readSaeLensCfg, SPARSITY_FILE, writeSaeLens } from '../format/saelens.js';
 import { importSae, saeDir } from '../store/sae-library.js';
 import type { SaeRow } from '../store/sae-store.js';
 import { matchSaeToModel } from './model-match.js';
@@ -90,6 +90,18 @@ export async function importPulledSae(
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * The checks a downloaded cfg.json allows before the weights come: the layout is one Loupe reads, and
+ * the SAE fits the model (its width too, when cfg.json states it).
+ */
+export async function checkPulledCfg(
+  cfgFile: string,
+  options: Pick<ImportPulledOptions, 'model' | 'normScalingFactor' | 'centerWritingWeights'>,
+): Promise<void> {
+  const { config, widthsStated } = await readSaeLensCfg(path.dirname(cfgFile), options);
+  if (options.model) matchSaeToModel(config, options.model.manifest, options.model.dir, widthsStated);
 }
 
 /** SAELens' sparsity file holds one tensor `sparsity` of d_sae log10 firing frequencies. */

@@ -18,7 +18,13 @@ function canonicalModel(name: string): string {
  * d_in wide, and the model it was trained on (when cfg.json says) is this one. Returns the name the
  * library records for it: the model's, so its features sit beside that model's neurons.
  */
-export function matchSaeToModel(config: SaeConfig, model: ModelManifest, modelDir: string): string {
+export function matchSaeToModel(
+  config: SaeConfig,
+  model: ModelManifest,
+  modelDir: string,
+  /** false when d_in is not known yet (a cfg.json without it, before the weights are read) */
+  checkWidth = true,
+): string {
   const which = `model "${model.name}" (${modelDir})`;
   if (config.hookName === null)
     throw new UserInputError(
@@ -35,7 +41,7 @@ export function matchSaeToModel(config: SaeConfig, model: ModelManifest, modelDi
     );
   }
   const width = hookWidth(ref, model.dims);
-  if (width !== config.dIn)
+  if (checkWidth && width !== config.dIn)
     throw new UserInputError(
       `the SAE reads ${config.hookName} with d_in ${config.dIn}, but ${which} is ${width} wide there`,
     );

@@ -14,6 +14,8 @@ export interface SaeFilesPull extends Omit<PullOptions, 'destDir'> {
   subfolder?: string;
   /** where the repository's files are mirrored (hubCacheDir), so an interrupted pull resumes */
   cacheDir: string;
+  /** looks at the downloaded cfg.json before the weights are fetched; throws to stop the pull */
+  checkCfg?: (cfgFile: string) => Promise<void>;
 }
 
 export interface PulledSaeFiles {
@@ -33,22 +35,27 @@ export interface PulledSaeFiles {
 export async function downloadSaeFiles(opts: SaeFilesPull): Promise<PulledSaeFiles> {
   const folder = checkSubfolder(opts.subfolder ?? '');
   const inRepo = (file: string) => (folder ? `${folder}/${file}` : file);
-  const { subfolder: _, cacheDir, ...pull } = opts;
-  const required = await downloadHubFiles({ ...pull, destDir: cacheDir }, [
-    inRepo(CFG_FILE),
+  const { subfolder: _, cacheDir, checkCfg, ...pull } = opts;
+  const cfg = await downloadHubFiles({ ...pull, destDir: cacheDir }, [inRepo(CFG_FILE)]).catch(
+    (err: unknown) => {
+      throw explainMissing(err, opts, folder);
+    },
+  );
+  const dir = path.join(cacheDir, ...folder.split('/').filter(Boolean));
+  // A mismatch with the model shows in cfg.json: say so before fetching perhaps gigabytes of weights.
+  await checkCfg?.(path.join(dir, CFG_FILE));
+  // Later files are asked of the commit cfg.json came from, so all are of one version.
+  const revision = cfg.commit ?? pull.revision;
+  const weights = await downloadHubFiles({ ...pull, revision, destDir: cacheDir }, [
     inRepo(WEIGHTS_FILE),
   ]).catch((err: unknown) => {
     throw explainMissing(err, opts, folder);
   });
-  const files = [...required.files];
+  const files = [...cfg.files, ...weights.files];
   let sparsityFile: string | undefined;
   for (const name of SPARSITY_FILES) {
     try {
-      // The commit the first files came from, so the sparsity file is of the same version.
-      const got = await downloadHubFiles(
-        { ...pull, revision: required.commit ?? pull.revision, destDir: cacheDir },
-        [inRepo(name)],
-      );
+      const got = await downloadHubFiles({ ...pull, revision, destDir: cacheDir }, [inRepo(name)]);
       files.push(...got.files);
       sparsityFile = name;
       break;
@@ -57,10 +64,10 @@ export async function downloadSaeFiles(opts: SaeFilesPull): Promise<PulledSaeFil
     }
   }
   return {
-    dir: path.join(cacheDir, ...folder.split('/').filter(Boolean)),
+    dir,
     files,
     ...(sparsityFile ? { sparsityFile } : {}),
-    ...(required.commit ? { commit: required.commit } : {}),
+    ...(cfg.commit ? { commit: cfg.commit } : {}),
   };
 }
 

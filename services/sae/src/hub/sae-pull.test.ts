@@ -17,7 +17,7 @@ import { CFG_FILE, readSaeLens, SPARSITY_FILE, WEIGHTS_FILE } from '../format/sa
 import { SaeEncoder } from '../infer/sae-encoder.js';
 import { SAE_MIGRATIONS_DIR, SAE_SCHEMA } from '../store/migrations.js';
 import { findSae } from '../store/sae-store.js';
-import { importPulledSae } from './import-pulled-sae.js';
+import { checkPulledCfg, importPulledSae } from './import-pulled-sae.js';
 import { downloadSaeFiles } from './sae-files.js';
 
 // `loupe sae pull` below the CLI: every published cfg.json variant served by a stand-in hub in its URL
@@ -264,6 +264,26 @@ describe('sae pull from a hub', () => {
     await expect(importFrom('expected-average-pre6')).rejects.toThrow(
       /normalize_activations "expected_average_only_in" needs/,
     );
+    // checked as soon as cfg.json is here, the mismatch stops the pull before the weights are asked for
+    const before = hub.requests.length;
+    await expect(
+      downloadSaeFiles({
+        endpoint: hub.url,
+        repo: REPO,
+        revision: 'main',
+        subfolder: 'deep',
+        cacheDir: hubCacheDir(path.join(scratch, 'data-early'), REPO, 'main'),
+        checkCfg: (cfgFile) => checkPulledCfg(cfgFile, { model }),
+      }),
+    ).rejects.toThrow(/the SAE reads hook "blocks\.7\.hook_resid_pre"/);
+    const asked = hub.requests.slice(before).map((r) => r.path);
+    expect(asked.some((p) => p.endsWith('deep/cfg.json'))).toBe(true);
+    expect(asked.filter((p) => !p.endsWith('deep/cfg.json'))).toEqual([]);
+    // a cfg.json without d_in is checked for what it says; its width waits for the weights
+    const bare = await fs.readFile(path.join(scratch, 'fixtures', 'bare-pre6', CFG_FILE), 'utf8');
+    expect(JSON.parse(bare).d_in).toBeUndefined();
+    await checkPulledCfg(path.join(scratch, 'fixtures', 'bare-pre6', CFG_FILE), { model });
+
     // nothing was half-imported
     const ids = await db.sql<{ id: string }[]>`SELECT id FROM saes WHERE id LIKE 'bad-%'`;
     expect(ids).toEqual([]);
