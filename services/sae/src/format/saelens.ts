@@ -104,7 +104,7 @@ export async function readSaeLens(dir: string, options: ReadSaeLensOptions = {})
   const reader = await SafetensorsReader.open(file).catch((err: unknown) => {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     // A cfg.json that is wrong says more than a missing weights file (when it states its widths).
-    if (cfg.d_in !== undefined && cfg.d_sae !== undefined) parseSaeLensCfg(cfg, bad, undefined);
+    if (stated(cfg.d_in) && stated(cfg.d_sae)) parseSaeLensCfg(cfg, bad, undefined);
     throw new CheckpointError(`${dir}: no ${WEIGHTS_FILE}`);
   });
   try {
@@ -121,23 +121,25 @@ export async function readSaeLens(dir: string, options: ReadSaeLensOptions = {})
   }
 }
 
+const stated = (value: unknown) => value !== undefined && value !== null;
+
 /**
  * What an SAE folder's cfg.json alone says, for checks before its weights are at hand (a pull checks
- * the SAE against the model before downloading them). Widths the file leaves out are unknown
- * (`widthsStated` false) and stand in as 1 × unbounded; everything else is read, and refused, as
+ * the SAE against the model before downloading them). Widths the file leaves out are unknown (d_in
+ * stands in as 1, `dInStated` false; d_sae as unbounded); everything else is read, and refused, as
  * `readSaeLens` does.
  */
 export async function readSaeLensCfg(
   dir: string,
   options: ReadSaeLensOptions = {},
-): Promise<{ config: SaeConfig; widthsStated: boolean }> {
+): Promise<{ config: SaeConfig; dInStated: boolean }> {
   const cfg = await readCfg(dir);
   const cfgFile = path.join(dir, CFG_FILE);
   const bad = (problem: string) => new CheckpointError(`${cfgFile}: ${problem}`);
   const parsed = parseSaeLensCfg(cfg, bad, [1, Number.MAX_SAFE_INTEGER]);
   if (parsed.normalisation === 'expected_average_only_in' && options.normScalingFactor === undefined)
     throw missingNormScalingFactor(cfgFile);
-  return { config: parsed.config, widthsStated: cfg.d_in !== undefined && cfg.d_sae !== undefined };
+  return { config: parsed.config, dInStated: stated(cfg.d_in) };
 }
 
 async function readCfg(dir: string): Promise<Json> {

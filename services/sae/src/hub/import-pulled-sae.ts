@@ -4,9 +4,9 @@ import { CheckpointError, SafetensorsReader } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
 import type { ModelManifest } from '@loupe/model';
 import { CFG_FILE, readSaeLens, readSaeLensCfg, SPARSITY_FILE, writeSaeLens } from '../format/saelens.js';
-import { importSae, saeDir } from '../store/sae-library.js';
+import { importSae } from '../store/sae-library.js';
 import type { SaeRow } from '../store/sae-store.js';
-import { matchSaeToModel } from './model-match.js';
+import { loupeModelName, matchSaeToModel } from './model-match.js';
 
 export interface PulledSaeSource {
   repo: string;
@@ -54,11 +54,11 @@ export async function importPulledSae(
   });
   const modelName = options.model
     ? matchSaeToModel(sae.config, options.model.manifest, options.model.dir)
-    : sae.config.modelName;
+    : sae.config.modelName && loupeModelName(sae.config.modelName);
   const originalCfg = JSON.parse(await fs.readFile(path.join(folder, CFG_FILE), 'utf8')) as unknown;
 
-  // Staged beside the library so that the import's own copy is a rename on the same disk.
-  const staging = path.join(saeDir(dataDir, ''), `.pull-${process.pid}-${Date.now()}`);
+  // On the data directory's disk, and outside the library, where no SAE id can collide with it.
+  const staging = path.join(dataDir, 'hub', `.import-${process.pid}-${Date.now()}`);
   await fs.rm(staging, { recursive: true, force: true });
   try {
     await writeSaeLens(
@@ -100,8 +100,8 @@ export async function checkPulledCfg(
   cfgFile: string,
   options: Pick<ImportPulledOptions, 'model' | 'normScalingFactor' | 'centerWritingWeights'>,
 ): Promise<void> {
-  const { config, widthsStated } = await readSaeLensCfg(path.dirname(cfgFile), options);
-  if (options.model) matchSaeToModel(config, options.model.manifest, options.model.dir, widthsStated);
+  const { config, dInStated } = await readSaeLensCfg(path.dirname(cfgFile), options);
+  if (options.model) matchSaeToModel(config, options.model.manifest, options.model.dir, dInStated);
 }
 
 /** SAELens' sparsity file holds one tensor `sparsity` of d_sae log10 firing frequencies. */

@@ -8,6 +8,11 @@ import type { SaeConfig } from '../format/sae-model.js';
  */
 const MODEL_ALIASES: Record<string, string> = { 'gpt2-small': 'gpt2' };
 
+/** The name Loupe gives the model an SAE's cfg.json names (TransformerLens' `gpt2-small` is `gpt2`). */
+export function loupeModelName(name: string): string {
+  return MODEL_ALIASES[name] ?? name;
+}
+
 function canonicalModel(name: string): string {
   const bare = name.trim().toLowerCase().split('/').pop() ?? '';
   return MODEL_ALIASES[bare] ?? bare;

@@ -229,6 +229,21 @@ describe('sae pull from a hub', () => {
     expect((await findSae(db.sql, row.id)).model).toBe('gpt2');
   });
 
+  it('files an SAE checked against no model under the Loupe name of the model its cfg names', async () => {
+    const dataDir = path.join(scratch, 'data-unchecked');
+    const pulled = await pull('bloom-pre6', dataDir);
+    const { row } = await importPulledSae(db.sql, dataDir, {
+      folder: pulled.dir,
+      source: { repo: REPO, revision: 'main', subfolder: 'bloom-pre6' },
+      id: 'unchecked-bloom',
+    });
+    // cfg.json says TransformerLens' gpt2-small
+    expect(row.model).toBe('gpt2');
+    expect(await fs.readdir(path.join(dataDir, 'hub'))).not.toContainEqual(
+      expect.stringMatching(/^\.import-/),
+    );
+  });
+
   it('says what is wrong with a bad folder, a bad sparsity file, or the wrong model', async () => {
     const dataDir = path.join(scratch, 'data-bad');
     await expect(pull('no-such-sae', dataDir)).rejects.toThrow(
