@@ -160,6 +160,27 @@ sae
     runCommand(() => import('./commands/sae.js').then((m) => m.importCommand(dir, options))),
   );
 sae
+  .command('pull')
+  .argument('<repo-id>', 'hub repository holding SAELens SAEs, e.g. jbloom/GPT2-Small-SAEs-Reformatted')
+  .option('--path <folder>', "the SAE's folder in the repository (default: its root)")
+  .option('--revision <rev>', 'branch, tag or commit', 'main')
+  .option('--id <id>', 'library id (default: <model>:<hook>:<weights hash>)')
+  .option('--model <model>', 'converted model the SAE must fit (default: $LOUPE_MODEL when converted here)')
+  .option(
+    '--norm-scaling-factor <f>',
+    "for normalize_activations expected_average_only_in: SAELens' norm_scaling_factor, folded into the weights",
+  )
+  .option(
+    '--center-writing-weights',
+    "the SAE read TransformerLens activations with centred writing weights (SAELens' config_overrides say so, e.g. gpt2-small-res-jb)",
+  )
+  .description(
+    'download a SAELens SAE from the Hugging Face hub ($HF_ENDPOINT) and import it into the library and the feature store',
+  )
+  .action((repo: string, options) =>
+    runCommand(() => import('./commands/sae-pull.js').then((m) => m.pull(repo, options))),
+  );
+sae
   .command('export')
   .argument('<sae-id>', 'library id, as printed by import')
   .requiredOption('--out <dir>', 'new or empty folder to write the SAELens files to')

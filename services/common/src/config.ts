@@ -273,7 +273,7 @@ export const VARIABLES = {
   hfEndpoint: {
     name: 'HF_ENDPOINT',
     default: 'https://huggingface.co',
-    description: 'Hugging Face hub used by `loupe model pull`',
+    description: 'Hugging Face hub used by `loupe model pull` and `loupe sae pull`',
     parse: (raw: string) => raw.replace(/\/+$/, ''),
   },
   hfToken: {

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, modelsDir } from '@loupe/common';
-import { convertCheckpoint, downloadCheckpoint } from '@loupe/model';
+import { convertCheckpoint, downloadCheckpoint, hubCacheDir } from '@loupe/model';
 import { progressBar } from '../progress.js';
 import { printJson } from '../run-command.js';
 
@@ -31,7 +31,7 @@ export async function pull(
   const config = loadConfig();
   const out = options.out ?? path.join(modelsDir(config), repo.split('/').pop() ?? repo);
   // Downloads go to a cache folder keyed by repo and revision, so an interrupted pull resumes.
-  const cache = path.join(config.dataDir, 'hub', repo.replace('/', '--'), options.revision);
+  const cache = hubCacheDir(config.dataDir, repo, options.revision);
   await fs.mkdir(cache, { recursive: true });
   const bar = progressBar('downloading');
   const downloaded = await downloadCheckpoint({

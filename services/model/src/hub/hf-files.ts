@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { UserInputError } from '@loupe/common';
 import { CHECKPOINT_FILES } from '../config/checkpoint.js';
 // Where a Hugging Face checkpoint's files live on the hub, and how to read what the hub says about them.
@@ -56,4 +57,13 @@ export function normalizeEtag(etag: string | null | undefined): string | undefin
 export function sha256FromEtag(etag: string | null | undefined): string | undefined {
   const v = normalizeEtag(etag)?.toLowerCase();
   return v && /^[0-9a-f]{64}$/.test(v) ? v : undefined;
+}
+
+/**
+ * Where a pull keeps what it downloads: one folder per repo and revision under the data directory, so
+ * an interrupted pull (of a model or of an SAE) finds its partial files and resumes.
+ */
+export function hubCacheDir(dataDir: string, repo: string, revision: string): string {
+  validateRepoId(repo);
+  return join(dataDir, 'hub', repo.replace('/', '--'), revision);
 }

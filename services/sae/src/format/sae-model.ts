@@ -2,8 +2,11 @@
 export const SAE_ARCHITECTURES = ['standard', 'topk', 'jumprelu'] as const;
 export type SaeArchitecture = (typeof SAE_ARCHITECTURES)[number];
 
-/** SAELens' `normalize_activations` values that need nothing beyond the SAE folder to apply. */
-export const SAE_NORMALISATIONS = ['none', 'constant_norm_rescale'] as const;
+/**
+ * SAELens' `normalize_activations` values that need nothing beyond the SAE folder to apply (per input
+ * row, undone on the way out: see `inputScales` in sae-forward.ts).
+ */
+export const SAE_NORMALISATIONS = ['none', 'constant_norm_rescale', 'layer_norm'] as const;
 export type SaeNormalisation = (typeof SAE_NORMALISATIONS)[number];
 
 /** What an SAE is, independent of file layout. Names follow SAELens' cfg.json fields. */

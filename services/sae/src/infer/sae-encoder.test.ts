@@ -28,7 +28,7 @@ function expectClose(actual: Float32Array, expected: Float32Array, tol: number):
 
 describe('SaeEncoder', () => {
   for (const architecture of SAE_ARCHITECTURES) {
-    for (const normalizeActivations of ['none', 'constant_norm_rescale'] as const) {
+    for (const normalizeActivations of ['none', 'constant_norm_rescale', 'layer_norm'] as const) {
       it(`encodes like the TS reference: ${architecture}, ${normalizeActivations}`, async () => {
         const sae = randomSae(architecture, dIn, dSae, 7, { normalizeActivations, k: 5 });
         const x = inputs(1);
@@ -48,9 +48,12 @@ describe('SaeEncoder', () => {
           }
         }
         const decoded = await encoder.decode(acts, rows);
-        const scales = inputScales(sae, x, rows);
-        const raw = decoded.map((v, i) => v / scales[Math.floor(i / dIn)]);
-        expectClose(raw, decode(sae, expected, rows, scales), 1e-3);
+        const norms = inputScales(sae, x, rows);
+        const raw = decoded.map((v, i) => {
+          const r = Math.floor(i / dIn);
+          return v * norms.outScale[r] + norms.shift[r];
+        });
+        expectClose(raw, decode(sae, expected, rows, norms), 1e-3);
         await encoder.close();
       });
     }

@@ -12,7 +12,7 @@ const OPSET = 20;
 
 /**
  * ONNX graph of SAELens' encode for any of the three architectures: optional constant_norm_rescale
- * (x·√d_in/‖x‖), optional b_dec subtraction, pre = x·W_enc + b_enc, then ReLU / JumpReLU / TopK.
+ * (x·√d_in/‖x‖) or layer_norm ((x − mean)/(std + 1e-5)), optional b_dec subtraction, pre = x·W_enc + b_enc, then ReLU / JumpReLU / TopK.
  * Weights are initializers and the row count is symbolic, so one session serves any batch.
  */
 export function buildEncoderGraph(sae: Sae): Uint8Array {
@@ -23,6 +23,21 @@ export function buildEncoderGraph(sae: Sae): Uint8Array {
     const norm2 = g.op('ReduceSum', [g.op('Mul', [x, x]), g.constInt64([1], [1], 'axis1')], { keepdims: 1 });
     const scale = g.op('Div', [g.constFloat([Math.sqrt(dIn)], [], 'sqrt_d_in'), g.op('Sqrt', [norm2])]);
     x = g.op('Mul', [x, scale], {}, 'x_scaled');
+  }
+  if (sae.config.normalizeActivations === 'layer_norm') {
+    // (x − mean) / (std + 1e-5) per row, std the unbiased one (torch's x.std()), as SAELens does
+    const axis = g.constInt64([1], [1], 'axis1_ln');
+    const mean = g.op('Div', [
+      g.op('ReduceSum', [x, axis], { keepdims: 1 }),
+      g.constFloat([dIn], [], 'd_in'),
+    ]);
+    const centred = g.op('Sub', [x, mean]);
+    const variance = g.op('Div', [
+      g.op('ReduceSum', [g.op('Mul', [centred, centred]), axis], { keepdims: 1 }),
+      g.constFloat([dIn - 1], [], 'd_in_minus_1'),
+    ]);
+    const std = g.op('Add', [g.op('Sqrt', [variance]), g.constFloat([1e-5], [], 'ln_eps')]);
+    x = g.op('Div', [centred, std], {}, 'x_normalised');
   }
   const W_enc = g.inlineWeight('W_enc', [dIn, dSae], sae.weights.W_enc);
   const b_enc = g.inlineWeight('b_enc', [dSae], sae.weights.b_enc);
@@ -85,8 +100,8 @@ export class SaeEncoder {
   }
 
   /**
-   * acts·W_dec + b_dec for dense latents [rows, d_sae]. With constant_norm_rescale this is in the
-   * normalised space; divide by the input's scale (`inputScales`) to get back to the raw one.
+   * acts·W_dec + b_dec for dense latents [rows, d_sae]. With constant_norm_rescale or layer_norm this
+   * is in the normalised space; `inputScales` says how to get back to the raw one.
    */
   async decode(acts: Float32Array, rows: number): Promise<Float32Array> {
     checkLength('latents', acts, rows, this.dSae);

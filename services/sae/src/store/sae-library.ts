@@ -3,10 +3,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UserInputError } from '@loupe/common';
 import type { Sql } from '@loupe/common/db';
-import { CFG_FILE, readSaeLens, WEIGHTS_FILE } from '../format/saelens.js';
+import { CFG_FILE, readSaeLens, SPARSITY_FILE, WEIGHTS_FILE } from '../format/saelens.js';
 import { findSae, type SaeRow, saveFeatures } from './sae-store.js';
 
 const SAE_FILES = [CFG_FILE, WEIGHTS_FILE];
+/** Files a SAELens folder may hold beside the SAE itself; they travel with it when present. */
+const OPTIONAL_FILES = [SPARSITY_FILE];
 export const RECORDS_FILE = 'records.safetensors';
 
 /** Where imported SAEs live: one SAELens folder per SAE id under the data directory. */
@@ -41,6 +43,7 @@ export async function importSae(
   await fs.rm(staging, { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
   for (const file of SAE_FILES) await fs.copyFile(path.join(source, file), path.join(staging, file));
+  await copyOptional(source, staging);
   await fs.rm(target, { recursive: true, force: true });
   await fs.rename(staging, target);
   await saveFeatures(
@@ -68,7 +71,16 @@ export async function exportSae(sql: Sql, id: string, outDir: string): Promise<S
     throw new UserInputError(`${outDir} is not empty; export into a new or empty folder`);
   await fs.mkdir(outDir, { recursive: true });
   for (const file of SAE_FILES) await fs.copyFile(path.join(row.weightsPath, file), path.join(outDir, file));
+  await copyOptional(row.weightsPath, outDir);
   return row;
+}
+
+async function copyOptional(from: string, to: string): Promise<void> {
+  for (const file of OPTIONAL_FILES) {
+    await fs.copyFile(path.join(from, file), path.join(to, file)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
 }
 
 function defaultId(model: string | null, hook: string | null, weightsHash: string): string {
