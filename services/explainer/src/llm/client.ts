@@ -1,5 +1,4 @@
-import { recordLlmCall } from '@loupe/common/metrics';
-import { type LlmPrices, llmCostUsd, UNPRICED } from './cost.js';
+import { countLlmCall, type LlmPrices, UNPRICED } from './cost.js';
 import { countPromptTokens, countTextTokens } from './count-tokens.js';
 import { LlmError } from './errors.js';
 import { type HttpClientOptions, HttpRequestError, RetryingJsonPost, snippet } from './http-json.js';
@@ -48,14 +47,7 @@ export class LlmClient implements ChatModel {
       throw new LlmError(`LLM server ${this.http.url} (model ${this.model}) ${e.message}`, e.status);
     }
     const result = await this.readReply(sent.reply, request, sent.attempts);
-    meter?.record(result);
-    recordLlmCall({
-      ...result.usage,
-      model: result.model,
-      attempts: result.attempts,
-      usageSource: result.usageSource,
-      costUsd: llmCostUsd(result.usage, this.prices),
-    });
+    countLlmCall(result, this.prices, meter);
     return result;
   }
 

@@ -1,6 +1,5 @@
-import { recordLlmCall } from '@loupe/common/metrics';
 import type { LlmClientOptions } from './client.js';
-import { type LlmPrices, llmCostUsd, UNPRICED } from './cost.js';
+import { countLlmCall, type LlmPrices, UNPRICED } from './cost.js';
 import { countTextTokens } from './count-tokens.js';
 import { LlmError } from './errors.js';
 import { type HttpRequestError, RetryingJsonPost, snippet } from './http-json.js';
@@ -93,14 +92,7 @@ export class CompletionsClient implements CompletionModel {
       attempts: sent.attempts,
       model: typeof reply.model === 'string' ? reply.model : this.model,
     };
-    meter?.record(result);
-    recordLlmCall({
-      ...result.usage,
-      model: result.model,
-      attempts: result.attempts,
-      usageSource: result.usageSource,
-      costUsd: llmCostUsd(result.usage, this.prices),
-    });
+    countLlmCall(result, this.prices, meter);
     return result;
   }
 }

@@ -1,5 +1,6 @@
 import type { LoupeConfig } from '@loupe/common';
-import type { TokenUsage } from './types.js';
+import { recordLlmCall } from '@loupe/common/metrics';
+import type { TokenUsage, UsageMeter } from './types.js';
 
 /** US dollars per million tokens, as LLM providers list them; 0 = unpriced (a local server). */
 export interface LlmPrices {
@@ -25,4 +26,20 @@ export function llmCostUsd(usage: TokenUsage, prices: LlmPrices): number {
       usage.completionTokens * prices.completionUsdPerMillion) /
     1_000_000
   );
+}
+
+/** Counts one answered LLM call: into the caller's meter and into the process metrics, priced. */
+export function countLlmCall(
+  result: { usage: TokenUsage; attempts: number; model: string; usageSource: 'server' | 'estimated' },
+  prices: LlmPrices,
+  meter?: UsageMeter,
+): void {
+  meter?.record(result);
+  recordLlmCall({
+    ...result.usage,
+    model: result.model,
+    attempts: result.attempts,
+    usageSource: result.usageSource,
+    costUsd: llmCostUsd(result.usage, prices),
+  });
 }
