@@ -166,7 +166,8 @@ export async function captureBench(probe: MatmulProbe): Promise<void> {
   );
 }
 
-async function captureJobSeconds(
+/** One capture job over the bundled corpus on a throwaway embedded Postgres, timed end to end. */
+export async function captureJobSeconds(
   runner: Gpt2Runner,
   hooks: string[],
   maxTokens: number,

@@ -18,7 +18,7 @@ export class MatmulProbe {
     readonly flops: number,
   ) {}
 
-  static async create(m = 1024, k = 768, n = 3072): Promise<MatmulProbe> {
+  static async create(m = 1024, k = 768, n = 3072, provider: 'cpu' | 'cuda' = 'cpu'): Promise<MatmulProbe> {
     const g = new GraphBuilder();
     const x = g.input('x', 'float32', [m, k]);
     const w = g.inlineWeight(
@@ -31,6 +31,7 @@ export class MatmulProbe {
     const file = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-mm-')), 'matmul.onnx');
     await fs.writeFile(file, g.encode({ graphName: 'matmul', opset: 20 }));
     const session = await ort.InferenceSession.create(file, {
+      executionProviders: [provider],
       intraOpNumThreads: 0,
       graphOptimizationLevel: 'all',
     });

@@ -82,11 +82,20 @@ export function startProcess(
 }
 
 /** Runs the `loupe` CLI to completion. */
-export async function runCli(
+export function runCli(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'services/cli/dist/main.js'), ...args], {
+  return runNode(path.join(REPO_ROOT, 'services/cli/dist/main.js'), args, env);
+}
+
+/** Runs a Node.js script of the repository to completion. */
+export async function runNode(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
