@@ -76,6 +76,26 @@ async function waitForRow<T>(query: () => Promise<T[]>, what: string, ms = 60_00
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * Kills `worker` with SIGKILL at a moment it holds work: it is frozen (SIGSTOP) while `held` looks, so
+ * what it holds cannot change between the look and the kill; between two pieces of work it is let go
+ * on for a moment and frozen again.
+ */
+async function killHolding<T>(worker: Worker, held: () => Promise<T[]>): Promise<T[]> {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+    worker.child.kill('SIGSTOP');
+    const rows = await held();
+    if (rows.length > 0) {
+      worker.child.kill('SIGKILL');
+      await worker.exit;
+      return rows;
+    }
+    worker.child.kill('SIGCONT');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error('the worker never held work when looked at');
+}
+
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 /** A safetensors file's tensor bytes: its header names the job, which differs between runs. */
 const tensorBytes = (bytes: Buffer) => bytes.subarray(8 + Number(bytes.readBigUInt64LE(0)));
@@ -124,18 +144,27 @@ describe('capture jobs shared by worker processes', () => {
 
   it('three workers, one killed mid-item: the records and shards are byte-identical to one worker', async () => {
     const args = ['capture', '--model', modelDir, ...CAPTURE_ARGS];
-    const workers = [0, 1, 2].map(() => startWorker(args, env));
-    const victim = workers[1];
+    // the victim starts first, so it surely holds an item when the other two join and it is killed
+    const victim = startWorker(args, env);
     const victimName = `${hostname}:${victim.child.pid}`;
-    // the victim holds an item (and has finished none of it: its lease is live) when it is killed
     const held = await waitForRow(
       () => sql<{ job_id: string; item: number }[]>`
         SELECT job_id, item FROM capture_work_items WHERE worker = ${victimName} AND status = 'running'`,
       'the victim to lease an item',
     );
-    victim.child.kill('SIGKILL');
-    await victim.exit;
-    const survivors = await Promise.all([workers[0].exit, workers[2].exit]);
+    const others = [0, 1].map(() => startWorker(args, env));
+    await waitForRow(
+      () => sql`
+        SELECT 1 FROM capture_work_items
+        WHERE job_id = ${held.job_id} AND status = 'running' AND worker <> ${victimName}`,
+      'another worker to lease an item',
+    );
+    const [taken] = await killHolding(
+      victim,
+      () => sql<{ item: number }[]>`
+        SELECT item FROM capture_work_items WHERE job_id = ${held.job_id} AND worker = ${victimName} AND status = 'running'`,
+    );
+    const survivors = await Promise.all(others.map((w) => w.exit));
     for (const s of survivors) expect(s.code, s.stderr).toBe(0);
     const jobs = survivors.map((s) => JSON.parse(s.stdout).job);
     expect(jobs).toEqual([held.job_id, held.job_id]);
@@ -147,10 +176,10 @@ describe('capture jobs shared by worker processes', () => {
     const items = await sql`
       SELECT item, status, worker, attempts FROM capture_work_items WHERE job_id = ${held.job_id} ORDER BY item`;
     expect(items.every((i) => i.status === 'done')).toBe(true);
-    // the killed worker's item was leased again and finished by a survivor
-    const taken = items.find((i) => i.item === held.item)!;
-    expect(taken.worker).not.toBe(victimName);
-    expect(taken.attempts).toBeGreaterThanOrEqual(2);
+    // the item the worker was killed in was leased again and finished by a survivor
+    const redone = items.find((i) => i.item === taken.item)!;
+    expect(redone.worker).not.toBe(victimName);
+    expect(redone.attempts).toBeGreaterThanOrEqual(2);
     expect(new Set(items.map((i) => i.worker)).size).toBeGreaterThanOrEqual(2);
 
     expect(await captureOutputs(sql, held.job_id)).toEqual(reference);
@@ -177,7 +206,7 @@ function slowBeliever(request: RecordedRequest) {
   if (request.body.response_format) {
     const { sequences } = JSON.parse(request.lastUser.slice(request.lastUser.indexOf('\n') + 1));
     return {
-      delayMs: 40,
+      delayMs: 100,
       content: JSON.stringify({
         sequences: sequences.map((s: { tokens: string[] }) => ({
           activations: s.tokens.map((token) => ({ token, activation: named.has(token.trim()) ? 10 : 0 })),
@@ -185,7 +214,7 @@ function slowBeliever(request: RecordedRequest) {
       }),
     };
   }
-  return { delayMs: 40, content: 'Explanation: the word "river".' };
+  return { delayMs: 100, content: 'Explanation: the word "river".' };
 }
 
 describe('scoring jobs shared by worker processes', () => {
@@ -241,17 +270,26 @@ describe('scoring jobs shared by worker processes', () => {
     expect(expected).toMatchObject({ status: 'done', units_done: UNITS, units_failed: 0 });
 
     const shared = await newJob();
-    const workers = [0, 1, 2].map(() => startWorker(args(shared), env));
-    const victim = workers[0];
+    // the victim starts first and is killed while it holds a unit, once the other two are working too
+    const victim = startWorker(args(shared), env);
     const victimName = `${hostname}:${victim.child.pid}`;
-    const held = await waitForRow(
+    await waitForRow(
       () => sql<{ unit: string }[]>`
         SELECT unit FROM scoring_job_units WHERE job_id = ${shared} AND worker = ${victimName} AND status = 'running'`,
       'the victim to claim a unit',
     );
-    victim.child.kill('SIGKILL');
-    await victim.exit;
-    for (const s of await Promise.all([workers[1].exit, workers[2].exit])) expect(s.code, s.stderr).toBe(0);
+    const others = [0, 1].map(() => startWorker(args(shared), env));
+    await waitForRow(
+      () => sql`
+        SELECT 1 FROM scoring_job_units WHERE job_id = ${shared} AND status = 'running' AND worker <> ${victimName}`,
+      'another worker to claim a unit',
+    );
+    const [killedIn] = await killHolding(
+      victim,
+      () => sql<{ unit: string }[]>`
+        SELECT unit FROM scoring_job_units WHERE job_id = ${shared} AND worker = ${victimName} AND status = 'running'`,
+    );
+    for (const s of await Promise.all(others.map((w) => w.exit))) expect(s.code, s.stderr).toBe(0);
 
     expect(await totals(shared)).toEqual(expected);
     const units = await sql`
@@ -262,9 +300,9 @@ describe('scoring jobs shared by worker processes', () => {
     const [{ n }] = await sql`
       SELECT count(*)::int AS n FROM explanations WHERE id IN ${sql(units.map((u) => u.explanation_id))}`;
     expect(n).toBe(UNITS);
-    const taken = units.find((u) => u.unit === held.unit)!;
-    expect(taken.worker).not.toBe(victimName);
-    expect(taken.attempts).toBeGreaterThanOrEqual(2);
+    const redone = units.find((u) => u.unit === killedIn.unit)!;
+    expect(redone.worker).not.toBe(victimName);
+    expect(redone.attempts).toBeGreaterThanOrEqual(2);
   });
 });
 
