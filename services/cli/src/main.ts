@@ -248,6 +248,25 @@ jobs
     runCommand(() => import('./commands/explain.js').then((m) => m.jobsExport(id, options))),
   );
 
+const importCommand = program.command('import').description('import published interpretability data');
+importCommand
+  .command('openai-neurons')
+  .option(
+    '--source <url|folder>',
+    "the dataset root holding collated-activations/ and explanations/ (default: OpenAI's public URL)",
+  )
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
+  .option('--layers <A-B>', 'layers to import (default: every layer of the model)')
+  .option('--neurons <A-B>', 'neurons of each layer to import (default: all)')
+  .option('--concurrency <n>', 'neurons fetched at once (one request each in flight)', '16')
+  .option('--json', 'print JSON (the only output format)')
+  .description(
+    "OpenAI's published neuron records and scored explanations as units <model>/blocks.L.mlp.hook_post/N (resumable)",
+  )
+  .action((options) =>
+    runCommand(() => import('./commands/import.js').then((m) => m.importOpenAiNeuronsCommand(options))),
+  );
+
 const shop = program
   .command('demo')
   .description('demos built on the services')

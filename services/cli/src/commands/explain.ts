@@ -17,6 +17,7 @@ import {
   jobResults,
   llmOptionsFromConfig,
   modelsForJob,
+  PublishedRecordSource,
   parseSimulatorMethod,
   parseUnitRecords,
   parseUnitSpec,
@@ -189,7 +190,9 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
       job = await runJob(
         {
           sql: db.sql,
-          records: options.recordsDir ? new FileRecordSource(options.recordsDir) : grpcSource,
+          records: options.recordsDir
+            ? new FileRecordSource(options.recordsDir)
+            : new PublishedRecordSource(async () => db.sql, grpcSource),
           models: (llm) => modelsForJob(config, llm),
           embed: embeddings
             ? (text) =>
