@@ -206,6 +206,64 @@ describe('loupe import openai-neurons', () => {
     expect(again).toMatchObject({ imported: 0, alreadyImported: units.length });
   }, 120_000);
 
+  it('lists imported neurons by best published score, and the score picture per layer', async () => {
+    // independently: each stored neuron's best published score (null where its explanations were not read)
+    const unread = new Set(['0/2', '1/4']);
+    const expected = dataset
+      .filter((n) => !(n.layer === 1 && n.neuron === 11))
+      .map((n) => {
+        const scores = n.explanations.map((e) => e.score).filter((x): x is number => x !== null);
+        const best = unread.has(`${n.layer}/${n.neuron}`) || scores.length === 0 ? null : Math.max(...scores);
+        return { unit: unitOf(n.layer, n.neuron), layer: n.layer, neuron: n.neuron, score: best };
+      });
+    const above = expected
+      .filter((n) => n.score !== null && n.score >= 0.3)
+      .sort((a, b) => b.score! - a.score! || a.layer - b.layer || a.neuron - b.neuron);
+    const listed = await runCli(
+      ['published', 'list', '--model', 'tiny', '--min-score', '0.3', '--limit', '1000', '--json'],
+      env,
+    );
+    expect(listed.code, listed.stderr).toBe(0);
+    const list = JSON.parse(listed.stdout);
+    expect(list.total).toBe(above.length);
+    expect(list.neurons.map((n: Json) => [n.unit, n.score])).toEqual(above.map((n) => [n.unit, n.score]));
+    const page = JSON.parse(
+      (
+        await runCli(
+          ['published', 'list', '--model', 'tiny', '--layer', '1', '--offset', '2', '--limit', '3', '--json'],
+          env,
+        )
+      ).stdout,
+    );
+    const layer1 = expected
+      .filter((n) => n.layer === 1)
+      .sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.neuron - b.neuron);
+    expect(page.total).toBe(layer1.length);
+    expect(page.neurons.map((n: Json) => n.unit)).toEqual(layer1.slice(2, 5).map((n) => n.unit));
+
+    const pictured = await runCli(
+      ['published', 'layers', '--model', 'tiny', '--bins', '4', '--threshold', '0.5', '--json'],
+      env,
+    );
+    expect(pictured.code, pictured.stderr).toBe(0);
+    const picture = JSON.parse(pictured.stdout);
+    expect(picture.edges).toEqual([-1, -0.5, 0, 0.5, 1]);
+    for (const layer of [0, 1]) {
+      const rows = expected.filter((n) => n.layer === layer);
+      const scored = rows.map((n) => n.score).filter((x): x is number => x !== null);
+      const histogram = [0, 0, 0, 0];
+      for (const s of scored) histogram[Math.min(3, Math.floor((s + 1) / 0.5))]++;
+      const got = picture.layers.find((l: Json) => l.layer === layer);
+      expect(got).toMatchObject({
+        neurons: rows.length,
+        unscored: rows.length - scored.length,
+        atLeastThreshold: scored.filter((s) => s >= 0.5).length,
+        histogram,
+      });
+      expect(got.mean).toBeCloseTo(scored.reduce((a, b) => a + b, 0) / scored.length, 12);
+    }
+  });
+
   it('refuses a range outside the model, naming the flag', async () => {
     const { code, stderr } = await runCli(importArgs(server.url, '0-300'), env);
     expect(code).toBe(2);

@@ -3,6 +3,7 @@
 -- ids derived from the unit and the published text, so importing again never duplicates them.
 CREATE TABLE published_neurons (
   unit text PRIMARY KEY,
+  model text NOT NULL,
   -- the dataset folder or URL it was read from, and who published it
   source text NOT NULL,
   publisher text NOT NULL,
@@ -20,7 +21,12 @@ CREATE TABLE published_neurons (
   records jsonb,
   -- how many explanations the explanations file held; null when it was missing or malformed
   explanations integer,
+  -- the best published score among its explanations and that explanation: browsing by score at the
+  -- scale of a whole model (307,200 neurons) is an index scan, not a join over every explanation
+  best_score double precision,
+  best_explanation text,
   imported_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX published_neurons_layer ON published_neurons (layer, neuron);
+CREATE INDEX published_neurons_layer ON published_neurons (model, layer, neuron);
+CREATE INDEX published_neurons_best ON published_neurons (model, best_score DESC NULLS LAST, layer, neuron);

@@ -18,6 +18,7 @@ export * from './llm/types.js';
 export * from './prompts/explain-prompt.js';
 export * from './prompts/format.js';
 export * from './prompts/simulate-prompt.js';
+export * from './published/browse-published.js';
 export * from './published/dataset-source.js';
 export * from './published/import-openai-neurons.js';
 export * from './published/openai-format.js';

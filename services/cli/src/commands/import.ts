@@ -4,8 +4,10 @@ import {
   EXPLAINER_MIGRATIONS_DIR,
   EXPLAINER_SCHEMA,
   importOpenAiNeurons,
+  listPublishedNeurons,
   OPENAI_NEURONS_URL,
   parseRange,
+  publishedScoresByLayer,
   type TokenIds,
 } from '@loupe/explainer';
 import { Gpt2Tokenizer, readManifest, resolveModelDir } from '@loupe/model';
@@ -83,4 +85,64 @@ async function exactTokenIds(dir: string, files: { vocab: string; merges: string
   const ids = new Map<string, number | null>();
   for (const [id, s] of strings.entries()) ids.set(s, ids.has(s) ? null : id);
   return (token) => (token.includes('\ufffd') ? null : (ids.get(token) ?? null));
+}
+
+async function withExplainerDatabase<T>(
+  work: (sql: import('@loupe/common/db').Sql) => Promise<T>,
+): Promise<T> {
+  const { openDatabase } = await import('@loupe/common/db');
+  const db = await openDatabase(loadConfig(), {
+    schema: EXPLAINER_SCHEMA,
+    migrationsDir: EXPLAINER_MIGRATIONS_DIR,
+    applicationName: 'loupe-published',
+  });
+  try {
+    return await work(db.sql);
+  } finally {
+    await db.close();
+  }
+}
+
+function numberFlag(raw: string | undefined, flag: string, whole: boolean): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || (whole && (!Number.isInteger(value) || value < 0)))
+    throw new UserInputError(`${flag} "${raw}": expected ${whole ? 'a whole number ≥ 0' : 'a number'}`);
+  return value;
+}
+
+/** `loupe published list`: imported neurons by best published score, best first. */
+export async function publishedList(options: {
+  model: string;
+  layer?: string;
+  minScore?: string;
+  offset: string;
+  limit: string;
+}): Promise<void> {
+  const result = await withExplainerDatabase((sql) =>
+    listPublishedNeurons(sql, {
+      model: options.model,
+      layer: numberFlag(options.layer, '--layer', true),
+      minScore: numberFlag(options.minScore, '--min-score', false),
+      offset: numberFlag(options.offset, '--offset', true),
+      limit: numberFlag(options.limit, '--limit', true),
+    }),
+  );
+  await printJson(result);
+}
+
+/** `loupe published layers`: the distribution of best published scores in each layer. */
+export async function publishedLayers(options: {
+  model: string;
+  bins: string;
+  threshold: string;
+}): Promise<void> {
+  const result = await withExplainerDatabase((sql) =>
+    publishedScoresByLayer(sql, {
+      model: options.model,
+      bins: numberFlag(options.bins, '--bins', true),
+      threshold: numberFlag(options.threshold, '--threshold', false),
+    }),
+  );
+  await printJson(result);
 }

@@ -163,7 +163,15 @@ export async function importOpenAiNeurons(options: ImportOpenAiOptions): Promise
       if (record || explanations) {
         await savePublishedNeuron(
           options.sql,
-          { unit, source: options.source.location, layer, neuron, record, explanations },
+          {
+            unit,
+            model: options.model,
+            source: options.source.location,
+            layer,
+            neuron,
+            record,
+            explanations,
+          },
           options.tokenIds,
         );
         summary.imported++;

@@ -30,6 +30,7 @@ export interface StoredNeuronRecords {
 
 export interface PublishedNeuron {
   unit: string;
+  model: string;
   source: string;
   layer: number;
   neuron: number;
@@ -89,14 +90,16 @@ export async function savePublishedNeuron(sql: Sql, neuron: PublishedNeuron, ids
   const r = neuron.record;
   const records = r ? storedRecords(r, ids) : null;
   const maxActivation = r ? Math.max(...r.top.flatMap((x) => x.activations)) : null;
+  const best = bestExplanation(neuron.explanations ?? []);
   await sql.begin(async (tx) => {
     await tx`
-      INSERT INTO published_neurons (unit, source, publisher, layer, neuron, mean, variance, skewness, kurtosis,
-        max_activation, quantile_boundaries, records, explanations)
-      VALUES (${neuron.unit}, ${neuron.source}, ${OPENAI_PUBLISHER}, ${neuron.layer}, ${neuron.neuron},
+      INSERT INTO published_neurons (unit, model, source, publisher, layer, neuron, mean, variance, skewness, kurtosis,
+        max_activation, quantile_boundaries, records, explanations, best_score, best_explanation)
+      VALUES (${neuron.unit}, ${neuron.model}, ${neuron.source}, ${OPENAI_PUBLISHER}, ${neuron.layer}, ${neuron.neuron},
         ${r?.mean ?? null}, ${r?.variance ?? null}, ${r?.skewness ?? null}, ${r?.kurtosis ?? null}, ${maxActivation},
         ${r?.quantileBoundaries ? tx.json(r.quantileBoundaries) : null},
-        ${records ? tx.json(records as never) : null}, ${neuron.explanations?.length ?? null})
+        ${records ? tx.json(records as never) : null}, ${neuron.explanations?.length ?? null},
+        ${best?.evCorrelation ?? null}, ${best?.explanation ?? null})
       ON CONFLICT (unit) DO UPDATE SET
         source = EXCLUDED.source, publisher = EXCLUDED.publisher,
         mean = COALESCE(EXCLUDED.mean, published_neurons.mean),
@@ -107,6 +110,9 @@ export async function savePublishedNeuron(sql: Sql, neuron: PublishedNeuron, ids
         quantile_boundaries = COALESCE(EXCLUDED.quantile_boundaries, published_neurons.quantile_boundaries),
         records = COALESCE(EXCLUDED.records, published_neurons.records),
         explanations = COALESCE(EXCLUDED.explanations, published_neurons.explanations),
+        best_score = CASE WHEN EXCLUDED.explanations IS NULL THEN published_neurons.best_score ELSE EXCLUDED.best_score END,
+        best_explanation = CASE WHEN EXCLUDED.explanations IS NULL THEN published_neurons.best_explanation
+          ELSE EXCLUDED.best_explanation END,
         imported_at = now()`;
     for (const [index, e] of (neuron.explanations ?? []).entries()) {
       const id = publishedExplanationId(neuron.unit, index, e.explanation);
@@ -120,6 +126,14 @@ export async function savePublishedNeuron(sql: Sql, neuron: PublishedNeuron, ids
           provenance = EXCLUDED.provenance`;
     }
   });
+}
+
+/** The explanation with the best score (OpenAI lists its best first, but the order is not promised). */
+function bestExplanation(explanations: PublishedExplanation[]): PublishedExplanation | null {
+  let best: PublishedExplanation | null = null;
+  for (const e of explanations)
+    if (!best || (e.evCorrelation ?? -Infinity) > (best.evCorrelation ?? -Infinity)) best = e;
+  return best;
 }
 
 /** Of the given units, those already imported whole (records and explanations both read). */
