@@ -121,8 +121,12 @@ export function neuronRecordJson(n: DatasetNeuron): string {
   return Number.isNaN(n.moments.skewness) ? text.replace('"skewness":null', '"skewness":NaN') : text;
 }
 
-export function simulationResultsJson(n: DatasetNeuron): string {
-  const sequences = n.top.slice(0, 2).map((r) =>
+/** `sequences`: scored sequences per explanation (the paper scored on 5 top and 5 random windows). */
+export function simulationResultsJson(n: DatasetNeuron, sequences = 2): string {
+  const scored = [
+    ...n.top.slice(0, Math.ceil(sequences / 2)),
+    ...n.random.slice(0, Math.floor(sequences / 2)),
+  ].map((r) =>
     named(n.named, 'ScoredSequenceSimulation', {
       simulation: named(n.named, 'SequenceSimulation', {
         tokens: r.tokens,
@@ -145,7 +149,7 @@ export function simulationResultsJson(n: DatasetNeuron): string {
         named(n.named, 'ScoredExplanation', {
           explanation: e.explanation,
           scored_simulation: named(n.named, 'ScoredSimulation', {
-            scored_sequence_simulations: sequences,
+            scored_sequence_simulations: scored,
             ev_correlation_score: e.score,
             rsquared_score: e.score === null ? null : e.score * e.score,
             absolute_dev_explained_score: null,
@@ -160,12 +164,15 @@ export const recordsPath = (layer: number, neuron: number) => `collated-activati
 export const explanationsPath = (layer: number, neuron: number) => `explanations/${layer}/${neuron}.jsonl`;
 
 /** Writes the dataset under `dir` in OpenAI's layout. */
-export async function writeDataset(dir: string, neurons: DatasetNeuron[]): Promise<void> {
+export async function writeDataset(dir: string, neurons: DatasetNeuron[], sequences = 2): Promise<void> {
   for (const n of neurons) {
     await fs.mkdir(path.join(dir, 'collated-activations', String(n.layer)), { recursive: true });
     await fs.mkdir(path.join(dir, 'explanations', String(n.layer)), { recursive: true });
     await fs.writeFile(path.join(dir, recordsPath(n.layer, n.neuron)), neuronRecordJson(n));
-    await fs.writeFile(path.join(dir, explanationsPath(n.layer, n.neuron)), simulationResultsJson(n));
+    await fs.writeFile(
+      path.join(dir, explanationsPath(n.layer, n.neuron)),
+      simulationResultsJson(n, sequences),
+    );
   }
 }
 
