@@ -15,6 +15,7 @@ import {
 } from '@loupe/explainer';
 import { Gpt2Tokenizer } from '@loupe/model';
 import { ensureFixture, FIXTURES } from '../fixtures/index.js';
+import { startTestDatabase } from '../support/database.js';
 import { generateDataset, serveDataset, writeDataset } from '../support/openai-dataset.js';
 import { median } from './matmul-rate.js';
 import { fmt, printTable } from './measure.js';
@@ -59,8 +60,11 @@ export async function publishedBench(): Promise<void> {
   await writeDataset(mirror, dataset, 10);
   const mirrorBytes = du(mirror);
   const server = await serveDataset(mirror);
-  const db = await spawnEmbeddedPostgres({ dataDir: pgDir });
+  // a real server when LOUPE_TEST_DATABASE_URL names one (a database of its own there), else embedded
+  const onServer = Boolean(process.env.LOUPE_TEST_DATABASE_URL);
+  const db = onServer ? await startTestDatabase() : await spawnEmbeddedPostgres({ dataDir: pgDir });
   const sql = connect(db.url, { schema: EXPLAINER_SCHEMA });
+  const dataDirBytes = () => (onServer ? 0 : du(pgDir));
   const tokenizer = await Gpt2Tokenizer.load(await ensureFixture(FIXTURES.tiny));
   const strings = tokenizer.tokenStrings(Array.from({ length: tokenizer.vocabSize }, (_, i) => i));
   const ids = new Map(strings.map((s, i) => [s, i]));
@@ -69,7 +73,7 @@ export async function publishedBench(): Promise<void> {
     await sql`CHECKPOINT`;
     const before = {
       db: Number((await sql`SELECT pg_database_size(current_database()) AS n`)[0].n),
-      disk: du(pgDir),
+      disk: dataDirBytes(),
     };
     const rows: { measure: string; value: string; reference: string; ratio: string }[] = [];
     for (const concurrency of [16]) {
@@ -94,7 +98,7 @@ export async function publishedBench(): Promise<void> {
       Number((await sql`SELECT pg_total_relation_size(${table}::regclass) AS n`)[0].n);
     const after = {
       db: Number((await sql`SELECT pg_database_size(current_database()) AS n`)[0].n),
-      disk: du(pgDir),
+      disk: dataDirBytes(),
     };
     const per1000 = (bytes: number) => (bytes * 1000) / NEURONS;
     rows.push(
@@ -123,7 +127,9 @@ export async function publishedBench(): Promise<void> {
         ratio: '',
       },
     );
-    printTable(`Published neurons: import (${os.cpus().length} CPUs, embedded Postgres)`, rows);
+    if (onServer) rows.pop(); // the server's data directory is not ours to measure
+    const where = onServer ? 'PostgreSQL server' : 'embedded Postgres';
+    printTable(`Published neurons: import (${os.cpus().length} CPUs, ${where})`, rows);
 
     // 307,200 neurons with explanations: generated in SQL (the browse and search queries read only the
     // score columns and the explanation text, not the records)
