@@ -317,6 +317,54 @@ describe('imported units in the explainer service', () => {
     expect(search.hits.every((h: Json) => h.unit.startsWith('tiny/blocks.1.'))).toBe(true);
   });
 
+  it('serves the published records, moments and browse lists over gRPC', async () => {
+    const want = find(0, 5); // old form, NaN skewness
+    const neuron = await call('GetPublishedNeuron', { unit: unitOf(0, 5) });
+    expect(neuron).toMatchObject({
+      unit: unitOf(0, 5),
+      publisher: 'published by OpenAI',
+      layer: 0,
+      neuron: 5,
+      mean: want.moments.mean,
+      kurtosis: want.moments.kurtosis,
+      quantileBoundaries: want.quantileBoundaries,
+      explanations: 2,
+    });
+    expect(neuron.skewness ?? null).toBeNull();
+    expect(neuron.top.map((r: Json) => r.activations)).toEqual(want.top.map((r) => r.activations));
+    expect(neuron.quantiles.map((q: Json) => q.records.length)).toEqual(want.quantiles.map((q) => q.length));
+    const tokens = neuron.top.flatMap((r: Json) => r.tokens) as string[];
+    const ids = neuron.top.flatMap((r: Json) => r.tokenIds) as number[];
+    tokens.forEach((t, i) => {
+      expect(ids[i], t).toBe(UNMATCHED_TOKENS.includes(t) ? -1 : tokenizer.encode(t)[0]);
+    });
+    await expect(call('GetPublishedNeuron', { unit: 'tiny/blocks.0.mlp.hook_post/200' })).rejects.toThrow(
+      /NOT_FOUND|not imported/,
+    );
+
+    // the same pages and picture as `loupe published`, over the wire
+    const cli = JSON.parse(
+      (await runCli(['published', 'list', '--model', 'tiny', '--layer', '0', '--limit', '7', '--json'], env))
+        .stdout,
+    );
+    const wire = await call('ListPublishedNeurons', { model: 'tiny', layer: 0, limit: 7 });
+    expect(wire.total).toBe(cli.total);
+    expect(wire.neurons.map((n: Json) => [n.unit, n.score ?? null, n.explanation])).toEqual(
+      cli.neurons.map((n: Json) => [n.unit, n.score, n.explanation ?? '']),
+    );
+    const picture = JSON.parse(
+      (await runCli(['published', 'layers', '--model', 'tiny', '--bins', '5', '--json'], env)).stdout,
+    );
+    const byLayer = await call('PublishedScoresByLayer', { model: 'tiny', bins: 5 });
+    expect(byLayer.edges).toEqual(picture.edges);
+    expect(byLayer.threshold).toBe(0.8);
+    expect(
+      byLayer.layers.map((l: Json) => [l.layer, l.neurons, l.unscored, l.atLeastThreshold, l.histogram]),
+    ).toEqual(
+      picture.layers.map((l: Json) => [l.layer, l.neurons, l.unscored, l.atLeastThreshold, l.histogram]),
+    );
+  });
+
   it('re-scores imported units on exactly their published records', async () => {
     const units = [unitOf(0, 6), unitOf(0, 7)];
     const started = await call('StartScoringJob', {

@@ -80,6 +80,9 @@ const EXPLAINER_METHODS = [
   'ListJobs',
   'SearchExplanations',
   'ListExplanations',
+  'GetPublishedNeuron',
+  'ListPublishedNeurons',
+  'PublishedScoresByLayer',
 ] as const;
 
 export type CaptureApi = Promised<CaptureServiceClient, (typeof CAPTURE_METHODS)[number]>;

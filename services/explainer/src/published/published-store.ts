@@ -162,6 +162,8 @@ export interface PublishedNeuronRow {
   quantileBoundaries: number[] | null;
   records: StoredNeuronRecords | null;
   explanations: number | null;
+  bestScore: number | null;
+  bestExplanation: string | null;
 }
 
 export async function getPublishedNeuron(sql: Sql, unit: string): Promise<PublishedNeuronRow | null> {
@@ -181,6 +183,8 @@ export async function getPublishedNeuron(sql: Sql, unit: string): Promise<Publis
     quantileBoundaries: row.quantile_boundaries,
     records: row.records,
     explanations: row.explanations,
+    bestScore: row.best_score,
+    bestExplanation: row.best_explanation,
   };
 }
 

@@ -7,6 +7,7 @@ import { ExplainerController } from './explainer.controller.js';
 import { ExplainerApi } from './explainer-api.js';
 import { JobWorker } from './job-worker.js';
 import { Models } from './models.js';
+import { PublishedApi } from './published-api.js';
 import { CONFIG, LOGGER, RECORD_SOURCE } from './tokens.js';
 
 @Module({})
@@ -32,6 +33,7 @@ export class ExplainerModule {
         Models,
         JobWorker,
         ExplainerApi,
+        PublishedApi,
       ],
     };
   }
