@@ -279,6 +279,49 @@ jobs
     runCommand(() => import('./commands/explain.js').then((m) => m.jobsExport(id, options))),
   );
 
+const importCommand = program.command('import').description('import published interpretability data');
+importCommand
+  .command('openai-neurons')
+  .option(
+    '--source <url|folder>',
+    "the dataset root holding collated-activations/ and explanations/ (default: OpenAI's public URL)",
+  )
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
+  .option('--layers <A-B>', 'layers to import (default: every layer of the model)')
+  .option('--neurons <A-B>', 'neurons of each layer to import (default: all)')
+  .option('--concurrency <n>', 'neurons fetched at once (one request each in flight)', '16')
+  .option('--json', 'print JSON (the only output format)')
+  .description(
+    "OpenAI's published neuron records and scored explanations as units <model>/blocks.L.mlp.hook_post/N (resumable)",
+  )
+  .action((options) =>
+    runCommand(() => import('./commands/import.js').then((m) => m.importOpenAiNeuronsCommand(options))),
+  );
+
+const published = program.command('published').description('browse imported published neurons');
+published
+  .command('list')
+  .requiredOption('--model <name>', 'the model name the units were imported under, e.g. gpt2-xl')
+  .option('--layer <L>', 'one layer only')
+  .option('--min-score <s>', 'only neurons whose best published score is at least s, e.g. 0.8')
+  .option('--offset <n>', 'skip this many', '0')
+  .option('--limit <n>', 'at most this many (1-1000)', '50')
+  .option('--json', 'print JSON (the only output format)')
+  .description('imported neurons by best published score, best first: {"total","neurons":[...]}')
+  .action((options) =>
+    runCommand(() => import('./commands/import.js').then((m) => m.publishedList(options))),
+  );
+published
+  .command('layers')
+  .requiredOption('--model <name>', 'the model name the units were imported under, e.g. gpt2-xl')
+  .option('--bins <n>', 'histogram bins over [-1, 1]', '20')
+  .option('--threshold <s>', 'count the neurons at or above this score', '0.8')
+  .option('--json', 'print JSON (the only output format)')
+  .description('per layer: histogram, mean and count ≥ threshold of the best published scores')
+  .action((options) =>
+    runCommand(() => import('./commands/import.js').then((m) => m.publishedLayers(options))),
+  );
+
 const shop = program
   .command('demo')
   .description('demos built on the services')

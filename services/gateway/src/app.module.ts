@@ -42,6 +42,11 @@ import {
   ModelQueries,
 } from './resolvers/models.resolver.js';
 import { ProgressSubscriptions } from './resolvers/progress.resolver.js';
+import {
+  NeuronPublishedFields,
+  PublishedNeuronFields,
+  PublishedQueries,
+} from './resolvers/published.resolver.js';
 import { ModelSaeFields, SaeFields, SaeQueries } from './resolvers/saes.resolver.js';
 import { ScoringJobResolvers } from './resolvers/scoring-jobs.resolver.js';
 import { ExplanationSearchEdgeFields, SearchQueries } from './resolvers/search.resolver.js';
@@ -170,6 +175,9 @@ export class GatewayModule {
         UnitNeighbourConnectionType,
         UnitNeighbourEdgeType,
         NeuronFields,
+        NeuronPublishedFields,
+        PublishedQueries,
+        PublishedNeuronFields,
         QuantileBinFields,
         SteerQueries,
         CaptureJobResolvers,

@@ -18,6 +18,7 @@ import {
   jobResults,
   llmOptionsFromConfig,
   modelsForJob,
+  PublishedRecordSource,
   parseRecordSplit,
   parseSimulatorMethod,
   parseUnitRecords,
@@ -203,7 +204,9 @@ export async function jobsScore(options: JobsScoreOptions): Promise<void> {
       job = await runJob(
         {
           sql: db.sql,
-          records: options.recordsDir ? new FileRecordSource(options.recordsDir) : grpcSource,
+          records: options.recordsDir
+            ? new FileRecordSource(options.recordsDir)
+            : new PublishedRecordSource(async () => db.sql, grpcSource),
           models: (llm) => modelsForJob(config, llm),
           embed: embeddings
             ? (text) =>

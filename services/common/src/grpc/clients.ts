@@ -81,6 +81,9 @@ const EXPLAINER_METHODS = [
   'ListJobs',
   'SearchExplanations',
   'ListExplanations',
+  'GetPublishedNeuron',
+  'ListPublishedNeurons',
+  'PublishedScoresByLayer',
 ] as const;
 
 export type CaptureApi = Promised<CaptureServiceClient, (typeof CAPTURE_METHODS)[number]>;

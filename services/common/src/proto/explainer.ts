@@ -9,12 +9,22 @@ import type { ExplainResponse as _loupe_v1_ExplainResponse, ExplainResponse__Out
 import type { ExplainerServiceClient as _loupe_v1_ExplainerServiceClient, ExplainerServiceDefinition as _loupe_v1_ExplainerServiceDefinition } from './loupe/v1/ExplainerService.js';
 import type { ExplanationHit as _loupe_v1_ExplanationHit, ExplanationHit__Output as _loupe_v1_ExplanationHit__Output } from './loupe/v1/ExplanationHit.js';
 import type { GetJobRequest as _loupe_v1_GetJobRequest, GetJobRequest__Output as _loupe_v1_GetJobRequest__Output } from './loupe/v1/GetJobRequest.js';
+import type { GetPublishedNeuronRequest as _loupe_v1_GetPublishedNeuronRequest, GetPublishedNeuronRequest__Output as _loupe_v1_GetPublishedNeuronRequest__Output } from './loupe/v1/GetPublishedNeuronRequest.js';
+import type { LayerScores as _loupe_v1_LayerScores, LayerScores__Output as _loupe_v1_LayerScores__Output } from './loupe/v1/LayerScores.js';
 import type { ListExplanationsRequest as _loupe_v1_ListExplanationsRequest, ListExplanationsRequest__Output as _loupe_v1_ListExplanationsRequest__Output } from './loupe/v1/ListExplanationsRequest.js';
 import type { ListExplanationsResponse as _loupe_v1_ListExplanationsResponse, ListExplanationsResponse__Output as _loupe_v1_ListExplanationsResponse__Output } from './loupe/v1/ListExplanationsResponse.js';
 import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from './loupe/v1/ListJobsRequest.js';
+import type { ListPublishedNeuronsRequest as _loupe_v1_ListPublishedNeuronsRequest, ListPublishedNeuronsRequest__Output as _loupe_v1_ListPublishedNeuronsRequest__Output } from './loupe/v1/ListPublishedNeuronsRequest.js';
+import type { ListPublishedNeuronsResponse as _loupe_v1_ListPublishedNeuronsResponse, ListPublishedNeuronsResponse__Output as _loupe_v1_ListPublishedNeuronsResponse__Output } from './loupe/v1/ListPublishedNeuronsResponse.js';
 import type { ListScoringJobsResponse as _loupe_v1_ListScoringJobsResponse, ListScoringJobsResponse__Output as _loupe_v1_ListScoringJobsResponse__Output } from './loupe/v1/ListScoringJobsResponse.js';
 import type { LlmChoice as _loupe_v1_LlmChoice, LlmChoice__Output as _loupe_v1_LlmChoice__Output } from './loupe/v1/LlmChoice.js';
 import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
+import type { PublishedNeuron as _loupe_v1_PublishedNeuron, PublishedNeuron__Output as _loupe_v1_PublishedNeuron__Output } from './loupe/v1/PublishedNeuron.js';
+import type { PublishedNeuronHit as _loupe_v1_PublishedNeuronHit, PublishedNeuronHit__Output as _loupe_v1_PublishedNeuronHit__Output } from './loupe/v1/PublishedNeuronHit.js';
+import type { PublishedQuantile as _loupe_v1_PublishedQuantile, PublishedQuantile__Output as _loupe_v1_PublishedQuantile__Output } from './loupe/v1/PublishedQuantile.js';
+import type { PublishedRecord as _loupe_v1_PublishedRecord, PublishedRecord__Output as _loupe_v1_PublishedRecord__Output } from './loupe/v1/PublishedRecord.js';
+import type { PublishedScoresByLayerRequest as _loupe_v1_PublishedScoresByLayerRequest, PublishedScoresByLayerRequest__Output as _loupe_v1_PublishedScoresByLayerRequest__Output } from './loupe/v1/PublishedScoresByLayerRequest.js';
+import type { PublishedScoresByLayerResponse as _loupe_v1_PublishedScoresByLayerResponse, PublishedScoresByLayerResponse__Output as _loupe_v1_PublishedScoresByLayerResponse__Output } from './loupe/v1/PublishedScoresByLayerResponse.js';
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 import type { Score as _loupe_v1_Score, Score__Output as _loupe_v1_Score__Output } from './loupe/v1/Score.js';
@@ -46,12 +56,22 @@ export interface ProtoGrpcType {
       ExplainerService: SubtypeConstructor<typeof grpc.Client, _loupe_v1_ExplainerServiceClient> & { service: _loupe_v1_ExplainerServiceDefinition }
       ExplanationHit: MessageTypeDefinition<_loupe_v1_ExplanationHit, _loupe_v1_ExplanationHit__Output>
       GetJobRequest: MessageTypeDefinition<_loupe_v1_GetJobRequest, _loupe_v1_GetJobRequest__Output>
+      GetPublishedNeuronRequest: MessageTypeDefinition<_loupe_v1_GetPublishedNeuronRequest, _loupe_v1_GetPublishedNeuronRequest__Output>
+      LayerScores: MessageTypeDefinition<_loupe_v1_LayerScores, _loupe_v1_LayerScores__Output>
       ListExplanationsRequest: MessageTypeDefinition<_loupe_v1_ListExplanationsRequest, _loupe_v1_ListExplanationsRequest__Output>
       ListExplanationsResponse: MessageTypeDefinition<_loupe_v1_ListExplanationsResponse, _loupe_v1_ListExplanationsResponse__Output>
       ListJobsRequest: MessageTypeDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListJobsRequest__Output>
+      ListPublishedNeuronsRequest: MessageTypeDefinition<_loupe_v1_ListPublishedNeuronsRequest, _loupe_v1_ListPublishedNeuronsRequest__Output>
+      ListPublishedNeuronsResponse: MessageTypeDefinition<_loupe_v1_ListPublishedNeuronsResponse, _loupe_v1_ListPublishedNeuronsResponse__Output>
       ListScoringJobsResponse: MessageTypeDefinition<_loupe_v1_ListScoringJobsResponse, _loupe_v1_ListScoringJobsResponse__Output>
       LlmChoice: MessageTypeDefinition<_loupe_v1_LlmChoice, _loupe_v1_LlmChoice__Output>
       LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>
+      PublishedNeuron: MessageTypeDefinition<_loupe_v1_PublishedNeuron, _loupe_v1_PublishedNeuron__Output>
+      PublishedNeuronHit: MessageTypeDefinition<_loupe_v1_PublishedNeuronHit, _loupe_v1_PublishedNeuronHit__Output>
+      PublishedQuantile: MessageTypeDefinition<_loupe_v1_PublishedQuantile, _loupe_v1_PublishedQuantile__Output>
+      PublishedRecord: MessageTypeDefinition<_loupe_v1_PublishedRecord, _loupe_v1_PublishedRecord__Output>
+      PublishedScoresByLayerRequest: MessageTypeDefinition<_loupe_v1_PublishedScoresByLayerRequest, _loupe_v1_PublishedScoresByLayerRequest__Output>
+      PublishedScoresByLayerResponse: MessageTypeDefinition<_loupe_v1_PublishedScoresByLayerResponse, _loupe_v1_PublishedScoresByLayerResponse__Output>
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
       Score: MessageTypeDefinition<_loupe_v1_Score, _loupe_v1_Score__Output>

@@ -1,11 +1,13 @@
 import type { Logger, LoupeConfig } from '@loupe/common';
 import { type DynamicModule, Module } from '@nestjs/common';
+import { PublishedRecordSource } from '../published/published-record-source.js';
 import { GrpcRecordSource } from '../units/record-source.js';
 import { ExplainerDatabase } from './database.js';
 import { ExplainerController } from './explainer.controller.js';
 import { ExplainerApi } from './explainer-api.js';
 import { JobWorker } from './job-worker.js';
 import { Models } from './models.js';
+import { PublishedApi } from './published-api.js';
 import { CONFIG, LOGGER, RECORD_SOURCE } from './tokens.js';
 
 @Module({})
@@ -18,13 +20,20 @@ export class ExplainerModule {
         { provide: CONFIG, useValue: config },
         { provide: LOGGER, useValue: log },
         {
+          // imported (published) units are scored on their published records; others on captured ones
           provide: RECORD_SOURCE,
-          useValue: new GrpcRecordSource({ capture: config.captureAddress, sae: config.saeAddress }),
+          inject: [ExplainerDatabase],
+          useFactory: (db: ExplainerDatabase) =>
+            new PublishedRecordSource(
+              () => db.sql(),
+              new GrpcRecordSource({ capture: config.captureAddress, sae: config.saeAddress }),
+            ),
         },
         ExplainerDatabase,
         Models,
         JobWorker,
         ExplainerApi,
+        PublishedApi,
       ],
     };
   }

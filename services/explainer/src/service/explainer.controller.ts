@@ -3,10 +3,16 @@ import type {
   ExplainRequest__Output,
   ExplainResponse,
   GetJobRequest__Output,
+  GetPublishedNeuronRequest__Output,
   ListExplanationsRequest__Output,
   ListExplanationsResponse,
   ListJobsRequest__Output,
+  ListPublishedNeuronsRequest__Output,
+  ListPublishedNeuronsResponse,
   ListScoringJobsResponse,
+  PublishedNeuron,
+  PublishedScoresByLayerRequest__Output,
+  PublishedScoresByLayerResponse,
   ScoreRequest__Output,
   ScoreResponse,
   ScoringJob,
@@ -19,11 +25,15 @@ import type {
 import { Controller } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { ExplainerApi } from './explainer-api.js';
+import { PublishedApi } from './published-api.js';
 
 /** Translates ExplainerService RPCs to the API provider; no explainer logic lives here. */
 @Controller()
 export class ExplainerController {
-  constructor(private readonly api: ExplainerApi) {}
+  constructor(
+    private readonly api: ExplainerApi,
+    private readonly published: PublishedApi,
+  ) {}
 
   @GrpcMethod('ExplainerService', 'Explain')
   explain(request: ExplainRequest__Output): Promise<ExplainResponse> {
@@ -68,5 +78,22 @@ export class ExplainerController {
   @GrpcMethod('ExplainerService', 'ListExplanations')
   listExplanations(request: ListExplanationsRequest__Output): Promise<ListExplanationsResponse> {
     return this.api.list(request);
+  }
+
+  @GrpcMethod('ExplainerService', 'GetPublishedNeuron')
+  getPublishedNeuron(request: GetPublishedNeuronRequest__Output): Promise<PublishedNeuron> {
+    return this.published.get(request);
+  }
+
+  @GrpcMethod('ExplainerService', 'ListPublishedNeurons')
+  listPublishedNeurons(request: ListPublishedNeuronsRequest__Output): Promise<ListPublishedNeuronsResponse> {
+    return this.published.list(request);
+  }
+
+  @GrpcMethod('ExplainerService', 'PublishedScoresByLayer')
+  publishedScoresByLayer(
+    request: PublishedScoresByLayerRequest__Output,
+  ): Promise<PublishedScoresByLayerResponse> {
+    return this.published.byLayer(request);
   }
 }

@@ -7,10 +7,16 @@ import type { CancelJobRequest as _loupe_v1_CancelJobRequest, CancelJobRequest__
 import type { ExplainRequest as _loupe_v1_ExplainRequest, ExplainRequest__Output as _loupe_v1_ExplainRequest__Output } from '../../loupe/v1/ExplainRequest.js';
 import type { ExplainResponse as _loupe_v1_ExplainResponse, ExplainResponse__Output as _loupe_v1_ExplainResponse__Output } from '../../loupe/v1/ExplainResponse.js';
 import type { GetJobRequest as _loupe_v1_GetJobRequest, GetJobRequest__Output as _loupe_v1_GetJobRequest__Output } from '../../loupe/v1/GetJobRequest.js';
+import type { GetPublishedNeuronRequest as _loupe_v1_GetPublishedNeuronRequest, GetPublishedNeuronRequest__Output as _loupe_v1_GetPublishedNeuronRequest__Output } from '../../loupe/v1/GetPublishedNeuronRequest.js';
 import type { ListExplanationsRequest as _loupe_v1_ListExplanationsRequest, ListExplanationsRequest__Output as _loupe_v1_ListExplanationsRequest__Output } from '../../loupe/v1/ListExplanationsRequest.js';
 import type { ListExplanationsResponse as _loupe_v1_ListExplanationsResponse, ListExplanationsResponse__Output as _loupe_v1_ListExplanationsResponse__Output } from '../../loupe/v1/ListExplanationsResponse.js';
 import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from '../../loupe/v1/ListJobsRequest.js';
+import type { ListPublishedNeuronsRequest as _loupe_v1_ListPublishedNeuronsRequest, ListPublishedNeuronsRequest__Output as _loupe_v1_ListPublishedNeuronsRequest__Output } from '../../loupe/v1/ListPublishedNeuronsRequest.js';
+import type { ListPublishedNeuronsResponse as _loupe_v1_ListPublishedNeuronsResponse, ListPublishedNeuronsResponse__Output as _loupe_v1_ListPublishedNeuronsResponse__Output } from '../../loupe/v1/ListPublishedNeuronsResponse.js';
 import type { ListScoringJobsResponse as _loupe_v1_ListScoringJobsResponse, ListScoringJobsResponse__Output as _loupe_v1_ListScoringJobsResponse__Output } from '../../loupe/v1/ListScoringJobsResponse.js';
+import type { PublishedNeuron as _loupe_v1_PublishedNeuron, PublishedNeuron__Output as _loupe_v1_PublishedNeuron__Output } from '../../loupe/v1/PublishedNeuron.js';
+import type { PublishedScoresByLayerRequest as _loupe_v1_PublishedScoresByLayerRequest, PublishedScoresByLayerRequest__Output as _loupe_v1_PublishedScoresByLayerRequest__Output } from '../../loupe/v1/PublishedScoresByLayerRequest.js';
+import type { PublishedScoresByLayerResponse as _loupe_v1_PublishedScoresByLayerResponse, PublishedScoresByLayerResponse__Output as _loupe_v1_PublishedScoresByLayerResponse__Output } from '../../loupe/v1/PublishedScoresByLayerResponse.js';
 import type { ScoreRequest as _loupe_v1_ScoreRequest, ScoreRequest__Output as _loupe_v1_ScoreRequest__Output } from '../../loupe/v1/ScoreRequest.js';
 import type { ScoreResponse as _loupe_v1_ScoreResponse, ScoreResponse__Output as _loupe_v1_ScoreResponse__Output } from '../../loupe/v1/ScoreResponse.js';
 import type { ScoringJob as _loupe_v1_ScoringJob, ScoringJob__Output as _loupe_v1_ScoringJob__Output } from '../../loupe/v1/ScoringJob.js';
@@ -48,6 +54,15 @@ export interface ExplainerServiceClient extends grpc.Client {
   getJob(argument: _loupe_v1_GetJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ScoringJob__Output>): grpc.ClientUnaryCall;
   getJob(argument: _loupe_v1_GetJobRequest, callback: grpc.requestCallback<_loupe_v1_ScoringJob__Output>): grpc.ClientUnaryCall;
   
+  GetPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  GetPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  GetPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  GetPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  getPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  getPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  getPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  getPublishedNeuron(argument: _loupe_v1_GetPublishedNeuronRequest, callback: grpc.requestCallback<_loupe_v1_PublishedNeuron__Output>): grpc.ClientUnaryCall;
+  
   ListExplanations(argument: _loupe_v1_ListExplanationsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListExplanationsResponse__Output>): grpc.ClientUnaryCall;
   ListExplanations(argument: _loupe_v1_ListExplanationsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListExplanationsResponse__Output>): grpc.ClientUnaryCall;
   ListExplanations(argument: _loupe_v1_ListExplanationsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListExplanationsResponse__Output>): grpc.ClientUnaryCall;
@@ -65,6 +80,24 @@ export interface ExplainerServiceClient extends grpc.Client {
   listJobs(argument: _loupe_v1_ListJobsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
   listJobs(argument: _loupe_v1_ListJobsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
   listJobs(argument: _loupe_v1_ListJobsRequest, callback: grpc.requestCallback<_loupe_v1_ListScoringJobsResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  ListPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  ListPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  ListPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  listPublishedNeurons(argument: _loupe_v1_ListPublishedNeuronsRequest, callback: grpc.requestCallback<_loupe_v1_ListPublishedNeuronsResponse__Output>): grpc.ClientUnaryCall;
+  
+  PublishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
+  PublishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
+  PublishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
+  PublishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
+  publishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
+  publishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
+  publishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
+  publishedScoresByLayer(argument: _loupe_v1_PublishedScoresByLayerRequest, callback: grpc.requestCallback<_loupe_v1_PublishedScoresByLayerResponse__Output>): grpc.ClientUnaryCall;
   
   Score(argument: _loupe_v1_ScoreRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ScoreResponse__Output>): grpc.ClientUnaryCall;
   Score(argument: _loupe_v1_ScoreRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ScoreResponse__Output>): grpc.ClientUnaryCall;
@@ -111,9 +144,15 @@ export interface ExplainerServiceHandlers extends grpc.UntypedServiceImplementat
   
   GetJob: grpc.handleUnaryCall<_loupe_v1_GetJobRequest__Output, _loupe_v1_ScoringJob>;
   
+  GetPublishedNeuron: grpc.handleUnaryCall<_loupe_v1_GetPublishedNeuronRequest__Output, _loupe_v1_PublishedNeuron>;
+  
   ListExplanations: grpc.handleUnaryCall<_loupe_v1_ListExplanationsRequest__Output, _loupe_v1_ListExplanationsResponse>;
   
   ListJobs: grpc.handleUnaryCall<_loupe_v1_ListJobsRequest__Output, _loupe_v1_ListScoringJobsResponse>;
+  
+  ListPublishedNeurons: grpc.handleUnaryCall<_loupe_v1_ListPublishedNeuronsRequest__Output, _loupe_v1_ListPublishedNeuronsResponse>;
+  
+  PublishedScoresByLayer: grpc.handleUnaryCall<_loupe_v1_PublishedScoresByLayerRequest__Output, _loupe_v1_PublishedScoresByLayerResponse>;
   
   Score: grpc.handleUnaryCall<_loupe_v1_ScoreRequest__Output, _loupe_v1_ScoreResponse>;
   
@@ -129,8 +168,11 @@ export interface ExplainerServiceDefinition extends grpc.ServiceDefinition {
   CancelJob: MethodDefinition<_loupe_v1_CancelJobRequest, _loupe_v1_ScoringJob, _loupe_v1_CancelJobRequest__Output, _loupe_v1_ScoringJob__Output>
   Explain: MethodDefinition<_loupe_v1_ExplainRequest, _loupe_v1_ExplainResponse, _loupe_v1_ExplainRequest__Output, _loupe_v1_ExplainResponse__Output>
   GetJob: MethodDefinition<_loupe_v1_GetJobRequest, _loupe_v1_ScoringJob, _loupe_v1_GetJobRequest__Output, _loupe_v1_ScoringJob__Output>
+  GetPublishedNeuron: MethodDefinition<_loupe_v1_GetPublishedNeuronRequest, _loupe_v1_PublishedNeuron, _loupe_v1_GetPublishedNeuronRequest__Output, _loupe_v1_PublishedNeuron__Output>
   ListExplanations: MethodDefinition<_loupe_v1_ListExplanationsRequest, _loupe_v1_ListExplanationsResponse, _loupe_v1_ListExplanationsRequest__Output, _loupe_v1_ListExplanationsResponse__Output>
   ListJobs: MethodDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListScoringJobsResponse, _loupe_v1_ListJobsRequest__Output, _loupe_v1_ListScoringJobsResponse__Output>
+  ListPublishedNeurons: MethodDefinition<_loupe_v1_ListPublishedNeuronsRequest, _loupe_v1_ListPublishedNeuronsResponse, _loupe_v1_ListPublishedNeuronsRequest__Output, _loupe_v1_ListPublishedNeuronsResponse__Output>
+  PublishedScoresByLayer: MethodDefinition<_loupe_v1_PublishedScoresByLayerRequest, _loupe_v1_PublishedScoresByLayerResponse, _loupe_v1_PublishedScoresByLayerRequest__Output, _loupe_v1_PublishedScoresByLayerResponse__Output>
   Score: MethodDefinition<_loupe_v1_ScoreRequest, _loupe_v1_ScoreResponse, _loupe_v1_ScoreRequest__Output, _loupe_v1_ScoreResponse__Output>
   SearchExplanations: MethodDefinition<_loupe_v1_SearchExplanationsRequest, _loupe_v1_SearchExplanationsResponse, _loupe_v1_SearchExplanationsRequest__Output, _loupe_v1_SearchExplanationsResponse__Output>
   Simulate: MethodDefinition<_loupe_v1_SimulateRequest, _loupe_v1_SimulateResponse, _loupe_v1_SimulateRequest__Output, _loupe_v1_SimulateResponse__Output>
