@@ -133,7 +133,7 @@ export const VARIABLES = {
   },
   gatewayResponseCacheMs: {
     name: 'LOUPE_GATEWAY_RESPONSE_CACHE_MS',
-    default: '2000',
+    default: '5000',
     description:
       'Age after which the gateway refreshes a kept unit / units answer in the background (sending it meanwhile, up to 10 times that age); a mutation through it drops them; 0 = no answer cache',
     parse: positiveInt,

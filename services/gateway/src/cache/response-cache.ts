@@ -27,8 +27,14 @@ interface Entry {
 /** A request the cache makes to itself to refresh an answer: it runs whatever is kept. */
 const REFRESH_HEADER = 'x-loupe-cache-refresh';
 
-/** Answers refreshed at once at most: refreshes must not take the cores the requests need. */
-const MAX_REFRESHES = 2;
+/**
+ * Background refreshes: one at a time, one per REFRESH_INTERVAL_MS at most. A refresh runs the whole
+ * query (about 15 ms of CPU for a unit page), so their rate, not the request rate, must bound what
+ * they take from the cores requests need (here at most a third of one); answers that wait longer
+ * than that for their turn age out and run on their next request instead.
+ */
+const MAX_REFRESHES = 1;
+const REFRESH_INTERVAL_MS = 50;
 
 interface GraphqlRequest {
   query?: unknown;
@@ -115,6 +121,7 @@ export class ResponseCache {
   private readonly cacheableDocuments = new Map<string, boolean>();
   private generation = 0;
   private readonly refreshing = new Set<string>();
+  private lastRefreshAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     maxBytes: number,
@@ -215,7 +222,10 @@ export class ResponseCache {
 
   /** Asks the gateway for `entry`'s request again, which stores the new answer; errors keep the old one. */
   private refresh(key: string, entry: Entry): void {
-    if (this.refreshing.has(key) || this.refreshing.size >= MAX_REFRESHES) return;
+    if (this.refreshing.has(key)) return;
+    const now = this.now();
+    if (this.refreshing.size >= MAX_REFRESHES || now - this.lastRefreshAt < REFRESH_INTERVAL_MS) return;
+    this.lastRefreshAt = now;
     this.refreshing.add(key);
     const url = new URL(entry.replay.url, this.selfUrl);
     fetch(url, {
