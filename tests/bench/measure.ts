@@ -5,8 +5,11 @@ export interface Row {
   ratio: string;
 }
 
-export function printTable(title: string, rows: Row[]): void {
-  const header: Row = { measure: 'measure', value: 'value', reference: 'reference', ratio: 'ratio' };
+export function printTable(
+  title: string,
+  rows: Row[],
+  header: Row = { measure: 'measure', value: 'value', reference: 'reference', ratio: 'ratio' },
+): void {
   const keys = Object.keys(header) as (keyof Row)[];
   const all = [header, ...rows];
   const widths = keys.map((k) => Math.max(...all.map((r) => r[k].length)));

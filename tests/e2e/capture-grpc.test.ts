@@ -154,6 +154,17 @@ describe('CaptureService over gRPC', () => {
     );
     expect(maxAbsDiff(column, record.top[0].values)).toBeLessThan(1e-5);
     expect(record.histogram.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    // a caller that holds this job's record hears only that it is unchanged; any other job id gets the
+    // whole record, the same as the first answer (the second comes from the service's record cache)
+    const known = await client.NeuronRecord({ hook, neuron: 7, knownJobId: started.id });
+    expect(known).toMatchObject({ jobId: started.id, unchanged: true, top: [], random: [], quantiles: [] });
+    const other = await client.NeuronRecord({
+      hook,
+      neuron: 7,
+      knownJobId: '00000000-0000-0000-0000-000000000000',
+    });
+    expect(other).toEqual(record);
+    expect(record.unchanged).toBe(false);
 
     await expectGrpcError(
       client.StartCapture({ dataset: '/etc', hooks: [hook], maxTokens: 100 }),

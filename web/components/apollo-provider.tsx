@@ -7,6 +7,7 @@ import { ApolloClient, ApolloNextAppProvider, InMemoryCache } from '@apollo/clie
 import { Kind, OperationTypeNode } from 'graphql';
 import { createClient } from 'graphql-ws';
 import type { ReactNode } from 'react';
+import { persistedQueries } from '@/lib/persisted-queries';
 
 /**
  * Apollo Client for the interactive pages: queries and mutations over this app's /graphql proxy,
@@ -14,7 +15,9 @@ import type { ReactNode } from 'react';
  */
 export function ApolloProvider(props: { wsUrl: string; children: ReactNode }) {
   const makeClient = () => {
-    const http = new HttpLink({ uri: '/graphql' });
+    // hashed queries as GET: the browser's HTTP cache revalidates unit pages with the gateway's ETag
+    const apq = persistedQueries({ get: true });
+    const http = apq ? apq.concat(new HttpLink({ uri: '/graphql' })) : new HttpLink({ uri: '/graphql' });
     // no websocket while rendering on the server: subscriptions start in the browser only
     const link =
       typeof window === 'undefined'

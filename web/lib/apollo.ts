@@ -2,6 +2,7 @@ import { HttpLink } from '@apollo/client';
 import { ApolloClient, InMemoryCache, registerApolloClient } from '@apollo/client-integration-nextjs';
 import { headers } from 'next/headers';
 import { gatewayUrl } from './config';
+import { persistedQueries } from './persisted-queries';
 
 /**
  * fetch with the browser's address passed on as x-forwarded-for, so the gateway's per-client limits
@@ -19,6 +20,12 @@ async function fetchForClient(input: RequestInfo | URL, init?: RequestInit): Pro
   return fetch(input, { ...init, headers: sent });
 }
 
+/** Hashes instead of query texts (POST: this server keeps no HTTP cache for a GET to revalidate). */
+function withPersistedQueries(http: HttpLink) {
+  const apq = persistedQueries({ get: false });
+  return apq ? apq.concat(http) : http;
+}
+
 /**
  * One Apollo Client per server request (React Server Components render the first paint from it);
  * no cache across requests, so a page always shows what the gateway has now.
@@ -32,6 +39,8 @@ export const { getClient, query } = registerApolloClient(
           Job: ['CaptureJob', 'TrainingJob', 'ScoringJob'],
         },
       }),
-      link: new HttpLink({ uri: gatewayUrl(), fetchOptions: { cache: 'no-store' }, fetch: fetchForClient }),
+      link: withPersistedQueries(
+        new HttpLink({ uri: gatewayUrl(), fetchOptions: { cache: 'no-store' }, fetch: fetchForClient }),
+      ),
     }),
 );

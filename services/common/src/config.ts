@@ -131,6 +131,40 @@ export const VARIABLES = {
       'Expensive operations (steer, activations, encode, shopSearch) one client may run at once; more wait, up to 4 times that',
     parse: positiveInt,
   },
+  gatewayResponseCacheMs: {
+    name: 'LOUPE_GATEWAY_RESPONSE_CACHE_MS',
+    default: '5000',
+    description:
+      'Age after which the gateway refreshes a kept unit / units answer in the background (sending it meanwhile, up to 10 times that age); a mutation through it drops them; 0 = no answer cache',
+    parse: positiveInt,
+  },
+  gatewayMaxInFlight: {
+    name: 'LOUPE_GATEWAY_MAX_IN_FLIGHT',
+    default: '256',
+    description:
+      'GraphQL requests the gateway works on at once; beyond that it answers 503 UNAVAILABLE with Retry-After at once instead of queueing; 0 = unlimited',
+    parse: positiveInt,
+  },
+  cacheMb: {
+    name: 'LOUPE_CACHE_MB',
+    default: '256',
+    description:
+      'Memory (MiB) each of the gateway and the capture service may spend on records of finished jobs and cached answers (LRU by bytes); 0 = no cache',
+    parse: positiveInt,
+  },
+  dbPoolSize: {
+    name: 'LOUPE_DB_POOL_SIZE',
+    default: '10',
+    description: 'Postgres connections per service process (each service has its own pool)',
+    parse: positiveInt,
+  },
+  dbStatementTimeoutMs: {
+    name: 'LOUPE_DB_STATEMENT_TIMEOUT_MS',
+    default: '120000',
+    description:
+      "Postgres statement_timeout of the services' connections (real Postgres; the embedded one ignores it): longer statements are cancelled; 0 = none",
+    parse: positiveInt,
+  },
   gatewayCorsOrigins: {
     name: 'LOUPE_GATEWAY_CORS_ORIGINS',
     default: undefined,
@@ -318,4 +352,18 @@ function checkGrpcTls(config: LoupeConfig): void {
 
 export function modelsDir(config: Pick<LoupeConfig, 'dataDir'>): string {
   return path.join(config.dataDir, 'models');
+}
+
+/**
+ * NODE_ENV=production unless it is set: graphql-js then skips its cross-realm `instanceof` checks,
+ * a tenth of a unit page's time in the gateway (measured). The container images set it already;
+ * this is for a gateway started bare. Call it before graphql is imported.
+ */
+export function preferProductionMode(env: Record<string, string | undefined> = process.env): void {
+  env.NODE_ENV ??= 'production';
+}
+
+/** This process's environment with `extra` on top, for a child process that reads its own config. */
+export function childEnvironment(extra: Record<string, string> = {}): Record<string, string | undefined> {
+  return { ...process.env, ...extra };
 }

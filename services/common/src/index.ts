@@ -1,5 +1,6 @@
 // The light part of the shared library: no database client is loaded unless '@loupe/common/db' is
 // imported, which keeps `loupe` commands that need no database fast to start.
+export * from './cache/byte-lru.js';
 export * from './config.js';
 export * from './errors.js';
 export * from './hooks.js';

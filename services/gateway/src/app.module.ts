@@ -15,6 +15,8 @@ import { GraphQLModule } from '@nestjs/graphql';
 import { ApiKeys } from './auth/api-key-guard.js';
 import { GatewayDatabase } from './auth/database.js';
 import { readAccessPlugin, subscriptionAccessErrors } from './auth/read-access.js';
+import { NeuronRecordCache } from './cache/neuron-records.js';
+import { ResponseCache } from './cache/response-cache.js';
 import { createContext } from './graphql/context.js';
 import { formatError } from './graphql/errors.js';
 import { SCHEMA_FILE } from './graphql/schema-file.js';
@@ -62,7 +64,16 @@ import {
   UnitType,
 } from './resolvers/units.resolver.js';
 import { WorkspaceResolvers } from './resolvers/workspace.resolver.js';
-import { CAPTURE, CONFIG, EXPLAINER, LOGGER, SAE } from './tokens.js';
+import { CAPTURE, CONFIG, EXPLAINER, LOGGER, RECORD_CACHE, RESPONSE_CACHE, SAE } from './tokens.js';
+
+/**
+ * Apollo's ApolloServerPluginCacheControlDisabled() spelled out: Nest's driver loads another copy of
+ * @apollo/server than this package's, and the marker is all either copy looks at.
+ */
+const CACHE_CONTROL_DISABLED = {
+  __internal_plugin_id__: 'CacheControl',
+  __is_disabled_plugin__: true,
+} as NonNullable<ApolloDriverConfig['plugins']>[number];
 
 /** Closes the service channels when the app stops. */
 class ServiceChannels implements OnApplicationShutdown {
@@ -116,6 +127,17 @@ class GatewayCore {
       },
       { provide: SAE, useValue: limitCompute(saeServiceClient(config.saeAddress), ['Encode'], slots) },
       { provide: EXPLAINER, useValue: explainerServiceClient(config.explainerAddress) },
+      // records of finished jobs and whole unit-page answers share LOUPE_CACHE_MB, half each
+      { provide: RECORD_CACHE, useValue: new NeuronRecordCache((config.cacheMb * 1024 * 1024) / 2) },
+      {
+        provide: RESPONSE_CACHE,
+        // only with public reads: a kept answer skips the API key check that closed reads need
+        useValue: new ResponseCache(
+          (config.cacheMb * 1024 * 1024) / 2,
+          config.gatewayPublicReads ? config.gatewayResponseCacheMs : 0,
+          `http://127.0.0.1:${config.gatewayPort}/graphql`,
+        ),
+      },
       GatewayDatabase,
       ApiKeys,
     ];
@@ -136,12 +158,14 @@ export class GatewayModule {
         GatewayCore.register(config, log),
         GraphQLModule.forRootAsync<ApolloDriverConfig>({
           driver: ApolloDriver,
-          inject: [CAPTURE, SAE, EXPLAINER, ApiKeys],
+          inject: [CAPTURE, SAE, EXPLAINER, ApiKeys, RECORD_CACHE, RESPONSE_CACHE],
           useFactory: (
             capture: CaptureApi,
             sae: SaeApi,
             explainer: ExplainerApi,
             apiKeys: ApiKeys,
+            records: NeuronRecordCache,
+            responses: ResponseCache,
           ): ApolloDriverConfig => ({
             path: '/graphql',
             typePaths: [SCHEMA_FILE],
@@ -154,12 +178,15 @@ export class GatewayModule {
             includeStacktraceInErrorResponses: false,
             introspection: true,
             plugins: [
+              // no @cacheControl hints in the schema: its per-field hook only cost time on every field
+              CACHE_CONTROL_DISABLED,
+              responses.plugin(),
               graphqlMetricsPlugin(),
               readAccessPlugin(config.gatewayPublicReads, apiKeys),
               computeLimitPlugin(LIMITS.maxComputeTokens),
             ],
             context: (arg: Parameters<typeof headersOf>[0]) =>
-              createContext(headersOf(arg), { capture, sae, explainer, apiKeys, log }),
+              createContext(headersOf(arg), { capture, sae, explainer, apiKeys, log, records }),
             // job progress subscriptions; graphql-ws does not go through Apollo: limits and errors are applied here
             subscriptions: { 'graphql-ws': closedReads(graphqlWsHooks(formatError(log)), config, apiKeys) },
           }),

@@ -1,4 +1,8 @@
-// The gateway as a process (`node services/gateway/dist/bin.js`); `loupe serve` calls startGateway().
-import { startGateway } from './main.js';
+// The gateway as a process (`node services/gateway/dist/bin.js`); `loupe serve` runs it in a child.
+import { preferProductionMode } from '@loupe/common';
+
+preferProductionMode();
+// imported after, so graphql-js sees NODE_ENV when it loads
+const { startGateway } = await import('./main.js');
 
 await startGateway();

@@ -15,10 +15,13 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { GatewayModule } from './app.module.js';
 import { GatewayDatabase } from './auth/database.js';
+import type { ResponseCache } from './cache/response-cache.js';
 import { ResolverErrorsFilter } from './graphql/resolver-errors.filter.js';
+import { limitInFlight } from './limits/in-flight.js';
 import { corsOptions } from './security/cors.js';
 import { rateLimit, rateLimitKey } from './security/rate-limit.js';
 import { bodyErrors, requireUtf8, unicodeOnly } from './security/request-body.js';
+import { RESPONSE_CACHE } from './tokens.js';
 
 /** Starts the GraphQL gateway on config.gatewayPort; returns its URL and a function that stops it. */
 export async function startGateway(): Promise<{ url: string; close(): Promise<void> }> {
@@ -43,6 +46,10 @@ export async function startGateway(): Promise<{ url: string; close(): Promise<vo
   app.use('/graphql', bodyErrors, unicodeOnly);
   // after the body parser, so the request id's async context reaches the resolvers and gRPC clients
   app.use(requestContexts(log, config.gatewayRequestTimeoutMs));
+  // kept unit-page answers go out before any parsing or resolving (cache/response-cache.ts) ...
+  app.use('/graphql', app.get<ResponseCache>(RESPONSE_CACHE).middleware());
+  // ... and what must run is refused with UNAVAILABLE when too much already is (limits/in-flight.ts)
+  app.use('/graphql', limitInFlight(config.gatewayMaxInFlight));
   app.use(healthEndpoints);
   // ready when its API key store answers and the capture service is SERVING (sae and explainer only
   // serve parts of the API; their state shows in their own probes)

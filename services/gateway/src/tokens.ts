@@ -4,3 +4,5 @@ export const LOGGER = Symbol('Logger');
 export const CAPTURE = Symbol('CaptureApi');
 export const SAE = Symbol('SaeApi');
 export const EXPLAINER = Symbol('ExplainerApi');
+export const RESPONSE_CACHE = Symbol('ResponseCache');
+export const RECORD_CACHE = Symbol('NeuronRecordCache');

@@ -4,7 +4,14 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLogger, type Logger, type LoupeConfig, loadConfig, UserInputError } from '@loupe/common';
+import {
+  childEnvironment,
+  createLogger,
+  type Logger,
+  type LoupeConfig,
+  loadConfig,
+  UserInputError,
+} from '@loupe/common';
 import { captureServiceClient, explainerServiceClient, saeServiceClient } from '@loupe/common/grpc';
 import { chooseModel, hasModel, type ModelChoice, makeOfflineModel, modelDir } from '../demo/model.js';
 import { runDemo } from '../demo/run.js';
@@ -17,9 +24,12 @@ interface Running {
 
 /**
  * `loupe serve` (what `npm start` runs): the embedded Postgres (unless DATABASE_URL is set), the
- * capture, SAE and explainer gRPC services and the GraphQL gateway in this process, the web app as a
- * child process, and in the background the model (pulled, or made offline) and the demo workspace.
- * Runs until SIGINT or SIGTERM, then stops all of it and exits 0.
+ * capture, SAE and explainer gRPC services and the GraphQL gateway, each a child process (so they use
+ * the machine's cores, as in every other deployment; they share the embedded Postgres over its socket
+ * like separate deployments share a server), the web app as a child process, and in the background
+ * the model (pulled, or made offline) and the demo workspace. Runs until SIGINT or SIGTERM, then
+ * stops all of it and exits 0. LOUPE_METRICS_PORT goes to the capture service's process only (one
+ * port, one listener).
  */
 export async function serve(): Promise<void> {
   const config = loadConfig();
@@ -49,18 +59,14 @@ export async function serve(): Promise<void> {
     running.push(...(await startEmbeddedDatabase(config)));
     const model = await chooseModel(config);
     if (model.offline) log.warn({ model: model.name }, model.reason);
-    const { startCaptureService } = await import('@loupe/capture/service');
-    const capture = await startCaptureService(model.name === config.model ? {} : { model: model.name });
-    running.push({ name: 'capture', close: capture.close });
-    const { startSaeService } = await import('@loupe/sae/service');
-    const sae = await startSaeService();
-    running.push({ name: 'sae', close: sae.close });
-    const { startExplainerService } = await import('@loupe/explainer/service');
-    const explainer = await startExplainerService();
-    running.push({ name: 'explainer', close: explainer.close });
-    const { startGateway } = await import('@loupe/gateway/service');
-    const gateway = await startGateway();
-    running.push({ name: 'gateway', close: gateway.close });
+    // each service in its own process (serve-child.ts): one event loop per service, on every core
+    // an empty variable is an unset one: the metrics port is the capture process's alone
+    const noMetrics = { LOUPE_METRICS_PORT: '' };
+    running.push(await startChild('capture', config.captureAddress, { LOUPE_MODEL: model.name }));
+    running.push(await startChild('sae', config.saeAddress, noMetrics));
+    running.push(await startChild('explainer', config.explainerAddress, noMetrics));
+    running.push(await startChild('gateway', `127.0.0.1:${config.gatewayPort}`, noMetrics));
+    const gateway = { url: `http://127.0.0.1:${config.gatewayPort}/graphql` };
     const web = await startWeb(config, log);
     if (web.running) running.push(web.running);
 
@@ -73,15 +79,48 @@ export async function serve(): Promise<void> {
       web: web.url,
       webNote: web.note,
       graphql: gateway.url,
-      capture,
-      sae,
-      explainer,
+      capture: { address: config.captureAddress },
+      sae: { address: config.saeAddress },
+      explainer: { address: config.explainerAddress },
     });
     demo = prepareWorkspace(config, model, demoStop.signal, log);
   } catch (error) {
     for (const part of running.reverse()) await part.close().catch(() => {});
     throw error;
   }
+}
+
+const SERVE_CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'serve-child.js');
+
+/**
+ * One service as a child process (serve-child.ts), started once it says it listens. Its log goes to
+ * this process's stderr. Closing it sends SIGTERM and waits for it to exit (SIGKILL after 15 s).
+ */
+async function startChild(name: string, address: string, env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(process.execPath, [SERVE_CHILD, name], {
+    // the environment passes through, as to the web app; `env` adds this service's own settings
+    env: childEnvironment(env),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const close = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(killer);
+  };
+  const ready = await new Promise<boolean>((resolve) => {
+    child.once('message', (message) => resolve(message === 'ready'));
+    child.once('exit', () => resolve(false));
+  });
+  if (!ready) {
+    await close();
+    throw new Error(
+      `the ${name} service did not start (exit code ${child.exitCode}); its log is above (it listens on ${address})`,
+    );
+  }
+  return { name, close };
 }
 
 /** Every signal NestJS's enableShutdownHooks() listens to. */

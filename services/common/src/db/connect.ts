@@ -12,6 +12,11 @@ export interface ConnectOptions {
   /** Pool size; default 10. */
   max?: number;
   applicationName?: string;
+  /**
+   * statement_timeout in ms (0 or absent: the server's default). Sent in the startup packet like
+   * search_path; the embedded server keeps only search_path per client, so there it has no effect.
+   */
+  statementTimeoutMs?: number;
 }
 
 export function connect(url: string, opts: ConnectOptions = {}): Sql {
@@ -19,6 +24,7 @@ export function connect(url: string, opts: ConnectOptions = {}): Sql {
   // Sent in the startup packet rather than with SET, so a reconnect gets it too; the embedded
   // server re-applies it whenever its single backend changes hands.
   if (opts.schema !== undefined) connection.search_path = `${quoteIdent(opts.schema)}, public`;
+  if (opts.statementTimeoutMs) connection.statement_timeout = String(opts.statementTimeoutMs);
   return postgres(url, { max: opts.max ?? 10, connection, onnotice: onNotice });
 }
 

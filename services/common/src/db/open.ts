@@ -18,7 +18,8 @@ export interface Database {
  * child process (which stops when this process exits). Migrations of `schema` are applied on open.
  */
 export async function openDatabase(
-  config: Pick<LoupeConfig, 'databaseUrl' | 'dataDir' | 'embeddedPgPort'>,
+  config: Pick<LoupeConfig, 'databaseUrl' | 'dataDir' | 'embeddedPgPort'> &
+    Partial<Pick<LoupeConfig, 'dbPoolSize' | 'dbStatementTimeoutMs'>>,
   options: { schema: string; migrationsDir: string; applicationName: string },
 ): Promise<Database> {
   let url = config.databaseUrl;
@@ -35,7 +36,12 @@ export async function openDatabase(
       stopEmbedded = () => embedded.stop();
     }
   }
-  const sql = connect(url, { schema: options.schema, applicationName: options.applicationName });
+  const sql = connect(url, {
+    schema: options.schema,
+    applicationName: options.applicationName,
+    max: config.dbPoolSize || undefined,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+  });
   try {
     await runMigrations(sql, { schema: options.schema, dir: options.migrationsDir });
   } catch (error) {

@@ -14,6 +14,7 @@ import type {
 } from '@loupe/common/grpc';
 import DataLoader from 'dataloader';
 import type { ApiKeys } from '../auth/api-key-guard.js';
+import type { NeuronRecordCache } from '../cache/neuron-records.js';
 import { callCapture } from '../capture/capture.js';
 import { callExplainer } from '../explainer/explainer.js';
 import { LIMITS } from '../limits/limits.js';
@@ -111,6 +112,7 @@ export function createLoaders(
   sae: SaeApi,
   explainer: ExplainerApi,
   log: Logger,
+  records?: NeuronRecordCache,
 ): Loaders {
   return {
     explanations: new DataLoader(explanationsBatch(explainer, log), { maxBatchSize: MAX_LIST_UNITS }),
@@ -121,6 +123,7 @@ export function createLoaders(
       each('NeuronRecord', log, (id: string) => {
         const ref = parseUnitId(id);
         if (ref.kind !== 'neuron') throw new Error(`${id} is not a neuron id`);
+        if (records) return records.load(capture, id, ref);
         return callCapture(() =>
           capture.NeuronRecord({ model: ref.model, hook: ref.hook, neuron: ref.index }),
         );
@@ -171,12 +174,19 @@ export interface Services {
   explainer: ExplainerApi;
   apiKeys: ApiKeys;
   log: Logger;
+  records?: NeuronRecordCache;
 }
 
 /** One context per HTTP request or per subscription (headers of the WebSocket upgrade request). */
 export function createContext(headers: IncomingHttpHeaders, services: Services): GatewayContext {
   return {
-    loaders: createLoaders(services.capture, services.sae, services.explainer, services.log),
+    loaders: createLoaders(
+      services.capture,
+      services.sae,
+      services.explainer,
+      services.log,
+      services.records,
+    ),
     requireApiKey: async () => {
       await services.apiKeys.require(headers.authorization);
     },

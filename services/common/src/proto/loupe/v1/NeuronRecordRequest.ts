@@ -6,10 +6,12 @@ export interface NeuronRecordRequest {
   'model'?: (string);
   'hook'?: (string);
   'neuron'?: (number);
+  'knownJobId'?: (string);
 }
 
 export interface NeuronRecordRequest__Output {
   'model': (string);
   'hook': (string);
   'neuron': (number);
+  'knownJobId': (string);
 }

@@ -19,6 +19,7 @@ export interface NeuronRecordResponse {
   'top'?: (_loupe_v1_RecordWindow)[];
   'random'?: (_loupe_v1_RecordWindow)[];
   'quantiles'?: (_loupe_v1_QuantileBin)[];
+  'unchanged'?: (boolean);
 }
 
 export interface NeuronRecordResponse__Output {
@@ -35,4 +36,5 @@ export interface NeuronRecordResponse__Output {
   'top': (_loupe_v1_RecordWindow__Output)[];
   'random': (_loupe_v1_RecordWindow__Output)[];
   'quantiles': (_loupe_v1_QuantileBin__Output)[];
+  'unchanged': (boolean);
 }
