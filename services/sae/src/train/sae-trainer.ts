@@ -1,5 +1,5 @@
 import type { Device } from '@loupe/common';
-import { openSession } from '@loupe/model';
+import { openSession, type RuntimeSession } from '@loupe/model';
 import ort from 'onnxruntime-node';
 import type { ArchitectureRuntime, SaeParameters } from '../architectures/architecture.js';
 import { type ArchitectureSettings, architectureRuntime } from '../architectures/registry.js';
@@ -86,12 +86,12 @@ export class SaeTrainer {
   private state: State = {};
   private steps = 0;
   private kCap = 0;
-  private sparseSession?: Promise<ort.InferenceSession>;
+  private sparseSession?: Promise<RuntimeSession>;
 
   private constructor(
     readonly shape: SaeShape,
     readonly runtime: ArchitectureRuntime,
-    private readonly session: ort.InferenceSession,
+    private readonly session: RuntimeSession,
     readonly provider: string,
     initial: SaeParameters,
     private readonly settings: SaeTrainerSettings,
@@ -125,7 +125,7 @@ export class SaeTrainer {
   }
 
   /** The sparse kernel's session, opened on first use: a run that stays dense never builds it. */
-  private sparse(): Promise<ort.InferenceSession> {
+  private sparse(): Promise<RuntimeSession> {
     const build = this.runtime.sparseStepGraph;
     if (!build) throw new Error(`${this.runtime.name} has no sparse kernel`);
     this.sparseSession ??= openSession(build(this.shape, this.settings.adam), {
@@ -187,7 +187,9 @@ export class SaeTrainer {
       // some vector had k_cap or more firing latents: the picks may have cut one off, so redo densely
       if ((out[COMPLETE_OUTPUT].data as Float32Array)[0] !== 1) out = undefined;
     }
-    out ??= await this.session.run(feeds);
+    // the dense step replaces every parameter and moment with its outputs: hand them to the session's
+    // thread rather than copy them (the sparse try above copies, as the dense redo needs them again)
+    out ??= await this.session.run(feeds, undefined, { transfer: Object.keys(this.state) });
     if (this.runtime.sparseStepGraph) {
       this.kCap = nextKCap((out[MAX_ACTIVE_OUTPUT].data as Float32Array)[0], this.shape);
     }
