@@ -127,6 +127,26 @@ describe('ThreadedSession feeds', () => {
     expect(shard[11]).toBe(110); // a view: copied, the shard untouched
   });
 
+  it('hands lent feeds back into the feeds record, after a run and after a failed one', async () => {
+    const a = Float32Array.of(1, 2, 3, 4, 5, 6);
+    const feeds: Record<string, ort.Tensor> = {
+      a: new ort.Tensor('float32', a, [2, 3]),
+      b: new ort.Tensor('float32', new Float32Array(6).fill(1), [2, 3]),
+    };
+    const out = await add.run(feeds, undefined, { lend: ['a'] });
+    expect(Array.from(out.y.data as Float32Array)).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(a.buffer.byteLength).toBe(0); // handed over, not copied
+    expect(Array.from(feeds.a.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(feeds.a.dims).toEqual([2, 3]);
+
+    const wrong: Record<string, ort.Tensor> = {
+      ...feeds,
+      b: new ort.Tensor('float32', new Float32Array(4), [2, 2]),
+    };
+    await expect(add.run(wrong, undefined, { lend: ['a'] })).rejects.toThrow();
+    expect(Array.from(wrong.a.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('rejects runs after release', async () => {
     const session = await ThreadedSession.open(addGraph(), options);
     await session.release();

@@ -24,6 +24,12 @@ export interface RunOptions {
    */
   transfer?: boolean | readonly string[];
   /**
+   * Feeds handed over for the run and handed back after it: when the run settles (or fails), their
+   * entries in the caller's `feeds` record are replaced by tensors over the same memory, returned. For
+   * inputs the caller needs again after the run, without copying them either way.
+   */
+  lend?: readonly string[];
+  /**
    * Stops waiting when aborted, rejecting with the signal's reason: a run still queued never starts; a
    * run already inside ONNX Runtime (which cannot be interrupted) finishes on the thread and its
    * result is dropped, after which the session serves the next run as usual.
@@ -39,14 +45,15 @@ interface WireTensor {
 
 type Request =
   | { op: 'open'; model: string | Uint8Array; options: ort.InferenceSession.SessionOptions }
-  | { op: 'run'; feeds: Record<string, WireTensor>; fetches?: readonly string[] }
+  | { op: 'run'; feeds: Record<string, WireTensor>; fetches?: readonly string[]; lend: readonly string[] }
   | { op: 'release' };
 
+/** `lent`: the run's lent feeds, handed back whether it succeeded or not */
 type Reply =
   | { ok: true; inputNames: string[]; outputNames: string[] }
-  | { ok: true; outputs: Record<string, WireTensor> }
+  | { ok: true; outputs: Record<string, WireTensor>; lent?: Record<string, WireTensor> }
   | { ok: true }
-  | { ok: false; message: string };
+  | { ok: false; message: string; lent?: Record<string, WireTensor> };
 
 interface Job {
   request: Request;
@@ -54,6 +61,7 @@ interface Job {
   resolve: (reply: Reply) => void;
   reject: (error: Error) => void;
   signal?: AbortSignal;
+  giveBack?: (lent: Record<string, WireTensor> | undefined) => void;
 }
 
 /**
@@ -108,13 +116,20 @@ export class ThreadedSession implements RuntimeSession {
   }
 
   async run(feeds: Feeds, fetches?: readonly string[], options: RunOptions = {}): Promise<Outputs> {
-    const { wire, transfer } = toWire(feeds, options.transfer ?? false);
-    const reply = (await this.send({ op: 'run', feeds: wire, fetches }, transfer, options.signal)) as {
-      outputs: Record<string, WireTensor>;
+    const lend = options.lend ?? [];
+    const handOver = (name: string) =>
+      options.transfer === true ||
+      lend.includes(name) ||
+      (Array.isArray(options.transfer) && options.transfer.includes(name));
+    const { wire, transfer } = toWire(feeds, handOver);
+    const request: Request = { op: 'run', feeds: wire, fetches, lend };
+    const giveBack = (lent: Record<string, WireTensor> | undefined) => {
+      for (const [name, t] of Object.entries(lent ?? {})) feeds[name] = fromWire(t);
     };
+    const reply = await this.send(request, transfer, options.signal, giveBack);
     const outputs: Outputs = {};
-    for (const [name, t] of Object.entries(reply.outputs)) {
-      outputs[name] = new ort.Tensor(t.type, t.data as ort.Tensor.DataTypeMap[ort.Tensor.Type], t.dims);
+    for (const [name, t] of Object.entries((reply as { outputs: Record<string, WireTensor> }).outputs)) {
+      outputs[name] = fromWire(t);
     }
     return outputs;
   }
@@ -128,11 +143,16 @@ export class ThreadedSession implements RuntimeSession {
     await this.worker.terminate();
   }
 
-  private send(request: Request, transfer: ArrayBuffer[], signal?: AbortSignal): Promise<Reply> {
+  private send(
+    request: Request,
+    transfer: ArrayBuffer[],
+    signal?: AbortSignal,
+    giveBack?: (lent: Record<string, WireTensor> | undefined) => void,
+  ): Promise<Reply> {
     if (this.failure) return Promise.reject(this.failure);
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<Reply>((resolve, reject) => {
-      const job: Job = { request, transfer, resolve, reject, signal };
+      const job: Job = { request, transfer, resolve, reject, signal, giveBack };
       if (signal) {
         const onAbort = () => {
           const queued = this.queue.indexOf(job);
@@ -168,6 +188,7 @@ export class ThreadedSession implements RuntimeSession {
     this.current = null;
     if (this.queue.length === 0) this.worker.unref();
     if (job) {
+      if ('lent' in reply) job.giveBack?.(reply.lent);
       if (reply.ok) job.resolve(reply);
       else job.reject(new Error(reply.message));
     }
@@ -183,14 +204,17 @@ export class ThreadedSession implements RuntimeSession {
   }
 }
 
+function fromWire(t: WireTensor): ort.Tensor {
+  return new ort.Tensor(t.type, t.data as ort.Tensor.DataTypeMap[ort.Tensor.Type], t.dims);
+}
+
 /** Feeds as plain tensors for postMessage, and the buffers to hand over with them. */
 function toWire(
   feeds: Feeds,
-  transfer: boolean | readonly string[],
+  given: (name: string) => boolean,
 ): { wire: Record<string, WireTensor>; transfer: ArrayBuffer[] } {
   const handOver = new Set<ArrayBuffer>();
   const wire: Record<string, WireTensor> = {};
-  const given = (name: string) => transfer === true || (Array.isArray(transfer) && transfer.includes(name));
   for (const [name, tensor] of Object.entries(feeds)) {
     let data = tensor.data;
     if (ArrayBuffer.isView(data)) {
@@ -221,8 +245,22 @@ function sessionThreadMain(): void {
   type Wire = { type: ort.Tensor.Type; dims: number[]; data: ort.Tensor.DataType };
   type Message =
     | { op: 'open'; model: string | Uint8Array; options: ort.InferenceSession.SessionOptions }
-    | { op: 'run'; feeds: Record<string, Wire>; fetches?: string[] }
+    | { op: 'run'; feeds: Record<string, Wire>; fetches?: string[]; lend: string[] }
     | { op: 'release' };
+
+  /** The run's lent feeds, to hand back with its reply (the same memory: nothing is copied). */
+  const lentOf = (message: Message) => {
+    const lent: Record<string, Wire> = {};
+    if (message.op === 'run') for (const name of message.lend) lent[name] = message.feeds[name];
+    return lent;
+  };
+  const buffersOf = (tensors: Record<string, Wire>[]) => {
+    const buffers = new Set<ArrayBuffer>();
+    for (const group of tensors)
+      for (const { data } of Object.values(group))
+        if (ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer) buffers.add(data.buffer);
+    return [...buffers];
+  };
 
   parentPort!.on('message', async (message: Message) => {
     try {
@@ -243,20 +281,20 @@ function sessionThreadMain(): void {
         }
         const out = message.fetches ? await session!.run(feeds, message.fetches) : await session!.run(feeds);
         const outputs: Record<string, Wire> = {};
-        const buffers = new Set<ArrayBuffer>();
         for (const [name, tensor] of Object.entries(out)) {
-          const data = tensor.data;
-          if (ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer) buffers.add(data.buffer);
-          outputs[name] = { type: tensor.type, dims: [...tensor.dims], data };
+          outputs[name] = { type: tensor.type, dims: [...tensor.dims], data: tensor.data };
         }
-        parentPort!.postMessage({ ok: true, outputs }, [...buffers]);
+        const lent = lentOf(message);
+        parentPort!.postMessage({ ok: true, outputs, lent }, buffersOf([outputs, lent]));
       } else {
         await session?.release();
         session = null;
         parentPort!.postMessage({ ok: true });
       }
     } catch (error) {
-      parentPort!.postMessage({ ok: false, message: String((error as Error)?.message ?? error) });
+      const lent = lentOf(message);
+      const text = String((error as Error)?.message ?? error);
+      parentPort!.postMessage({ ok: false, message: text, lent }, buffersOf([lent]));
     }
   });
 }

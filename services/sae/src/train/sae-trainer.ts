@@ -178,18 +178,24 @@ export class SaeTrainer {
     }
     if (this.runtime.auxk) Object.assign(feeds, auxKFeeds(this.shape, dead));
     let out: ort.InferenceSession.ReturnType | undefined;
+    // Parameters and moments are lent to the session's thread, not copied: each run hands them back
+    // (into `feeds`), so a sparse try that must be redone densely, or a failed step, still has them.
+    const lend = Object.keys(this.state);
+    const run = async (session: RuntimeSession, runFeeds: State) => {
+      try {
+        return await session.run(runFeeds, undefined, { lend });
+      } finally {
+        for (const name of lend) this.state[name] = runFeeds[name];
+      }
+    };
     if (this.kCap > 0) {
-      const sparse = await this.sparse();
-      out = await sparse.run({
-        ...feeds,
-        [K_CAP_INPUT]: new ort.Tensor('int64', BigInt64Array.of(BigInt(this.kCap)), [1]),
-      });
+      const kCap = new ort.Tensor('int64', BigInt64Array.of(BigInt(this.kCap)), [1]);
+      out = await run(await this.sparse(), Object.assign(feeds, { [K_CAP_INPUT]: kCap }));
+      delete feeds[K_CAP_INPUT];
       // some vector had k_cap or more firing latents: the picks may have cut one off, so redo densely
       if ((out[COMPLETE_OUTPUT].data as Float32Array)[0] !== 1) out = undefined;
     }
-    // the dense step replaces every parameter and moment with its outputs: hand them to the session's
-    // thread rather than copy them (the sparse try above copies, as the dense redo needs them again)
-    out ??= await this.session.run(feeds, undefined, { transfer: Object.keys(this.state) });
+    out ??= await run(this.session, feeds);
     if (this.runtime.sparseStepGraph) {
       this.kCap = nextKCap((out[MAX_ACTIVE_OUTPUT].data as Float32Array)[0], this.shape);
     }
