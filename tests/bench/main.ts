@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { captureBench } from './capture.js';
+import { eventLoopBench } from './event-loop.js';
 import { explainerBench } from './explainer.js';
 import { gatewayBench } from './gateway.js';
 import { generateBench } from './generate.js';
@@ -17,6 +18,7 @@ const probe = await MatmulProbe.create();
 const only = process.argv[2];
 if (!only || only === 'capture') await captureBench(probe);
 if (!only || only === 'generate') await generateBench();
+if (!only || only === 'event-loop') await eventLoopBench();
 if (!only || only === 'sae') await saeBench(probe);
 if (!only || only === 'sae-encode') await saeEncodeBench();
 if (!only || only === 'search') await vectorSearchBench();

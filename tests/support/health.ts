@@ -11,12 +11,11 @@ type HealthClient = grpc.Client & {
   ): void;
 };
 
-/** grpc.health.v1 Check against `address`, with a client built here from the .proto: the status, or the error code. */
-export function healthCheck(
+/** A grpc.health.v1 client for `address`, built here from the .proto; one connection for many checks. */
+export function healthClient(
   address: string,
-  service = '',
   credentials = grpc.credentials.createInsecure(),
-): Promise<{ status?: string; code?: grpc.status }> {
+): { check(service?: string): Promise<{ status?: string; code?: grpc.status }>; close(): void } {
   const definition = protoLoader.loadSync(path.join(REPO_ROOT, 'proto/grpc/health/v1/health.proto'), {
     enums: String,
     defaults: true,
@@ -25,12 +24,29 @@ export function healthCheck(
     grpc: { health: { v1: { Health: new (a: string, c: grpc.ChannelCredentials) => HealthClient } } };
   };
   const client = new loaded.grpc.health.v1.Health(address, credentials);
-  return new Promise((resolve) => {
-    client.Check({ service }, { deadline: Date.now() + 5_000 }, (error, response) => {
-      client.close();
-      resolve(error ? { code: error.code } : { status: response?.status });
-    });
-  });
+  return {
+    check: (service = '') =>
+      new Promise((resolve) => {
+        client.Check({ service }, { deadline: Date.now() + 5_000 }, (error, response) => {
+          resolve(error ? { code: error.code } : { status: response?.status });
+        });
+      }),
+    close: () => client.close(),
+  };
+}
+
+/** grpc.health.v1 Check against `address` on a fresh connection: the status, or the error code. */
+export async function healthCheck(
+  address: string,
+  service = '',
+  credentials = grpc.credentials.createInsecure(),
+): Promise<{ status?: string; code?: grpc.status }> {
+  const client = healthClient(address, credentials);
+  try {
+    return await client.check(service);
+  } finally {
+    client.close();
+  }
 }
 
 /** Polls `probe` every `everyMs` until `done` holds for its value; throws with the last value after `timeoutMs`. */

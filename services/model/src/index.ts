@@ -17,6 +17,7 @@ export * from './runtime/generate.js';
 export * from './runtime/gpt2-runner.js';
 export * from './runtime/logit-tokens.js';
 export * from './runtime/neuron-weights.js';
+export * from './runtime/session-thread.js';
 export * from './runtime/sessions.js';
 export * from './runtime/steering.js';
 export * from './runtime/window-reduction.js';

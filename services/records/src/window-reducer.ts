@@ -1,6 +1,6 @@
 import { GraphBuilder } from '@loupe/common';
 import type { WindowReduction } from '@loupe/model';
-import { openSession, type SessionSettings } from '@loupe/model';
+import { openSession, type RuntimeSession, type SessionSettings } from '@loupe/model';
 import ort from 'onnxruntime-node';
 
 /**
@@ -9,7 +9,7 @@ import ort from 'onnxruntime-node';
  * dominated capture when written as JavaScript loops.
  */
 export class WindowReducer {
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private constructor(private readonly session: RuntimeSession) {}
 
   /**
    * `columns: false` leaves out the transposed copy, the costliest output (a full pass writing every

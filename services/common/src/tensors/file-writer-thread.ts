@@ -3,9 +3,9 @@ import { Worker } from 'node:worker_threads';
 /**
  * Writes whole files on a worker thread, bypassing the page cache (O_DIRECT) where the file system
  * allows it. Made for capture jobs, which write gigabytes of activation shards while the model runs:
- * - onnxruntime-node runs a session synchronously on the main thread, so writes driven by the main
- *   event loop (one continuation per chunk) stall for the length of every forward pass; this thread's
- *   loop does not;
+ * - writes driven by the main event loop (one continuation per chunk) wait for whatever else runs
+ *   there (before sessions moved to their own threads, the length of every forward pass); this
+ *   thread's loop does not;
  * - buffered writes of that volume cost kernel time (page-cache copies, then reclaim once memory is
  *   full) taken from the two cores the forward pass uses: measured here 0.4–2.9 s of CPU per 900 MB,
  *   against about 0.2 s for a copy into an aligned buffer and an O_DIRECT write.

@@ -4,6 +4,7 @@ import type { Gpt2Config } from '../config/gpt2-config.js';
 import { pastKeyInput, pastValueInput, presentKeyOutput, presentValueOutput } from '../graph/gpt2-graph.js';
 import { clampFeeds, steeringFeeds } from './control-feeds.js';
 import type { FeatureClamp, ForwardRequest, ForwardResult, ResidualAddition } from './gpt2-runner.js';
+import type { RuntimeSession } from './session-thread.js';
 
 /** One sequence being generated: the edits every one of its forward passes carries. */
 export interface DecodeRow {
@@ -17,7 +18,8 @@ export interface DecodeRow {
  * last new position.
  */
 export interface Decoder {
-  step(ids: number[][]): Promise<Float32Array[]>;
+  /** `signal` stops waiting for the step (see RunOptions.signal); the decoder is then unusable */
+  step(ids: number[][], signal?: AbortSignal): Promise<Float32Array[]>;
 }
 
 /**
@@ -32,7 +34,7 @@ export class CachedDecoder implements Decoder {
   private readonly controls: Record<string, ort.Tensor>;
 
   constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: RuntimeSession,
     private readonly dims: Gpt2Config,
     rows: DecodeRow[],
   ) {
@@ -57,7 +59,7 @@ export class CachedDecoder implements Decoder {
     }
   }
 
-  async step(ids: number[][]): Promise<Float32Array[]> {
+  async step(ids: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
     const batch = ids.length;
     const seq = ids[0].length;
     const total = this.fed + seq;
@@ -72,7 +74,9 @@ export class CachedDecoder implements Decoder {
       presentKeyOutput(l),
       presentValueOutput(l),
     ]).flat();
-    const out = await this.session.run(feeds, ['logits', ...presents]);
+    // the cache grows with every position: hand it over rather than copy it (the presents replace it)
+    const transfer = ['input_ids', 'attention_mask', ...Object.keys(this.past)];
+    const out = await this.session.run(feeds, ['logits', ...presents], { transfer, signal });
     for (let layer = 0; layer < nLayer; layer++) {
       this.past[pastKeyInput(layer)] = out[presentKeyOutput(layer)];
       this.past[pastValueInput(layer)] = out[presentValueOutput(layer)];
@@ -100,8 +104,9 @@ export class RecomputingDecoder implements Decoder {
     this.sequences = rows.map(() => []);
   }
 
-  async step(ids: number[][]): Promise<Float32Array[]> {
+  async step(ids: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
     for (const [row, add] of ids.entries()) this.sequences[row].push(...add);
+    signal?.throwIfAborted();
     const results = await this.forward(
       this.rows.map((row, i) => ({ ids: this.sequences[i], hooks: [], logits: true, ...row })),
     );

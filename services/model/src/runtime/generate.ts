@@ -85,7 +85,10 @@ async function sample(
   const out: Continuation[] = Array.from({ length: rows }, () => ({ ids: [], logprobs: [] }));
   const done = new Array<boolean>(rows).fill(false);
   options.signal?.throwIfAborted();
-  let logits = await decoder.step(out.map(() => promptIds));
+  let logits = await decoder.step(
+    out.map(() => promptIds),
+    options.signal,
+  );
   for (let step = 0; ; step++) {
     for (let row = 0; row < rows; row++) {
       if (done[row]) continue;
@@ -102,7 +105,10 @@ async function sample(
     if (step + 1 >= options.maxTokens || done.every(Boolean)) return out;
     options.signal?.throwIfAborted();
     // a finished row keeps stepping (its outputs unread) so every row feeds one token per step
-    logits = await decoder.step(out.map((c) => [c.ids[c.ids.length - 1]]));
+    logits = await decoder.step(
+      out.map((c) => [c.ids[c.ids.length - 1]]),
+      options.signal,
+    );
   }
 }
 

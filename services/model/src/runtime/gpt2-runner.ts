@@ -195,7 +195,9 @@ export class Gpt2Runner {
       ? statHooks.flatMap((hook) => WINDOW_STATS.map((stat) => windowStatOutput(hook, stat)))
       : [];
     const fetches = needLogits ? [...hookNames, 'logits'] : [...hookNames, ...statNames];
-    const outputs = fetches.length === 0 ? {} : await session.run(feeds, fetches);
+    // every feed was built for this pass: hand them all to the session's thread
+    const outputs: Record<string, ort.Tensor> =
+      fetches.length === 0 ? {} : await session.run(feeds, fetches, { transfer: true });
     return requests.map((request, row) => {
       const n = request.ids.length;
       const take = (name: string) => unpadRow(outputs[name], row, seq, n);

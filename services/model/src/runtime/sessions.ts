@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Device, Logger } from '@loupe/common';
 import { LoupeError } from '@loupe/common';
 import { recordExecutionProvider } from '@loupe/common/metrics';
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
+import { type RuntimeSession, ThreadedSession } from './session-thread.js';
 
 /**
  * Whether onnxruntime-node was installed with its CUDA provider (ONNXRUNTIME_NODE_INSTALL_CUDA at
@@ -28,7 +29,8 @@ export interface SessionSettings {
 }
 
 export interface OpenedSession {
-  session: ort.InferenceSession;
+  /** on its own worker thread, so its runs never block this thread's event loop */
+  session: RuntimeSession;
   provider: ExecutionProvider;
 }
 
@@ -88,8 +90,6 @@ function firstLine(error: unknown): string {
 function create(
   model: string | Uint8Array,
   options: ort.InferenceSession.SessionOptions,
-): Promise<ort.InferenceSession> {
-  return typeof model === 'string'
-    ? ort.InferenceSession.create(model, options)
-    : ort.InferenceSession.create(model, options);
+): Promise<RuntimeSession> {
+  return ThreadedSession.open(model, options);
 }

@@ -1,5 +1,5 @@
 import { GraphBuilder, type Logger, UserInputError } from '@loupe/common';
-import { type ExecutionProvider, openSession, type SessionSettings } from '@loupe/model';
+import { type ExecutionProvider, openSession, type RuntimeSession, type SessionSettings } from '@loupe/model';
 import ort from 'onnxruntime-node';
 import { saeLensArchitecture } from '../format/architectures/registry.js';
 import type { Sae } from '../format/sae-model.js';
@@ -69,11 +69,11 @@ export function buildDecoderGraph(sae: Sae): Uint8Array {
  * up to float32 accumulation order; that TS function is the reference it is tested against.
  */
 export class SaeEncoder {
-  private decoder?: Promise<ort.InferenceSession>;
+  private decoder?: Promise<RuntimeSession>;
 
   private constructor(
     readonly sae: Sae,
-    private readonly session: ort.InferenceSession,
+    private readonly session: RuntimeSession,
     readonly provider: ExecutionProvider,
     private readonly settings: SaeEncoderSettings,
   ) {}

@@ -1,5 +1,5 @@
 import type { Device } from '@loupe/common';
-import { openSession } from '@loupe/model';
+import { openSession, type RuntimeSession } from '@loupe/model';
 import ort from 'onnxruntime-node';
 import type { ArchitectureRuntime, SaeParameters } from '../architectures/architecture.js';
 import { type ArchitectureSettings, architectureRuntime } from '../architectures/registry.js';
@@ -86,12 +86,12 @@ export class SaeTrainer {
   private state: State = {};
   private steps = 0;
   private kCap = 0;
-  private sparseSession?: Promise<ort.InferenceSession>;
+  private sparseSession?: Promise<RuntimeSession>;
 
   private constructor(
     readonly shape: SaeShape,
     readonly runtime: ArchitectureRuntime,
-    private readonly session: ort.InferenceSession,
+    private readonly session: RuntimeSession,
     readonly provider: string,
     initial: SaeParameters,
     private readonly settings: SaeTrainerSettings,
@@ -125,7 +125,7 @@ export class SaeTrainer {
   }
 
   /** The sparse kernel's session, opened on first use: a run that stays dense never builds it. */
-  private sparse(): Promise<ort.InferenceSession> {
+  private sparse(): Promise<RuntimeSession> {
     const build = this.runtime.sparseStepGraph;
     if (!build) throw new Error(`${this.runtime.name} has no sparse kernel`);
     this.sparseSession ??= openSession(build(this.shape, this.settings.adam), {
@@ -178,16 +178,24 @@ export class SaeTrainer {
     }
     if (this.runtime.auxk) Object.assign(feeds, auxKFeeds(this.shape, dead));
     let out: ort.InferenceSession.ReturnType | undefined;
+    // Parameters and moments are lent to the session's thread, not copied: each run hands them back
+    // (into `feeds`), so a sparse try that must be redone densely, or a failed step, still has them.
+    const lend = Object.keys(this.state);
+    const run = async (session: RuntimeSession, runFeeds: State) => {
+      try {
+        return await session.run(runFeeds, undefined, { lend });
+      } finally {
+        for (const name of lend) this.state[name] = runFeeds[name];
+      }
+    };
     if (this.kCap > 0) {
-      const sparse = await this.sparse();
-      out = await sparse.run({
-        ...feeds,
-        [K_CAP_INPUT]: new ort.Tensor('int64', BigInt64Array.of(BigInt(this.kCap)), [1]),
-      });
+      const kCap = new ort.Tensor('int64', BigInt64Array.of(BigInt(this.kCap)), [1]);
+      out = await run(await this.sparse(), Object.assign(feeds, { [K_CAP_INPUT]: kCap }));
+      delete feeds[K_CAP_INPUT];
       // some vector had k_cap or more firing latents: the picks may have cut one off, so redo densely
       if ((out[COMPLETE_OUTPUT].data as Float32Array)[0] !== 1) out = undefined;
     }
-    out ??= await this.session.run(feeds);
+    out ??= await run(this.session, feeds);
     if (this.runtime.sparseStepGraph) {
       this.kCap = nextKCap((out[MAX_ACTIVE_OUTPUT].data as Float32Array)[0], this.shape);
     }
