@@ -47,8 +47,12 @@ program
   .option('--hooks <hooks>', 'comma-separated TransformerLens hook names', '')
   .option('--logits', 'also print logits')
   .option('--steer <json>', 'JSON list of {"hook":"blocks.L.hook_resid_pre","vector":[...],"strength":s}')
+  .option(
+    '--patch <json>',
+    'JSON list of {"hook":H,"mode":"zero"|"replace"|"mean","positions":[p,...],"head":h,"values":[...]}: rewrite any hook',
+  )
   .option('--json', 'print JSON (the only output format)')
-  .description('run the model and print activations at the given hooks')
+  .description('run the model and print activations at the given hooks (attention hooks included)')
   .action((options) =>
     runCommand(() => import('./commands/activations.js').then((m) => m.activations(options))),
   );

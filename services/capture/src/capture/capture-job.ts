@@ -5,7 +5,7 @@ import path from 'node:path';
 import {
   FileWriterThread,
   isNeuronHook,
-  parseHook,
+  requirePositionHook,
   SafetensorsReader,
   safetensorsViews,
   syncFiles,
@@ -84,7 +84,7 @@ export async function prepareCaptureJob(
   request: CaptureRequest,
 ): Promise<{ job: CaptureJobRow; resumed: boolean; windows?: Window[] }> {
   if (request.hooks.length === 0) throw new UserInputError('name at least one hook to capture');
-  for (const hook of request.hooks) parseHook(hook, runner.manifest.dims.nLayer);
+  for (const hook of request.hooks) requirePositionHook(hook, runner.manifest.dims.nLayer, 'a capture job');
   const params = checkParams(
     { ...DEFAULT_CAPTURE_PARAMS, ...request.params },
     runner.manifest.dims.nPositions,

@@ -13,6 +13,8 @@ export interface ConvertOptions {
   force?: boolean;
   source?: { repo?: string; revision?: string; commit?: string };
   onProgress?: (done: number, total: number) => void;
+  /** false: graphs without attention hooks and patch inputs (the bench's baseline; see gpt2-graph.ts) */
+  patching?: boolean;
 }
 
 /**
@@ -37,9 +39,10 @@ export async function convertCheckpoint(
       if (!slice) throw new Error(`converter bug: no weight slice for ${name}`);
       return { name: slice.initializer, dims, slice };
     };
-    for (const [file, options] of [
-      ['model.onnx', { logits: true, kvCache: true }],
-      ['trunk.onnx', { logits: false, windowStats: true }],
+    const patching = options.patching ?? true;
+    for (const [file, graphOptions] of [
+      ['model.onnx', { logits: true, kvCache: true, patching }],
+      ['trunk.onnx', { logits: false, windowStats: true, patching }],
     ] as const) {
       const registered = new Set<string>();
       const graph = new GraphBuilder();
@@ -54,7 +57,7 @@ export async function convertCheckpoint(
           }
           return initializer;
         },
-        options,
+        graphOptions,
       );
       await fs.writeFile(path.join(staging, file), graph.encode({ graphName: 'gpt2', opset: OPSET }));
     }

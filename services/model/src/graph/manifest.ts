@@ -5,7 +5,8 @@ import type { Gpt2Config } from '../config/gpt2-config.js';
 
 /** The converted model folder's description: what the runtime, the services and the UI read. */
 export const MANIFEST_FILE = 'manifest.json';
-export const CONVERTER_VERSION = '1.2.0';
+/** 1.3.0: attention hooks (q, k, v, attn_scores, pattern, z) and patch inputs at every hook */
+export const CONVERTER_VERSION = '1.3.0';
 
 export interface HookSpec {
   name: string;

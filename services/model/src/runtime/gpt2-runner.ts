@@ -1,9 +1,10 @@
 import path from 'node:path';
-import { isNeuronHook, type Logger, parseHook, UserInputError } from '@loupe/common';
+import { isAttentionHook, isNeuronHook, type Logger, parseHook, UserInputError } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import {
   clampInputs,
   pastKeyInput,
+  patchInputs,
   WINDOW_STATS,
   WINDOW_STATS_INPUT,
   windowStatOutput,
@@ -12,6 +13,9 @@ import { type ModelManifest, readManifest } from '../graph/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { clampFeeds, emptyPastFeeds, steeringFeeds } from './control-feeds.js';
 import { CachedDecoder, type DecodeRow, type Decoder, RecomputingDecoder } from './decoder.js';
+import { hookRow } from './hook-rows.js';
+import { patchFeeds } from './patch-feeds.js';
+import type { HookPatch } from './patches.js';
 import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
 import type { WindowReduction } from './window-reduction.js';
 
@@ -54,9 +58,13 @@ export interface ForwardRequest {
    * tokens, reduced inside the forward pass by the trunk graph (no logits, no padding in the row).
    */
   windowStats?: boolean;
+  /** Hook rewrites, checked by `toHookPatches` with mean patches resolved (`resolveMeanPatches`). */
+  patches?: HookPatch[];
 }
 
-/** Per hook a [seq, width] row-major array; logits [seq, vocab] when asked for. */
+/**
+ * Per hook its value row-major: [seq, width], [seq, head, d_head] for q/k/v/z, [head, seq, seq] for
+ * attn_scores (masked = -Infinity) and pattern; logits [seq, vocab] when asked for. */
 export interface ForwardResult {
   hooks: Map<string, Float32Array>;
   logits?: Float32Array;
@@ -149,6 +157,12 @@ export class Gpt2Runner {
         throw new UserInputError(`feature clamp for layer ${clamp.layer} contains a NaN or infinite value`);
       }
     }
+    for (const patch of request.patches ?? []) {
+      if (patch.values === 'mean' || patch.positions.some((p) => p >= request.ids.length))
+        throw new Error(
+          `patch of ${patch.hook} was not checked for this text (toHookPatches) or not resolved`,
+        );
+    }
   }
 
   async forward(requests: ForwardRequest[]): Promise<ForwardResult[]> {
@@ -170,6 +184,18 @@ export class Gpt2Runner {
         `model ${this.name} was converted before feature clamping existed; convert it again to clamp or ablate features`,
       );
     }
+    // graphs converted before converter 1.3.0 have neither attention hooks nor patch inputs
+    const hasPatchInputs = session.inputNames.includes(patchInputs('hook_embed').index);
+    const attending = requests.some(
+      (r) =>
+        (r.patches ?? []).length > 0 ||
+        r.hooks.some((h) => isAttentionHook(parseHook(h, this.manifest.dims.nLayer))),
+    );
+    if (attending && !hasPatchInputs) {
+      throw new UserInputError(
+        `model ${this.name} was converted before attention hooks and patching existed (converter ${this.manifest.converterVersion}); convert it again`,
+      );
+    }
     const batch = requests.length;
     const seq = Math.max(...requests.map((r) => r.ids.length));
     const ids = new BigInt64Array(batch * seq);
@@ -185,6 +211,7 @@ export class Gpt2Runner {
       attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
       ...steeringFeeds(this.manifest.dims, requests, seq),
       ...(hasClampInputs ? clampFeeds(this.manifest.dims, requests) : {}),
+      ...(hasPatchInputs ? patchFeeds(this.manifest.dims, requests) : {}),
       ...(session.inputNames.includes(pastKeyInput(0)) ? emptyPastFeeds(this.manifest.dims, batch) : {}),
       ...(hasStatSwitches
         ? { [WINDOW_STATS_INPUT]: this.windowStatSwitches(withStats ? statHooks : []) }
@@ -198,7 +225,10 @@ export class Gpt2Runner {
     const outputs = fetches.length === 0 ? {} : await session.run(feeds, fetches);
     return requests.map((request, row) => {
       const n = request.ids.length;
-      const take = (name: string) => unpadRow(outputs[name], row, seq, n);
+      const take = (name: string) => {
+        const keyed = name.endsWith('attn.hook_pattern') || name.endsWith('attn.hook_attn_scores');
+        return hookRow(outputs[name], row, seq, n, keyed, name.endsWith('attn.hook_attn_scores'));
+      };
       const statsOf = (hook: string): [string, WindowReduction] => {
         const stat = (name: (typeof WINDOW_STATS)[number]) => {
           const data = outputs[windowStatOutput(hook, name)].data as Float32Array;
@@ -273,16 +303,4 @@ export class Gpt2Runner {
     }
     this.sessions.clear();
   }
-}
-
-/**
- * Row `row`'s first `n` positions of a [batch, seq, width] output: a view when the row has no padding
- * (the common case in capture, where every window is full), a copy otherwise.
- */
-function unpadRow(tensor: ort.Tensor | undefined, row: number, seq: number, n: number): Float32Array {
-  if (!tensor) throw new Error('onnx runtime returned no tensor for a requested output');
-  const width = tensor.dims[2];
-  const data = tensor.data as Float32Array;
-  const start = row * seq * width;
-  return n === seq ? data.subarray(start, start + n * width) : data.slice(start, start + n * width);
 }
