@@ -10,6 +10,7 @@ export * from './graph/model-folder.js';
 export * from './graph/unembedding.js';
 export * from './hub/download.js';
 export * from './hub/hf-files.js';
+export * from './research/index.js';
 export * from './runtime/batcher.js';
 export * from './runtime/control-feeds.js';
 export * from './runtime/decoder.js';
