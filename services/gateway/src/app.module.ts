@@ -42,6 +42,7 @@ import {
   ModelQueries,
 } from './resolvers/models.resolver.js';
 import { ProgressSubscriptions } from './resolvers/progress.resolver.js';
+import { ResearchQueries } from './resolvers/research.resolver.js';
 import { ModelSaeFields, SaeFields, SaeQueries } from './resolvers/saes.resolver.js';
 import { ScoringJobResolvers } from './resolvers/scoring-jobs.resolver.js';
 import { ExplanationSearchEdgeFields, SearchQueries } from './resolvers/search.resolver.js';
@@ -162,6 +163,7 @@ export class GatewayModule {
       ],
       providers: [
         ModelQueries,
+        ResearchQueries,
         ModelInfoFields,
         HookFields,
         HookActivationsFields,

@@ -194,3 +194,54 @@ export async function resolveMeanPatches(
     return { ...patch, values: out };
   });
 }
+
+/** The wire spelling (gRPC HookPatch, GraphQL HookPatchInput): values flat, row-major, -Infinity masked. */
+export interface FlatPatch {
+  hook: string;
+  mode: string;
+  /** empty = every position */
+  positions: number[];
+  head?: number | null;
+  values: number[];
+}
+
+/**
+ * Flat wire patches checked as `toHookPatches` checks JSON ones: the flat values are cut into one
+ * array per listed position of the hook's per-position shape first (a masked score, -Infinity, as null).
+ */
+export function fromFlatPatches(flat: FlatPatch[], dims: Gpt2Config, tokens: number): HookPatch[] {
+  const specs = flat.map((patch, index): PatchSpec => {
+    const positions = patch.positions.length === 0 ? undefined : patch.positions;
+    const head = patch.head ?? undefined;
+    const spec = { hook: patch.hook, mode: patch.mode as PatchMode, positions, head };
+    if (patch.mode !== 'replace') return patch.values.length === 0 ? spec : { ...spec, values: patch.values };
+    let layout: HookLayout;
+    try {
+      layout = hookLayout(parseHook(patch.hook, dims.nLayer), dims);
+    } catch (error) {
+      throw new UserInputError(`patch[${index}]: ${(error as Error).message}`, 'UNKNOWN_HOOK');
+    }
+    const shape = patchSliceShape(layout, head, tokens);
+    const rows = positions?.length ?? tokens;
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (patch.values.length !== rows * size) {
+      throw new UserInputError(
+        `patch[${index}]: values has ${patch.values.length} numbers; replace needs ${rows} position(s) × [${shape.join(', ')}] = ${rows * size}`,
+      );
+    }
+    const values = patch.values.map((v) => (v === Number.NEGATIVE_INFINITY ? null : v));
+    return {
+      ...spec,
+      values: Array.from({ length: rows }, (_, r) => nest(values.slice(r * size, (r + 1) * size), shape)),
+    };
+  });
+  return toHookPatches(specs, dims, tokens);
+}
+
+function nest(values: (number | null)[], shape: number[]): unknown {
+  if (shape.length === 1) return values;
+  const stride = values.length / shape[0];
+  return Array.from({ length: shape[0] }, (_, i) =>
+    nest(values.slice(i * stride, (i + 1) * stride), shape.slice(1)),
+  );
+}
