@@ -27,6 +27,7 @@ let gateway: RunningProcess;
 let client: CaptureApi;
 let runner: Gpt2Runner;
 let url: string;
+let scratch: string;
 
 // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field
 type Json = any;
@@ -51,7 +52,7 @@ async function ok(query: string, variables?: Record<string, unknown>): Promise<J
 }
 
 beforeAll(async () => {
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-gateway-research-'));
+  scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-gateway-research-'));
   const dataDir = path.join(scratch, 'data');
   const { modelDir } = await convertedFixture(FIXTURES.tiny);
   const served = path.join(dataDir, 'models', 'tiny');
@@ -93,6 +94,7 @@ afterAll(async () => {
   await gateway?.stop();
   await capture?.stop();
   await db?.stop();
+  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
 });
 
 describe('attention hooks and patches over gRPC and GraphQL', () => {

@@ -10,17 +10,21 @@ import { runCli } from '../support/process.js';
 // `loupe activations --patch`, `loupe lens`, `loupe dla`, `loupe patch` as scripts run them: a real
 // process, JSON on stdout, the same numbers as the library (itself checked against the float64
 // reference in tests/model), clear refusals.
+let scratch: string;
 let modelDir: string;
 let runner: Gpt2Runner;
 
 beforeAll(async () => {
-  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-research-cli-'));
+  scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'loupe-research-cli-'));
   modelDir = path.join(scratch, 'tiny');
   const converted = await runCli(['model', 'convert', await ensureFixture(FIXTURES.tiny), '--out', modelDir]);
   expect(converted.code).toBe(0);
   runner = await Gpt2Runner.load(modelDir, { device: 'cpu', intraOpThreads: 1 });
 });
-afterAll(() => runner?.close());
+afterAll(async () => {
+  await runner?.close();
+  if (scratch) await fs.rm(scratch, { recursive: true, force: true });
+});
 
 describe('research commands', () => {
   it('activations prints attention hooks in TransformerLens shapes and applies --patch', async () => {

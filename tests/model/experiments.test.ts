@@ -203,5 +203,9 @@ describe('experiments on the tiny GPT-2 against the float64 reference', () => {
         hook: 'embed' as PatchSweepHook,
       }),
     ).rejects.toThrow(/hook must be one of resid_pre, attn_out, mlp_out, z/);
+    const long = Array.from({ length: 65 }, (_, i) => 100 + i);
+    await expect(
+      activationPatching(runner, { clean: long, corrupted: long, answer: 1, wrong: 2, hook: 'resid_pre' }),
+    ).rejects.toThrow(/at most 64 tokens; these have 65/);
   });
 });

@@ -24,6 +24,8 @@ export interface ActivationPatching {
 
 /** Patched runs per forward pass: bounds the batch's memory, not its results. */
 const ROWS_PER_FORWARD = 32;
+/** Longest prompt a sweep takes: its work grows with layers × tokens², so a service bounds it. */
+export const MAX_SWEEP_TOKENS = 64;
 
 /**
  * Activation patching as in the indirect-object-identification work: run the clean and the corrupted
@@ -45,6 +47,12 @@ export async function activationPatching(
   if (clean.length !== corrupted.length) {
     throw new UserInputError(
       `the clean and corrupted prompts must have the same token length: ${clean.length} vs ${corrupted.length} tokens`,
+    );
+  }
+  if (clean.length > MAX_SWEEP_TOKENS) {
+    throw new UserInputError(
+      `activation patching takes prompts of at most ${MAX_SWEEP_TOKENS} tokens; these have ${clean.length}`,
+      'TOO_LONG',
     );
   }
   if (answer === wrong) throw new UserInputError('the answer and the wrong token are the same token');
