@@ -39,6 +39,36 @@ describe('research pages in Chromium', () => {
     await page.close();
   });
 
+  it('attention: one head or all as small multiples, the gateway’s pattern; hovering a token marks its row and column', async () => {
+    const text = 'Hello world, my name is';
+    const { activations } = await bench.gql(
+      `query ($text: String!) { activations(text: $text, hooks: ["blocks.1.attn.hook_pattern"]) { hooks { shape tensor } } }`,
+      { text },
+    );
+    const [{ shape, tensor }] = activations.hooks;
+    const [nHead, n] = shape;
+    const page = await bench.browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${bench.web.url}/attention?${new URLSearchParams({ text, layer: '1', head: 'all' })}`);
+    await expect(page.locator('table.attention-grid').count()).resolves.toBe(nHead);
+    for (let h = 0; h < nHead; h++) {
+      const cells = await page
+        .locator(`table.attention-grid[data-head="${h}"] td`)
+        .evaluateAll((tds) => tds.map((td) => Number((td as HTMLElement).dataset.p)));
+      expect(cells).toEqual(tensor.slice(h * n * n, (h + 1) * n * n));
+    }
+    await page.locator('table.attention-grid[data-head="0"] tbody th >> nth=2').hover();
+    const marked = await page
+      .locator('table.attention-grid[data-head="0"] td')
+      .evaluateAll((tds) => tds.filter((td) => (td as HTMLElement).style.outline !== '').length);
+    expect(marked).toBe(2 * n - 1); // token 2's row and column
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'attention.png') });
+    await page.goto(`${bench.web.url}/attention?${new URLSearchParams({ text, layer: '1', head: '3' })}`);
+    await expect(page.locator('table.attention-grid').count()).resolves.toBe(1);
+    await page.goto(`${bench.web.url}/attention?${new URLSearchParams({ text, layer: '9' })}`);
+    await expect(page.locator('.error[role=alert]').textContent()).resolves.toMatch(/layers 0-1/);
+    await page.close();
+  });
+
   it('activation patching: the heat map holds the gateway’s scores; DLA bars its contributions', async () => {
     const setup = {
       clean: 'Mary met John, John thanked',
@@ -93,7 +123,7 @@ describe('research pages in Chromium', () => {
 
     // a bad setup shows the gateway's reason
     await page.goto(`${bench.web.url}/patching?${new URLSearchParams({ ...setup, corrupted: 'Mary met' })}`);
-    await expect(page.locator('[role=alert]').textContent()).resolves.toMatch(/same token length/);
+    await expect(page.locator('.error[role=alert]').textContent()).resolves.toMatch(/same token length/);
     await context.close();
   });
 });

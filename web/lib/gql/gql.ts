@@ -14,6 +14,7 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  * Learn more about it here: https://the-guild.dev/graphql/codegen/plugins/presets/preset-client#reducing-bundle-size
  */
 type Documents = {
+    "\n  query AttentionPage($text: String!, $hooks: [String!]!) {\n    activations(text: $text, hooks: $hooks) {\n      tokens {\n        id\n        text\n      }\n      hooks {\n        hook\n        shape\n        tensor\n      }\n    }\n  }\n": typeof types.AttentionPageDocument,
     "\n  query DlaPage($text: String!, $token: String!, $wrong: String) {\n    directLogitAttribution(text: $text, token: $token, wrong: $wrong) {\n      token\n      wrong\n      logit\n      layers {\n        layer\n        heads\n        mlp\n      }\n      embed\n    }\n  }\n": typeof types.DlaPageDocument,
     "\n  query HookUnits($model: String!, $hook: String!, $order: UnitOrder, $first: Int, $after: String) {\n    hookUnits(model: $model, hook: $hook, orderBy: $order, first: $first, after: $after) {\n      totalCount\n      pageInfo {\n        hasNextPage\n        endCursor\n      }\n      edges {\n        score\n        node {\n          ...UnitListUnit\n        }\n      }\n    }\n  }\n": typeof types.HookUnitsDocument,
     "\n  query Jobs($kind: JobKind, $status: String, $first: Int, $after: String) {\n    jobs(kind: $kind, status: $status, first: $first, after: $after) {\n      totalCount\n      pageInfo {\n        hasNextPage\n        endCursor\n      }\n      edges {\n        node {\n          ...JobListJob\n        }\n      }\n    }\n  }\n": typeof types.JobsDocument,
@@ -56,6 +57,7 @@ type Documents = {
     "\n  query SteerFeatureSearch($query: String!, $prefix: String, $first: Int) {\n    searchExplanations(query: $query, unitPrefix: $prefix, first: $first) {\n      edges {\n        relevance\n        node {\n          ...SteerPick\n        }\n        explanation {\n          text\n        }\n      }\n    }\n  }\n": typeof types.SteerFeatureSearchDocument,
 };
 const documents: Documents = {
+    "\n  query AttentionPage($text: String!, $hooks: [String!]!) {\n    activations(text: $text, hooks: $hooks) {\n      tokens {\n        id\n        text\n      }\n      hooks {\n        hook\n        shape\n        tensor\n      }\n    }\n  }\n": types.AttentionPageDocument,
     "\n  query DlaPage($text: String!, $token: String!, $wrong: String) {\n    directLogitAttribution(text: $text, token: $token, wrong: $wrong) {\n      token\n      wrong\n      logit\n      layers {\n        layer\n        heads\n        mlp\n      }\n      embed\n    }\n  }\n": types.DlaPageDocument,
     "\n  query HookUnits($model: String!, $hook: String!, $order: UnitOrder, $first: Int, $after: String) {\n    hookUnits(model: $model, hook: $hook, orderBy: $order, first: $first, after: $after) {\n      totalCount\n      pageInfo {\n        hasNextPage\n        endCursor\n      }\n      edges {\n        score\n        node {\n          ...UnitListUnit\n        }\n      }\n    }\n  }\n": types.HookUnitsDocument,
     "\n  query Jobs($kind: JobKind, $status: String, $first: Int, $after: String) {\n    jobs(kind: $kind, status: $status, first: $first, after: $after) {\n      totalCount\n      pageInfo {\n        hasNextPage\n        endCursor\n      }\n      edges {\n        node {\n          ...JobListJob\n        }\n      }\n    }\n  }\n": types.JobsDocument,
@@ -112,6 +114,10 @@ const documents: Documents = {
  */
 export function graphql(source: string): unknown;
 
+/**
+ * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
+ */
+export function graphql(source: "\n  query AttentionPage($text: String!, $hooks: [String!]!) {\n    activations(text: $text, hooks: $hooks) {\n      tokens {\n        id\n        text\n      }\n      hooks {\n        hook\n        shape\n        tensor\n      }\n    }\n  }\n"): (typeof documents)["\n  query AttentionPage($text: String!, $hooks: [String!]!) {\n    activations(text: $text, hooks: $hooks) {\n      tokens {\n        id\n        text\n      }\n      hooks {\n        hook\n        shape\n        tensor\n      }\n    }\n  }\n"];
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
