@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { allHooks, attentionHooks } from '@loupe/common';
 import {
   type ForwardRequest,
@@ -6,6 +7,7 @@ import {
   resolveMeanPatches,
   toHookPatches,
 } from '@loupe/model';
+import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, type FixtureSpec } from '../fixtures/index.js';
 import {
@@ -236,6 +238,26 @@ describe('bad patches are refused with the reason', () => {
     runner = await Gpt2Runner.load(modelDir, { device: 'cpu', intraOpThreads: 1 });
   });
   afterAll(() => runner?.close());
+
+  it('keeps attention outputs and patch inputs out of the plain graphs, which plain requests run', async () => {
+    for (const [file, research] of [
+      ['model.onnx', false],
+      ['trunk.onnx', false],
+      ['model-research.onnx', true],
+      ['trunk-research.onnx', true],
+    ] as const) {
+      const session = await ort.InferenceSession.create(path.join(runner.dir, file));
+      expect(
+        session.inputNames.some((name) => name.startsWith('patch.')),
+        file,
+      ).toBe(research);
+      expect(
+        session.outputNames.some((name) => name.includes('.attn.hook_')),
+        file,
+      ).toBe(research);
+      await session.release();
+    }
+  });
 
   const cases: [string, unknown, RegExp][] = [
     ['not an array', { hook: 'hook_embed', mode: 'zero' }, /must be a JSON array/],

@@ -18,8 +18,8 @@ import type { Gpt2Config } from '../config/gpt2-config.js';
  *
  * Patches (`patch.{hook}.index` / `patch.{hook}.value`, see `patchInputs`) rewrite any hook's value
  * with a ScatterND right where it is computed, so everything later reads the patched value (as a
- * TransformerLens forward hook returning a new tensor). Unused hooks get K = 0 rows: an empty scatter
- * that ONNX Runtime runs in place, at no cost.
+ * TransformerLens forward hook returning a new tensor). Unused hooks get K = 0 rows: an empty scatter.
+ * Only the research graphs (`patching`) have them.
  */
 export const OPSET = 20;
 export const MASKED_SCORE = -3.4028234663852886e38; // float32 lowest, as Hugging Face uses: never -inf, so no NaN rows
@@ -78,8 +78,8 @@ export interface Gpt2GraphOptions {
   kvCache?: boolean;
   /**
    * Declares the attention hooks (q, k, v, attn_scores, pattern, z) as outputs and takes patch inputs
-   * at every hook. Converted models always have it; false builds the graph as it was before them (the
-   * bench's baseline for what unrequested attention hooks cost).
+   * at every hook: the research graphs (model-research.onnx, trunk-research.onnx). Without it the graph
+   * is exactly what it was before they existed, so requests that use neither pay nothing for them.
    */
   patching?: boolean;
 }

@@ -4,7 +4,6 @@ import type { Gpt2Config } from '../config/gpt2-config.js';
 import { pastKeyInput, pastValueInput, presentKeyOutput, presentValueOutput } from '../graph/gpt2-graph.js';
 import { clampFeeds, steeringFeeds } from './control-feeds.js';
 import type { FeatureClamp, ForwardRequest, ForwardResult, ResidualAddition } from './gpt2-runner.js';
-import { patchFeeds } from './patch-feeds.js';
 
 /** One sequence being generated: the edits every one of its forward passes carries. */
 export interface DecodeRow {
@@ -48,7 +47,6 @@ export class CachedDecoder implements Decoder {
         1,
       ),
       ...clampFeeds(dims, rows),
-      ...patchFeeds(dims, []), // no patches while generating
     };
     const { nLayer, nHead, dModel } = dims;
     this.past = {};

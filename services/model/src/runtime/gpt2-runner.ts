@@ -9,7 +9,7 @@ import {
   WINDOW_STATS_INPUT,
   windowStatOutput,
 } from '../graph/gpt2-graph.js';
-import { type ModelManifest, readManifest } from '../graph/manifest.js';
+import { type GraphKind, type ModelManifest, readManifest } from '../graph/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { clampFeeds, emptyPastFeeds, steeringFeeds } from './control-feeds.js';
 import { CachedDecoder, type DecodeRow, type Decoder, RecomputingDecoder } from './decoder.js';
@@ -83,7 +83,7 @@ export interface ForwardResult {
  * so capture never computes an unembedding it would throw away.
  */
 export class Gpt2Runner {
-  private readonly sessions = new Map<'full' | 'trunk', Promise<OpenedSession>>();
+  private readonly sessions = new Map<GraphKind, Promise<OpenedSession>>();
   private warnedNoWindowStats = false;
   private warnedNoCache = false;
 
@@ -172,10 +172,30 @@ export class Gpt2Runner {
     const statHooks = [
       ...new Set(requests.flatMap((r) => (r.windowStats ? r.hooks.filter(isNeuronHook) : []))),
     ];
-    const { session } = await this.session(needLogits ? 'full' : 'trunk');
+    // attention hooks and patches run on the research graphs (converter 1.3.0 on), everything else on the
+    // graphs it always ran, which pay nothing for them
+    const research = requests.some(
+      (r) =>
+        (r.patches ?? []).length > 0 ||
+        r.hooks.some((h) => isAttentionHook(parseHook(h, this.manifest.dims.nLayer))),
+    );
+    if (research && !this.manifest.graphs.fullResearch) {
+      throw new UserInputError(
+        `model ${this.name} was converted before attention hooks and patching existed (converter ${this.manifest.converterVersion}); convert it again`,
+      );
+    }
+    const kind: GraphKind = research
+      ? needLogits
+        ? 'fullResearch'
+        : 'trunkResearch'
+      : needLogits
+        ? 'full'
+        : 'trunk';
+    const { session } = await this.session(kind);
     // trunk graphs converted before the statistics existed lack the switches: they run without them
     const hasStatSwitches = session.inputNames.includes(WINDOW_STATS_INPUT);
-    const withStats = statHooks.length > 0 && !needLogits && this.statsAvailable(hasStatSwitches);
+    const withStats =
+      statHooks.length > 0 && !needLogits && !research && this.statsAvailable(hasStatSwitches);
     const clamping = requests.some((r) => (r.clamps ?? []).length > 0);
     // graphs converted before clamps existed lack the inputs: they still run everything else
     const hasClampInputs = session.inputNames.includes(clampInputs(0).encoder);
@@ -184,18 +204,7 @@ export class Gpt2Runner {
         `model ${this.name} was converted before feature clamping existed; convert it again to clamp or ablate features`,
       );
     }
-    // graphs converted before converter 1.3.0 have neither attention hooks nor patch inputs
     const hasPatchInputs = session.inputNames.includes(patchInputs('hook_embed').index);
-    const attending = requests.some(
-      (r) =>
-        (r.patches ?? []).length > 0 ||
-        r.hooks.some((h) => isAttentionHook(parseHook(h, this.manifest.dims.nLayer))),
-    );
-    if (attending && !hasPatchInputs) {
-      throw new UserInputError(
-        `model ${this.name} was converted before attention hooks and patching existed (converter ${this.manifest.converterVersion}); convert it again`,
-      );
-    }
     const batch = requests.length;
     const seq = Math.max(...requests.map((r) => r.ids.length));
     const ids = new BigInt64Array(batch * seq);
@@ -286,10 +295,10 @@ export class Gpt2Runner {
     return hasStatSwitches;
   }
 
-  private session(kind: 'full' | 'trunk'): Promise<OpenedSession> {
+  private session(kind: GraphKind): Promise<OpenedSession> {
     let opened = this.sessions.get(kind);
     if (!opened) {
-      const file = path.join(this.dir, this.manifest.graphs[kind]);
+      const file = path.join(this.dir, this.manifest.graphs[kind] ?? '');
       opened = openSession(file, this.settings, this.log);
       opened.catch(() => this.sessions.delete(kind));
       this.sessions.set(kind, opened);
