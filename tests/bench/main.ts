@@ -6,6 +6,7 @@ import { gatewayBench } from './gateway.js';
 import { generateBench } from './generate.js';
 import { MatmulProbe } from './matmul-rate.js';
 import { publishedBench } from './published.js';
+import { researchBench } from './research.js';
 import { saeBench } from './sae.js';
 import { saeEncodeBench } from './sae-encode.js';
 import { vectorSearchBench } from './vector-search.js';
@@ -17,6 +18,7 @@ console.log(
 const probe = await MatmulProbe.create();
 const only = process.argv[2];
 if (!only || only === 'capture') await captureBench(probe);
+if (!only || only === 'research') await researchBench(probe);
 if (!only || only === 'generate') await generateBench();
 if (!only || only === 'event-loop') await eventLoopBench();
 if (!only || only === 'sae') await saeBench(probe);

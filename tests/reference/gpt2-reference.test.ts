@@ -173,6 +173,15 @@ function expectSameHooks(
 ): void {
   for (const [name, values] of a.hooks) {
     if (skip.includes(name)) continue;
+    if (name.endsWith('hook_pattern') || name.endsWith('hook_attn_scores')) {
+      // [head][query · key]: the first `positions` query rows, every key
+      const T = Math.sqrt(values[0].length);
+      for (const [h, m] of values.entries())
+        expect(Array.from(b.hooks.get(name)![h].subarray(0, positions * T)), `${name}[${h}]`).toEqual(
+          Array.from(m.subarray(0, positions * T)),
+        );
+      continue;
+    }
     for (let pos = 0; pos < positions; pos++) {
       expect(Array.from(b.hooks.get(name)![pos]), `${name}[${pos}]`).toEqual(Array.from(values[pos]));
     }
@@ -191,12 +200,25 @@ describe('tiny fixture', () => {
   it('produces every hook, one d-wide (or 4d-wide) array per position', () => {
     const out = referenceForward(model, ids);
     expect([...out.hooks.keys()]).toContain('blocks.1.mlp.hook_post');
-    expect(out.hooks.size).toBe(2 + 7 * 2 + 1);
+    expect(out.hooks.size).toBe(2 + 13 * 2 + 1);
+    const nHead = model.config.nHead;
     for (const [name, values] of out.hooks) {
-      expect(values).toHaveLength(ids.length);
-      expect(values[0].length).toBe(name.includes('mlp.hook_') ? 256 : 64);
+      const keyed = name.endsWith('hook_pattern') || name.endsWith('hook_attn_scores');
+      expect(values).toHaveLength(keyed ? nHead : ids.length);
+      expect(values[0].length).toBe(keyed ? ids.length ** 2 : name.includes('mlp.hook_') ? 256 : 64);
       for (const v of values)
-        for (const x of v) if (!Number.isFinite(x)) throw new Error(`${name} is not finite`);
+        for (const [i, x] of v.entries()) {
+          // masked scores (a key after its query) are -Infinity, as in TransformerLens
+          const masked = name.endsWith('hook_attn_scores') && i % ids.length > Math.floor(i / ids.length);
+          if (masked ? x !== Number.NEGATIVE_INFINITY : !Number.isFinite(x))
+            throw new Error(`${name}[${i}] is ${x}`);
+        }
+    }
+    const pattern = out.hooks.get('blocks.1.attn.hook_pattern')![0];
+    for (let q = 0; q < ids.length; q++) {
+      const row = pattern.subarray(q * ids.length, (q + 1) * ids.length);
+      expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+      expect(row.subarray(q + 1).every((p) => p === 0)).toBe(true);
     }
     expect(out.logits[0].length).toBe(50257);
     // Random weights at std 0.1 must still give attention that is far from uniform and varied logits.
@@ -278,13 +300,20 @@ for L in range(cfg['n_layer']):
     post = gelu(pre)
     mlp = post @ tensor(h + '.mlp.c_proj.weight') + tensor(h + '.mlp.c_proj.bias')
     x = mid + mlp
+    out.update({'blocks.%d.attn.hook_q' % L: q.transpose(1, 0, 2).reshape(T, D),
+                'blocks.%d.attn.hook_k' % L: k.transpose(1, 0, 2).reshape(T, D),
+                'blocks.%d.attn.hook_v' % L: v.transpose(1, 0, 2).reshape(T, D),
+                'blocks.%d.attn.hook_attn_scores' % L: scores.reshape(H, T * T),
+                'blocks.%d.attn.hook_pattern' % L: weights.reshape(H, T * T),
+                'blocks.%d.attn.hook_z' % L: z})
     out.update({'blocks.%d.hook_attn_out' % L: attn, 'blocks.%d.hook_resid_mid' % L: mid,
                 'blocks.%d.mlp.hook_pre' % L: pre, 'blocks.%d.mlp.hook_post' % L: post,
                 'blocks.%d.hook_mlp_out' % L: mlp, 'blocks.%d.hook_resid_post' % L: x})
 out['ln_final.hook_normalized'] = ln(x, 'ln_f')
 unembed = tensor('lm_head.weight') if 'lm_head.weight' in header else tensor('wte.weight')
 out['logits'] = out['ln_final.hook_normalized'] @ unembed.T
-json.dump({name: value.tolist() for name, value in out.items()}, sys.stdout)
+# -inf (masked scores) as null: JSON has no infinities
+json.dump({name: np.where(np.isneginf(value), None, value).tolist() for name, value in out.items()}, sys.stdout)
 `;
 
 const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
@@ -314,13 +343,18 @@ describe.skipIf(!hasNumpy)('numpy cross-check', () => {
         encoding: 'utf8',
       });
       expect(run.status, run.stderr).toBe(0);
-      const theirs = JSON.parse(run.stdout) as Record<string, number[][]>;
-      const compare = (name: string, a: Float64Array[], b: number[][]) => {
+      const theirs = JSON.parse(run.stdout) as Record<string, (number | null)[][]>;
+      const compare = (name: string, a: Float64Array[], b: (number | null)[][]) => {
         expect(b, name).toHaveLength(a.length);
         let worst = 0;
         for (let pos = 0; pos < a.length; pos++) {
           for (let i = 0; i < a[pos].length; i++) {
-            worst = Math.max(worst, Math.abs(a[pos][i] - b[pos][i]) / Math.max(1, Math.abs(b[pos][i])));
+            const want = b[pos][i];
+            if (want === null) {
+              expect(a[pos][i], `${name} masked`).toBe(Number.NEGATIVE_INFINITY);
+              continue;
+            }
+            worst = Math.max(worst, Math.abs(a[pos][i] - want) / Math.max(1, Math.abs(want)));
           }
         }
         expect(worst, name).toBeLessThan(1e-10);

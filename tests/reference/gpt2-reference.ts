@@ -50,7 +50,11 @@ export interface ReferenceModel {
 }
 
 export interface ReferenceOutput {
-  /** TransformerLens hook name -> one array per token position. */
+  /**
+   * TransformerLens hook name -> one array per token position ([head · d_head] for attn.hook_q|k|v|z),
+   * except attn.hook_attn_scores and attn.hook_pattern: one [query · key] array per head, masked scores
+   * -Infinity.
+   */
   hooks: Map<string, Float64Array[]>;
   logits: Float64Array[];
 }
@@ -63,6 +67,12 @@ export interface ReferenceOptions {
    * an SAE feature there; what it returns is the hook's value and the rest of the stream.
    */
   editResidPre?: (layer: number, residPre: Float64Array[]) => Float64Array[];
+  /**
+   * TransformerLens' forward hooks: called at every hook with its value (the layout of
+   * `ReferenceOutput.hooks`), and what it returns is the hook's value and what every later computation
+   * reads. Edited attention scores are masked again before the softmax.
+   */
+  editHook?: (name: string, value: Float64Array[]) => Float64Array[];
 }
 
 const TANH_ACTIVATIONS = new Set(['gelu_new', 'gelu_pytorch_tanh']);
@@ -196,44 +206,88 @@ function add(a: Float64Array, b: Float64Array): Float64Array {
   return out;
 }
 
-/** Causal multi-head self-attention over every position, including the output projection. */
+/** Records a hook's value after `editHook` and `settle` (masking edited scores again). */
+type HookPoint = (
+  name: string,
+  value: Float64Array[],
+  settle?: (edited: Float64Array[]) => Float64Array[],
+) => Float64Array[];
+
+/**
+ * Causal multi-head self-attention over every position, including the output projection; records
+ * q, k, v, scores, pattern and z as `hook` returns them.
+ */
 function attention(
   normed: Float64Array[],
   layer: ReferenceLayer,
   config: ReferenceConfig,
   layerIndex: number,
+  hook: HookPoint,
 ): Float64Array[] {
   const d = config.nEmbd;
-  const dHead = d / config.nHead;
+  const H = config.nHead;
+  const dHead = d / H;
+  const T = normed.length;
   let scale = config.scaleAttnWeights ? 1 / Math.sqrt(dHead) : 1;
   if (config.scaleAttnByInverseLayerIdx) scale /= layerIndex + 1;
+  const name = (kind: string) => `blocks.${layerIndex}.attn.${kind}`;
   const qkv = normed.map((x) => conv1d(x, layer.attnWeight, layer.attnBias));
-  return qkv.map((query, i) => {
-    const merged = new Float64Array(d);
-    for (let h = 0; h < config.nHead; h++) {
-      const q = h * dHead;
-      const k = d + h * dHead;
-      const v = 2 * d + h * dHead;
-      const scores = new Float64Array(i + 1);
-      let max = Number.NEGATIVE_INFINITY;
-      for (let j = 0; j <= i; j++) {
+  // [pos][head · d_head]: c_attn's output is queries, then keys, then values, heads contiguous
+  const q = hook(
+    name('hook_q'),
+    qkv.map((row) => row.slice(0, d)),
+  );
+  const k = hook(
+    name('hook_k'),
+    qkv.map((row) => row.slice(d, 2 * d)),
+  );
+  const v = hook(
+    name('hook_v'),
+    qkv.map((row) => row.slice(2 * d)),
+  );
+  // [head][query · key]
+  const masked = (h: Float64Array[]) =>
+    h.map((m) => m.map((x, idx) => (idx % T > Math.floor(idx / T) ? Number.NEGATIVE_INFINITY : x)));
+  const rawScores = Array.from({ length: H }, (_, h) => {
+    const m = new Float64Array(T * T);
+    for (let i = 0; i < T; i++) {
+      for (let j = 0; j < T; j++) {
         let dot = 0;
-        for (let c = 0; c < dHead; c++) dot += query[q + c] * qkv[j][k + c];
-        scores[j] = dot * scale;
-        if (scores[j] > max) max = scores[j];
-      }
-      let total = 0;
-      for (let j = 0; j <= i; j++) {
-        scores[j] = Math.exp(scores[j] - max);
-        total += scores[j];
-      }
-      for (let j = 0; j <= i; j++) {
-        const p = scores[j] / total;
-        for (let c = 0; c < dHead; c++) merged[q + c] += p * qkv[j][v + c];
+        for (let c = 0; c < dHead; c++) dot += q[i][h * dHead + c] * k[j][h * dHead + c];
+        m[i * T + j] = dot * scale;
       }
     }
-    return conv1d(merged, layer.attnProjWeight, layer.attnProjBias);
+    return m;
   });
+  const scores = hook(name('hook_attn_scores'), masked(rawScores), masked);
+  const pattern = hook(
+    name('hook_pattern'),
+    scores.map((m) => {
+      const p = new Float64Array(T * T);
+      for (let i = 0; i < T; i++) {
+        let max = Number.NEGATIVE_INFINITY;
+        for (let j = 0; j < T; j++) max = Math.max(max, m[i * T + j]);
+        let total = 0;
+        for (let j = 0; j < T; j++) total += p[i * T + j] = Math.exp(m[i * T + j] - max);
+        for (let j = 0; j < T; j++) p[i * T + j] /= total;
+      }
+      return p;
+    }),
+  );
+  const z = hook(
+    name('hook_z'),
+    Array.from({ length: T }, (_, i) => {
+      const merged = new Float64Array(d);
+      for (let h = 0; h < H; h++) {
+        for (let j = 0; j < T; j++) {
+          const p = pattern[h][i * T + j];
+          for (let c = 0; c < dHead; c++) merged[h * dHead + c] += p * v[j][h * dHead + c];
+        }
+      }
+      return merged;
+    }),
+  );
+  return z.map((merged) => conv1d(merged, layer.attnProjWeight, layer.attnProjBias));
 }
 
 function checkInputs(
@@ -269,42 +323,67 @@ export function referenceForward(
   const d = config.nEmbd;
   const eps = config.layerNormEpsilon;
   const hooks = new Map<string, Float64Array[]>();
+  const hook: HookPoint = (name, value, settle = (x) => x) => {
+    const edited = settle(opts.editHook ? opts.editHook(name, value) : value);
+    hooks.set(name, edited);
+    return edited;
+  };
 
-  const embed = ids.map((id) => model.wte.slice(id * d, (id + 1) * d));
-  const posEmbed = ids.map((_, pos) => model.wpe.slice(pos * d, (pos + 1) * d));
-  hooks.set('hook_embed', embed);
-  hooks.set('hook_pos_embed', posEmbed);
+  const embed = hook(
+    'hook_embed',
+    ids.map((id) => model.wte.slice(id * d, (id + 1) * d)),
+  );
+  const posEmbed = hook(
+    'hook_pos_embed',
+    ids.map((_, pos) => model.wpe.slice(pos * d, (pos + 1) * d)),
+  );
 
   let resid = embed.map((e, pos) => add(e, posEmbed[pos]));
   model.layers.forEach((layer, L) => {
     const steer = opts.steering?.get(L);
     const steered = steer ? resid.map((x) => add(x, steer)) : resid;
-    const residPre = opts.editResidPre ? opts.editResidPre(L, steered) : steered;
-    const attnOut = attention(
-      residPre.map((x) => layerNorm(x, layer.ln1Weight, layer.ln1Bias, eps)),
-      layer,
-      config,
-      L,
+    const residPre = hook(
+      `blocks.${L}.hook_resid_pre`,
+      opts.editResidPre ? opts.editResidPre(L, steered) : steered,
     );
-    const residMid = residPre.map((x, pos) => add(x, attnOut[pos]));
-    const mlpPre = residMid.map((x) =>
-      conv1d(layerNorm(x, layer.ln2Weight, layer.ln2Bias, eps), layer.fcWeight, layer.fcBias),
+    const attnOut = hook(
+      `blocks.${L}.hook_attn_out`,
+      attention(
+        residPre.map((x) => layerNorm(x, layer.ln1Weight, layer.ln1Bias, eps)),
+        layer,
+        config,
+        L,
+        hook,
+      ),
     );
-    const mlpPost = mlpPre.map((x) => x.map(geluNew));
-    const mlpOut = mlpPost.map((x) => conv1d(x, layer.mlpProjWeight, layer.mlpProjBias));
-    const residPost = residMid.map((x, pos) => add(x, mlpOut[pos]));
-    hooks.set(`blocks.${L}.hook_resid_pre`, residPre);
-    hooks.set(`blocks.${L}.hook_attn_out`, attnOut);
-    hooks.set(`blocks.${L}.hook_resid_mid`, residMid);
-    hooks.set(`blocks.${L}.mlp.hook_pre`, mlpPre);
-    hooks.set(`blocks.${L}.mlp.hook_post`, mlpPost);
-    hooks.set(`blocks.${L}.hook_mlp_out`, mlpOut);
-    hooks.set(`blocks.${L}.hook_resid_post`, residPost);
-    resid = residPost;
+    const residMid = hook(
+      `blocks.${L}.hook_resid_mid`,
+      residPre.map((x, pos) => add(x, attnOut[pos])),
+    );
+    const mlpPre = hook(
+      `blocks.${L}.mlp.hook_pre`,
+      residMid.map((x) =>
+        conv1d(layerNorm(x, layer.ln2Weight, layer.ln2Bias, eps), layer.fcWeight, layer.fcBias),
+      ),
+    );
+    const mlpPost = hook(
+      `blocks.${L}.mlp.hook_post`,
+      mlpPre.map((x) => x.map(geluNew)),
+    );
+    const mlpOut = hook(
+      `blocks.${L}.hook_mlp_out`,
+      mlpPost.map((x) => conv1d(x, layer.mlpProjWeight, layer.mlpProjBias)),
+    );
+    resid = hook(
+      `blocks.${L}.hook_resid_post`,
+      residMid.map((x, pos) => add(x, mlpOut[pos])),
+    );
   });
 
-  const normalized = resid.map((x) => layerNorm(x, model.lnFinalWeight, model.lnFinalBias, eps));
-  hooks.set('ln_final.hook_normalized', normalized);
+  const normalized = hook(
+    'ln_final.hook_normalized',
+    resid.map((x) => layerNorm(x, model.lnFinalWeight, model.lnFinalBias, eps)),
+  );
   const logits = normalized.map((x) => {
     const out = new Float64Array(config.vocabSize);
     for (let v = 0; v < config.vocabSize; v++) {

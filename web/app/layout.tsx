@@ -22,6 +22,10 @@ export default function RootLayout({ children }: { children: ReactNode }) {
             <Link href="/">Models</Link>
             <Link href="/search">Search</Link>
             <Link href="/steer">Steer</Link>
+            <Link href="/attention">Attention</Link>
+            <Link href="/lens">Lens</Link>
+            <Link href="/patching">Patching</Link>
+            <Link href="/dla">DLA</Link>
             <Link href="/shop">Shop</Link>
             <Link href="/jobs">Jobs</Link>
           </nav>

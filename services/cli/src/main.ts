@@ -47,11 +47,56 @@ program
   .option('--hooks <hooks>', 'comma-separated TransformerLens hook names', '')
   .option('--logits', 'also print logits')
   .option('--steer <json>', 'JSON list of {"hook":"blocks.L.hook_resid_pre","vector":[...],"strength":s}')
+  .option(
+    '--patch <json>',
+    'JSON list of {"hook":H,"mode":"zero"|"replace"|"mean","positions":[p,...],"head":h,"values":[...]}: rewrite any hook',
+  )
   .option('--json', 'print JSON (the only output format)')
-  .description('run the model and print activations at the given hooks')
+  .description('run the model and print activations at the given hooks (attention hooks included)')
   .action((options) =>
     runCommand(() => import('./commands/activations.js').then((m) => m.activations(options))),
   );
+
+program
+  .command('lens')
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
+  .requiredOption('--text <text>', 'text to run')
+  .option(
+    '--token <token>',
+    "a token whose rank and probability to follow through the layers (e.g. ' Paris')",
+  )
+  .option('--top <k>', 'top tokens per layer and position', '5')
+  .option('--json', 'print JSON (the only output format)')
+  .description('logit lens: what each layer’s hook_resid_post predicts through ln_f and the unembedding')
+  .action((options) => runCommand(() => import('./commands/research.js').then((m) => m.lens(options))));
+
+program
+  .command('dla')
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
+  .requiredOption('--text <text>', 'text to run; the last position is attributed')
+  .requiredOption('--token <token>', 'the token whose logit to attribute')
+  .option('--wrong <token>', 'attribute the logit difference token − wrong instead')
+  .option('--json', 'print JSON (the only output format)')
+  .description(
+    "direct logit attribution: each head's and MLP's share of a logit, through the frozen final LayerNorm",
+  )
+  .action((options) => runCommand(() => import('./commands/research.js').then((m) => m.dla(options))));
+
+program
+  .command('patch')
+  .requiredOption('--model <model>', 'a converted model folder, or a model name in $LOUPE_DATA_DIR/models')
+  .requiredOption('--clean <text>', 'the clean prompt')
+  .requiredOption('--corrupted <text>', 'the corrupted prompt, of the same token length')
+  .requiredOption('--answer <token>', 'the clean answer token')
+  .requiredOption('--wrong <token>', 'the corrupted answer token')
+  .option(
+    '--hook <hook>',
+    'resid_pre, attn_out, mlp_out (per layer and position) or z (per layer and head)',
+    'resid_pre',
+  )
+  .option('--json', 'print JSON (the only output format)')
+  .description('activation patching: the clean logit difference each patched slice restores, as a heat map')
+  .action((options) => runCommand(() => import('./commands/research.js').then((m) => m.patch(options))));
 
 program
   .command('capture')

@@ -49,6 +49,7 @@ import {
   PublishedNeuronFields,
   PublishedQueries,
 } from './resolvers/published.resolver.js';
+import { ResearchQueries } from './resolvers/research.resolver.js';
 import { ModelSaeFields, SaeFields, SaeQueries } from './resolvers/saes.resolver.js';
 import { ScoringJobResolvers } from './resolvers/scoring-jobs.resolver.js';
 import { ExplanationSearchEdgeFields, SearchQueries } from './resolvers/search.resolver.js';
@@ -194,6 +195,7 @@ export class GatewayModule {
       ],
       providers: [
         ModelQueries,
+        ResearchQueries,
         ModelInfoFields,
         HookFields,
         HookActivationsFields,

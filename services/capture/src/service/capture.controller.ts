@@ -1,8 +1,19 @@
-import { currentRequest, type LoupeConfig, throwIfCancelled, UserInputError } from '@loupe/common';
+import {
+  currentRequest,
+  hookShape,
+  type LoupeConfig,
+  parseHook,
+  throwIfCancelled,
+  UserInputError,
+} from '@loupe/common';
 import type {
+  ActivationPatchingRequest__Output,
+  ActivationPatchingResponse,
   ActivationsRequest__Output,
   ActivationsResponse,
   CaptureJob,
+  DirectLogitAttributionRequest__Output,
+  DirectLogitAttributionResponse,
   DocumentCollection,
   GenerateRequest__Output,
   GenerateResponse,
@@ -14,6 +25,8 @@ import type {
   ListJobsRequest__Output,
   ListNeuronsRequest__Output,
   ListNeuronsResponse,
+  LogitLensRequest__Output,
+  LogitLensResponse,
   ModelInfoRequest__Output,
   ModelInfoResponse,
   NeuronRecordRequest__Output,
@@ -27,7 +40,18 @@ import type {
   TokenizeRequest__Output,
   TokenizeResponse,
 } from '@loupe/common/grpc';
-import { generatePair, toFeatureClamps, toResidualAdditions } from '@loupe/model';
+import {
+  activationPatching,
+  directLogitAttribution,
+  fromFlatPatches,
+  generatePair,
+  logitLens,
+  type PatchSweepHook,
+  resolveMeanPatches,
+  singleToken,
+  toFeatureClamps,
+  toResidualAdditions,
+} from '@loupe/model';
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { CaptureJobs } from './capture-jobs.js';
@@ -94,6 +118,12 @@ export class CaptureController {
     const { nLayer, dModel } = runner.manifest.dims;
     const steering = this.steering(request.steering, nLayer);
     const clamps = toFeatureClamps(request.clamps, nLayer, dModel);
+    const patches = await resolveMeanPatches(
+      fromFlatPatches(request.patches, runner.manifest.dims, ids.length),
+      runner.manifest.dims,
+      ids.length,
+      async (wanted) => (await served.forward({ ids, hooks: wanted, logits: false, steering, clamps })).hooks,
+    );
     throwIfCancelled(); // a request that waited in line and whose caller left costs no forward pass
     const result = await served.forward({
       ids,
@@ -101,14 +131,92 @@ export class CaptureController {
       logits: request.logits,
       steering,
       clamps,
+      patches,
     });
+    const shape = (hook: string) => hookShape(parseHook(hook, nLayer), runner.manifest.dims, ids.length);
     return {
       ids,
       tokens: runner.tokenizer.tokenStrings(ids),
       activations: Object.fromEntries(
-        [...result.hooks].map(([hook, values]) => [hook, toWireTensor(values, ids.length)]),
+        [...result.hooks].map(([hook, values]) => [hook, toWireTensor(values, ids.length, shape(hook))]),
       ),
       logits: result.logits ? toWireTensor(result.logits, ids.length) : undefined,
+    };
+  }
+
+  @GrpcMethod('CaptureService', 'LogitLens')
+  async logitLens(request: LogitLensRequest__Output): Promise<LogitLensResponse> {
+    const { runner } = await this.models.get(request.model);
+    const ids = runner.tokenizer.encode(this.checkText(request.text, 'text'));
+    const token = request.token ? singleToken(runner.tokenizer, request.token, 'token') : undefined;
+    if (request.top < 0 || request.top > 100)
+      throw new UserInputError(`top must be 1-100, got ${request.top}`);
+    const lens = await logitLens(runner, ids, { topK: request.top || 5, token });
+    return {
+      ids,
+      tokens: lens.tokens,
+      layers: lens.top.map((layer, l) => ({
+        positions: layer.map((top, p) => ({
+          top: top.map((t) => ({ id: t.id, token: t.token, value: t.probability })),
+          rank: lens.chosen?.rank[l][p] ?? 0,
+          probability: lens.chosen?.probability[l][p] ?? 0,
+        })),
+      })),
+      tokenId: lens.chosen?.id ?? 0,
+      token: lens.chosen?.token ?? '',
+    };
+  }
+
+  @GrpcMethod('CaptureService', 'DirectLogitAttribution')
+  async directLogitAttribution(
+    request: DirectLogitAttributionRequest__Output,
+  ): Promise<DirectLogitAttributionResponse> {
+    const { runner } = await this.models.get(request.model);
+    const ids = runner.tokenizer.encode(this.checkText(request.text, 'text'));
+    const token = singleToken(runner.tokenizer, request.token, 'token');
+    const wrong = request.wrong ? singleToken(runner.tokenizer, request.wrong, 'wrong') : undefined;
+    const dla = await directLogitAttribution(runner, ids, token, wrong);
+    return {
+      ids,
+      tokens: dla.tokens,
+      position: dla.position,
+      tokenId: dla.token.id,
+      token: dla.token.token,
+      wrongId: dla.wrong?.id ?? 0,
+      wrong: dla.wrong?.token ?? '',
+      logit: dla.logit,
+      layers: dla.heads.map((heads, l) => ({
+        heads,
+        mlp: dla.mlps[l],
+        attentionBias: dla.attentionBiases[l],
+      })),
+      embed: dla.embed,
+      lnBias: dla.lnBias,
+    };
+  }
+
+  @GrpcMethod('CaptureService', 'ActivationPatching')
+  async activationPatching(request: ActivationPatchingRequest__Output): Promise<ActivationPatchingResponse> {
+    const { runner } = await this.models.get(request.model);
+    const { tokenizer } = runner;
+    const result = await activationPatching(runner, {
+      clean: tokenizer.encode(this.checkText(request.clean, 'clean')),
+      corrupted: tokenizer.encode(this.checkText(request.corrupted, 'corrupted')),
+      answer: singleToken(tokenizer, request.answer, 'answer'),
+      wrong: singleToken(tokenizer, request.wrong, 'wrong'),
+      hook: (request.hook || 'resid_pre') as PatchSweepHook,
+    });
+    return {
+      hook: result.hook,
+      ids: result.cleanIds,
+      tokens: result.tokens,
+      cleanDiff: result.cleanDiff,
+      corruptedDiff: result.corruptedDiff,
+      // proto doubles have no null: NaN where the prompts do not differ on the logit difference
+      layers: result.scores.map((scores, l) => ({
+        scores: scores.map((s) => s ?? Number.NaN),
+        diffs: result.diffs[l],
+      })),
     };
   }
 

@@ -1,4 +1,4 @@
-import { hookWidth, type LoupeConfig, parseHook, UserInputError } from '@loupe/common';
+import { hookWidth, type LoupeConfig, requirePositionHook, UserInputError } from '@loupe/common';
 import type {
   DocumentCollection,
   IndexDocumentsRequest__Output,
@@ -58,7 +58,7 @@ export class DocumentSearch {
     const { manifest } = served.runner;
     const { nLayer } = manifest.dims;
     const hook = request.hook || existing?.hook || `blocks.${nLayer - 1}.hook_resid_post`;
-    const ref = parseHook(hook, nLayer);
+    const ref = requirePositionHook(hook, nLayer, 'document embeddings');
     const pooling = request.pooling ? parsePooling(request.pooling) : (existing?.pooling ?? parsePooling(''));
     const spec = {
       name: request.collection,

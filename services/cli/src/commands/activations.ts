@@ -1,5 +1,12 @@
-import { loadConfig, modelsDir, UserInputError } from '@loupe/common';
-import { Gpt2Runner, resolveModelDir, toResidualAdditions } from '@loupe/model';
+import { hookShape, loadConfig, modelsDir, parseHook, UserInputError } from '@loupe/common';
+import {
+  Gpt2Runner,
+  resolveMeanPatches,
+  resolveModelDir,
+  toHookPatches,
+  toNested,
+  toResidualAdditions,
+} from '@loupe/model';
 import { printJson } from '../run-command.js';
 
 interface ActivationsOptions {
@@ -8,6 +15,7 @@ interface ActivationsOptions {
   hooks: string;
   logits?: boolean;
   steer?: string;
+  patch?: string;
 }
 
 export async function activations(options: ActivationsOptions): Promise<void> {
@@ -25,28 +33,33 @@ export async function activations(options: ActivationsOptions): Promise<void> {
     intraOpThreads: config.intraOpThreads,
   });
   try {
+    const { dims } = runner.manifest;
     const steering = options.steer
-      ? toResidualAdditions(parseJson(options.steer, '--steer'), runner.manifest.dims.nLayer)
+      ? toResidualAdditions(parseJson(options.steer, '--steer'), dims.nLayer)
       : [];
     const ids = runner.tokenizer.encode(options.text);
-    const [result] = await runner.forward([{ ids, hooks, logits: Boolean(options.logits), steering }]);
-    const rows = (values: Float32Array) => toRows(values, values.length / ids.length);
+    const checked = options.patch ? toHookPatches(parseJson(options.patch, '--patch'), dims, ids.length) : [];
+    const patches = await resolveMeanPatches(
+      checked,
+      dims,
+      ids.length,
+      async (wanted) => (await runner.forward([{ ids, hooks: wanted, logits: false, steering }]))[0].hooks,
+    );
+    const [result] = await runner.forward([
+      { ids, hooks, logits: Boolean(options.logits), steering, patches },
+    ]);
+    // TransformerLens' shapes without the batch axis; masked attention scores print as null
+    const nested = (hook: string) =>
+      toNested(result.hooks.get(hook)!, hookShape(parseHook(hook, dims.nLayer), dims, ids.length));
     await printJson({
       ids,
       tokens: runner.tokenizer.tokenStrings(ids),
-      activations: Object.fromEntries(hooks.map((hook) => [hook, rows(result.hooks.get(hook)!)])),
-      ...(result.logits ? { logits: rows(result.logits) } : {}),
+      activations: Object.fromEntries(hooks.map((hook) => [hook, nested(hook)])),
+      ...(result.logits ? { logits: toNested(result.logits, [ids.length, dims.vocabSize]) } : {}),
     });
   } finally {
     await runner.close();
   }
-}
-
-function toRows(values: Float32Array, width: number): number[][] {
-  const rows: number[][] = [];
-  for (let start = 0; start < values.length; start += width)
-    rows.push(Array.from(values.subarray(start, start + width)));
-  return rows;
 }
 
 function parseJson(text: string, flag: string): unknown {

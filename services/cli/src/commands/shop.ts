@@ -4,8 +4,8 @@ import { CAPTURE_MIGRATIONS_DIR, CAPTURE_SCHEMA, collectionEmbeddings } from '@l
 import {
   type LoupeConfig,
   loadConfig,
-  parseHook,
   readWorkspace,
+  requirePositionHook,
   UserInputError,
   workspaceFile,
 } from '@loupe/common';
@@ -241,7 +241,7 @@ async function writeDataset(config: LoupeConfig, products: Product[], size: numb
  * resid_pre); without, the collection hook's layer (its width must be d_model).
  */
 function steeringLayer(hook: string, saeHook: string | undefined, nLayer: number): number {
-  const ref = parseHook(saeHook ?? hook, nLayer);
+  const ref = requirePositionHook(saeHook ?? hook, nLayer, 'shop embeddings');
   if (ref.kind !== 'block' || (saeHook !== undefined && ref.hook !== 'hook_resid_pre'))
     throw new UserInputError(
       `steering needs ${saeHook ? 'an SAE' : 'a collection hook'} on blocks.{L}.hook_resid_pre; got ${saeHook ?? hook}`,

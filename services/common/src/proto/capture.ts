@@ -2,12 +2,16 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
 
+import type { ActivationPatchingRequest as _loupe_v1_ActivationPatchingRequest, ActivationPatchingRequest__Output as _loupe_v1_ActivationPatchingRequest__Output } from './loupe/v1/ActivationPatchingRequest.js';
+import type { ActivationPatchingResponse as _loupe_v1_ActivationPatchingResponse, ActivationPatchingResponse__Output as _loupe_v1_ActivationPatchingResponse__Output } from './loupe/v1/ActivationPatchingResponse.js';
 import type { ActivationsRequest as _loupe_v1_ActivationsRequest, ActivationsRequest__Output as _loupe_v1_ActivationsRequest__Output } from './loupe/v1/ActivationsRequest.js';
 import type { ActivationsResponse as _loupe_v1_ActivationsResponse, ActivationsResponse__Output as _loupe_v1_ActivationsResponse__Output } from './loupe/v1/ActivationsResponse.js';
 import type { CaptureJob as _loupe_v1_CaptureJob, CaptureJob__Output as _loupe_v1_CaptureJob__Output } from './loupe/v1/CaptureJob.js';
 import type { CaptureServiceClient as _loupe_v1_CaptureServiceClient, CaptureServiceDefinition as _loupe_v1_CaptureServiceDefinition } from './loupe/v1/CaptureService.js';
 import type { CatalogSource as _loupe_v1_CatalogSource, CatalogSource__Output as _loupe_v1_CatalogSource__Output } from './loupe/v1/CatalogSource.js';
 import type { Continuation as _loupe_v1_Continuation, Continuation__Output as _loupe_v1_Continuation__Output } from './loupe/v1/Continuation.js';
+import type { DirectLogitAttributionRequest as _loupe_v1_DirectLogitAttributionRequest, DirectLogitAttributionRequest__Output as _loupe_v1_DirectLogitAttributionRequest__Output } from './loupe/v1/DirectLogitAttributionRequest.js';
+import type { DirectLogitAttributionResponse as _loupe_v1_DirectLogitAttributionResponse, DirectLogitAttributionResponse__Output as _loupe_v1_DirectLogitAttributionResponse__Output } from './loupe/v1/DirectLogitAttributionResponse.js';
 import type { Document as _loupe_v1_Document, Document__Output as _loupe_v1_Document__Output } from './loupe/v1/Document.js';
 import type { DocumentCollection as _loupe_v1_DocumentCollection, DocumentCollection__Output as _loupe_v1_DocumentCollection__Output } from './loupe/v1/DocumentCollection.js';
 import type { DocumentList as _loupe_v1_DocumentList, DocumentList__Output as _loupe_v1_DocumentList__Output } from './loupe/v1/DocumentList.js';
@@ -17,13 +21,19 @@ import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__
 import type { GetCaptureJobRequest as _loupe_v1_GetCaptureJobRequest, GetCaptureJobRequest__Output as _loupe_v1_GetCaptureJobRequest__Output } from './loupe/v1/GetCaptureJobRequest.js';
 import type { GetCollectionRequest as _loupe_v1_GetCollectionRequest, GetCollectionRequest__Output as _loupe_v1_GetCollectionRequest__Output } from './loupe/v1/GetCollectionRequest.js';
 import type { HookInfo as _loupe_v1_HookInfo, HookInfo__Output as _loupe_v1_HookInfo__Output } from './loupe/v1/HookInfo.js';
+import type { HookPatch as _loupe_v1_HookPatch, HookPatch__Output as _loupe_v1_HookPatch__Output } from './loupe/v1/HookPatch.js';
 import type { IndexDocumentsRequest as _loupe_v1_IndexDocumentsRequest, IndexDocumentsRequest__Output as _loupe_v1_IndexDocumentsRequest__Output } from './loupe/v1/IndexDocumentsRequest.js';
+import type { LayerAttribution as _loupe_v1_LayerAttribution, LayerAttribution__Output as _loupe_v1_LayerAttribution__Output } from './loupe/v1/LayerAttribution.js';
+import type { LensCell as _loupe_v1_LensCell, LensCell__Output as _loupe_v1_LensCell__Output } from './loupe/v1/LensCell.js';
+import type { LensLayer as _loupe_v1_LensLayer, LensLayer__Output as _loupe_v1_LensLayer__Output } from './loupe/v1/LensLayer.js';
 import type { ListCaptureJobsResponse as _loupe_v1_ListCaptureJobsResponse, ListCaptureJobsResponse__Output as _loupe_v1_ListCaptureJobsResponse__Output } from './loupe/v1/ListCaptureJobsResponse.js';
 import type { ListCollectionsRequest as _loupe_v1_ListCollectionsRequest, ListCollectionsRequest__Output as _loupe_v1_ListCollectionsRequest__Output } from './loupe/v1/ListCollectionsRequest.js';
 import type { ListCollectionsResponse as _loupe_v1_ListCollectionsResponse, ListCollectionsResponse__Output as _loupe_v1_ListCollectionsResponse__Output } from './loupe/v1/ListCollectionsResponse.js';
 import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from './loupe/v1/ListJobsRequest.js';
 import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from './loupe/v1/ListNeuronsRequest.js';
 import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from './loupe/v1/ListNeuronsResponse.js';
+import type { LogitLensRequest as _loupe_v1_LogitLensRequest, LogitLensRequest__Output as _loupe_v1_LogitLensRequest__Output } from './loupe/v1/LogitLensRequest.js';
+import type { LogitLensResponse as _loupe_v1_LogitLensResponse, LogitLensResponse__Output as _loupe_v1_LogitLensResponse__Output } from './loupe/v1/LogitLensResponse.js';
 import type { LogitToken as _loupe_v1_LogitToken, LogitToken__Output as _loupe_v1_LogitToken__Output } from './loupe/v1/LogitToken.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from './loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from './loupe/v1/ModelInfoResponse.js';
@@ -34,6 +44,7 @@ import type { NeuronRecordResponse as _loupe_v1_NeuronRecordResponse, NeuronReco
 import type { NeuronStats as _loupe_v1_NeuronStats, NeuronStats__Output as _loupe_v1_NeuronStats__Output } from './loupe/v1/NeuronStats.js';
 import type { NeuronWeightsRequest as _loupe_v1_NeuronWeightsRequest, NeuronWeightsRequest__Output as _loupe_v1_NeuronWeightsRequest__Output } from './loupe/v1/NeuronWeightsRequest.js';
 import type { NeuronWeightsResponse as _loupe_v1_NeuronWeightsResponse, NeuronWeightsResponse__Output as _loupe_v1_NeuronWeightsResponse__Output } from './loupe/v1/NeuronWeightsResponse.js';
+import type { PatchingRow as _loupe_v1_PatchingRow, PatchingRow__Output as _loupe_v1_PatchingRow__Output } from './loupe/v1/PatchingRow.js';
 import type { QuantileBin as _loupe_v1_QuantileBin, QuantileBin__Output as _loupe_v1_QuantileBin__Output } from './loupe/v1/QuantileBin.js';
 import type { RecordWindow as _loupe_v1_RecordWindow, RecordWindow__Output as _loupe_v1_RecordWindow__Output } from './loupe/v1/RecordWindow.js';
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from './loupe/v1/ResidualSteering.js';
@@ -54,12 +65,16 @@ type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> 
 export interface ProtoGrpcType {
   loupe: {
     v1: {
+      ActivationPatchingRequest: MessageTypeDefinition<_loupe_v1_ActivationPatchingRequest, _loupe_v1_ActivationPatchingRequest__Output>
+      ActivationPatchingResponse: MessageTypeDefinition<_loupe_v1_ActivationPatchingResponse, _loupe_v1_ActivationPatchingResponse__Output>
       ActivationsRequest: MessageTypeDefinition<_loupe_v1_ActivationsRequest, _loupe_v1_ActivationsRequest__Output>
       ActivationsResponse: MessageTypeDefinition<_loupe_v1_ActivationsResponse, _loupe_v1_ActivationsResponse__Output>
       CaptureJob: MessageTypeDefinition<_loupe_v1_CaptureJob, _loupe_v1_CaptureJob__Output>
       CaptureService: SubtypeConstructor<typeof grpc.Client, _loupe_v1_CaptureServiceClient> & { service: _loupe_v1_CaptureServiceDefinition }
       CatalogSource: MessageTypeDefinition<_loupe_v1_CatalogSource, _loupe_v1_CatalogSource__Output>
       Continuation: MessageTypeDefinition<_loupe_v1_Continuation, _loupe_v1_Continuation__Output>
+      DirectLogitAttributionRequest: MessageTypeDefinition<_loupe_v1_DirectLogitAttributionRequest, _loupe_v1_DirectLogitAttributionRequest__Output>
+      DirectLogitAttributionResponse: MessageTypeDefinition<_loupe_v1_DirectLogitAttributionResponse, _loupe_v1_DirectLogitAttributionResponse__Output>
       Document: MessageTypeDefinition<_loupe_v1_Document, _loupe_v1_Document__Output>
       DocumentCollection: MessageTypeDefinition<_loupe_v1_DocumentCollection, _loupe_v1_DocumentCollection__Output>
       DocumentList: MessageTypeDefinition<_loupe_v1_DocumentList, _loupe_v1_DocumentList__Output>
@@ -69,13 +84,19 @@ export interface ProtoGrpcType {
       GetCaptureJobRequest: MessageTypeDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_GetCaptureJobRequest__Output>
       GetCollectionRequest: MessageTypeDefinition<_loupe_v1_GetCollectionRequest, _loupe_v1_GetCollectionRequest__Output>
       HookInfo: MessageTypeDefinition<_loupe_v1_HookInfo, _loupe_v1_HookInfo__Output>
+      HookPatch: MessageTypeDefinition<_loupe_v1_HookPatch, _loupe_v1_HookPatch__Output>
       IndexDocumentsRequest: MessageTypeDefinition<_loupe_v1_IndexDocumentsRequest, _loupe_v1_IndexDocumentsRequest__Output>
+      LayerAttribution: MessageTypeDefinition<_loupe_v1_LayerAttribution, _loupe_v1_LayerAttribution__Output>
+      LensCell: MessageTypeDefinition<_loupe_v1_LensCell, _loupe_v1_LensCell__Output>
+      LensLayer: MessageTypeDefinition<_loupe_v1_LensLayer, _loupe_v1_LensLayer__Output>
       ListCaptureJobsResponse: MessageTypeDefinition<_loupe_v1_ListCaptureJobsResponse, _loupe_v1_ListCaptureJobsResponse__Output>
       ListCollectionsRequest: MessageTypeDefinition<_loupe_v1_ListCollectionsRequest, _loupe_v1_ListCollectionsRequest__Output>
       ListCollectionsResponse: MessageTypeDefinition<_loupe_v1_ListCollectionsResponse, _loupe_v1_ListCollectionsResponse__Output>
       ListJobsRequest: MessageTypeDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListJobsRequest__Output>
       ListNeuronsRequest: MessageTypeDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsRequest__Output>
       ListNeuronsResponse: MessageTypeDefinition<_loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsResponse__Output>
+      LogitLensRequest: MessageTypeDefinition<_loupe_v1_LogitLensRequest, _loupe_v1_LogitLensRequest__Output>
+      LogitLensResponse: MessageTypeDefinition<_loupe_v1_LogitLensResponse, _loupe_v1_LogitLensResponse__Output>
       LogitToken: MessageTypeDefinition<_loupe_v1_LogitToken, _loupe_v1_LogitToken__Output>
       ModelInfoRequest: MessageTypeDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoRequest__Output>
       ModelInfoResponse: MessageTypeDefinition<_loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoResponse__Output>
@@ -86,6 +107,7 @@ export interface ProtoGrpcType {
       NeuronStats: MessageTypeDefinition<_loupe_v1_NeuronStats, _loupe_v1_NeuronStats__Output>
       NeuronWeightsRequest: MessageTypeDefinition<_loupe_v1_NeuronWeightsRequest, _loupe_v1_NeuronWeightsRequest__Output>
       NeuronWeightsResponse: MessageTypeDefinition<_loupe_v1_NeuronWeightsResponse, _loupe_v1_NeuronWeightsResponse__Output>
+      PatchingRow: MessageTypeDefinition<_loupe_v1_PatchingRow, _loupe_v1_PatchingRow__Output>
       QuantileBin: MessageTypeDefinition<_loupe_v1_QuantileBin, _loupe_v1_QuantileBin__Output>
       RecordWindow: MessageTypeDefinition<_loupe_v1_RecordWindow, _loupe_v1_RecordWindow__Output>
       ResidualSteering: MessageTypeDefinition<_loupe_v1_ResidualSteering, _loupe_v1_ResidualSteering__Output>

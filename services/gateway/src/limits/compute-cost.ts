@@ -45,6 +45,12 @@ export const COMPUTE_COST: Record<string, (args: Args) => number> = {
   activations: (a) => textTokens(a.text) + PER_HOOK * count(a.hooks),
   encode: (a) => textTokens(a.text),
   tokenize: () => 0,
+  // research queries, on a 12-layer model: the lens runs one row per layer; a patching sweep one row per
+  // (layer, position) of a prompt of at most MAX_SWEEP_TOKENS (the capture service refuses longer), so
+  // its price is linear in the prompt's bytes here
+  logitLens: (a) => 12 * textTokens(a.text),
+  directLogitAttribution: (a) => textTokens(a.text),
+  activationPatching: (a) => 12 * textTokens(a.clean) + textTokens(a.corrupted),
   // the query, steered and plain, then each result's text encoded for "why"
   shopSearch: (a) => 2 * textTokens(a.query) + 16 * count(a.steering) + PER_RESULT_WHY * int(a.k, 10),
 };

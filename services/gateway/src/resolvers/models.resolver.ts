@@ -16,7 +16,16 @@ interface HookActivationsView {
   hook: string;
   width: number;
   rows: number;
+  shape: number[];
   data: Float32Array;
+}
+
+interface HookPatchInput {
+  hook: string;
+  mode: string;
+  positions?: number[] | null;
+  head?: number | null;
+  values?: (number | null)[] | null;
 }
 
 /** Models and their hooks; tokenizing and activations of a text. */
@@ -54,11 +63,20 @@ export class ModelQueries {
     @Args('text') text: string,
     @Args('hooks') hooks: string[],
     @Args('model') model: string | undefined,
+    @Args('patches') patches: HookPatchInput[] | undefined,
   ): Promise<{ tokens: TokenView[]; hooks: HookActivationsView[] }> {
     checkText(text, 'text', this.config.maxTextChars);
     checkHooks(hooks);
+    const wirePatches = (patches ?? []).map((p) => ({
+      hook: p.hook,
+      mode: p.mode,
+      positions: p.positions ?? [],
+      ...(p.head === null || p.head === undefined ? {} : { head: p.head }),
+      // a null (masked) score travels as -infinity, as the capture service reads it
+      values: (p.values ?? []).map((v) => v ?? Number.NEGATIVE_INFINITY),
+    }));
     const response = await callCapture(() =>
-      this.capture.Activations({ model: model ?? '', text, hooks, logits: false }),
+      this.capture.Activations({ model: model ?? '', text, hooks, logits: false, patches: wirePatches }),
     );
     return {
       tokens: tokens(response.ids, response.tokens),
@@ -66,8 +84,10 @@ export class ModelQueries {
         const tensor = response.activations[hook];
         const copy = Buffer.from(tensor.data);
         const data = new Float32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4);
-        const [rows, width] = tensor.shape.map(Number);
-        return { hook, rows, width, data };
+        const shape = tensor.shape.map(Number);
+        // values' rows: every axis but the last (a [head, q, k] hook gives head · q rows of k)
+        const width = shape.at(-1) ?? 0;
+        return { hook, rows: width === 0 ? 0 : data.length / width, width, shape, data };
       }),
     };
   }
@@ -96,10 +116,24 @@ export class HookFields {
 
 @Resolver('HookActivations')
 export class HookActivationsFields {
+  @ResolveField('tensor')
+  tensor(@Parent() view: HookActivationsView): (number | null)[] {
+    if (view.data.length > LIMITS.maxValuesPerHook)
+      throw new UserInputError(
+        `${view.hook} has ${view.data.length} values, more than ${LIMITS.maxValuesPerHook}: use values with indices, or a shorter text`,
+        'TOO_LONG',
+      );
+    return Array.from(view.data, (v) => (v === Number.NEGATIVE_INFINITY ? null : v));
+  }
+
   /** Rows per token; with indices, only those columns, so a wide hook stays a small answer. */
   @ResolveField('values')
   values(@Parent() view: HookActivationsView, @Args('indices') indices: number[] | undefined): number[][] {
     const { rows, width, data } = view;
+    if (view.hook.endsWith('attn.hook_attn_scores'))
+      throw new UserInputError(
+        `${view.hook} has masked entries, which values cannot hold: ask for tensor (null where masked)`,
+      );
     if (indices) {
       const bad = indices.find((i) => !Number.isInteger(i) || i < 0 || i >= width);
       if (bad !== undefined)

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { CheckpointError, type ExternalSlice, GraphBuilder, UserInputError } from '@loupe/common';
 import { CHECKPOINT_FILES, type Gpt2Checkpoint, openCheckpoint, sha256File } from '../config/checkpoint.js';
 import { buildGpt2Graph, OPSET } from './gpt2-graph.js';
-import { CONVERTER_VERSION, hookSpecs, MANIFEST_FILE, type ModelManifest } from './manifest.js';
+import { CONVERTER_VERSION, GRAPH_FILES, hookSpecs, MANIFEST_FILE, type ModelManifest } from './manifest.js';
 
 export const WEIGHTS_FILE = 'model.onnx.data';
 const PAGE = 4096; // page-aligned tensors can be memory-mapped by ONNX Runtime
@@ -37,9 +37,13 @@ export async function convertCheckpoint(
       if (!slice) throw new Error(`converter bug: no weight slice for ${name}`);
       return { name: slice.initializer, dims, slice };
     };
-    for (const [file, options] of [
-      ['model.onnx', { logits: true, kvCache: true }],
-      ['trunk.onnx', { logits: false, windowStats: true }],
+    // the research graphs (attention hooks, patch inputs) are separate files, opened only by requests
+    // that ask for them, so everything else runs exactly the graphs it ran before they existed
+    for (const [file, graphOptions] of [
+      [GRAPH_FILES.full, { logits: true, kvCache: true }],
+      [GRAPH_FILES.trunk, { logits: false, windowStats: true }],
+      [GRAPH_FILES.fullResearch, { logits: true, patching: true }],
+      [GRAPH_FILES.trunkResearch, { logits: false, patching: true }],
     ] as const) {
       const registered = new Set<string>();
       const graph = new GraphBuilder();
@@ -54,7 +58,7 @@ export async function convertCheckpoint(
           }
           return initializer;
         },
-        options,
+        graphOptions,
       );
       await fs.writeFile(path.join(staging, file), graph.encode({ graphName: 'gpt2', opset: OPSET }));
     }
@@ -141,7 +145,7 @@ async function describe(
     architecture: 'gpt2',
     dims: checkpoint.config,
     opset: OPSET,
-    graphs: { full: 'model.onnx', trunk: 'trunk.onnx' },
+    graphs: { ...GRAPH_FILES },
     weightsFile: WEIGHTS_FILE,
     hooks: hookSpecs(checkpoint.config),
     tokenizer: { vocab: 'vocab.json', merges: 'merges.txt', endOfTextId: vocab['<|endoftext|>'] ?? null },

@@ -1,4 +1,4 @@
-import { blockHook, GraphBuilder, hookWidth, parseHook } from '@loupe/common';
+import { type BlockHookKind, blockHook, GraphBuilder, hookLayout, parseHook } from '@loupe/common';
 import type { Gpt2Config } from '../config/gpt2-config.js';
 
 /**
@@ -15,9 +15,14 @@ import type { Gpt2Config } from '../config/gpt2-config.js';
  * features, pre = x·W + bias, act = pre where pre > threshold else 0, x += (value − act)·D, so each
  * feature reads `value` and the SAE's error term is untouched. Unused layers get F = 0, whose products
  * are empty and add exact zeros.
+ *
+ * Patches (`patch.{hook}.index` / `patch.{hook}.value`, see `patchInputs`) rewrite any hook's value
+ * with a ScatterND right where it is computed, so everything later reads the patched value (as a
+ * TransformerLens forward hook returning a new tensor). Unused hooks get K = 0 rows: an empty scatter.
+ * Only the research graphs (`patching`) have them.
  */
 export const OPSET = 20;
-const MASKED_SCORE = -3.4028234663852886e38; // float32 lowest, as Hugging Face uses: never -inf, so no NaN rows
+export const MASKED_SCORE = -3.4028234663852886e38; // float32 lowest, as Hugging Face uses: never -inf, so no NaN rows
 
 export function steeringInput(layer: number): string {
   return `steer.${layer}`;
@@ -37,6 +42,16 @@ export function clampInputs(layer: number) {
     value: `clamp.${layer}.value`,
     decoder: `clamp.${layer}.decoder`,
   };
+}
+
+/**
+ * A hook's patch inputs: `index` [K, r] int64 names the rewritten slices of the batched value (r = 2:
+ * row, position for [batch, seq, width] hooks; r = 3: row, position, head for q/k/v/z; r = 3: row,
+ * head, query position for attn_scores and pattern) and `value` [K, slice width] holds them (d_model,
+ * d_mlp or d_head; n_positions for attn_scores and pattern rows, of which the first `keys` are used).
+ */
+export function patchInputs(hook: string) {
+  return { index: `patch.${hook}.index`, value: `patch.${hook}.value` };
 }
 
 /** Returns the graph's weight names; `weight` maps a checkpoint tensor name to an initializer. */
@@ -61,6 +76,12 @@ export interface Gpt2GraphOptions {
    * cache; generation feeds the last step's presents and one new token.
    */
   kvCache?: boolean;
+  /**
+   * Declares the attention hooks (q, k, v, attn_scores, pattern, z) as outputs and takes patch inputs
+   * at every hook: the research graphs (model-research.onnx, trunk-research.onnx). Without it the graph
+   * is exactly what it was before they existed, so requests that use neither pay nothing for them.
+   */
+  patching?: boolean;
 }
 
 export function pastKeyInput(layer: number): string {
@@ -95,58 +116,117 @@ export function buildGpt2Graph(
   const { dModel: d, nLayer, vocabSize } = config;
   const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
   const mask = g.input('attention_mask', 'int64', ['batch', options.kvCache ? 'total' : 'seq']);
-  const declareHook = (name: string) => {
-    g.output(name, 'float32', ['batch', 'seq', hookWidth(parseHook(name, nLayer), config)]);
-    return name;
-  };
+  const hooks = new HookEmitter(g, config, options);
 
   const { allowed, positions } = attentionMasks(g, ids, mask, options.kvCache ?? false);
   const windowStatSwitches = options.windowStats ? g.input(WINDOW_STATS_INPUT, 'bool', [nLayer]) : undefined;
-  const tokenEmbed = g.op(
-    'Gather',
-    [weight('wte.weight', [vocabSize, d]), ids],
-    { axis: 0 },
-    declareHook('hook_embed'),
+  const tokenEmbed = hooks.emit('hook_embed', (out) =>
+    g.op('Gather', [weight('wte.weight', [vocabSize, d]), ids], { axis: 0 }, out),
   );
-  const posEmbed = g.op(
-    'Gather',
-    [weight('wpe.weight', [config.nPositions, d]), positions],
-    { axis: 0 },
-    declareHook('hook_pos_embed'),
+  const posEmbed = hooks.emit('hook_pos_embed', (out) =>
+    g.op('Gather', [weight('wpe.weight', [config.nPositions, d]), positions], { axis: 0 }, out),
   );
   let residual = g.op('Add', [tokenEmbed, posEmbed]);
 
   for (let layer = 0; layer < nLayer; layer++) {
     const steer = g.input(steeringInput(layer), 'float32', ['steer_batch', 'steer_positions', d]);
     const steered = g.op('Add', [residual, steer]);
-    const residPre = clampFeatures(g, layer, d, steered, declareHook(blockHook(layer, 'hook_resid_pre')));
+    const at = (kind: BlockHookKind) => blockHook(layer, kind);
+    const residPre = hooks.emit(at('hook_resid_pre'), (out) => clampFeatures(g, layer, d, steered, out));
     const attnIn = layerNorm(g, config, weight, `h.${layer}.ln_1`, residPre);
-    const attnOut = attention(
-      g,
-      config,
-      weight,
-      layer,
-      attnIn,
-      allowed,
-      declareHook,
-      options.kvCache ?? false,
-    );
-    const residMid = g.op('Add', [residPre, attnOut], {}, declareHook(blockHook(layer, 'hook_resid_mid')));
+    const attnOut = attention(g, config, weight, layer, attnIn, allowed, hooks, options.kvCache ?? false);
+    const residMid = hooks.emit(at('hook_resid_mid'), (out) => g.op('Add', [residPre, attnOut], {}, out));
     const mlpOut = mlp(
       g,
       config,
       weight,
       layer,
       layerNorm(g, config, weight, `h.${layer}.ln_2`, residMid),
-      declareHook,
+      hooks,
     );
     if (windowStatSwitches) addWindowStats(g, layer, config.dMlp, windowStatSwitches);
-    residual = g.op('Add', [residMid, mlpOut], {}, declareHook(blockHook(layer, 'hook_resid_post')));
+    residual = hooks.emit(at('hook_resid_post'), (out) => g.op('Add', [residMid, mlpOut], {}, out));
   }
 
-  const normalized = layerNorm(g, config, weight, 'ln_f', residual, declareHook('ln_final.hook_normalized'));
+  const normalized = hooks.emit('ln_final.hook_normalized', (out) =>
+    layerNorm(g, config, weight, 'ln_f', residual, out),
+  );
   if (options.logits) unembed(g, config, weight, normalized);
   return g;
+}
+
+/**
+ * Names each hook where it is computed: as a graph output, and, with `patching`, behind the ScatterND
+ * that applies its patch inputs (see `patchInputs`). Without `patching` the attention internals stay
+ * anonymous intermediates, exactly the graph converted before they existed.
+ */
+class HookEmitter {
+  private readonly patching: boolean;
+  private readonly keys: string;
+
+  constructor(
+    private readonly g: GraphBuilder,
+    private readonly config: Gpt2Config,
+    options: Gpt2GraphOptions,
+  ) {
+    this.patching = options.patching ?? false;
+    this.keys = options.kvCache ? 'total' : 'seq';
+  }
+
+  /** `produce(outputName)` computes the hook's value; returns the name later computations read. */
+  emit(name: string, produce: (outputName: string | undefined) => string): string {
+    const { config } = this;
+    const ref = parseHook(name, config.nLayer);
+    const layout = hookLayout(ref, config);
+    if (!this.patching) return produce(layout.kind === 'position' ? this.output(name) : undefined);
+    return this.scatter(name, produce(undefined), this.output(name));
+  }
+
+  /**
+   * A hook computed as `finish(input)`, patched in `input` (same shape) before `finish`: scores are
+   * patched before the causal and padding mask, so a patch never unmasks a key.
+   */
+  emitBefore(
+    name: string,
+    input: string,
+    finish: (x: string, outputName: string | undefined) => string,
+  ): string {
+    if (!this.patching) return finish(input, undefined);
+    return finish(this.scatter(name, input), this.output(name));
+  }
+
+  private scatter(name: string, x: string, outputName?: string): string {
+    const { g, config } = this;
+    const layout = hookLayout(parseHook(name, config.nLayer), config);
+    const { index, value } = patchInputs(name);
+    const rank = layout.kind === 'position' ? 2 : 3;
+    const width =
+      layout.kind === 'position' ? layout.width : layout.kind === 'head' ? layout.dHead : config.nPositions;
+    g.input(index, 'int64', ['patches', rank]);
+    g.input(value, 'float32', ['patches', width]);
+    const updates = layout.kind === 'keyed' ? this.firstKeys(value, x) : value;
+    return g.op('ScatterND', [x, index, updates], {}, outputName);
+  }
+
+  /** [K, n_positions] → [K, keys]: a patched pattern or scores row covers the keys actually present. */
+  private firstKeys(value: string, scores: string): string {
+    const { g } = this;
+    const keys = g.op('Slice', [g.op('Shape', [scores]), g.constInt64([3]), g.constInt64([4])]);
+    return g.op('Slice', [value, g.constInt64([0]), keys, g.constInt64([1])]);
+  }
+
+  private output(name: string): string {
+    const { config } = this;
+    const layout = hookLayout(parseHook(name, config.nLayer), config);
+    const shape =
+      layout.kind === 'position'
+        ? ['batch', 'seq', layout.width]
+        : layout.kind === 'head'
+          ? ['batch', 'seq', layout.nHead, layout.dHead]
+          : ['batch', layout.nHead, 'seq', this.keys];
+    this.g.output(name, 'float32', shape);
+    return name;
+  }
 }
 
 /**
@@ -182,7 +262,7 @@ function addWindowStats(g: GraphBuilder, layer: number, width: number, switches:
 }
 
 /** x + (value − act(x))·decoder for the layer's clamped features (see the file comment). */
-function clampFeatures(g: GraphBuilder, layer: number, d: number, x: string, outputName: string): string {
+function clampFeatures(g: GraphBuilder, layer: number, d: number, x: string, outputName?: string): string {
   const names = clampInputs(layer);
   const encoder = g.input(names.encoder, 'float32', ['clamp_batch', d, 'clamp_features']);
   const bias = g.input(names.bias, 'float32', ['clamp_batch', 1, 'clamp_features']);
@@ -275,30 +355,35 @@ function attention(
   layer: number,
   x: string,
   allowed: string,
-  hook: (name: string) => string,
+  hooks: HookEmitter,
   kvCache: boolean,
 ): string {
   const { dModel: d, nHead } = config;
   const headDim = d / nHead;
+  const at = (kind: BlockHookKind) => blockHook(layer, kind);
   const qkv = conv1d(g, weight, `h.${layer}.attn.c_attn`, x, [d, 3 * d]);
   const [q, k, v] = g.opMulti('Split', [qkv], 3, { axis: 2, num_outputs: 3 });
-  // Reshape [batch, seq, d] → [batch, seq, head, d_head] (0 keeps batch and seq as they are)
+  // Reshape [batch, seq, d] → [batch, seq, head, d_head] (0 keeps batch and seq as they are): the
+  // layout of TransformerLens' hook_q / hook_k / hook_v
   const heads = g.constInt64([0, 0, nHead, headDim]);
-  const split = (t: string, perm: number[]) => g.op('Transpose', [g.op('Reshape', [t, heads])], { perm });
-  const query = g.op('Mul', [split(q, [0, 2, 1, 3]), g.constFloat([1 / Math.sqrt(headDim)], [])]); // [b, h, seq, dh]
+  const split = (t: string, kind: BlockHookKind) =>
+    hooks.emit(at(kind), (out) => g.op('Reshape', [t, heads], {}, out));
+  const transpose = (t: string, perm: number[]) => g.op('Transpose', [t], { perm });
+  const [q4, k4, v4] = [split(q, 'attn.hook_q'), split(k, 'attn.hook_k'), split(v, 'attn.hook_v')];
+  const query = g.op('Mul', [transpose(q4, [0, 2, 1, 3]), g.constFloat([1 / Math.sqrt(headDim)], [])]); // [b, h, seq, dh]
   let keyT: string; // [b, h, dh, keys]
   let value: string; // [b, h, keys, dh]
   if (kvCache) {
     const past = (name: string) => g.input(name, 'float32', ['batch', nHead, 'past', headDim]);
     const keys = g.op(
       'Concat',
-      [past(pastKeyInput(layer)), split(k, [0, 2, 1, 3])],
+      [past(pastKeyInput(layer)), transpose(k4, [0, 2, 1, 3])],
       { axis: 2 },
       presentKeyOutput(layer),
     );
     value = g.op(
       'Concat',
-      [past(pastValueInput(layer)), split(v, [0, 2, 1, 3])],
+      [past(pastValueInput(layer)), transpose(v4, [0, 2, 1, 3])],
       { axis: 2 },
       presentValueOutput(layer),
     );
@@ -306,16 +391,26 @@ function attention(
       g.output(name, 'float32', ['batch', nHead, 'total', headDim]);
     keyT = g.op('Transpose', [keys], { perm: [0, 1, 3, 2] });
   } else {
-    keyT = split(k, [0, 2, 3, 1]);
-    value = split(v, [0, 2, 1, 3]);
+    keyT = transpose(k4, [0, 2, 3, 1]);
+    value = transpose(v4, [0, 2, 1, 3]);
   }
-  const scores = g.op('Where', [allowed, g.op('MatMul', [query, keyT]), g.constFloat([MASKED_SCORE], [])]);
-  const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), value]);
-  const merged = g.op('Reshape', [
-    g.op('Transpose', [context], { perm: [0, 2, 1, 3] }),
-    g.constInt64([0, 0, d]),
-  ]);
-  return conv1d(g, weight, `h.${layer}.attn.c_proj`, merged, [d, d], hook(blockHook(layer, 'hook_attn_out')));
+  // [b, h, seq, keys]: a patched scores row is masked again, so a patch never unmasks a key
+  const raw = g.op('MatMul', [query, keyT]);
+  const scores = hooks.emitBefore(at('attn.hook_attn_scores'), raw, (x, out) =>
+    g.op('Where', [allowed, x, g.constFloat([MASKED_SCORE], [])], {}, out),
+  );
+  const pattern = hooks.emit(at('attn.hook_pattern'), (out) => g.op('Softmax', [scores], { axis: -1 }, out));
+  const context = g.op('MatMul', [pattern, value]); // [b, h, seq, dh]
+  const z = hooks.emit(at('attn.hook_z'), (out) => transpose4(g, context, out)); // [b, seq, h, dh]
+  const merged = g.op('Reshape', [z, g.constInt64([0, 0, d])]);
+  return hooks.emit(at('hook_attn_out'), (out) =>
+    conv1d(g, weight, `h.${layer}.attn.c_proj`, merged, [d, d], out),
+  );
+}
+
+/** [b, h, seq, dh] → [b, seq, h, dh] */
+function transpose4(g: GraphBuilder, t: string, outputName?: string): string {
+  return g.op('Transpose', [t], { perm: [0, 2, 1, 3] }, outputName);
 }
 
 function mlp(
@@ -324,12 +419,18 @@ function mlp(
   weight: WeightSource,
   layer: number,
   x: string,
-  hook: (name: string) => string,
+  hooks: HookEmitter,
 ): string {
   const { dModel: d, dMlp } = config;
-  const pre = conv1d(g, weight, `h.${layer}.mlp.c_fc`, x, [d, dMlp], hook(blockHook(layer, 'mlp.hook_pre')));
-  const post = g.op('Gelu', [pre], { approximate: 'tanh' }, hook(blockHook(layer, 'mlp.hook_post')));
-  return conv1d(g, weight, `h.${layer}.mlp.c_proj`, post, [dMlp, d], hook(blockHook(layer, 'hook_mlp_out')));
+  const pre = hooks.emit(blockHook(layer, 'mlp.hook_pre'), (out) =>
+    conv1d(g, weight, `h.${layer}.mlp.c_fc`, x, [d, dMlp], out),
+  );
+  const post = hooks.emit(blockHook(layer, 'mlp.hook_post'), (out) =>
+    g.op('Gelu', [pre], { approximate: 'tanh' }, out),
+  );
+  return hooks.emit(blockHook(layer, 'hook_mlp_out'), (out) =>
+    conv1d(g, weight, `h.${layer}.mlp.c_proj`, post, [dMlp, d], out),
+  );
 }
 
 /** logits = ln_f(x)·Wᵀ with W the (tied) [vocab, d] matrix, as a 2-D Gemm so W is used untransposed. */

@@ -5,7 +5,16 @@ import type { Gpt2Config } from '../config/gpt2-config.js';
 
 /** The converted model folder's description: what the runtime, the services and the UI read. */
 export const MANIFEST_FILE = 'manifest.json';
-export const CONVERTER_VERSION = '1.2.0';
+/** 1.3.0: research graphs with attention hooks (q, k, v, attn_scores, pattern, z) and patch inputs */
+export const CONVERTER_VERSION = '1.3.0';
+
+export const GRAPH_FILES = {
+  full: 'model.onnx',
+  trunk: 'trunk.onnx',
+  fullResearch: 'model-research.onnx',
+  trunkResearch: 'trunk-research.onnx',
+} as const;
+export type GraphKind = keyof typeof GRAPH_FILES;
 
 export interface HookSpec {
   name: string;
@@ -25,7 +34,13 @@ export interface ModelManifest {
    * full: every hook and logits; trunk: every hook and, switched per layer, per-row statistics of
    * mlp.hook_post (converter 1.1.0 on), no unembedding
    */
-  graphs: { full: string; trunk: string };
+  graphs: {
+    full: string;
+    trunk: string;
+    /** converter 1.3.0 on: the same two with attention hooks and patch inputs (gpt2-graph.ts `patching`) */
+    fullResearch?: string;
+    trunkResearch?: string;
+  };
   weightsFile: string;
   hooks: HookSpec[];
   tokenizer: { vocab: string; merges: string; endOfTextId: number | null };

@@ -8,6 +8,7 @@ import {
   WINDOW_STATS_INPUT,
 } from '../graph/gpt2-graph.js';
 import type { ForwardRequest } from './gpt2-runner.js';
+import { patchFeeds } from './patch-feeds.js';
 
 // The graph's control inputs (steering, clamps, the key/value cache) have no defaults (see
 // gpt2-graph.ts): every run feeds them, neutral where a request asks for nothing.
@@ -106,7 +107,7 @@ export function emptyPastFeeds(dims: Gpt2Config, batch: number): Record<string, 
 export function neutralControlFeeds(dims: Gpt2Config, batch = 1): Record<string, ort.Tensor> {
   const { nLayer, dModel: d } = dims;
   // onnxruntime-node drops feeds a graph does not take, so the trunk ignores the pasts
-  const feeds: Record<string, ort.Tensor> = emptyPastFeeds(dims, batch);
+  const feeds: Record<string, ort.Tensor> = { ...emptyPastFeeds(dims, batch), ...patchFeeds(dims, []) };
   const empty = (shape: number[]) => new ort.Tensor('float32', new Float32Array(0), shape);
   feeds[WINDOW_STATS_INPUT] = new ort.Tensor('bool', new Uint8Array(nLayer), [nLayer]); // the trunk's; all off
   for (let layer = 0; layer < nLayer; layer++) {

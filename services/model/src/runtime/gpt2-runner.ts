@@ -1,17 +1,21 @@
 import path from 'node:path';
-import { isNeuronHook, type Logger, parseHook, UserInputError } from '@loupe/common';
+import { isAttentionHook, isNeuronHook, type Logger, parseHook, UserInputError } from '@loupe/common';
 import ort from 'onnxruntime-node';
 import {
   clampInputs,
   pastKeyInput,
+  patchInputs,
   WINDOW_STATS,
   WINDOW_STATS_INPUT,
   windowStatOutput,
 } from '../graph/gpt2-graph.js';
-import { type ModelManifest, readManifest } from '../graph/manifest.js';
+import { type GraphKind, type ModelManifest, readManifest } from '../graph/manifest.js';
 import { Gpt2Tokenizer } from '../tokenizer/gpt2-tokenizer.js';
 import { clampFeeds, emptyPastFeeds, steeringFeeds } from './control-feeds.js';
 import { CachedDecoder, type DecodeRow, type Decoder, RecomputingDecoder } from './decoder.js';
+import { hookRow } from './hook-rows.js';
+import { patchFeeds } from './patch-feeds.js';
+import type { HookPatch } from './patches.js';
 import { type ExecutionProvider, type OpenedSession, openSession, type SessionSettings } from './sessions.js';
 import type { WindowReduction } from './window-reduction.js';
 
@@ -54,9 +58,13 @@ export interface ForwardRequest {
    * tokens, reduced inside the forward pass by the trunk graph (no logits, no padding in the row).
    */
   windowStats?: boolean;
+  /** Hook rewrites, checked by `toHookPatches` with mean patches resolved (`resolveMeanPatches`). */
+  patches?: HookPatch[];
 }
 
-/** Per hook a [seq, width] row-major array; logits [seq, vocab] when asked for. */
+/**
+ * Per hook its value row-major: [seq, width], [seq, head, d_head] for q/k/v/z, [head, seq, seq] for
+ * attn_scores (masked = -Infinity) and pattern; logits [seq, vocab] when asked for. */
 export interface ForwardResult {
   hooks: Map<string, Float32Array>;
   logits?: Float32Array;
@@ -75,7 +83,7 @@ export interface ForwardResult {
  * so capture never computes an unembedding it would throw away.
  */
 export class Gpt2Runner {
-  private readonly sessions = new Map<'full' | 'trunk', Promise<OpenedSession>>();
+  private readonly sessions = new Map<GraphKind, Promise<OpenedSession>>();
   private warnedNoWindowStats = false;
   private warnedNoCache = false;
 
@@ -149,6 +157,12 @@ export class Gpt2Runner {
         throw new UserInputError(`feature clamp for layer ${clamp.layer} contains a NaN or infinite value`);
       }
     }
+    for (const patch of request.patches ?? []) {
+      if (patch.values === 'mean' || patch.positions.some((p) => p >= request.ids.length))
+        throw new Error(
+          `patch of ${patch.hook} was not checked for this text (toHookPatches) or not resolved`,
+        );
+    }
   }
 
   async forward(requests: ForwardRequest[]): Promise<ForwardResult[]> {
@@ -158,10 +172,30 @@ export class Gpt2Runner {
     const statHooks = [
       ...new Set(requests.flatMap((r) => (r.windowStats ? r.hooks.filter(isNeuronHook) : []))),
     ];
-    const { session } = await this.session(needLogits ? 'full' : 'trunk');
+    // attention hooks and patches run on the research graphs (converter 1.3.0 on), everything else on the
+    // graphs it always ran, which pay nothing for them
+    const research = requests.some(
+      (r) =>
+        (r.patches ?? []).length > 0 ||
+        r.hooks.some((h) => isAttentionHook(parseHook(h, this.manifest.dims.nLayer))),
+    );
+    if (research && !this.manifest.graphs.fullResearch) {
+      throw new UserInputError(
+        `model ${this.name} was converted before attention hooks and patching existed (converter ${this.manifest.converterVersion}); convert it again`,
+      );
+    }
+    const kind: GraphKind = research
+      ? needLogits
+        ? 'fullResearch'
+        : 'trunkResearch'
+      : needLogits
+        ? 'full'
+        : 'trunk';
+    const { session } = await this.session(kind);
     // trunk graphs converted before the statistics existed lack the switches: they run without them
     const hasStatSwitches = session.inputNames.includes(WINDOW_STATS_INPUT);
-    const withStats = statHooks.length > 0 && !needLogits && this.statsAvailable(hasStatSwitches);
+    const withStats =
+      statHooks.length > 0 && !needLogits && !research && this.statsAvailable(hasStatSwitches);
     const clamping = requests.some((r) => (r.clamps ?? []).length > 0);
     // graphs converted before clamps existed lack the inputs: they still run everything else
     const hasClampInputs = session.inputNames.includes(clampInputs(0).encoder);
@@ -170,6 +204,7 @@ export class Gpt2Runner {
         `model ${this.name} was converted before feature clamping existed; convert it again to clamp or ablate features`,
       );
     }
+    const hasPatchInputs = session.inputNames.includes(patchInputs('hook_embed').index);
     const batch = requests.length;
     const seq = Math.max(...requests.map((r) => r.ids.length));
     const ids = new BigInt64Array(batch * seq);
@@ -185,6 +220,7 @@ export class Gpt2Runner {
       attention_mask: new ort.Tensor('int64', mask, [batch, seq]),
       ...steeringFeeds(this.manifest.dims, requests, seq),
       ...(hasClampInputs ? clampFeeds(this.manifest.dims, requests) : {}),
+      ...(hasPatchInputs ? patchFeeds(this.manifest.dims, requests) : {}),
       ...(session.inputNames.includes(pastKeyInput(0)) ? emptyPastFeeds(this.manifest.dims, batch) : {}),
       ...(hasStatSwitches
         ? { [WINDOW_STATS_INPUT]: this.windowStatSwitches(withStats ? statHooks : []) }
@@ -200,7 +236,10 @@ export class Gpt2Runner {
       fetches.length === 0 ? {} : await session.run(feeds, fetches, { transfer: true });
     return requests.map((request, row) => {
       const n = request.ids.length;
-      const take = (name: string) => unpadRow(outputs[name], row, seq, n);
+      const take = (name: string) => {
+        const keyed = name.endsWith('attn.hook_pattern') || name.endsWith('attn.hook_attn_scores');
+        return hookRow(outputs[name], row, seq, n, keyed, name.endsWith('attn.hook_attn_scores'));
+      };
       const statsOf = (hook: string): [string, WindowReduction] => {
         const stat = (name: (typeof WINDOW_STATS)[number]) => {
           const data = outputs[windowStatOutput(hook, name)].data as Float32Array;
@@ -258,10 +297,10 @@ export class Gpt2Runner {
     return hasStatSwitches;
   }
 
-  private session(kind: 'full' | 'trunk'): Promise<OpenedSession> {
+  private session(kind: GraphKind): Promise<OpenedSession> {
     let opened = this.sessions.get(kind);
     if (!opened) {
-      const file = path.join(this.dir, this.manifest.graphs[kind]);
+      const file = path.join(this.dir, this.manifest.graphs[kind] ?? '');
       opened = openSession(file, this.settings, this.log);
       opened.catch(() => this.sessions.delete(kind));
       this.sessions.set(kind, opened);
@@ -275,16 +314,4 @@ export class Gpt2Runner {
     }
     this.sessions.clear();
   }
-}
-
-/**
- * Row `row`'s first `n` positions of a [batch, seq, width] output: a view when the row has no padding
- * (the common case in capture, where every window is full), a copy otherwise.
- */
-function unpadRow(tensor: ort.Tensor | undefined, row: number, seq: number, n: number): Float32Array {
-  if (!tensor) throw new Error('onnx runtime returned no tensor for a requested output');
-  const width = tensor.dims[2];
-  const data = tensor.data as Float32Array;
-  const start = row * seq * width;
-  return n === seq ? data.subarray(start, start + n * width) : data.slice(start, start + n * width);
 }

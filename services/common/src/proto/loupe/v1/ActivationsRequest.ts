@@ -4,6 +4,7 @@
 import type { TokenIds as _loupe_v1_TokenIds, TokenIds__Output as _loupe_v1_TokenIds__Output } from '../../loupe/v1/TokenIds.js';
 import type { ResidualSteering as _loupe_v1_ResidualSteering, ResidualSteering__Output as _loupe_v1_ResidualSteering__Output } from '../../loupe/v1/ResidualSteering.js';
 import type { FeatureClamp as _loupe_v1_FeatureClamp, FeatureClamp__Output as _loupe_v1_FeatureClamp__Output } from '../../loupe/v1/FeatureClamp.js';
+import type { HookPatch as _loupe_v1_HookPatch, HookPatch__Output as _loupe_v1_HookPatch__Output } from '../../loupe/v1/HookPatch.js';
 
 export interface ActivationsRequest {
   'model'?: (string);
@@ -13,6 +14,7 @@ export interface ActivationsRequest {
   'logits'?: (boolean);
   'steering'?: (_loupe_v1_ResidualSteering)[];
   'clamps'?: (_loupe_v1_FeatureClamp)[];
+  'patches'?: (_loupe_v1_HookPatch)[];
   'input'?: "text"|"ids";
 }
 
@@ -24,5 +26,6 @@ export interface ActivationsRequest__Output {
   'logits': (boolean);
   'steering': (_loupe_v1_ResidualSteering__Output)[];
   'clamps': (_loupe_v1_FeatureClamp__Output)[];
+  'patches': (_loupe_v1_HookPatch__Output)[];
   'input'?: "text"|"ids";
 }

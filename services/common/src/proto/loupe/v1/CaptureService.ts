@@ -3,9 +3,13 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { ActivationPatchingRequest as _loupe_v1_ActivationPatchingRequest, ActivationPatchingRequest__Output as _loupe_v1_ActivationPatchingRequest__Output } from '../../loupe/v1/ActivationPatchingRequest.js';
+import type { ActivationPatchingResponse as _loupe_v1_ActivationPatchingResponse, ActivationPatchingResponse__Output as _loupe_v1_ActivationPatchingResponse__Output } from '../../loupe/v1/ActivationPatchingResponse.js';
 import type { ActivationsRequest as _loupe_v1_ActivationsRequest, ActivationsRequest__Output as _loupe_v1_ActivationsRequest__Output } from '../../loupe/v1/ActivationsRequest.js';
 import type { ActivationsResponse as _loupe_v1_ActivationsResponse, ActivationsResponse__Output as _loupe_v1_ActivationsResponse__Output } from '../../loupe/v1/ActivationsResponse.js';
 import type { CaptureJob as _loupe_v1_CaptureJob, CaptureJob__Output as _loupe_v1_CaptureJob__Output } from '../../loupe/v1/CaptureJob.js';
+import type { DirectLogitAttributionRequest as _loupe_v1_DirectLogitAttributionRequest, DirectLogitAttributionRequest__Output as _loupe_v1_DirectLogitAttributionRequest__Output } from '../../loupe/v1/DirectLogitAttributionRequest.js';
+import type { DirectLogitAttributionResponse as _loupe_v1_DirectLogitAttributionResponse, DirectLogitAttributionResponse__Output as _loupe_v1_DirectLogitAttributionResponse__Output } from '../../loupe/v1/DirectLogitAttributionResponse.js';
 import type { DocumentCollection as _loupe_v1_DocumentCollection, DocumentCollection__Output as _loupe_v1_DocumentCollection__Output } from '../../loupe/v1/DocumentCollection.js';
 import type { GenerateRequest as _loupe_v1_GenerateRequest, GenerateRequest__Output as _loupe_v1_GenerateRequest__Output } from '../../loupe/v1/GenerateRequest.js';
 import type { GenerateResponse as _loupe_v1_GenerateResponse, GenerateResponse__Output as _loupe_v1_GenerateResponse__Output } from '../../loupe/v1/GenerateResponse.js';
@@ -18,6 +22,8 @@ import type { ListCollectionsResponse as _loupe_v1_ListCollectionsResponse, List
 import type { ListJobsRequest as _loupe_v1_ListJobsRequest, ListJobsRequest__Output as _loupe_v1_ListJobsRequest__Output } from '../../loupe/v1/ListJobsRequest.js';
 import type { ListNeuronsRequest as _loupe_v1_ListNeuronsRequest, ListNeuronsRequest__Output as _loupe_v1_ListNeuronsRequest__Output } from '../../loupe/v1/ListNeuronsRequest.js';
 import type { ListNeuronsResponse as _loupe_v1_ListNeuronsResponse, ListNeuronsResponse__Output as _loupe_v1_ListNeuronsResponse__Output } from '../../loupe/v1/ListNeuronsResponse.js';
+import type { LogitLensRequest as _loupe_v1_LogitLensRequest, LogitLensRequest__Output as _loupe_v1_LogitLensRequest__Output } from '../../loupe/v1/LogitLensRequest.js';
+import type { LogitLensResponse as _loupe_v1_LogitLensResponse, LogitLensResponse__Output as _loupe_v1_LogitLensResponse__Output } from '../../loupe/v1/LogitLensResponse.js';
 import type { ModelInfoRequest as _loupe_v1_ModelInfoRequest, ModelInfoRequest__Output as _loupe_v1_ModelInfoRequest__Output } from '../../loupe/v1/ModelInfoRequest.js';
 import type { ModelInfoResponse as _loupe_v1_ModelInfoResponse, ModelInfoResponse__Output as _loupe_v1_ModelInfoResponse__Output } from '../../loupe/v1/ModelInfoResponse.js';
 import type { NeuronRecordRequest as _loupe_v1_NeuronRecordRequest, NeuronRecordRequest__Output as _loupe_v1_NeuronRecordRequest__Output } from '../../loupe/v1/NeuronRecordRequest.js';
@@ -31,6 +37,15 @@ import type { TokenizeRequest as _loupe_v1_TokenizeRequest, TokenizeRequest__Out
 import type { TokenizeResponse as _loupe_v1_TokenizeResponse, TokenizeResponse__Output as _loupe_v1_TokenizeResponse__Output } from '../../loupe/v1/TokenizeResponse.js';
 
 export interface CaptureServiceClient extends grpc.Client {
+  ActivationPatching(argument: _loupe_v1_ActivationPatchingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  ActivationPatching(argument: _loupe_v1_ActivationPatchingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  ActivationPatching(argument: _loupe_v1_ActivationPatchingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  ActivationPatching(argument: _loupe_v1_ActivationPatchingRequest, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  activationPatching(argument: _loupe_v1_ActivationPatchingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  activationPatching(argument: _loupe_v1_ActivationPatchingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  activationPatching(argument: _loupe_v1_ActivationPatchingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  activationPatching(argument: _loupe_v1_ActivationPatchingRequest, callback: grpc.requestCallback<_loupe_v1_ActivationPatchingResponse__Output>): grpc.ClientUnaryCall;
+  
   Activations(argument: _loupe_v1_ActivationsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ActivationsResponse__Output>): grpc.ClientUnaryCall;
   Activations(argument: _loupe_v1_ActivationsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ActivationsResponse__Output>): grpc.ClientUnaryCall;
   Activations(argument: _loupe_v1_ActivationsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ActivationsResponse__Output>): grpc.ClientUnaryCall;
@@ -48,6 +63,15 @@ export interface CaptureServiceClient extends grpc.Client {
   cancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   cancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
   cancelCaptureJob(argument: _loupe_v1_GetCaptureJobRequest, callback: grpc.requestCallback<_loupe_v1_CaptureJob__Output>): grpc.ClientUnaryCall;
+  
+  DirectLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
+  DirectLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
+  DirectLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
+  DirectLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
+  directLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
+  directLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
+  directLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
+  directLogitAttribution(argument: _loupe_v1_DirectLogitAttributionRequest, callback: grpc.requestCallback<_loupe_v1_DirectLogitAttributionResponse__Output>): grpc.ClientUnaryCall;
   
   Generate(argument: _loupe_v1_GenerateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_GenerateResponse__Output>): grpc.ClientUnaryCall;
   Generate(argument: _loupe_v1_GenerateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_GenerateResponse__Output>): grpc.ClientUnaryCall;
@@ -112,6 +136,15 @@ export interface CaptureServiceClient extends grpc.Client {
   listNeurons(argument: _loupe_v1_ListNeuronsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
   listNeurons(argument: _loupe_v1_ListNeuronsRequest, callback: grpc.requestCallback<_loupe_v1_ListNeuronsResponse__Output>): grpc.ClientUnaryCall;
   
+  LogitLens(argument: _loupe_v1_LogitLensRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  LogitLens(argument: _loupe_v1_LogitLensRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  LogitLens(argument: _loupe_v1_LogitLensRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  LogitLens(argument: _loupe_v1_LogitLensRequest, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  logitLens(argument: _loupe_v1_LogitLensRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  logitLens(argument: _loupe_v1_LogitLensRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  logitLens(argument: _loupe_v1_LogitLensRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  logitLens(argument: _loupe_v1_LogitLensRequest, callback: grpc.requestCallback<_loupe_v1_LogitLensResponse__Output>): grpc.ClientUnaryCall;
+  
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
   ModelInfo(argument: _loupe_v1_ModelInfoRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_loupe_v1_ModelInfoResponse__Output>): grpc.ClientUnaryCall;
@@ -169,9 +202,13 @@ export interface CaptureServiceClient extends grpc.Client {
 }
 
 export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementation {
+  ActivationPatching: grpc.handleUnaryCall<_loupe_v1_ActivationPatchingRequest__Output, _loupe_v1_ActivationPatchingResponse>;
+  
   Activations: grpc.handleUnaryCall<_loupe_v1_ActivationsRequest__Output, _loupe_v1_ActivationsResponse>;
   
   CancelCaptureJob: grpc.handleUnaryCall<_loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob>;
+  
+  DirectLogitAttribution: grpc.handleUnaryCall<_loupe_v1_DirectLogitAttributionRequest__Output, _loupe_v1_DirectLogitAttributionResponse>;
   
   Generate: grpc.handleUnaryCall<_loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse>;
   
@@ -186,6 +223,8 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
   ListCollections: grpc.handleUnaryCall<_loupe_v1_ListCollectionsRequest__Output, _loupe_v1_ListCollectionsResponse>;
   
   ListNeurons: grpc.handleUnaryCall<_loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse>;
+  
+  LogitLens: grpc.handleUnaryCall<_loupe_v1_LogitLensRequest__Output, _loupe_v1_LogitLensResponse>;
   
   ModelInfo: grpc.handleUnaryCall<_loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse>;
   
@@ -202,8 +241,10 @@ export interface CaptureServiceHandlers extends grpc.UntypedServiceImplementatio
 }
 
 export interface CaptureServiceDefinition extends grpc.ServiceDefinition {
+  ActivationPatching: MethodDefinition<_loupe_v1_ActivationPatchingRequest, _loupe_v1_ActivationPatchingResponse, _loupe_v1_ActivationPatchingRequest__Output, _loupe_v1_ActivationPatchingResponse__Output>
   Activations: MethodDefinition<_loupe_v1_ActivationsRequest, _loupe_v1_ActivationsResponse, _loupe_v1_ActivationsRequest__Output, _loupe_v1_ActivationsResponse__Output>
   CancelCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
+  DirectLogitAttribution: MethodDefinition<_loupe_v1_DirectLogitAttributionRequest, _loupe_v1_DirectLogitAttributionResponse, _loupe_v1_DirectLogitAttributionRequest__Output, _loupe_v1_DirectLogitAttributionResponse__Output>
   Generate: MethodDefinition<_loupe_v1_GenerateRequest, _loupe_v1_GenerateResponse, _loupe_v1_GenerateRequest__Output, _loupe_v1_GenerateResponse__Output>
   GetCaptureJob: MethodDefinition<_loupe_v1_GetCaptureJobRequest, _loupe_v1_CaptureJob, _loupe_v1_GetCaptureJobRequest__Output, _loupe_v1_CaptureJob__Output>
   GetCollection: MethodDefinition<_loupe_v1_GetCollectionRequest, _loupe_v1_DocumentCollection, _loupe_v1_GetCollectionRequest__Output, _loupe_v1_DocumentCollection__Output>
@@ -211,6 +252,7 @@ export interface CaptureServiceDefinition extends grpc.ServiceDefinition {
   ListCaptureJobs: MethodDefinition<_loupe_v1_ListJobsRequest, _loupe_v1_ListCaptureJobsResponse, _loupe_v1_ListJobsRequest__Output, _loupe_v1_ListCaptureJobsResponse__Output>
   ListCollections: MethodDefinition<_loupe_v1_ListCollectionsRequest, _loupe_v1_ListCollectionsResponse, _loupe_v1_ListCollectionsRequest__Output, _loupe_v1_ListCollectionsResponse__Output>
   ListNeurons: MethodDefinition<_loupe_v1_ListNeuronsRequest, _loupe_v1_ListNeuronsResponse, _loupe_v1_ListNeuronsRequest__Output, _loupe_v1_ListNeuronsResponse__Output>
+  LogitLens: MethodDefinition<_loupe_v1_LogitLensRequest, _loupe_v1_LogitLensResponse, _loupe_v1_LogitLensRequest__Output, _loupe_v1_LogitLensResponse__Output>
   ModelInfo: MethodDefinition<_loupe_v1_ModelInfoRequest, _loupe_v1_ModelInfoResponse, _loupe_v1_ModelInfoRequest__Output, _loupe_v1_ModelInfoResponse__Output>
   NeuronRecord: MethodDefinition<_loupe_v1_NeuronRecordRequest, _loupe_v1_NeuronRecordResponse, _loupe_v1_NeuronRecordRequest__Output, _loupe_v1_NeuronRecordResponse__Output>
   NeuronWeights: MethodDefinition<_loupe_v1_NeuronWeightsRequest, _loupe_v1_NeuronWeightsResponse, _loupe_v1_NeuronWeightsRequest__Output, _loupe_v1_NeuronWeightsResponse__Output>
