@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateDataset, UNMATCHED_TOKENS, writeDataset } from '../support/openai-dataset.js';
-import { runCli } from '../support/process.js';
+import { generateDataset, importDataset, UNMATCHED_TOKENS } from '../support/openai-dataset.js';
 import { type Json, type Stack, startStack } from '../support/stack.js';
 
 // Published explanations on the unit page: the tiny model's layer-1 neurons captured by a real capture
@@ -52,25 +51,7 @@ beforeAll(async () => {
     if (job.status === 'failed') throw new Error(`capture failed: ${job.error}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  const folder = path.join(stack.scratch, 'openai');
-  await writeDataset(folder, dataset);
-  const imported = await runCli(
-    [
-      'import',
-      'openai-neurons',
-      '--source',
-      folder,
-      '--model',
-      'tiny',
-      '--layers',
-      '0-1',
-      '--neurons',
-      '0-3',
-      '--json',
-    ],
-    stack.env,
-  );
-  if (imported.code !== 0) throw new Error(`import failed:\n${imported.stderr}`);
+  await importDataset(path.join(stack.scratch, 'openai'), dataset, stack.env);
 }, 300_000);
 
 afterAll(async () => {

@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Rng } from '@loupe/common';
+import { runCli } from './process.js';
 
 // A synthetic dataset in the layout of OpenAI's public neuron-explainer data (README of
 // openai/automated-interpretability; dataclasses of neuron_explainer's activations.py and
@@ -174,6 +175,37 @@ export async function writeDataset(dir: string, neurons: DatasetNeuron[], sequen
       simulationResultsJson(n, sequences),
     );
   }
+}
+
+/**
+ * Writes the dataset under `dir` and imports it with `loupe import openai-neurons` as a user runs it
+ * (the layers and neurons it spans), into the stack that `env` configures; throws with the CLI's stderr.
+ */
+export async function importDataset(
+  dir: string,
+  neurons: DatasetNeuron[],
+  env: Record<string, string>,
+  model = 'tiny',
+): Promise<void> {
+  await writeDataset(dir, neurons);
+  const span = (values: number[]) => `${Math.min(...values)}-${Math.max(...values)}`;
+  const imported = await runCli(
+    [
+      'import',
+      'openai-neurons',
+      '--source',
+      dir,
+      '--model',
+      model,
+      '--layers',
+      span(neurons.map((n) => n.layer)),
+      '--neurons',
+      span(neurons.map((n) => n.neuron)),
+      '--json',
+    ],
+    env,
+  );
+  if (imported.code !== 0) throw new Error(`import failed:\n${imported.stderr}`);
 }
 
 export interface DatasetServer {

@@ -20,6 +20,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
           </Link>
           <nav>
             <Link href="/">Models</Link>
+            <Link href="/published">Published</Link>
             <Link href="/search">Search</Link>
             <Link href="/steer">Steer</Link>
             <Link href="/attention">Attention</Link>

@@ -36,21 +36,44 @@ const MODELS = graphql(`
   }
 `);
 
+// how many neurons of a model were imported from a published dataset: the home page links them when any
+const IMPORTED = graphql(`
+  query HomeImported($model: String!) {
+    publishedNeurons(model: $model, first: 0) {
+      totalCount
+    }
+  }
+`);
+
+/** Imported neurons of a model; 0 when the explainer cannot say (the page still lists the models). */
+async function importedNeurons(model: string): Promise<number> {
+  try {
+    return (await query({ query: IMPORTED, variables: { model } })).data?.publishedNeurons.totalCount ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
 type HomeModel = HomeModelsQuery['models']['edges'][number]['node'];
 
 export default async function Home() {
   let data: HomeModelsQuery | undefined;
   let recorded: RecordedHook[][] = [];
+  let imported: number[] = [];
   try {
     data = (await query({ query: MODELS })).data;
-    recorded = await Promise.all(
-      (data?.models.edges ?? []).map(({ node }) =>
-        recordedHooks(
-          node.name,
-          node.hooks.edges.map((e) => e.node),
+    const models = data?.models.edges ?? [];
+    [recorded, imported] = await Promise.all([
+      Promise.all(
+        models.map(({ node }) =>
+          recordedHooks(
+            node.name,
+            node.hooks.edges.map((e) => e.node),
+          ),
         ),
       ),
-    );
+      Promise.all(models.map(({ node }) => importedNeurons(node.name))),
+    ]);
   } catch (error) {
     return <ErrorBox {...describeError(error)} />;
   }
@@ -65,6 +88,14 @@ export default async function Home() {
             {model.nLayer} layers · d_model {model.dModel} · d_mlp {model.dMlp} · running on{' '}
             {model.executionProvider} ·{' '}
             <Link href={`/models/${encodeURIComponent(model.name)}`}>browse SAEs and hooks</Link>
+            {imported[i] ? (
+              <>
+                {' · '}
+                <Link href={`/published?model=${encodeURIComponent(model.name)}`} className="published-link">
+                  {imported[i].toLocaleString('en')} published neurons
+                </Link>
+              </>
+            ) : null}
           </p>
           <NeuronPicker model={model} recorded={recorded[i] ?? []} />
           <details>

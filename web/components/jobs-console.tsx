@@ -121,7 +121,7 @@ const TRAINING_PROGRESS = graphql(`
  * Start jobs with an API key (kept in this browser's localStorage, sent as a Bearer token) and watch one
  * job's progress as the gateway pushes it over graphql-ws.
  */
-export function JobsConsole(props: { initialJob?: WatchedJob }) {
+export function JobsConsole(props: { initialJob?: WatchedJob; scoreUnits?: string }) {
   const client = useApolloClient();
   const [apiKey, setApiKey] = useState('');
   const [job, setJob] = useState(props.initialJob);
@@ -259,10 +259,16 @@ export function JobsConsole(props: { initialJob?: WatchedJob }) {
           </label>
           <button type="submit">Start training</button>
         </form>
-        <form onSubmit={(e) => start('scoring', e)} className="job-form scoring-form">
+        <form onSubmit={(e) => start('scoring', e)} className="job-form scoring-form" id="score">
           <h2>Explain and score units</h2>
           <label>
-            units <input name="units" placeholder="model/hook/0-99 or model/sae-id/3,7" required />
+            units{' '}
+            <input
+              name="units"
+              placeholder="model/hook/0-99 or model/sae-id/3,7"
+              defaultValue={props.scoreUnits}
+              required
+            />
           </label>
           <label>
             method{' '}

@@ -30,7 +30,10 @@ const JOBS = graphql(`
   }
 `);
 
-/** Recent jobs (?kind=, ?status=, ?after=), the forms that start jobs, and one job watched live (?capture=, ?training= or ?scoring=<id>). */
+/**
+ * Recent jobs (?kind=, ?status=, ?after=), the forms that start jobs (?units= fills in the scoring
+ * form), and one job watched live (?capture=, ?training= or ?scoring=<id>).
+ */
 export default async function JobsPage(props: {
   searchParams: Promise<{
     capture?: string;
@@ -39,9 +42,10 @@ export default async function JobsPage(props: {
     kind?: string;
     status?: string;
     after?: string;
+    units?: string;
   }>;
 }) {
-  const { capture, training, scoring, ...filter } = await props.searchParams;
+  const { capture, training, scoring, units, ...filter } = await props.searchParams;
   const watched = capture
     ? { kind: 'capture' as const, id: capture }
     : training
@@ -65,7 +69,7 @@ export default async function JobsPage(props: {
       <h1>Jobs</h1>
       {list}
       <ApolloProvider wsUrl={gatewayWsUrl()}>
-        <JobsConsole initialJob={watched} />
+        <JobsConsole initialJob={watched} scoreUnits={units} />
       </ApolloProvider>
     </>
   );

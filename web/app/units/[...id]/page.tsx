@@ -3,13 +3,14 @@ import { ApolloProvider } from '@/components/apollo-provider';
 import { ErrorBox } from '@/components/error-box';
 import { ExplanationList } from '@/components/explanation-list';
 import { Histogram } from '@/components/histogram';
+import { PublishedRecords, PublishedSummary, rescorePath } from '@/components/published-neuron';
 import { RecordList } from '@/components/record-list';
 import { SimulationCompare } from '@/components/simulation-compare';
 import { UnitWeights } from '@/components/unit-weights';
 import { query } from '@/lib/apollo';
 import { gatewayWsUrl } from '@/lib/config';
 import { graphql } from '@/lib/gql';
-import type { UnitPageQuery } from '@/lib/gql/graphql';
+import type { PublishedUnitPageQuery, UnitPageQuery } from '@/lib/gql/graphql';
 import { describeError } from '@/lib/graphql-errors';
 import { formatValue, unitIdFromSegments, unitPath } from '@/lib/units';
 
@@ -34,6 +35,45 @@ const EXPLANATIONS = graphql(`
     }
   }
 `);
+
+// asked separately too: only imported neurons have one, and the records still show when the explainer is down
+const PUBLISHED = graphql(`
+  query UnitPublished($id: ID!) {
+    publishedNeuron(unitId: $id) {
+      ...PublishedNeuronFields
+    }
+  }
+`);
+
+// a neuron imported but never captured: Loupe has no records of its own, the publisher's stand in
+const PUBLISHED_UNIT = graphql(`
+  query PublishedUnitPage($id: ID!) {
+    publishedNeuron(unitId: $id) {
+      ...PublishedNeuronFields
+      layer
+      neuron
+      top {
+        ...PublishedRecordFields
+      }
+      random {
+        ...PublishedRecordFields
+      }
+      quantiles {
+        ...PublishedRecordFields
+      }
+      explanations(first: 5) {
+        totalCount
+        edges {
+          node {
+            ...ExplanationListItem
+          }
+        }
+      }
+    }
+  }
+`);
+
+const NEURON_ID = /\/blocks\.\d+\.mlp\.hook_post\/\d+$/;
 
 const UNIT = graphql(`
   query UnitPage($id: ID!) {
@@ -112,13 +152,23 @@ export default async function UnitPage(props: {
     (answer) => ({ ok: true as const, value: answer.data?.unit.explanations }),
     (error: unknown) => ({ ok: false as const, error: describeError(error) }),
   );
+  const published = NEURON_ID.test(id)
+    ? query({ query: PUBLISHED, variables: { id } }).then(
+        (answer) => answer.data?.publishedNeuron ?? null,
+        () => null,
+      )
+    : Promise.resolve(null);
   try {
     data = (await query({ query: UNIT, variables: { id } })).data;
   } catch (error) {
+    const failure = describeError(error);
+    // no capture job recorded it: an imported neuron still has its publisher's records
+    const fallback = failure.code === 'NOT_FOUND' && NEURON_ID.test(id) ? await publishedUnit(id) : null;
+    if (fallback) return <PublishedUnit published={fallback} tab={tab} />;
     return (
       <>
         <h1>{id}</h1>
-        <ErrorBox {...describeError(error)} />
+        <ErrorBox {...failure} />
       </>
     );
   }
@@ -126,7 +176,7 @@ export default async function UnitPage(props: {
   const { unit } = data;
   const neuron = unit.__typename === 'Neuron' ? unit : undefined;
   const feature = unit.__typename === 'Feature' ? unit : undefined;
-  const explained = await explanations;
+  const [explained, publishedNeuron] = await Promise.all([explanations, published]);
   const scale = Math.max(Math.abs(unit.stats.maxActivation), Math.abs(unit.stats.minActivation ?? 0));
   const last = feature ? feature.sae.dSae - 1 : Number.POSITIVE_INFINITY;
   return (
@@ -175,6 +225,7 @@ export default async function UnitPage(props: {
         />
         <Stat label="tokens" value={unit.stats.tokens.toLocaleString('en')} />
       </dl>
+      {publishedNeuron ? <PublishedSummary published={publishedNeuron} /> : null}
       <section className="explanations-section">
         <h2>Explanations</h2>
         {!explained.ok ? (
@@ -218,6 +269,78 @@ export default async function UnitPage(props: {
             </section>
           ))
         : null}
+    </>
+  );
+}
+
+type PublishedUnitData = NonNullable<PublishedUnitPageQuery['publishedNeuron']>;
+
+/** The published view of a neuron, or null when it was not imported (or the explainer cannot say). */
+async function publishedUnit(id: string): Promise<PublishedUnitData | null> {
+  try {
+    return (await query({ query: PUBLISHED_UNIT, variables: { id } })).data?.publishedNeuron ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A neuron imported from a published dataset that no capture job recorded: its published explanations
+ * (with any Loupe re-score beside them), moments and windows, and how to get Loupe's own.
+ */
+function PublishedUnit(props: { published: PublishedUnitData; tab: Tab }) {
+  const p = props.published;
+  const all = [...p.top, ...p.random, ...p.quantiles.flat()];
+  const scale = Math.max(0, ...all.flatMap((r) => r.activations.map(Math.abs)));
+  const hook = `blocks.${p.layer}.mlp.hook_post`;
+  return (
+    <>
+      <h1>Neuron {p.neuron}</h1>
+      <p className="muted published-only">
+        <code>{p.unitId}</code> · no capture job has recorded <code>{hook}</code>: these are the records{' '}
+        {p.publisher.replace(/^published by /, '')} published. Capture Loupe&apos;s own on the{' '}
+        <Link href="/jobs">Jobs page</Link>.
+      </p>
+      <p>
+        {p.neuron > 0 ? (
+          <Link href={unitPath(siblingId(p.unitId, p.neuron - 1))}>← {p.neuron - 1}</Link>
+        ) : null}{' '}
+        <Link href={unitPath(siblingId(p.unitId, p.neuron + 1))}>{p.neuron + 1} →</Link>
+      </p>
+      <PublishedSummary published={p} />
+      <section className="explanations-section">
+        <h2>Explanations</h2>
+        <ExplanationList
+          explanations={p.explanations.edges.map((e) => e.node)}
+          totalCount={p.explanations.totalCount}
+        />
+        <p>
+          <Link href={rescorePath(p.unitId)} className="rescore-link">
+            Re-score with the configured simulator
+          </Link>{' '}
+          <span className="muted">(a scoring job on the published records)</span>
+        </p>
+      </section>
+      <nav className="tabs" aria-label="records">
+        {TABS.map((t) => (
+          <Link key={t} href={`?tab=${t}`} aria-current={t === props.tab ? 'page' : undefined} scroll={false}>
+            {t}
+          </Link>
+        ))}
+      </nav>
+      <div className="published-records">
+        {props.tab === 'top' ? <PublishedRecords records={p.top} scale={scale} /> : null}
+        {props.tab === 'random' ? <PublishedRecords records={p.random} scale={scale} /> : null}
+        {props.tab === 'quantiles'
+          ? p.quantiles.map((bin, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: quantile bins are positional
+              <section key={i}>
+                <h3>quantile {i + 1}</h3>
+                <PublishedRecords records={bin} scale={scale} />
+              </section>
+            ))
+          : null}
+      </div>
     </>
   );
 }
