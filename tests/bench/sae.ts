@@ -81,7 +81,7 @@ export async function saeBench(probe: MatmulProbe): Promise<void> {
   const others: { name: string; architecture: ArchitectureSettings }[] = [
     { name: `BatchTopK k=${K}`, architecture: { kind: 'batchtopk', k: K } },
     { name: 'JumpReLU', architecture: { kind: 'jumprelu', l0: 0.1, l0WarmupSteps: 0 } },
-    { name: `Matryoshka BatchTopK k=${K} (prefixes m/16..m/2)`, architecture: { kind: 'matryoshka', k: K } },
+    { name: `Matryoshka BatchTopK k=${K} (prefixes m/4, m/2)`, architecture: { kind: 'matryoshka', k: K } },
   ];
   for (const other of others) {
     const trainer = await SaeTrainer.create(

@@ -25,12 +25,12 @@ function thresholdL0(
 }
 
 /**
- * The synthetic benchmark of src/run/recovery.test.ts for BatchTopK, with the same width, k, lr and steps as the
+ * The synthetic benchmark of src/run/recovery.test.ts for BatchTopK, with the same width, k and lr as the
  * TopK test, and the TopK warm start over the first half (see topk-warm-start.ts). Without the warm
  * start, measured: loss 6.65 → 1.62, θ ≈ 0.345, but only 24% of directions recovered (no better after
  * 1,500 steps, nor with lr warm-up, β1 = 0, or AuxK at 1/32 or 1): the batch-wide cut hands the random
  * latents' gradient to the vectors with many directions, and the latents learn their sums. With it:
- * 99% recovered at constant lr (see the report in topk-warm-start.ts). Also checks the inference
+ * 94.9% recovered, θ ≈ 0.258 giving an inference L0 of 5.1 on unseen vectors. Also checks the inference
  * threshold stands in for the batch selection.
  */
 describe('BatchTopK SAE on a synthetic sparse dictionary', () => {
