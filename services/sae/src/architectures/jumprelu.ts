@@ -20,7 +20,7 @@ export interface JumpReluSettings {
   initialEncoderScale?: number;
   /**
    * first steps that gate by per-vector TopK (k = `warmStartK`) while θ learns, before the thresholds
-   * take over; see topk-warm-start.ts. None by default when built directly; runs get 40% of their steps.
+   * take over; see topk-warm-start.ts. None by default when built directly; runs get half their steps.
    */
   warmStartSteps?: number;
   warmStartK?: number;
