@@ -1,5 +1,5 @@
 import { Rng } from '@loupe/common';
-import { SaeTrainer } from '@loupe/sae';
+import { type ArchitectureSettings, SaeTrainer } from '@loupe/sae';
 import { interleaved, type MatmulProbe } from './matmul-rate.js';
 import { fmt, pct, printTable } from './measure.js';
 
@@ -67,6 +67,39 @@ export async function saeBench(probe: MatmulProbe): Promise<void> {
       const bound = rate / denseFlopsPerVector;
       rows.push({
         measure: `TopK k=${K}, ${kernel} kernel: training step, batch ${BATCH}`,
+        value: `${fmt(BATCH / seconds)} vectors/s (${fmt(seconds, 2)} s/step)`,
+        reference: `dense bound at ${fmt(rate / 1e9)} GFLOP/s: ${fmt(bound)} vectors/s`,
+        ratio: pct(BATCH / seconds / bound),
+      });
+    } finally {
+      await trainer.release();
+    }
+  }
+  // The architectures that materialise dense [B, m] activations, beside TopK's sparse kernel: BatchTopK
+  // (batch-wide cut), JumpReLU (thresholds) and Matryoshka (BatchTopK plus one decoder pass per nested
+  // prefix), built without the warm start, so each is timed with its own selection.
+  const others: { name: string; architecture: ArchitectureSettings }[] = [
+    { name: `BatchTopK k=${K}`, architecture: { kind: 'batchtopk', k: K } },
+    { name: 'JumpReLU', architecture: { kind: 'jumprelu', l0: 0.1, l0WarmupSteps: 0 } },
+    { name: `Matryoshka BatchTopK k=${K} (prefixes m/4, m/2)`, architecture: { kind: 'matryoshka', k: K } },
+  ];
+  for (const other of others) {
+    const trainer = await SaeTrainer.create(
+      {
+        shape: { d: D, m: WIDTH },
+        architecture: other.architecture,
+        seed: 1,
+        device: 'cpu',
+        intraOpThreads: 0,
+      },
+      batch,
+      BATCH,
+    );
+    try {
+      const { seconds, rate } = await interleaved(probe, () => trainer.step(batch, BATCH, 1e-4), 1);
+      const bound = rate / denseFlopsPerVector;
+      rows.push({
+        measure: `${other.name}, dense activations: training step, batch ${BATCH}`,
         value: `${fmt(BATCH / seconds)} vectors/s (${fmt(seconds, 2)} s/step)`,
         reference: `dense bound at ${fmt(rate / 1e9)} GFLOP/s: ${fmt(bound)} vectors/s`,
         ratio: pct(BATCH / seconds / bound),

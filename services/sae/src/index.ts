@@ -1,6 +1,7 @@
 export * from './architectures/architecture.js';
 export * from './architectures/batchtopk.js';
 export * from './architectures/jumprelu.js';
+export * from './architectures/matryoshka.js';
 export * from './architectures/registry.js';
 export * from './architectures/relu-l1.js';
 export * from './architectures/topk.js';
@@ -50,4 +51,5 @@ export * from './train/sae-graphs.js';
 export * from './train/sae-trainer.js';
 export * from './train/sparsity-schedule.js';
 export * from './train/topk-graph.js';
+export * from './train/topk-warm-start.js';
 export * from './train/trainer-state.js';

@@ -14,7 +14,7 @@ export type ParamArrays = SaeArrays<Float32Array>;
 
 /**
  * Random parameters, not unit-norm and with nonzero biases, so every term of a backward pass matters.
- * b_enc is shifted negative so a fair share of latents stay off; log_threshold sits around θ ≈ 0.2.
+ * b_enc is shifted negative so a fair share of latents stay off; threshold sits around θ ≈ 0.2.
  */
 export function randomSaeParams(shape: SaeShape, params: readonly SaeParam[], seed: number): ParamArrays {
   const rng = new Rng(seed);
@@ -25,8 +25,8 @@ export function randomSaeParams(shape: SaeShape, params: readonly SaeParam[], se
     W_dec: rng.normalFloat32(size('W_dec'), 0, 0.6),
     b_dec: rng.normalFloat32(size('b_dec'), 0, 0.3),
   };
-  if (params.includes('log_threshold'))
-    out.log_threshold = rng.normalFloat32(size('log_threshold'), -1.6, 0.3);
+  if (params.includes('threshold'))
+    out.threshold = rng.normalFloat32(size('threshold'), -1.6, 0.3).map(Math.exp);
   return out;
 }
 

@@ -42,13 +42,13 @@ export function referenceLoss(
   return { loss: total / rows, minGap, minAbsPre, rowsBelowK };
 }
 
-/** Parameters of the dense SAEs in float64 (or float32) arrays; JumpReLU adds `log_threshold`. */
+/** Parameters of the dense SAEs in float64 (or float32) arrays; JumpReLU adds `threshold`. */
 export type ReferenceParams = {
   W_enc: ArrayLike<number>;
   b_enc: ArrayLike<number>;
   W_dec: ArrayLike<number>;
   b_dec: ArrayLike<number>;
-  log_threshold?: ArrayLike<number>;
+  threshold?: ArrayLike<number>;
 };
 
 /** Pre-activations (x_b − b_dec)·W_enc + b_enc of one row, in float64. */
@@ -130,6 +130,8 @@ export function referenceBatchTopKLoss(
   p: ReferenceParams,
   x: ArrayLike<number>,
   rows: number,
+  /** Matryoshka: nested widths below m; the loss is the mean of every prefix's squared error and m's */
+  prefixes: readonly number[] = [],
 ): { loss: number; minGap: number; minAbsPre: number; keptZeros: number; minKept: number } {
   const { d, m, k } = shape;
   const relu: Float64Array[] = [];
@@ -150,10 +152,18 @@ export function referenceBatchTopKLoss(
   const acts = relu.map(() => new Float64Array(m));
   for (const { value, b, i } of kept) acts[b][i] = value;
   let squared = 0;
-  for (let b = 0; b < rows; b++) squared += rowSquaredError(d, p, x, b, acts[b]);
+  for (const width of [...prefixes, m])
+    for (let b = 0; b < rows; b++)
+      squared += rowSquaredError(
+        d,
+        p,
+        x,
+        b,
+        acts[b].map((v, i) => (i < width ? v : 0)),
+      );
   const positive = kept.filter((e) => e.value > 0);
   return {
-    loss: squared / rows,
+    loss: squared / rows / (prefixes.length + 1),
     minGap,
     minAbsPre,
     keptZeros: keep - positive.length,
@@ -162,8 +172,8 @@ export function referenceBatchTopKLoss(
 }
 
 /**
- * JumpReLU SAE loss from the definition (θ = exp(log_threshold), H(0) = 0), and, since that loss is
- * piecewise constant in θ, the straight-through pseudo-gradient with respect to log_threshold written
+ * JumpReLU SAE loss from the definition (threshold θ, H(0) = 0), and, since that loss is
+ * piecewise constant in θ, the straight-through pseudo-gradient with respect to θ written
  * out from the pseudo-derivatives stated in jumprelu-graph.ts, in float64. Also returns the smallest
  * |pre − θ| (finite differences elsewhere must not cross a jump), the smallest distance of |pre − θ| to
  * the kernel's edge ε/2, and how many entries fall inside the kernel window.
@@ -178,15 +188,15 @@ export function referenceJumpReluLoss(
 ): {
   loss: number;
   mse: number;
-  logThresholdPseudoGrad: Float64Array;
+  thresholdPseudoGrad: Float64Array;
   minAbsShift: number;
   minEdgeDistance: number;
   inWindow: number;
 } {
   const { d, m } = shape;
-  const logTheta = p.log_threshold;
-  if (!logTheta) throw new Error('JumpReLU parameters need log_threshold');
-  const theta = Float64Array.from({ length: m }, (_, i) => Math.exp(logTheta[i]));
+  const given = p.threshold;
+  if (!given) throw new Error('JumpReLU parameters need threshold');
+  const theta = Float64Array.from(given);
   const pseudo = new Float64Array(m);
   let squared = 0;
   let fired = 0;
@@ -210,16 +220,16 @@ export function referenceJumpReluLoss(
       minEdgeDistance = Math.min(minEdgeDistance, Math.abs(Math.abs(shift) - bandwidth / 2));
       if (Math.abs(shift) >= bandwidth / 2) continue;
       inWindow++;
-      // dL/df_bi, then ∂f/∂θ = −θ/ε and the L0 term's ∂H/∂θ = −1/ε, times θ for the log parametrisation
+      // dL/df_bi, then ∂f/∂θ = −θ/ε and the L0 term's ∂H/∂θ = −1/ε
       let dF = 0;
       for (let j = 0; j < d; j++) dF += (2 / rows) * residual[j] * p.W_dec[i * d + j];
-      pseudo[i] += theta[i] * (dF * (-theta[i] / bandwidth) + (lambda / rows) * (-1 / bandwidth));
+      pseudo[i] += dF * (-theta[i] / bandwidth) + (lambda / rows) * (-1 / bandwidth);
     }
   }
   return {
     loss: (squared + lambda * fired) / rows,
     mse: squared / rows,
-    logThresholdPseudoGrad: pseudo,
+    thresholdPseudoGrad: pseudo,
     minAbsShift,
     minEdgeDistance,
     inWindow,

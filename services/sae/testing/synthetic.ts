@@ -27,11 +27,20 @@ export interface SparseMixSettings {
   coefficientMax: number;
   /** std of isotropic Gaussian noise added to every coordinate */
   noiseStd: number;
+  /**
+   * Zipf exponent of the firing frequencies: direction i fires with probability ∝ (i + 1)^−skew, scaled
+   * so the mean is still `activeProbability` (capped at 1). 0 or absent: all equally frequent.
+   */
+  frequencySkew?: number;
+  /** a constant vector added to every row, which an SAE's b_dec must learn */
+  offset?: Float32Array;
 }
 
 /** Draws batches x = Σ c_i f_i + noise from one seeded stream. */
 export class SparseMixSource {
   private readonly rng: Rng;
+  /** per-direction firing probabilities, when skewed */
+  readonly probabilities?: Float64Array;
 
   constructor(
     readonly dictionary: SparseDictionary,
@@ -39,6 +48,12 @@ export class SparseMixSource {
     seed: number,
   ) {
     this.rng = Rng.derive(seed, 'synthetic/mix');
+    const skew = settings.frequencySkew ?? 0;
+    if (skew > 0) {
+      const weights = Float64Array.from({ length: dictionary.size }, (_, i) => (i + 1) ** -skew);
+      const mean = weights.reduce((a, b) => a + b, 0) / weights.length;
+      this.probabilities = weights.map((w) => Math.min(1, (w / mean) * settings.activeProbability));
+    }
   }
 
   batch(rows: number): Float32Array {
@@ -50,13 +65,22 @@ export class SparseMixSource {
       acc.fill(0);
       // Geometric skipping draws the same Bernoulli(p) pattern as testing each direction, at the cost
       // of one uniform per active direction instead of one per direction.
-      const logKeep = Math.log1p(-activeProbability);
-      for (let i = Math.floor(Math.log(this.rng.nextUniform()) / logKeep); i < size; ) {
+      const add = (i: number) => {
         const c = coefficientMin + (coefficientMax - coefficientMin) * this.rng.nextUniform();
         for (let j = 0; j < d; j++) acc[j] += c * directions[i * d + j];
-        i += 1 + Math.floor(Math.log(this.rng.nextUniform()) / logKeep);
+      };
+      if (this.probabilities) {
+        for (let i = 0; i < size; i++) if (this.rng.nextUniform() < (this.probabilities[i] as number)) add(i);
+      } else {
+        const logKeep = Math.log1p(-activeProbability);
+        for (let i = Math.floor(Math.log(this.rng.nextUniform()) / logKeep); i < size; ) {
+          add(i);
+          i += 1 + Math.floor(Math.log(this.rng.nextUniform()) / logKeep);
+        }
       }
-      for (let j = 0; j < d; j++) out[r * d + j] = acc[j] + noiseStd * this.rng.nextNormal();
+      const offset = this.settings.offset;
+      for (let j = 0; j < d; j++)
+        out[r * d + j] = acc[j] + noiseStd * this.rng.nextNormal() + (offset ? offset[j] : 0);
     }
     return out;
   }
@@ -98,4 +122,49 @@ export function syntheticBenchmark(d = 64): { dictionary: SparseDictionary; sour
     2,
   );
   return { dictionary, source };
+}
+
+/**
+ * A case built for feature absorption (Chanin et al. 2024): a parent direction and children that imply
+ * it. Every vector draws the independent directions of `background` as SparseMixSource does; besides,
+ * the parent fires with `parentProbability`, and when it fires one of the children fires with it with
+ * `childProbability`. Row 0 of `directions` is the parent, rows 1..children the children.
+ */
+export class HierarchySource {
+  private readonly rng: Rng;
+  private readonly background: SparseMixSource;
+  readonly hierarchy: SparseDictionary;
+
+  constructor(
+    d: number,
+    readonly children: number,
+    private readonly settings: { parentProbability: number; childProbability: number },
+    backgroundDictionary: SparseDictionary,
+    backgroundSettings: SparseMixSettings,
+    seed: number,
+  ) {
+    this.rng = Rng.derive(seed, 'synthetic/hierarchy');
+    this.hierarchy = randomDictionary(d, children + 1, seed + 1);
+    this.background = new SparseMixSource(backgroundDictionary, backgroundSettings, seed + 2);
+  }
+
+  /** Rows, and per row which child fired (−1: the parent alone, −2: no parent). */
+  batch(rows: number): { data: Float32Array; child: Int32Array } {
+    const { d, directions } = this.hierarchy;
+    const data = this.background.batch(rows);
+    const child = new Int32Array(rows).fill(-2);
+    for (let r = 0; r < rows; r++) {
+      if (this.rng.nextUniform() >= this.settings.parentProbability) continue;
+      const parent = 0.5 + this.rng.nextUniform();
+      for (let j = 0; j < d; j++) data[r * d + j] += parent * directions[j];
+      child[r] = -1;
+      if (this.rng.nextUniform() < this.settings.childProbability) {
+        const c = 1 + Math.floor(this.rng.nextUniform() * this.children);
+        const coefficient = 0.5 + this.rng.nextUniform();
+        for (let j = 0; j < d; j++) data[r * d + j] += coefficient * directions[c * d + j];
+        child[r] = c - 1;
+      }
+    }
+    return { data, child };
+  }
 }

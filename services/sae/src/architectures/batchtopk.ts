@@ -4,6 +4,7 @@ import { RunningThreshold } from '../train/inference-threshold.js';
 import { initTopK } from '../train/init.js';
 import { buildStepGraph } from '../train/sae-graphs.js';
 import type { AuxKOptions } from '../train/topk-graph.js';
+import { WARM_START_INPUT, warmStartFlag, warmStartSteps } from '../train/topk-warm-start.js';
 import { type Architecture, auxkFromRun } from './architecture.js';
 
 /** BatchTopK (see batchtopk-graph.ts). */
@@ -15,6 +16,8 @@ export interface BatchTopKSettings {
   thresholdRate?: number;
   /** AuxK on dead latents, as for TopK; the step then takes a dead mask */
   auxk?: AuxKOptions;
+  /** first steps that select per vector (TopK) before the batch-wide cut; see topk-warm-start.ts */
+  warmStartSteps?: number;
 }
 
 const NAME = 'sae_batchtopk';
@@ -27,16 +30,24 @@ export const batchTopK: Architecture<BatchTopKSettings> = {
     kind: 'batchtopk',
     k: run.k,
     ...auxkFromRun(run),
+    warmStartSteps: warmStartSteps(run.steps),
   }),
   runtime: (settings) => {
     const threshold = new RunningThreshold(settings.thresholdRate);
+    const warmSteps = settings.warmStartSteps ?? 0;
     return {
       name: NAME,
       params: SAE_PARAMS,
       stepGraph: (shape, adam) =>
-        buildStepGraph(shape, (g, s) => batchTopKPass(g, { ...s, k: settings.k }, settings.auxk), NAME, adam),
+        buildStepGraph(
+          shape,
+          (g, s) => batchTopKPass(g, { ...s, k: settings.k }, settings.auxk, warmSteps > 0),
+          NAME,
+          adam,
+        ),
       init: (shape, seed, batch, rows) => initTopK(shape, seed, batch, rows),
-      stepInputs: () => ({}),
+      stepInputs: (done): Record<string, number> =>
+        warmSteps > 0 ? { [WARM_START_INPUT]: warmStartFlag(warmSteps, done) } : {},
       threshold,
       auxk: settings.auxk !== undefined,
       savedThreshold: (_params, m) => {

@@ -2,6 +2,7 @@ import { initTopK } from '../train/init.js';
 import { JUMPRELU_PARAMS, jumpReluPass, L0_INPUT } from '../train/jumprelu-graph.js';
 import { buildStepGraph } from '../train/sae-graphs.js';
 import { sparsityWarmupSteps, warmedUpCoefficient } from '../train/sparsity-schedule.js';
+import { WARM_START_INPUT, warmStartFlag, warmStartSteps } from '../train/topk-warm-start.js';
 import type { Architecture } from './architecture.js';
 
 /** JumpReLU (see jumprelu-graph.ts). */
@@ -17,6 +18,12 @@ export interface JumpReluSettings {
   initialThreshold?: number;
   /** W_enc starts as this multiple of W_decᵀ; default 1 */
   initialEncoderScale?: number;
+  /**
+   * first steps that gate by per-vector TopK (k = `warmStartK`) while θ learns, before the thresholds
+   * take over; see topk-warm-start.ts. None by default when built directly; runs get half their steps.
+   */
+  warmStartSteps?: number;
+  warmStartK?: number;
 }
 
 const NAME = 'sae_jumprelu';
@@ -30,22 +37,32 @@ export const jumpRelu: Architecture<JumpReluSettings> = {
     kind: 'jumprelu',
     l0: run.sparsity ?? DEFAULT_L0,
     l0WarmupSteps: sparsityWarmupSteps(run.steps),
+    warmStartSteps: warmStartSteps(run.steps),
+    warmStartK: run.k,
   }),
-  runtime: (settings) => ({
-    name: NAME,
-    params: JUMPRELU_PARAMS,
-    stepGraph: (shape, adam) =>
-      buildStepGraph(shape, (g, s) => jumpReluPass(g, s, settings.bandwidth), NAME, adam),
-    init: (shape, seed, batch, rows) => ({
-      ...scaleEncoder(initTopK(shape, seed, batch, rows), settings.initialEncoderScale ?? 1),
-      log_threshold: new Float32Array(shape.m).fill(Math.log(settings.initialThreshold ?? 0.001)),
-    }),
-    stepInputs: (done) => ({
-      [L0_INPUT]: warmedUpCoefficient(settings.l0, settings.l0WarmupSteps, done),
-    }),
-    // the learnt θ = exp(log θ)
-    savedThreshold: (params) => Float32Array.from(params.log_threshold!, Math.exp),
-  }),
+  runtime: (settings) => {
+    const warmSteps = settings.warmStartK === undefined ? 0 : (settings.warmStartSteps ?? 0);
+    return {
+      name: NAME,
+      params: JUMPRELU_PARAMS,
+      stepGraph: (shape, adam) =>
+        buildStepGraph(
+          shape,
+          (g, s) => jumpReluPass(g, s, settings.bandwidth, warmSteps > 0 ? settings.warmStartK : undefined),
+          NAME,
+          adam,
+        ),
+      init: (shape, seed, batch, rows) => ({
+        ...scaleEncoder(initTopK(shape, seed, batch, rows), settings.initialEncoderScale ?? 1),
+        threshold: new Float32Array(shape.m).fill(settings.initialThreshold ?? 0.001),
+      }),
+      stepInputs: (done) => ({
+        [L0_INPUT]: warmedUpCoefficient(settings.l0, settings.l0WarmupSteps, done),
+        ...(warmSteps > 0 ? { [WARM_START_INPUT]: warmStartFlag(warmSteps, done) } : {}),
+      }),
+      savedThreshold: (params) => Float32Array.from(params.threshold!),
+    };
+  },
   savedAs: () => ({ architecture: 'jumprelu' }),
 };
 

@@ -1,6 +1,7 @@
 import type { Architecture, ArchitectureRuntime } from './architecture.js';
 import { batchTopK } from './batchtopk.js';
 import { jumpRelu } from './jumprelu.js';
+import { matryoshka } from './matryoshka.js';
 import { reluL1 } from './relu-l1.js';
 import { topK } from './topk.js';
 
@@ -8,7 +9,7 @@ import { topK } from './topk.js';
  * Every trainable architecture, one line each (see README.md, "Architectures"). The order is the one
  * `--arch` and error messages list them in; the first is the default.
  */
-const ALL = [topK, batchTopK, reluL1, jumpRelu] as const;
+const ALL = [topK, batchTopK, reluL1, jumpRelu, matryoshka] as const;
 
 type Listed = (typeof ALL)[number];
 type SettingsOf<A> = A extends Architecture<infer S> ? S : never;

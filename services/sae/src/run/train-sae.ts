@@ -12,6 +12,9 @@ import { latestCheckpoint, settingsHash, type TrainingCheckpoint, writeCheckpoin
 import { DENSE_FIRING_FRACTION, LatentActivity } from './latent-activity.js';
 import { defaultTopKLearningRate, learningRate } from './lr-schedule.js';
 
+/** Architectures whose training changed in revision 2 (see runHash). */
+const WARM_STARTED: ReadonlySet<string> = new Set(['batchtopk', 'jumprelu', 'matryoshka']);
+
 /** Default steps between checkpoints. */
 export const DEFAULT_CHECKPOINT_EVERY = 1000;
 
@@ -258,6 +261,9 @@ function runHash(source: ActivationSource, settings: TrainSaeSettings, auxkCoeff
     normaliseVectors: settings.normaliseVectors,
     deadWindowTokens: settings.deadWindowTokens,
     auxkCoefficient,
+    // BatchTopK and JumpReLU gained the TopK warm start, and JumpReLU a raw threshold, in training
+    // revision 2: their older checkpoints are refused rather than resumed under other rules
+    ...(WARM_STARTED.has(settings.architecture) ? { trainingRevision: 2 } : {}),
     // absent for the default, so checkpoints written before the setting existed still resume
     ...(settings.bDecInit && settings.bDecInit !== 'mean' ? { bDecInit: settings.bDecInit } : {}),
   });

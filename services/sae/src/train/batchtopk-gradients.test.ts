@@ -70,6 +70,33 @@ describe('BatchTopK SAE gradients', () => {
     );
   });
 
+  it('with Matryoshka prefixes, match finite differences of the float64 prefix losses', async () => {
+    const { params, x } = unevenCase();
+    const prefixes = [3, 6];
+    const session = await ort.InferenceSession.create(
+      buildGradientGraph(
+        shape,
+        (g, s) => batchTopKPass(g, { ...s, k: shape.k }, undefined, false, prefixes),
+        'matryoshka',
+      ),
+      { intraOpNumThreads: 1 },
+    );
+    const out = await session.run(paramFeeds(shape, SAE_PARAMS, params, x, rows));
+    await session.release();
+    const ref = referenceBatchTopKLoss(shape, params, x, rows, prefixes);
+    // the prefixes must change the loss, or the check below would not see them
+    expect(Math.abs(ref.loss - referenceBatchTopKLoss(shape, params, x, rows).loss)).toBeGreaterThan(0.01);
+    expect((out.loss.data as Float32Array)[0]).toBeCloseTo(ref.loss, 4);
+    const result = checkAgainstFiniteDifferences(
+      SAE_PARAMS,
+      params,
+      out,
+      (p) => referenceBatchTopKLoss(shape, p, x, rows, prefixes).loss,
+    );
+    expect(result.failures).toEqual([]);
+    expect(result.largest).toBeGreaterThan(0.1);
+  });
+
   it('with AuxK, match finite differences of the float64 reference (residual held fixed)', async () => {
     // 6 dead latents, k_aux = d/2 = 3 of them per vector, scale 1; α = 0.5 so the aux share is visible
     const deadMask = Float32Array.from({ length: shape.m }, (_, i) => (i % 5 < 3 ? 1 : 0));

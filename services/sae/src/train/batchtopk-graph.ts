@@ -13,6 +13,7 @@ import {
   type SaeShape,
 } from './dense-sae-ops.js';
 import { AUXK_INPUTS, type AuxKOptions, DEFAULT_AUXK_COEFFICIENT } from './topk-graph.js';
+import { warmStartActivations } from './topk-warm-start.js';
 
 /** Name of the scalar output: the smallest positive activation kept in this batch. */
 export const MIN_KEPT_OUTPUT = 'min_kept';
@@ -31,6 +32,15 @@ export function batchTopKPass(
   g: GraphBuilder,
   shape: SaeShape & { k: number },
   auxk?: AuxKOptions,
+  /** with a warm-start input (see topk-warm-start.ts): per-vector TopK while it is 1 */
+  warmStart = false,
+  /**
+   * Matryoshka (Bussmann et al. 2025): the widths of the nested dictionaries below the full one. Each
+   * prefix of latents [0, p) must reconstruct x on its own, and the reconstruction term becomes the
+   * mean over the prefixes and the full dictionary of (1/B)·Σ_b ||x_b − x̂_b^(p)||². Selection is
+   * BatchTopK's, over all latents.
+   */
+  prefixes: readonly number[] = [],
 ): ArchPass {
   const e = encodeInputs(g, shape, SAE_PARAMS);
   const relu = g.op('Relu', [e.pre]);
@@ -39,24 +49,52 @@ export function batchTopKPass(
   const kept = g.op('Mul', [rowsCount, g.constInt64([shape.k], [1], 'k')]);
   const [values, indices] = g.opMulti('TopK', [flat, kept], 2, { axis: 0, largest: 1, sorted: 0 });
   const zeros = g.op('ConstantOfShape', [g.op('Shape', [flat])]);
-  const acts = g.op('Reshape', [
+  const batchActs = g.op('Reshape', [
     g.op('ScatterElements', [zeros, indices, values], { axis: 0 }),
     g.op('Shape', [e.pre]),
   ]);
+  const acts = warmStart ? warmStartActivations(g, e.pre, relu, shape.k, batchActs).acts : batchActs;
   const dec = decodeActivations(g, e, acts);
   // kept zeros (fewer than k·B positive activations) add nothing and, masked here, get no gradient
   const firing = positiveMask(g, acts);
-  let dPre = g.op('Mul', [activationGradient(g, dec.dRecon), firing]);
+  let objective = dec.mse;
+  let dActs = activationGradient(g, dec.dRecon);
   let wDecGrad = decoderGradient(g, acts, dec.dRecon);
+  let dReconSum = dec.dRecon;
+  if (prefixes.length > 0) {
+    for (const width of prefixes) {
+      const mask = g.constFloat(
+        Array.from({ length: shape.m }, (_, i) => (i < width ? 1 : 0)),
+        [shape.m],
+        'prefix_mask',
+      );
+      const inner = g.op('Mul', [acts, mask]);
+      const part = decodeActivations(g, e, inner);
+      objective = g.op('Add', [objective, part.mse]);
+      dActs = g.op('Add', [dActs, g.op('Mul', [activationGradient(g, part.dRecon), mask])]);
+      wDecGrad = g.op('Add', [wDecGrad, decoderGradient(g, inner, part.dRecon)]);
+      dReconSum = g.op('Add', [dReconSum, part.dRecon]);
+    }
+    const mean = g.constFloat([1 / (prefixes.length + 1)], [], 'prefix_mean');
+    objective = g.op('Mul', [objective, mean]);
+    dActs = g.op('Mul', [dActs, mean]);
+    wDecGrad = g.op('Mul', [wDecGrad, mean]);
+    dReconSum = g.op('Mul', [dReconSum, mean]);
+  }
+  let dPre = g.op('Mul', [dActs, firing]);
   const extraOutputs: ArchPass['extraOutputs'] = [{ name: MIN_KEPT_OUTPUT, type: 'float32', shape: [] }];
+  if (prefixes.length > 0) {
+    g.op('Identity', [objective], {}, 'prefix_loss');
+    extraOutputs.push({ name: 'prefix_loss', type: 'float32', shape: [] });
+  }
   if (auxk) {
     const aux = auxKTerm(g, shape, e, relu, dec, auxk);
-    g.op('Add', [dec.mse, aux.weighted], {}, 'loss');
+    g.op('Add', [objective, aux.weighted], {}, 'loss');
     dPre = g.op('Add', [dPre, aux.dPre]);
     wDecGrad = g.op('Add', [wDecGrad, aux.dDec]);
     extraOutputs.push({ name: 'aux_loss', type: 'float32', shape: [] });
   } else {
-    g.op('Identity', [dec.mse], {}, 'loss');
+    g.op('Identity', [objective], {}, 'loss');
   }
   const inf = g.constFloat([Number.POSITIVE_INFINITY], [], 'inf');
   g.op(
@@ -69,7 +107,7 @@ export function batchTopKPass(
     params: SAE_PARAMS,
     loss: 'loss',
     mse: dec.mse,
-    grads: { ...encoderGradients(g, e, dec.dRecon, dPre), W_dec: wDecGrad },
+    grads: { ...encoderGradients(g, e, dReconSum, dPre), W_dec: wDecGrad },
     firing,
     batch: e.batch,
     extraOutputs,

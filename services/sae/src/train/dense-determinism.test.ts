@@ -28,7 +28,7 @@ async function train(
     await trainer.step(source.batch(batch), batch, 1e-2);
   }
   const params = trainer.parameters();
-  const arrays = [params.W_enc, params.b_enc, params.W_dec, params.b_dec, params.log_threshold];
+  const arrays = [params.W_enc, params.b_enc, params.W_dec, params.b_dec, params.threshold];
   const bytes = arrays.flatMap((a) =>
     a ? [Buffer.from(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength))] : [],
   );

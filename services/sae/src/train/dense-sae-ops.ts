@@ -8,12 +8,12 @@ import { normaliseRows, removeParallelComponent } from './decoder-norm-ops.js';
  * sparsity term; encoder, decoder, reconstruction loss, the gradient plumbing and Adam are common.
  */
 
-/** Parameters of the plain SAEs; JumpReLU appends `log_threshold`. */
+/** Parameters of the plain SAEs; JumpReLU appends `threshold`. */
 export const SAE_PARAMS = ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const;
-export type SaeParam = (typeof SAE_PARAMS)[number] | 'log_threshold';
+export type SaeParam = (typeof SAE_PARAMS)[number] | 'threshold';
 
 /** One array per parameter: the four every architecture has, plus JumpReLU's threshold. */
-export type SaeArrays<T> = Record<(typeof SAE_PARAMS)[number], T> & { log_threshold?: T };
+export type SaeArrays<T> = Record<(typeof SAE_PARAMS)[number], T> & { threshold?: T };
 
 /** Input width d and latent width m. */
 export interface SaeShape {
@@ -26,7 +26,7 @@ export function saeParamShape(shape: SaeShape, name: SaeParam): number[] {
     case 'W_enc':
       return [shape.d, shape.m];
     case 'b_enc':
-    case 'log_threshold':
+    case 'threshold':
       return [shape.m];
     case 'W_dec':
       return [shape.m, shape.d];

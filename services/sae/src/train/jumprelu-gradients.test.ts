@@ -17,7 +17,7 @@ const bandwidth = 0.3;
  * The step function has no derivative to difference, so the check is split: W_enc, b_enc, W_dec and b_dec
  * are compared with central finite differences of the float64 loss (away from the jumps the loss is
  * smooth in them, and the L0 term is locally constant, which is what the pseudo-derivative
- * ∂H/∂pre := 0 says too); log_threshold, whose true derivative is zero almost everywhere, is compared
+ * ∂H/∂pre := 0 says too); threshold, whose true derivative is zero almost everywhere, is compared
  * with the float64 pseudo-gradient the reference computes from the stated straight-through estimators.
  */
 describe('JumpReLU SAE gradients', () => {
@@ -47,16 +47,16 @@ describe('JumpReLU SAE gradients', () => {
       params,
       out,
       (p) => referenceJumpReluLoss(shape, p, x, rows, lambda, bandwidth).loss,
-      { log_threshold: ref.logThresholdPseudoGrad },
+      { threshold: ref.thresholdPseudoGrad },
     );
     expect(result.failures).toEqual([]);
     expect(result.largest).toBeGreaterThan(0.1);
     // the threshold's pseudo-gradient must be exercised, not a vector of zeros
-    const largestThreshold = Math.max(...Array.from(ref.logThresholdPseudoGrad, Math.abs));
+    const largestThreshold = Math.max(...Array.from(ref.thresholdPseudoGrad, Math.abs));
     expect(largestThreshold).toBeGreaterThan(0.05);
     console.log(
       `JumpReLU gradient check: ${ref.inWindow} entries in the kernel window; worst scaled error ` +
-        `${result.worst.toExponential(2)}, largest |g| ${result.largest.toFixed(3)}, largest |dL/dlog θ| ` +
+        `${result.worst.toExponential(2)}, largest |g| ${result.largest.toFixed(3)}, largest |dL/dθ| ` +
         `${largestThreshold.toFixed(3)}`,
     );
   });

@@ -238,7 +238,7 @@ export class SaeTrainer {
       W_dec: view('W_dec'),
       b_dec: view('b_dec'),
     };
-    if (this.runtime.params.includes('log_threshold')) result.log_threshold = view('log_threshold');
+    if (this.runtime.params.includes('threshold')) result.threshold = view('threshold');
     return result;
   }
 
