@@ -295,6 +295,47 @@ describe('capture jobs', () => {
     }
   });
 
+  it('captures attention head hooks (z) as one row of heads × d_head per position; refuses patterns', async () => {
+    const hook = 'blocks.1.attn.hook_z';
+    const args = [
+      'capture',
+      '--model',
+      modelDir,
+      '--dataset',
+      'default',
+      '--hooks',
+      hook,
+      '--max-tokens',
+      '300',
+    ];
+    const run = await runCli(args, env);
+    expect(run.code, run.stderr).toBe(0);
+    const { job } = JSON.parse(run.stdout);
+    const [shard] = await sql`
+      SELECT path, width FROM activation_shards WHERE job_id = ${job} AND hook = ${hook} ORDER BY shard LIMIT 1`;
+    const runner = await Gpt2Runner.load(modelDir, { device: 'cpu', intraOpThreads: 1 });
+    try {
+      expect(shard.width).toBe(runner.manifest.dims.dModel); // n_head · d_head
+      const reader = await SafetensorsReader.open(shard.path);
+      const activations = await reader.readFloat32('activations');
+      const ids = Array.from(await reader.readArray('token_ids'), Number);
+      const offsets = Array.from(await reader.readArray('window_offsets'), Number);
+      await reader.close();
+      const [direct] = await runner.forward([
+        { ids: ids.slice(offsets[0], offsets[1]), hooks: [hook], logits: false },
+      ]);
+      const z = direct.hooks.get(hook)!; // [pos, head, d_head], row-major: the heads side by side per position
+      expect(maxAbsDiff(activations.subarray(0, z.length), z)).toBeLessThan(1e-5);
+    } finally {
+      await runner.close();
+    }
+    const pattern = await runCli([...args.slice(0, 5), '--hooks', 'blocks.1.attn.hook_pattern'], env);
+    expect(pattern.code).toBe(2);
+    expect(pattern.stderr).toMatch(
+      /hook "blocks.1.attn.hook_pattern" cannot be used for a capture job: it is \[head, query, key\]/,
+    );
+  });
+
   it('refuses bad arguments with clear messages', async () => {
     const badHook = await runCli(
       ['capture', '--model', modelDir, '--hooks', 'blocks.5.mlp.hook_post', '--max-tokens', '100'],

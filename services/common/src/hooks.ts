@@ -93,6 +93,22 @@ export function requirePositionHook(name: string, nLayer: number, purpose: strin
   return ref;
 }
 
+/**
+ * Parses a hook whose activations can be stored one vector per position (capture shards): residual and
+ * MLP hooks, and the per-head attention hooks q, k, v and z with their heads side by side (width
+ * n_head · d_head, the layout SAELens's hook_z SAEs read). Patterns and scores ([head, q, k]) are refused.
+ */
+export function requireShardableHook(name: string, nLayer: number, purpose: string): HookRef {
+  const ref = parseHook(name, nLayer);
+  if (ref.kind === 'block' && (ref.hook === 'attn.hook_pattern' || ref.hook === 'attn.hook_attn_scores')) {
+    throw new UserInputError(
+      `hook "${name}" cannot be used for ${purpose}: it is [head, query, key], not one vector per position; use a residual, MLP or attn.hook_q/k/v/z hook`,
+      'UNKNOWN_HOOK',
+    );
+  }
+  return ref;
+}
+
 /** Neuron records (and per-window neuron statistics) are kept for the MLP's post-activation neurons. */
 export function isNeuronHook(name: string): boolean {
   return name.startsWith('blocks.') && name.endsWith('.mlp.hook_post');

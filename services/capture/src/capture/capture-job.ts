@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { isNeuronHook, requirePositionHook, UserInputError } from '@loupe/common';
+import { isNeuronHook, requireShardableHook, UserInputError } from '@loupe/common';
 import { isDeadLocalWorker, retryWhileUnavailable, type Sql } from '@loupe/common/db';
 import type { Gpt2Runner } from '@loupe/model';
 import { captureJobDir, cutWindows, DEFAULT_DATASET, readDataset, type Window } from '@loupe/records';
@@ -67,7 +67,7 @@ export async function prepareCaptureJob(
   request: CaptureRequest,
 ): Promise<{ job: CaptureJobRow; resumed: boolean; windows?: Window[] }> {
   if (request.hooks.length === 0) throw new UserInputError('name at least one hook to capture');
-  for (const hook of request.hooks) requirePositionHook(hook, runner.manifest.dims.nLayer, 'a capture job');
+  for (const hook of request.hooks) requireShardableHook(hook, runner.manifest.dims.nLayer, 'a capture job');
   const params = checkParams(
     { ...DEFAULT_CAPTURE_PARAMS, ...request.params },
     runner.manifest.dims.nPositions,
