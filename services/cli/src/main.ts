@@ -133,7 +133,11 @@ sae
     'tensor to read (default: "activations" in shards, else the only 2-D float tensor)',
   )
   .option('--hook <hook>', 'hook to read when a capture job folder holds several')
-  .option('--arch <arch>', 'architecture: topk, batchtopk, relu (L1), jumprelu or matryoshka (nested BatchTopK)', 'topk')
+  .option(
+    '--arch <arch>',
+    'architecture: topk, batchtopk, relu (L1), jumprelu or matryoshka (nested BatchTopK)',
+    'topk',
+  )
   .requiredOption('--width <m>', 'number of latents')
   .option('--k <k>', 'latents kept per vector (topk; on average for batchtopk)', '32')
   .option('--sparsity <c>', 'relu: L1 coefficient (default 0.5); jumprelu: L0 coefficient (default 0.1)')
