@@ -3,6 +3,8 @@
 // the way every other deployment runs them. This process stops cleanly on SIGTERM or SIGINT, and
 // also when loupe serve goes away without stopping it (the IPC channel to it disconnects).
 
+import { NEST_SHUTDOWN_SIGNALS } from '../nest-signals.js';
+
 type Start = () => Promise<{ close(): Promise<void> }>;
 
 const STARTS: Record<string, () => Promise<Start>> = {
@@ -15,21 +17,6 @@ const STARTS: Record<string, () => Promise<Start>> = {
     return (await import('@loupe/gateway/service')).startGateway;
   },
 };
-
-/** Every signal NestJS's enableShutdownHooks() listens to (it would re-raise them after its close). */
-const NEST_SHUTDOWN_SIGNALS = [
-  'SIGHUP',
-  'SIGINT',
-  'SIGQUIT',
-  'SIGILL',
-  'SIGTRAP',
-  'SIGABRT',
-  'SIGBUS',
-  'SIGFPE',
-  'SIGSEGV',
-  'SIGUSR2',
-  'SIGTERM',
-] as const;
 
 const name = process.argv[2] ?? '';
 const load = STARTS[name];

@@ -16,6 +16,7 @@ import { captureServiceClient, explainerServiceClient, saeServiceClient } from '
 import { chooseModel, hasModel, type ModelChoice, makeOfflineModel, modelDir } from '../demo/model.js';
 import { runDemo } from '../demo/run.js';
 import { workspaceFile } from '../demo/state.js';
+import { NEST_SHUTDOWN_SIGNALS } from '../nest-signals.js';
 
 interface Running {
   name: string;
@@ -122,21 +123,6 @@ async function startChild(name: string, address: string, env: Record<string, str
   }
   return { name, close };
 }
-
-/** Every signal NestJS's enableShutdownHooks() listens to. */
-const NEST_SHUTDOWN_SIGNALS = [
-  'SIGHUP',
-  'SIGINT',
-  'SIGQUIT',
-  'SIGILL',
-  'SIGTRAP',
-  'SIGABRT',
-  'SIGBUS',
-  'SIGFPE',
-  'SIGSEGV',
-  'SIGUSR2',
-  'SIGTERM',
-] as const;
 
 function printSummary(
   config: LoupeConfig,
