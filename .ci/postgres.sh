@@ -43,8 +43,18 @@ install_pgvector() {
   rm -rf "$work"
 }
 
+# below the kernel's ephemeral range (32768+), where outgoing connections take their local ports, and
+# below the test suite's own per-worker ranges (20000+)
 free_port() {
-  node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+  node -e "
+    const net = require('net');
+    const tryPort = () => {
+      const port = 10000 + Math.floor(Math.random() * 10000);
+      const s = net.createServer();
+      s.once('error', tryPort);
+      s.listen(port, '127.0.0.1', () => { console.log(port); s.close(); });
+    };
+    tryPort();"
 }
 
 start() {
@@ -52,14 +62,22 @@ start() {
   install_pgvector
   mkdir -p "$dir"
   chown postgres "$dir" 2>/dev/null || true
-  local port
-  port=$(free_port)
   # initdb refuses to run as root: the cluster belongs to the postgres user
   local run=(su postgres -s /bin/bash -c)
   [ "$(id -u)" -eq 0 ] || run=(bash -c)
   "${run[@]}" "$PG_BIN/initdb -D '$dir/data' -A trust -U postgres >/dev/null"
-  "${run[@]}" "$PG_BIN/pg_ctl -D '$dir/data' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c max_connections=300\" -l '$dir/log' -w start >/dev/null"
-  echo "postgres://postgres@127.0.0.1:$port/postgres"
+  # a port that was free a moment ago can be taken by then (a busy machine's outgoing connections use
+  # the same range): try a few, and say why the last one failed
+  local port
+  for _ in 1 2 3 4 5; do
+    port=$(free_port)
+    if "${run[@]}" "$PG_BIN/pg_ctl -D '$dir/data' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1 -c max_connections=300\" -l '$dir/log' -w start >/dev/null"; then
+      echo "postgres://postgres@127.0.0.1:$port/postgres"
+      return 0
+    fi
+  done
+  tail -n 20 "$dir/log" >&2 || true
+  return 1
 }
 
 # a fast restart, as an operator's or a failover's: every connection is dropped, the server comes back
