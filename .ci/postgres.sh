@@ -44,7 +44,8 @@ install_pgvector() {
 }
 
 # below the kernel's ephemeral range (32768+), where outgoing connections take their local ports, and
-# below the test suite's own per-worker ranges (20000+)
+# below the test suite's own per-worker ranges (20000+); written as text, since console.log colours
+# numbers when FORCE_COLOR is set (as it is under the test runner)
 free_port() {
   node -e "
     const net = require('net');
@@ -52,7 +53,7 @@ free_port() {
       const port = 10000 + Math.floor(Math.random() * 10000);
       const s = net.createServer();
       s.once('error', tryPort);
-      s.listen(port, '127.0.0.1', () => { console.log(port); s.close(); });
+      s.listen(port, '127.0.0.1', () => { process.stdout.write(port + '\\n'); s.close(); });
     };
     tryPort();"
 }

@@ -77,23 +77,31 @@ async function waitForRow<T>(query: () => Promise<T[]>, what: string, ms = 60_00
 }
 
 /**
- * Kills `worker` with SIGKILL at a moment it holds work: it is frozen (SIGSTOP) while `held` looks, so
- * what it holds cannot change between the look and the kill; between two pieces of work it is let go
- * on for a moment and frozen again.
+ * Freezes `worker` (SIGSTOP) at a moment it holds work, and returns what it holds: frozen, what it
+ * holds cannot change (nor can it finish the whole job before other workers join, as a fast worker on a
+ * fast database would). The look must answer at once: the embedded server serves one client's
+ * transaction at a time, so a worker frozen inside one would hold every other client up; then, and
+ * between two pieces of work, it is let go on for a moment and frozen again.
  */
-async function killHolding<T>(worker: Worker, held: () => Promise<T[]>): Promise<T[]> {
+async function freezeHolding<T>(worker: Worker, held: () => Promise<T[]>): Promise<T[]> {
   for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
     worker.child.kill('SIGSTOP');
-    const rows = await held();
-    if (rows.length > 0) {
-      worker.child.kill('SIGKILL');
-      await worker.exit;
-      return rows;
-    }
+    const look = held();
+    look.catch(() => {});
+    const rows = await Promise.race([
+      look,
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 1000)),
+    ]);
+    if (rows && rows.length > 0) return rows;
     worker.child.kill('SIGCONT');
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await (rows ? new Promise((resolve) => setTimeout(resolve, 5)) : look.catch(() => {}));
   }
   throw new Error('the worker never held work when looked at');
+}
+
+async function kill(worker: Worker): Promise<void> {
+  worker.child.kill('SIGKILL');
+  await worker.exit;
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -144,37 +152,33 @@ describe('capture jobs shared by worker processes', () => {
 
   it('three workers, one killed mid-item: the records and shards are byte-identical to one worker', async () => {
     const args = ['capture', '--model', modelDir, ...CAPTURE_ARGS];
-    // the victim starts first, so it surely holds an item when the other two join and it is killed
+    // the victim starts first and is frozen holding an item; the other two join, and once one of them
+    // holds an item too the victim is killed
     const victim = startWorker(args, env);
     const victimName = `${hostname}:${victim.child.pid}`;
-    const held = await waitForRow(
-      () => sql<{ job_id: string; item: number }[]>`
-        SELECT job_id, item FROM capture_work_items WHERE worker = ${victimName} AND status = 'running'`,
-      'the victim to lease an item',
-    );
+    const holding = () => sql<{ job_id: string; item: number }[]>`
+      SELECT job_id, item FROM capture_work_items WHERE worker = ${victimName} AND status = 'running'`;
+    await waitForRow(holding, 'the victim to lease an item');
+    const [taken] = await freezeHolding(victim, holding);
+    const jobId = taken.job_id;
     const others = [0, 1].map(() => startWorker(args, env));
     await waitForRow(
       () => sql`
         SELECT 1 FROM capture_work_items
-        WHERE job_id = ${held.job_id} AND status = 'running' AND worker <> ${victimName}`,
+        WHERE job_id = ${jobId} AND status = 'running' AND worker <> ${victimName}`,
       'another worker to lease an item',
     );
-    const [taken] = await killHolding(
-      victim,
-      () => sql<{ item: number }[]>`
-        SELECT item FROM capture_work_items WHERE job_id = ${held.job_id} AND worker = ${victimName} AND status = 'running'`,
-    );
+    await kill(victim);
     const survivors = await Promise.all(others.map((w) => w.exit));
     for (const s of survivors) expect(s.code, s.stderr).toBe(0);
     const jobs = survivors.map((s) => JSON.parse(s.stdout).job);
-    expect(jobs).toEqual([held.job_id, held.job_id]);
+    expect(jobs).toEqual([jobId, jobId]);
 
-    const [job] =
-      await sql`SELECT status, windows_done, total_windows FROM capture_jobs WHERE id = ${held.job_id}`;
+    const [job] = await sql`SELECT status, windows_done, total_windows FROM capture_jobs WHERE id = ${jobId}`;
     expect(job.status).toBe('done');
     expect(Number(job.windows_done)).toBe(Number(job.total_windows));
     const items = await sql`
-      SELECT item, status, worker, attempts FROM capture_work_items WHERE job_id = ${held.job_id} ORDER BY item`;
+      SELECT item, status, worker, attempts FROM capture_work_items WHERE job_id = ${jobId} ORDER BY item`;
     expect(items.every((i) => i.status === 'done')).toBe(true);
     // the item the worker was killed in was leased again and finished by a survivor
     const redone = items.find((i) => i.item === taken.item)!;
@@ -182,7 +186,7 @@ describe('capture jobs shared by worker processes', () => {
     expect(redone.attempts).toBeGreaterThanOrEqual(2);
     expect(new Set(items.map((i) => i.worker)).size).toBeGreaterThanOrEqual(2);
 
-    expect(await captureOutputs(sql, held.job_id)).toEqual(reference);
+    expect(await captureOutputs(sql, jobId)).toEqual(reference);
   });
 
   it('items of one hook each (window ranges × hook groups) give the same outputs', async () => {
@@ -270,25 +274,21 @@ describe('scoring jobs shared by worker processes', () => {
     expect(expected).toMatchObject({ status: 'done', units_done: UNITS, units_failed: 0 });
 
     const shared = await newJob();
-    // the victim starts first and is killed while it holds a unit, once the other two are working too
+    // the victim starts first and is frozen holding a unit; the other two join, and once one of them
+    // holds a unit too the victim is killed
     const victim = startWorker(args(shared), env);
     const victimName = `${hostname}:${victim.child.pid}`;
-    await waitForRow(
-      () => sql<{ unit: string }[]>`
-        SELECT unit FROM scoring_job_units WHERE job_id = ${shared} AND worker = ${victimName} AND status = 'running'`,
-      'the victim to claim a unit',
-    );
+    const holding = () => sql<{ unit: string }[]>`
+      SELECT unit FROM scoring_job_units WHERE job_id = ${shared} AND worker = ${victimName} AND status = 'running'`;
+    await waitForRow(holding, 'the victim to claim a unit');
+    const [killedIn] = await freezeHolding(victim, holding);
     const others = [0, 1].map(() => startWorker(args(shared), env));
     await waitForRow(
       () => sql`
         SELECT 1 FROM scoring_job_units WHERE job_id = ${shared} AND status = 'running' AND worker <> ${victimName}`,
       'another worker to claim a unit',
     );
-    const [killedIn] = await killHolding(
-      victim,
-      () => sql<{ unit: string }[]>`
-        SELECT unit FROM scoring_job_units WHERE job_id = ${shared} AND worker = ${victimName} AND status = 'running'`,
-    );
+    await kill(victim);
     for (const s of await Promise.all(others.map((w) => w.exit))) expect(s.code, s.stderr).toBe(0);
 
     expect(await totals(shared)).toEqual(expected);
